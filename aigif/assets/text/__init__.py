@@ -1,0 +1,1 @@
+"""Shipped text-coding models (binary assets, frozen once released; see spec/text-coding.md)."""

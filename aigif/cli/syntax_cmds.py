@@ -1,0 +1,66 @@
+"""``aigif pack`` and ``aigif info``: JSON description <-> syntax-only file."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from ..errors import AigifError, ConfigError
+from ..fileio import atomic_write, read_limited
+from ..limits import DEFAULT_LIMITS
+from . import app
+
+
+def read_json(path: Path) -> object:
+    raw = read_limited(path, DEFAULT_LIMITS.max_file_bytes) if str(path) != "-" else typer.get_text_stream("stdin").read().encode()
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+
+
+@app.command()
+def pack(
+    config: Path = typer.Argument(..., help="JSON generation description ('-' for stdin)."),
+    output: Path = typer.Option(..., "-o", "--output", help="The .aigif file to write."),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing output."),
+) -> None:
+    """Write a syntax-only .aigif file from a JSON generation description."""
+    from ..syntax import document_from_dict, dumps
+
+    doc = document_from_dict(read_json(config))
+    data = dumps(doc)
+    atomic_write(output, data, overwrite=force)
+    typer.echo(f"{output}: {len(data)} bytes")
+
+
+@app.command()
+def info(
+    file: Path = typer.Argument(..., help="An .aigif file."),
+    as_json: bool = typer.Option(False, "--json", help="Print the JSON description (the keys 'aigif pack' reads)."),
+) -> None:
+    """Print what an .aigif file holds."""
+    from ..container import read_container
+    from ..syntax import document_to_dict, loads
+    from ..syntax.extensions import extension_for
+    from ..syntax.registry import CORE_SEGMENTS
+
+    data = read_limited(file, DEFAULT_LIMITS.max_file_bytes)
+    doc = loads(data)
+    d = document_to_dict(doc)
+    if as_json:
+        typer.echo(json.dumps(d, indent=2, ensure_ascii=False))
+        return
+    _, segments = read_container(data)
+    typer.echo(f"{file}: {len(data)} bytes, format version 1, {len(segments)} segments")
+    for seg in segments:
+        ext = extension_for(seg.type)
+        name = CORE_SEGMENTS.get(seg.type) or (f"extension {ext.name}" if ext else "unknown extension (not installed)")
+        typer.echo(f"  {seg.type:#06x} {'critical ' if seg.critical else 'ancillary'} {len(seg.payload):6d} B  {name}")
+    for key, value in d.items():
+        if key in ("residual", "pixels"):
+            value = f"<{len(getattr(doc, key))} bytes>"
+        elif isinstance(value, (dict, list)):
+            value = json.dumps(value, ensure_ascii=False)
+        typer.echo(f"{key}: {value}")

@@ -1,0 +1,91 @@
+"""Every error the library raises on bad input derives from :class:`AigifError`.
+
+Split by cause (like msgpack's ``OutOfData`` vs ``FormatError``) so callers can
+tell a truncated download from a corrupted or hostile file. Messages name the
+segment, the offset and what was expected, so a user can act on them.
+"""
+from __future__ import annotations
+
+
+class AigifError(Exception):
+    """Base of every aigif error. ``kind`` is the stable name used in conformance files."""
+
+    kind = "error"
+
+
+class FormatError(AigifError, ValueError):
+    """The bytes are not an .aigif file at all (bad magic)."""
+
+    kind = "format"
+
+
+class TruncatedError(FormatError):
+    """The data ends before a structure it announced."""
+
+    kind = "truncated"
+
+
+class CorruptError(FormatError):
+    """A checksum, length or field does not hold together."""
+
+    kind = "corrupt"
+
+
+class UnsupportedVersionError(FormatError):
+    """The file's major version is newer than this decoder."""
+
+    kind = "version"
+
+
+class UnknownSegmentError(AigifError):
+    """A critical segment (or extension) this decoder does not know."""
+
+    kind = "unknown-critical"
+
+
+class LimitError(AigifError):
+    """A size limit was exceeded (file, segment, text, decompressed data, image)."""
+
+    kind = "limit"
+
+
+class UnknownCodecError(CorruptError):
+    """A codec id (text codec, image codec) that this decoder does not have."""
+
+    kind = "unknown-codec"
+
+
+class ConfigError(AigifError, ValueError):
+    """A generation description (JSON, CLI arguments, metadata) is invalid."""
+
+    kind = "config"
+
+
+class RegistryError(ConfigError):
+    """An unknown registry name: model, scheduler, pipeline family, extension."""
+
+    kind = "registry"
+
+
+class ModelError(AigifError):
+    """A model cannot be found, loaded or trusted."""
+
+    kind = "model"
+
+
+class ModelMismatchError(ModelError):
+    """Model weights do not match the sha256 recorded in the file."""
+
+    kind = "model-mismatch"
+
+
+class UnsafeModelError(ModelError):
+    """A model reference that would execute code or leave the allowed folders."""
+
+    kind = "unsafe-model"
+
+
+class ImportMetadataError(AigifError):
+    """Embedded generation metadata of another tool cannot be read or mapped."""
+
+    kind = "import"

@@ -1,0 +1,37 @@
+"""Resource limits applied to untrusted input.
+
+Every reader takes a :class:`Limits`; the defaults are the normative limits of
+``spec/aigif-v1.md`` section "Limits". Like msgpack's ``max_str_len``, they are
+parameters so tests can check that ``limit`` passes and ``limit + 1`` raises.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import LimitError
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_file_bytes: int = 64 * 2**20
+    max_segments: int = 1024
+    max_text_chars: int = 65536
+    max_decompressed_bytes: int = 16 * 2**20
+    max_image_pixels: int = 64 * 2**20
+    max_nesting: int = 32
+    max_loras: int = 64
+    max_fields: int = 1024          # fields in one element payload (unknown ones included)
+    max_map_bytes: int = 2**20      # one msgpack map field (scheduler_config, source.extra)
+
+    def check(self, what: str, value: int, limit: int) -> None:
+        if value > limit:
+            raise LimitError(f"{what} is {value}, above the limit of {limit}; raise aigif.Limits.{self._name(limit)} if you trust this file")
+
+    def _name(self, limit: int) -> str:
+        for k, v in self.__dict__.items():
+            if v == limit:
+                return k
+        return "?"
+
+
+DEFAULT_LIMITS = Limits()

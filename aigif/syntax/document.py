@@ -1,0 +1,234 @@
+"""A whole .aigif document: elements <-> segments <-> bytes.
+
+``dumps``/``loads`` are the public API; segment handlers live in one explicit
+table (no ``getattr`` dispatch), one entry per core segment type.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from ..container import Segment, read_container, write_container
+from ..errors import AigifError, ConfigError, CorruptError, UnknownSegmentError
+from ..limits import DEFAULT_LIMITS, Limits
+from . import registry
+from .elements import Fingerprint, Generation, ModelRef, Platform, Source, from_dict, to_dict
+from .extensions import extension_for
+from .schema import decode_element, encode_element
+
+# attribute, element class (None = raw payload bytes), segment type -- in writing order
+CORE = (
+    ("platform", Platform, registry.SEG_PLATFORM),
+    ("model", ModelRef, registry.SEG_MODEL),
+    ("generation", Generation, registry.SEG_GENERATION),
+    ("fingerprint", Fingerprint, registry.SEG_FINGERPRINT),
+    ("source", Source, registry.SEG_SOURCE),
+    ("residual", None, registry.SEG_RESIDUAL),
+    ("pixels", None, registry.SEG_PIXELS),
+)
+_BY_TYPE = {t: (attr, cls) for attr, cls, t in CORE}
+
+
+@dataclass(frozen=True)
+class Document:
+    """Everything one .aigif file holds. ``extensions`` keeps extension and unknown ancillary segments, in order."""
+
+    generation: Generation | None = None
+    model: ModelRef | None = None
+    platform: Platform | None = None
+    fingerprint: Fingerprint | None = None
+    source: Source | None = None
+    residual: bytes | None = None
+    pixels: bytes | None = None
+    extensions: tuple[Segment, ...] = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "extensions", tuple(self.extensions))
+        if self.pixels is None and (self.generation is None or self.model is None):
+            raise ConfigError("a document needs a model and a generation syntax, or pixels")
+        if self.residual is not None and self.generation is None:
+            raise ConfigError("a residual needs a generation syntax to be relative to")
+
+    def replace(self, **changes: Any) -> "Document":
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def unknown_segments(self) -> list[Segment]:
+        return [s for s in self.extensions if extension_for(s.type) is None]
+
+
+# --- bytes ---------------------------------------------------------------------
+def dumps(doc: Document) -> bytes:
+    segments = []
+    for attr, cls, type_code in CORE:
+        value = getattr(doc, attr)
+        if value is None:
+            continue
+        segments.append(Segment(type_code, encode_element(value) if cls else bytes(value)))
+    segments.extend(doc.extensions)
+    return write_container(segments)
+
+
+def loads(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Document:
+    _, segments = read_container(data, limits)
+    values: dict[str, Any] = {}
+    extensions = []
+    for index, seg in enumerate(segments):
+        where = f"segment {index} ({registry.CORE_SEGMENTS.get(seg.type, f'type {seg.type:#x}')})"
+        handler = _BY_TYPE.get(seg.type)
+        if handler is None:
+            if seg.critical and extension_for(seg.type) is None:
+                raise UnknownSegmentError(
+                    f"{where} is critical and unknown to this decoder; install the extension that defines type {seg.type:#x} or upgrade aigif")
+            extensions.append(seg)
+            continue
+        attr, cls = handler
+        if attr in values:
+            raise CorruptError(f"{where}: a second {attr} segment; at most one is allowed")
+        values[attr] = decode_element(cls, seg.payload, where, limits) if cls else seg.payload
+    try:
+        return Document(**values, extensions=tuple(extensions))
+    except ConfigError as exc:
+        raise CorruptError(f"file structure: {exc}") from None
+
+
+# --- JSON ----------------------------------------------------------------------
+_GEN_KEYS = [f.name for f in Generation.FIELDS]
+_TOP_KEYS = ["model", *_GEN_KEYS, "platform", "fingerprint", "source", "residual", "pixels", "extensions"]
+
+
+def document_to_dict(doc: Document) -> dict:
+    """The JSON form (``aigif info --json``): diffusers-style keys at top level."""
+    out: dict[str, Any] = {}
+    if doc.model is not None:
+        out["model"] = doc.model.name if doc.model.is_registry_only else to_dict(doc.model)
+    if doc.generation is not None:
+        out.update(to_dict(doc.generation))
+    for attr in ("platform", "fingerprint", "source"):
+        if getattr(doc, attr) is not None:
+            out[attr] = to_dict(getattr(doc, attr))
+    for attr in ("residual", "pixels"):
+        if getattr(doc, attr) is not None:
+            out[attr] = {"base64": base64.b64encode(getattr(doc, attr)).decode("ascii")}
+    if doc.extensions:
+        out["extensions"] = [_extension_to_dict(s) for s in doc.extensions]
+    return out
+
+
+def _extension_to_dict(seg: Segment) -> dict:
+    ext = extension_for(seg.type)
+    d: dict[str, Any] = {"type": seg.type, "critical": seg.critical}
+    if ext is not None:
+        d["name"] = ext.name
+        try:
+            d["data"] = ext.decode(seg.payload)
+            return d
+        except AigifError:
+            raise
+        except Exception as exc:  # an extension's decoder failing is the file's fault
+            raise CorruptError(f"extension {ext.name!r} (type {seg.type:#x}) cannot decode its payload: {exc}") from None
+    d["payload_hex"] = seg.payload.hex()
+    return d
+
+
+def document_from_dict(d: Any) -> Document:
+    """Build a document from its JSON form; unknown keys are an error."""
+    if not isinstance(d, dict):
+        raise ConfigError(f"a generation description must be a JSON object, got {type(d).__name__}")
+    unknown = sorted(set(d) - set(_TOP_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(_TOP_KEYS)}")
+    model = None
+    if "model" in d:
+        m = d["model"]
+        if isinstance(m, str):
+            registry.model_entry(m)  # unknown names fail listing the known ones
+            model = ModelRef(name=m)
+        else:
+            model = from_dict(ModelRef, m, "model")
+    gen = None
+    gen_part = {k: d[k] for k in _GEN_KEYS if k in d}
+    if gen_part:
+        gen_part = _with_defaults(gen_part, model)
+        if isinstance(gen_part.get("scheduler"), str):
+            gen_part["scheduler"] = _scheduler_name(gen_part["scheduler"])
+        gen = from_dict(Generation, gen_part, "generation")
+    values: dict[str, Any] = {"model": model, "generation": gen}
+    for attr, cls in (("platform", Platform), ("fingerprint", Fingerprint), ("source", Source)):
+        if attr in d:
+            values[attr] = from_dict(cls, d[attr], attr)
+    for attr in ("residual", "pixels"):
+        if attr in d:
+            values[attr] = _payload_from_dict(d[attr], attr)
+    if "extensions" in d:
+        values["extensions"] = tuple(_extension_from_dict(x, i) for i, x in enumerate(_as_list(d["extensions"], "extensions")))
+    return Document(**values)
+
+
+def _with_defaults(gen: dict, model: ModelRef | None) -> dict:
+    """Fill what diffusers itself would default: size from the family, 50 steps, guidance 7.5."""
+    gen = dict(gen)
+    family = None
+    if model is not None:
+        fam_name = model.family or (registry.model_entry(model.name).family if model.name and registry.code_of("model", model.name) else None)
+        if fam_name and registry.code_of("family", fam_name) is not None:
+            family = registry.family_entry(fam_name)
+    size = family.default_size if family else 512
+    gen.setdefault("width", size)
+    gen.setdefault("height", size)
+    gen.setdefault("num_inference_steps", 50)
+    gen.setdefault("guidance_scale", 7.5)
+    return gen
+
+
+def _scheduler_name(name: str) -> str:
+    """Registry names and other tools' sampler names map to a code; a diffusers class name escapes."""
+    mapped = registry.scheduler_from_sampler(name)
+    if mapped is not None:
+        return mapped
+    if name.isidentifier() and name.endswith("Scheduler"):
+        return name  # stored as a string: a diffusers scheduler class outside the registry
+    registry.scheduler_entry(name)  # raises, listing the known names
+    raise AssertionError  # pragma: no cover
+
+
+def _as_list(v: Any, where: str) -> list:
+    if not isinstance(v, list):
+        raise ConfigError(f"{where} must be a list")
+    return v
+
+
+def _payload_from_dict(v: Any, where: str) -> bytes:
+    if not isinstance(v, dict) or set(v) != {"base64"} or not isinstance(v["base64"], str):
+        raise ConfigError(f"{where} must be an object {{\"base64\": \"...\"}}")
+    try:
+        return base64.b64decode(v["base64"], validate=True)
+    except binascii.Error as exc:
+        raise ConfigError(f"{where}.base64 is not valid base64: {exc}") from None
+
+
+def _extension_from_dict(x: Any, i: int) -> Segment:
+    where = f"extensions[{i}]"
+    if not isinstance(x, dict) or not isinstance(x.get("type"), int) or isinstance(x.get("type"), bool):
+        raise ConfigError(f"{where} must be an object with an integer 'type'")
+    allowed = {"type", "critical", "name", "data", "payload_hex"}
+    unknown = sorted(set(x) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}")
+    t = x["type"]
+    if t in registry.CORE_RANGE or t < 2 or t >= 2**32:
+        raise ConfigError(f"{where}: type {t:#x} is not an extension type (core codes are {registry.CORE_RANGE.start:#x}..{registry.CORE_RANGE.stop - 1:#x})")
+    if "critical" in x and x["critical"] != bool(t & 1):
+        raise ConfigError(f"{where}: 'critical' is {x['critical']} but type {t:#x} says {bool(t & 1)} (the lowest bit of the type is the critical flag)")
+    if "payload_hex" in x:
+        try:
+            return Segment(t, bytes.fromhex(x["payload_hex"]))
+        except (ValueError, TypeError):
+            raise ConfigError(f"{where}.payload_hex is not hex") from None
+    ext = extension_for(t)
+    if ext is None:
+        raise ConfigError(f"{where}: extension type {t:#x} is not registered; give 'payload_hex' or install the extension")
+    return Segment(t, ext.encode(x.get("data")))

@@ -1,0 +1,176 @@
+"""Registries of the v1 syntax: plain tables, code -> entry, mirrored in ``spec/registry.md``.
+
+A code, once published, is never reused or changed. Names are the public
+(JSON / CLI) spelling; codes are what the file stores. Nothing here imports
+torch or diffusers: pipeline and scheduler classes are named as strings and
+resolved by the engine.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import RegistryError
+
+# --- segment types (lowest bit = critical) -----------------------------------
+SEG_PLATFORM = 0x02
+SEG_MODEL = 0x03
+SEG_FINGERPRINT = 0x04
+SEG_GENERATION = 0x05
+SEG_SOURCE = 0x06
+SEG_RESIDUAL = 0x07
+SEG_PIXELS = 0x09
+CORE_SEGMENTS = {
+    SEG_PLATFORM: "platform",
+    SEG_MODEL: "model",
+    SEG_FINGERPRINT: "fingerprint",
+    SEG_GENERATION: "generation",
+    SEG_SOURCE: "source",
+    SEG_RESIDUAL: "residual",
+    SEG_PIXELS: "pixels",
+}
+CORE_RANGE = range(0x02, 0x40)          # assigned by this spec
+PUBLIC_EXTENSION_RANGE = range(0x40, 0x4000)   # assigned in spec/registry.md
+PRIVATE_EXTENSION_START = 0x4000        # experiments; never assigned
+
+# --- platform ----------------------------------------------------------------
+DEVICES = {0: "cpu", 1: "cuda", 2: "mps", 3: "xpu", 4: "npu"}
+DTYPES = {0: "float32", 1: "float16", 2: "bfloat16"}
+ATTENTION = {0: "default", 1: "sdpa", 2: "sdpa-math", 3: "sdpa-flash", 4: "sdpa-efficient", 5: "classic", 6: "xformers"}
+
+# --- pipeline families -------------------------------------------------------
+@dataclass(frozen=True)
+class Family:
+    name: str
+    pipeline: str            # diffusers class name (allowlisted by the engine)
+    default_size: int
+    default_scheduler: str
+
+
+FAMILIES = {
+    1: Family("sd1", "StableDiffusionPipeline", 512, "pndm"),
+    2: Family("sd2", "StableDiffusionPipeline", 768, "ddim"),
+    3: Family("sdxl", "StableDiffusionXLPipeline", 1024, "euler"),
+}
+
+
+# --- well-known models -------------------------------------------------------
+@dataclass(frozen=True)
+class ModelEntry:
+    """A pinned checkpoint. ``sha256`` is the model digest (see spec: 'Model digest')."""
+
+    name: str
+    family: str
+    repo: str
+    revision: str
+    sha256: str | None = None
+    single_file_sha256: str | None = None   # A1111 single-file checkpoint (AutoV2 = first 10 hex)
+    embedded: bool = False
+
+
+MODELS = {
+    1: ModelEntry("aigif-tiny-sd", "sd1", "aigif/tiny-sd", "v1", embedded=True),
+    2: ModelEntry("aigif-tiny-sdxl", "sdxl", "aigif/tiny-sdxl", "v1", embedded=True),
+    16: ModelEntry("sd14", "sd1", "CompVis/stable-diffusion-v1-4", "main",
+                   single_file_sha256="fe4efff1e174c627256e44ec2991ba279b3816e364b49f9be2abc0b3ff3f8556"),
+    17: ModelEntry("sd15", "sd1", "stable-diffusion-v1-5/stable-diffusion-v1-5", "main",
+                   single_file_sha256="6ce0161689b3853acaa03779ec93eafe75a02f4ced659bee03f50797806fa2fa"),
+    18: ModelEntry("sd2-base", "sd2", "stabilityai/stable-diffusion-2-base", "main"),
+    19: ModelEntry("sd21", "sd2", "stabilityai/stable-diffusion-2-1", "main"),
+    20: ModelEntry("sd21-base", "sd2", "stabilityai/stable-diffusion-2-1-base", "main"),
+    21: ModelEntry("sdxl", "sdxl", "stabilityai/stable-diffusion-xl-base-1.0", "main",
+                   single_file_sha256="31e35c80fc4829d14f90153f4c74cd59c90b779f6afe05a74cd6120b893f7e5b"),
+    22: ModelEntry("sdxl-turbo", "sdxl", "stabilityai/sdxl-turbo", "main"),
+    23: ModelEntry("sd-turbo", "sd2", "stabilityai/sd-turbo", "main"),
+}
+
+
+# --- schedulers ----------------------------------------------------------------
+@dataclass(frozen=True)
+class SchedulerEntry:
+    name: str
+    cls: str                              # diffusers scheduler class name
+    config: dict[str, Any] = field(default_factory=dict)
+    a1111: tuple[str, ...] = ()           # sampler names other tools write
+
+
+SCHEDULERS = {
+    1: SchedulerEntry("ddim", "DDIMScheduler", {}, ("DDIM",)),
+    2: SchedulerEntry("pndm", "PNDMScheduler", {}, ("PLMS", "PNDM")),
+    3: SchedulerEntry("lms", "LMSDiscreteScheduler", {}, ("LMS",)),
+    4: SchedulerEntry("lms-karras", "LMSDiscreteScheduler", {"use_karras_sigmas": True}, ("LMS Karras",)),
+    5: SchedulerEntry("euler", "EulerDiscreteScheduler", {}, ("Euler",)),
+    6: SchedulerEntry("euler-karras", "EulerDiscreteScheduler", {"use_karras_sigmas": True}, ("Euler Karras",)),
+    7: SchedulerEntry("euler-a", "EulerAncestralDiscreteScheduler", {}, ("Euler a", "Euler Ancestral")),
+    8: SchedulerEntry("heun", "HeunDiscreteScheduler", {}, ("Heun",)),
+    9: SchedulerEntry("dpm2", "KDPM2DiscreteScheduler", {}, ("DPM2",)),
+    10: SchedulerEntry("dpm2-karras", "KDPM2DiscreteScheduler", {"use_karras_sigmas": True}, ("DPM2 Karras",)),
+    11: SchedulerEntry("dpm2-a", "KDPM2AncestralDiscreteScheduler", {}, ("DPM2 a",)),
+    12: SchedulerEntry("dpm2-a-karras", "KDPM2AncestralDiscreteScheduler", {"use_karras_sigmas": True}, ("DPM2 a Karras",)),
+    13: SchedulerEntry("dpmpp-2m", "DPMSolverMultistepScheduler", {}, ("DPM++ 2M",)),
+    14: SchedulerEntry("dpmpp-2m-karras", "DPMSolverMultistepScheduler", {"use_karras_sigmas": True}, ("DPM++ 2M Karras",)),
+    15: SchedulerEntry("dpmpp-2m-sde", "DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++"}, ("DPM++ 2M SDE",)),
+    16: SchedulerEntry("dpmpp-2m-sde-karras", "DPMSolverMultistepScheduler",
+                       {"algorithm_type": "sde-dpmsolver++", "use_karras_sigmas": True}, ("DPM++ 2M SDE Karras",)),
+    17: SchedulerEntry("dpmpp-2s-a", "DPMSolverSinglestepScheduler", {}, ("DPM++ 2S a",)),
+    18: SchedulerEntry("dpmpp-2s-a-karras", "DPMSolverSinglestepScheduler", {"use_karras_sigmas": True}, ("DPM++ 2S a Karras",)),
+    19: SchedulerEntry("dpmpp-sde", "DPMSolverSDEScheduler", {}, ("DPM++ SDE",)),
+    20: SchedulerEntry("dpmpp-sde-karras", "DPMSolverSDEScheduler", {"use_karras_sigmas": True}, ("DPM++ SDE Karras",)),
+    21: SchedulerEntry("unipc", "UniPCMultistepScheduler", {}, ("UniPC",)),
+    22: SchedulerEntry("deis", "DEISMultistepScheduler", {}, ("DEIS",)),
+    23: SchedulerEntry("lcm", "LCMScheduler", {}, ("LCM",)),
+    24: SchedulerEntry("ddpm", "DDPMScheduler", {}, ("DDPM",)),
+    25: SchedulerEntry("dpmpp-3m-sde", "DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++", "solver_order": 3}, ("DPM++ 3M SDE",)),
+    26: SchedulerEntry("dpmpp-3m-sde-karras", "DPMSolverMultistepScheduler",
+                       {"algorithm_type": "sde-dpmsolver++", "solver_order": 3, "use_karras_sigmas": True}, ("DPM++ 3M SDE Karras",)),
+}
+
+# name-keyed views: registry name -> code
+ENUMS: dict[str, dict[int, str]] = {
+    "device": DEVICES,
+    "dtype": DTYPES,
+    "attention": ATTENTION,
+    "family": {c: f.name for c, f in FAMILIES.items()},
+    "model": {c: m.name for c, m in MODELS.items()},
+    "scheduler": {c: s.name for c, s in SCHEDULERS.items()},
+}
+_CODES = {table: {name: code for code, name in names.items()} for table, names in ENUMS.items()}
+
+
+def code_of(table: str, name: str) -> int | None:
+    """Registry code of *name*, or None (the field then escapes to a string)."""
+    return _CODES[table].get(name)
+
+
+def name_of(table: str, code: int) -> str | None:
+    return ENUMS[table].get(code)
+
+
+def model_entry(name: str) -> ModelEntry:
+    code = code_of("model", name)
+    if code is None:
+        raise RegistryError(f"unknown model {name!r}; known models: {', '.join(sorted(_CODES['model']))}")
+    return MODELS[code]
+
+
+def family_entry(name: str) -> Family:
+    code = code_of("family", name)
+    if code is None:
+        raise RegistryError(f"unknown pipeline family {name!r}; known: {', '.join(sorted(_CODES['family']))}")
+    return FAMILIES[code]
+
+
+def scheduler_entry(name: str) -> SchedulerEntry:
+    code = code_of("scheduler", name)
+    if code is None:
+        raise RegistryError(f"unknown scheduler {name!r}; known: {', '.join(sorted(_CODES['scheduler']))}")
+    return SCHEDULERS[code]
+
+
+def scheduler_from_sampler(sampler: str) -> str | None:
+    """Map another tool's sampler name (A1111 'DPM++ 2M Karras') to our scheduler name."""
+    key = sampler.strip().lower()
+    for entry in SCHEDULERS.values():
+        if key == entry.name or key in (a.lower() for a in entry.a1111):
+            return entry.name
+    return None

@@ -1,0 +1,226 @@
+"""Codec 3: a static token-level PPM model driving the integer range coder.
+
+Model (Cleary & Witten 1984, PPM; static, trained once by `aigif.text.train`):
+tokens from `tokenize.split_tokens` are coded with contexts of up to K previous
+tokens; a token missing from a context is preceded by an escape and retried one
+order lower; tokens outside the vocabulary are the symbol NOVEL followed by
+their characters under a second PPM model over characters, whose own last
+resort is a uniform code over all Unicode code points. Every probability is an
+integer count stored in the model file, so decoding is bit-exact everywhere.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+
+from ..errors import CorruptError, LimitError, ModelError
+from .rangecoder import RangeDecoder, RangeEncoder
+from .tokenize import split_tokens
+from .zstd_codecs import check_sha256
+
+MODEL_ASSETS = {1: "token_ppm_v1.safetensors.zst"}  # model version -> file in aigif/assets/text
+MODEL_SHA256 = {1: "c7ad98560e2a00f320b95982ed94083eea392c547834302d738a670b1991245a"}  # frozen identity of each shipped model (also in spec/text-coding.md)
+EOS = 0  # token id 0: end of text (and the padding of the start context)
+NOVEL = 1  # token id 1: a token outside the vocabulary, spelled by the char model
+CHAR_END = 0  # char id 0: end of a spelled token (and the start-context padding)
+CHAR_ESC = 1  # char id 1: a code point outside the char alphabet (uniform code)
+N_CODEPOINTS = 0x110000
+MAX_TOKEN_CHARS = 1 << 16  # a spelled token longer than this is corrupt
+
+
+class PPMTable:
+    """Static PPM contexts of orders 0..K over 16-bit symbol ids."""
+
+    def __init__(self, arrays: dict, prefix: str, max_order: int) -> None:
+        self.K = max_order
+        self.keys, self.start, self.esc, self.sym, self.cum = [], [], [], [], []
+        self.keydict = []
+        for k in range(max_order + 1):
+            keys = arrays[f"{prefix}.o{k}.keys"].astype(np.uint64)
+            start = arrays[f"{prefix}.o{k}.start"].astype(np.int64)
+            cnt = arrays[f"{prefix}.o{k}.count"].astype(np.int64)
+            cum = np.zeros(len(cnt) + 1, dtype=np.int64)
+            np.cumsum(cnt, out=cum[1:])
+            self.keys.append(keys)
+            self.start.append(start)
+            self.esc.append(arrays[f"{prefix}.o{k}.esc"].astype(np.int64))
+            self.sym.append(arrays[f"{prefix}.o{k}.sym"].astype(np.int64))
+            self.cum.append(cum)
+
+    def find(self, k: int, key: int) -> int:
+        keys = self.keys[k]
+        i = int(np.searchsorted(keys, np.uint64(key)))
+        if i < len(keys) and int(keys[i]) == key:
+            return i
+        return -1
+
+    def encode(self, enc: RangeEncoder, hist: list[int], s: int) -> bool:
+        """Code *s* after *hist*; False when it escaped below order 0 (caller codes it)."""
+        for k in range(self.K, -1, -1):
+            key = 0
+            for h in hist[len(hist) - k :] if k else ():
+                key = (key << 16) | h
+            c = self.find(k, key)
+            if c < 0:
+                continue
+            a, b = int(self.start[k][c]), int(self.start[k][c + 1])
+            cum = self.cum[k]
+            base = int(cum[a])
+            tot_sym = int(cum[b]) - base
+            esc = int(self.esc[k][c])
+            total = tot_sym + esc
+            sym = self.sym[k]
+            j = a + int(np.searchsorted(sym[a:b], s))
+            if j < b and int(sym[j]) == s:
+                enc.encode(int(cum[j]) - base, int(cum[j + 1]) - int(cum[j]), total)
+                return True
+            if esc == 0:
+                raise AssertionError("symbol missing from a context that cannot escape")
+            enc.encode(tot_sym, esc, total)
+        return False
+
+    def decode(self, dec: RangeDecoder, hist: list[int]) -> int:
+        """Return the next symbol id, or -1 when it escaped below order 0."""
+        for k in range(self.K, -1, -1):
+            key = 0
+            for h in hist[len(hist) - k :] if k else ():
+                key = (key << 16) | h
+            c = self.find(k, key)
+            if c < 0:
+                continue
+            a, b = int(self.start[k][c]), int(self.start[k][c + 1])
+            cum = self.cum[k]
+            base = int(cum[a])
+            tot_sym = int(cum[b]) - base
+            esc = int(self.esc[k][c])
+            v = dec.target(tot_sym + esc)
+            if v >= tot_sym:
+                dec.consume(tot_sym, esc)
+                continue
+            j = a + int(np.searchsorted(cum[a + 1 : b + 1], base + v, side="right"))
+            lo = int(cum[j])
+            dec.consume(lo - base, int(cum[j + 1]) - lo)
+            return int(self.sym[k][j])
+        return -1
+
+
+@dataclass
+class TokenModel:
+    """Vocabulary + token PPM + char PPM, loaded from one shipped asset."""
+
+    vocab: list[str]
+    index: dict[str, int]
+    chars: list[int]
+    char_index: dict[int, int]
+    tokens: PPMTable
+    spell: PPMTable
+    meta: dict = field(default_factory=dict)
+
+
+def parse_model(blob: bytes) -> TokenModel:
+    """Parse a model file: a zstd frame holding a safetensors file."""
+    import zstandard as zstd
+    from safetensors.numpy import load
+
+    raw = zstd.ZstdDecompressor().decompress(blob)
+    arrays = load(raw)
+    hdr_len = int.from_bytes(raw[:8], "little")
+    meta = json.loads(raw[8 : 8 + hdr_len]).get("__metadata__", {})
+    vb = arrays["vocab.utf8"].tobytes()
+    vo = arrays["vocab.offsets"].astype(np.int64)
+    vocab = [vb[vo[i] : vo[i + 1]].decode("utf-8") for i in range(len(vo) - 1)]
+    chars = [int(c) for c in arrays["chars.codepoints"]]
+    return TokenModel(
+        vocab=vocab,
+        index={t: i for i, t in enumerate(vocab) if i > NOVEL},
+        chars=chars,
+        char_index={c: i for i, c in enumerate(chars) if i > CHAR_ESC},
+        tokens=PPMTable(arrays, "tok", int(meta["token_order"])),
+        spell=PPMTable(arrays, "chr", int(meta["char_order"])),
+        meta=meta,
+    )
+
+
+@lru_cache(maxsize=None)
+def load_model(version: int) -> TokenModel:
+    try:
+        blob = resources.files("aigif.assets").joinpath("text", MODEL_ASSETS[version]).read_bytes()
+    except (KeyError, FileNotFoundError) as e:
+        raise ModelError(f"text model v{version} is not installed ({e})") from None
+    check_sha256(blob, MODEL_SHA256[version], f"text model {MODEL_ASSETS[version]}")
+    return parse_model(blob)
+
+
+def encode_with(model: TokenModel, text: str) -> bytes:
+    enc = RangeEncoder()
+    K, CK = model.tokens.K, model.spell.K
+    hist = [EOS] * K
+    for tok in split_tokens(text) + [None]:
+        t = EOS if tok is None else model.index.get(tok, NOVEL)
+        if not model.tokens.encode(enc, hist, t):
+            raise AssertionError("token model cannot escape below order 0")
+        if t == NOVEL:
+            chist = [CHAR_END] * CK
+            for ch in [ord(x) for x in tok] + [None]:
+                c = CHAR_END if ch is None else model.char_index.get(ch, CHAR_ESC)
+                if not model.spell.encode(enc, chist, c):
+                    raise AssertionError("char model cannot escape below order 0")
+                if c == CHAR_ESC:
+                    enc.encode(ch, 1, N_CODEPOINTS)
+                if CK:
+                    chist = chist[1:] + [c]
+        if K:
+            hist = hist[1:] + [t]
+    return enc.finish()
+
+
+def decode_with(model: TokenModel, data: bytes, max_chars: int, name: str) -> str:
+    dec = RangeDecoder(data)
+    K, CK = model.tokens.K, model.spell.K
+    hist = [EOS] * K
+    out: list[str] = []
+    n = 0
+    while True:
+        t = model.tokens.decode(dec, hist)
+        if t < 0:
+            raise CorruptError(f"{name}: token escaped below order 0")
+        if t == EOS:
+            break
+        if t == NOVEL:
+            chist = [CHAR_END] * CK
+            buf = []
+            while True:
+                c = model.spell.decode(dec, chist)
+                if c < 0:
+                    raise CorruptError(f"{name}: character escaped below order 0")
+                if c == CHAR_END:
+                    break
+                if c == CHAR_ESC:
+                    cp = dec.target(N_CODEPOINTS)
+                    dec.consume(cp, 1)
+                    if 0xD800 <= cp < 0xE000:
+                        raise CorruptError(f"{name}: surrogate code point {cp:#x}")
+                    buf.append(chr(cp))
+                else:
+                    buf.append(chr(model.chars[c]))
+                if len(buf) + n > max_chars:
+                    raise LimitError(f"{name}: decoded text exceeds max_chars={max_chars}")
+                if CK:
+                    chist = chist[1:] + [c]
+            if not buf:
+                raise CorruptError(f"{name}: empty spelled token")
+            s = "".join(buf)
+        else:
+            s = model.vocab[t]
+        out.append(s)
+        n += len(s)
+        if n > max_chars:
+            raise LimitError(f"{name}: decoded text exceeds max_chars={max_chars}")
+        if K:
+            hist = hist[1:] + [t]
+    dec.check_end()
+    return "".join(out)

@@ -1,0 +1,102 @@
+"""Write the core conformance files: valid/*.aigif + expected JSON, invalid/*.aigif + error kind.
+
+Run from the repository root: ``python spec/conformance/make_core.py``. Invalid
+files are built byte by byte so each breaks exactly one rule of aigif-v1.md.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import zlib
+from pathlib import Path
+
+import aigif
+from aigif.container import MAGIC, Segment, encode_uvarint, write_container
+from aigif.syntax import document_to_dict, dumps, loads
+from aigif.syntax.fields import WIRE_BYTES, write_field
+from aigif.syntax.schema import encode_element
+
+HERE = Path(__file__).parent
+
+MINIMAL = {"model": "sd15", "prompt": "a photo of an astronaut riding a horse on mars", "seed": 1234567890,
+           "num_inference_steps": 50, "guidance_scale": 7.5, "width": 512, "height": 512, "scheduler": "ddim"}
+FULL = {
+    "model": {"name": "sdxl", "vae": {"repo": "madebyollin/sdxl-vae-fp16-fix", "revision": "207b116dae70ace3637169f1ddd2434b91b3a8cd"},
+              "loras": [{"name": "pixel-art-xl", "weight": 0.8, "sha256": "6ce0161689"}, {"name": "detail", "weight": -0.25}]},
+    "prompt": "masterpiece, (best quality:1.2), a cozy cabin in the snowy woods at night, warm light, <lora:pixel-art-xl:0.8>",
+    "negative_prompt": "lowres, blurry, watermark", "seed": 2**64 - 1, "num_inference_steps": 30, "guidance_scale": 5.5,
+    "width": 832, "height": 1216, "scheduler": "dpmpp-2m-sde-karras", "scheduler_config": {"timestep_spacing": "trailing"},
+    "eta": 0.0, "clip_skip": 2, "batch_index": 3, "guidance_rescale": 0.7,
+    "platform": {"device": "cuda", "gpu": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0", "driver": "570.124.06",
+                 "cuda": "12.8", "cudnn": "9.7.1", "torch": "2.13.0+cu128", "diffusers": "0.42.1", "dtype": "float16",
+                 "attention": "sdpa", "threads": 16, "deterministic": True, "cpu": "avx512", "transformers": "5.24.0"},
+    "fingerprint": {"pixel_sha256": "00112233445566778899aabbccddeeff", "width": 832, "height": 1216, "perceptual": "f0e1d2c3b4a59687"},
+    "source": {"tool": "a1111", "version": "1.10.1", "extra": {"Hires upscale": 2, "ADetailer model": "face_yolov8n.pt"}},
+}
+ESCAPES = {"model": {"name": "my-finetune", "family": "sd1", "repo": "someone/my-finetune", "revision": "v2.0",
+                     "sha256": "ab" * 32, "variant": "fp16"},
+           "prompt": "日本語のプロンプト 🐱 with\nnewlines", "seed": 0, "num_inference_steps": 1, "guidance_scale": 1e-20,
+           "width": 500, "height": 516, "scheduler": "MyCustomScheduler"}
+
+
+def with_crc(body: bytes) -> bytes:
+    return body + zlib.crc32(body).to_bytes(4, "little")
+
+
+def segs(*items: tuple[int, bytes]) -> bytes:
+    return write_container([Segment(t, p) for t, p in items])
+
+
+def main() -> int:
+    minimal = aigif.document_from_dict(MINIMAL)
+    model = encode_element(minimal.model)
+    gen = encode_element(minimal.generation)
+    good = dumps(minimal)
+    gen_unknown_field = bytearray(gen)
+    write_field(gen_unknown_field, 99, WIRE_BYTES, b"a field from the future")
+
+    valid = {
+        "minimal": good,
+        "full": dumps(aigif.document_from_dict(FULL)),
+        "escapes": dumps(aigif.document_from_dict(ESCAPES)),
+        "unknown-ancillary": dumps(minimal.replace(extensions=(Segment(0x4000, b"private ancillary data"),))),
+        "unknown-field": segs((3, model), (5, bytes(gen_unknown_field))),
+        "any-order": segs((5, gen), (0x4002, b""), (3, model)),
+    }
+    flipped = bytearray(good)
+    flipped[len(flipped) // 2] ^= 0x10
+    invalid = {
+        "bad-magic": ("format", b"\x89PNG" + good[4:]),
+        "empty": ("truncated", b""),
+        "truncated-header": ("truncated", good[:6]),
+        "truncated-half": ("truncated", good[: len(good) // 2]),
+        "bad-crc": ("corrupt", bytes(flipped)),
+        "version-2": ("version", with_crc(MAGIC + b"\x02" + good[5:-4])),
+        "unknown-critical": ("unknown-critical", segs((3, model), (5, gen), (0x4001, b"needed to regenerate"))),
+        "unknown-critical-core": ("unknown-critical", segs((3, model), (5, gen), (0x0B, b""))),
+        "reserved-type": ("corrupt", with_crc(MAGIC + b"\x01" + b"\x01\x00" + good[5:-4])),
+        "duplicate-segment": ("corrupt", segs((3, model), (5, gen), (5, gen))),
+        "missing-required": ("corrupt", segs((3, model), (5, b"\x18\x01"))),
+        "no-syntax": ("corrupt", segs((3, model))),
+        "bad-wire-type": ("corrupt", segs((3, model), (5, gen + b"\x0f"))),
+        "noncanonical-varint": ("corrupt", with_crc(MAGIC + b"\x01" + b"\x83\x00" + encode_uvarint(len(model)) + model + good[5 + 2 + len(model):-4])),
+        "unknown-model-code": ("corrupt", segs((3, b"\x08\x7f"), (5, gen))),
+        "bad-utf8": ("corrupt", segs((3, b"\x1a\x02\xc3\x28"), (5, gen))),
+        "bad-bool": ("corrupt", segs((2, b"\x60\x02"), (3, model), (5, gen))),
+        "field-overrun": ("truncated", segs((3, b"\x1a\x7f" + b"x" * 4), (5, gen))),
+        "unknown-text-codec": ("unknown-codec", segs((3, model), (5, b"\x0a\x02\xfe\x00" + gen[gen.index(b"\x18"):]))),
+        "too-many-segments": ("limit", segs((3, model), (5, gen), *[(0x40, b"")] * 1023)),
+    }
+    for name, data in valid.items():
+        (HERE / "valid" / f"{name}.aigif").write_bytes(data)
+        expected = document_to_dict(loads(data))
+        (HERE / "valid" / f"{name}.json").write_text(json.dumps(expected, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    for name, (kind, data) in invalid.items():
+        (HERE / "invalid" / f"{name}.aigif").write_bytes(data)
+        (HERE / "invalid" / f"{name}.json").write_text(json.dumps({"error": kind}) + "\n")
+    print(f"wrote {len(valid)} valid and {len(invalid)} invalid files")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

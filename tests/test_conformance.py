@@ -1,0 +1,48 @@
+"""Every conformance file in spec/conformance decodes to its expected JSON or fails with its error kind."""
+import json
+from pathlib import Path
+
+import pytest
+
+from aigif.errors import AigifError
+from aigif.syntax import document_to_dict, loads
+
+ROOT = Path(__file__).resolve().parent.parent / "spec" / "conformance"
+FILES = sorted(ROOT.glob("*/*.aigif"))
+
+
+def test_conformance_suite_is_present():
+    kinds = {p.parent.name for p in FILES}
+    assert {"valid", "invalid"} <= kinds and len(FILES) >= 20
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_conformance_file(path):
+    expected = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+    data = path.read_bytes()
+    if "error" in expected:
+        with pytest.raises(AigifError) as info:
+            loads(data)
+        assert info.value.kind == expected["error"], str(info.value)
+    else:
+        assert document_to_dict(loads(data)) == expected
+
+
+CANONICAL = [p for p in FILES if p.parent.name == "valid" and p.stem not in ("any-order", "unknown-field")]
+
+
+@pytest.mark.parametrize("path", CANONICAL, ids=lambda p: p.stem)
+def test_valid_files_rewrite_byte_identical(path):
+    from aigif.syntax import dumps
+
+    data = path.read_bytes()
+    assert dumps(loads(data)) == data
+
+
+def test_noncanonical_files_rewrite_to_the_same_document():
+    from aigif.syntax import dumps
+
+    for stem in ("any-order", "unknown-field"):
+        doc = loads((ROOT / "valid" / f"{stem}.aigif").read_bytes())
+        rewritten = dumps(doc)
+        assert rewritten != (ROOT / "valid" / f"{stem}.aigif").read_bytes() and loads(rewritten) == doc
