@@ -1,6 +1,6 @@
 """``python -m aigif`` runs the command line."""
 import sys
 
-from .cli import main
+from .cli import _entry
 
-sys.exit(main())
+_entry()

@@ -35,8 +35,16 @@ CANONICAL = [p for p in FILES if p.parent.name == "valid" and p.stem not in ("an
 def test_valid_files_rewrite_byte_identical(path):
     from aigif.syntax import dumps
 
+    from aigif.container import read_container
+    from aigif.syntax.registry import SEG_GENERATION
+
     data = path.read_bytes()
-    assert dumps(loads(data)) == data
+    doc = loads(data)
+    rewritten = dumps(doc)
+    assert loads(rewritten) == doc
+    # Byte-identical except the text fields, whose codec a newer encoder may choose better.
+    strip = lambda b: [s for s in read_container(b)[1] if s.type != SEG_GENERATION]  # noqa: E731
+    assert strip(rewritten) == strip(data)
 
 
 def test_noncanonical_files_rewrite_to_the_same_document():

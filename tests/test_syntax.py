@@ -173,3 +173,26 @@ def test_syntax_layer_does_not_import_torch():
     code = "import aigif, sys; aigif.loads(aigif.dumps(aigif.document_from_dict({'model':'sd15','prompt':'a','seed':1}))); " \
            "bad=[m for m in ('torch','diffusers','transformers') if m in sys.modules]; assert not bad, bad"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_every_truncation_and_flip_of_a_full_file_is_an_aigif_error():
+    from pathlib import Path
+
+    data = (Path(__file__).resolve().parent.parent / "spec/conformance/valid/full.aigif").read_bytes()
+    for n in range(len(data)):
+        with pytest.raises(AigifError):
+            loads(data[:n])
+    for i in range(len(data)):
+        bad = bytearray(data)
+        bad[i] ^= 0xFF
+        with pytest.raises(AigifError):
+            loads(bytes(bad))
+
+
+def test_unknown_version_byte_with_valid_crc():
+    import zlib
+    from aigif.errors import UnsupportedVersionError
+
+    body = b"\x89AIG\x07"
+    with pytest.raises(UnsupportedVersionError, match="upgrade"):
+        loads(body + zlib.crc32(body).to_bytes(4, "little"))

@@ -50,4 +50,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _entry() -> None:  # pragma: no cover - console script shim
+    from .ext_cmds import show_warnings_plainly
+
+    show_warnings_plainly()
     sys.exit(main())

@@ -44,3 +44,23 @@ def extensions_cmd(
 ) -> None:
     """List the syntax extensions this installation can read and regenerate."""
     typer.echo(cli_extensions(as_json))
+
+
+def show_warnings_plainly() -> None:
+    """Print :class:`AigifWarning` s as ``aigif: warning: ...`` on stderr (no Python source line).
+
+    Meant for the console entry point only (``aigif.cli._entry``); library users keep Python's default.
+    """
+    import warnings
+
+    from ..syntax.extensions import AigifWarning
+
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, AigifWarning):
+            typer.echo(f"aigif: warning: {message}", err=True)
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show

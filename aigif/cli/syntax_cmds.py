@@ -47,17 +47,19 @@ def info(
     from ..syntax.registry import CORE_SEGMENTS
 
     data = read_limited(file, DEFAULT_LIMITS.max_file_bytes)
+    if not as_json:
+        # The segment list first, so a file this decoder refuses still shows what it holds.
+        _, segments = read_container(data)
+        typer.echo(f"{file}: {len(data)} bytes, format version 1, {len(segments)} segments")
+        for seg in segments:
+            ext = extension_for(seg.type)
+            name = CORE_SEGMENTS.get(seg.type) or (f"extension {ext.name}" if ext else "unknown extension (not installed)")
+            typer.echo(f"  {seg.type:#06x} {'critical ' if seg.critical else 'ancillary'} {len(seg.payload):6d} B  {name}")
     doc = loads(data)
     d = document_to_dict(doc)
     if as_json:
         typer.echo(json.dumps(d, indent=2, ensure_ascii=False))
         return
-    _, segments = read_container(data)
-    typer.echo(f"{file}: {len(data)} bytes, format version 1, {len(segments)} segments")
-    for seg in segments:
-        ext = extension_for(seg.type)
-        name = CORE_SEGMENTS.get(seg.type) or (f"extension {ext.name}" if ext else "unknown extension (not installed)")
-        typer.echo(f"  {seg.type:#06x} {'critical ' if seg.critical else 'ancillary'} {len(seg.payload):6d} B  {name}")
     for key, value in d.items():
         if key in ("residual", "pixels"):
             value = f"<{len(getattr(doc, key))} bytes>"

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..container import Segment, read_container, write_container
-from ..errors import AigifError, ConfigError, CorruptError, UnknownSegmentError
+from ..errors import AigifError, ConfigError, CorruptError
 from ..limits import DEFAULT_LIMITS, Limits
 from . import registry
 from .elements import Fingerprint, Generation, ModelRef, Platform, Source, from_dict, to_dict
-from .extensions import extension_for
+from .extensions import check_extension_segment, extension_for
 from .schema import decode_element, encode_element
 
 # attribute, element class (None = raw payload bytes), segment type -- in writing order
@@ -80,9 +80,7 @@ def loads(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Document:
         where = f"segment {index} ({registry.CORE_SEGMENTS.get(seg.type, f'type {seg.type:#x}')})"
         handler = _BY_TYPE.get(seg.type)
         if handler is None:
-            if seg.critical and extension_for(seg.type) is None:
-                raise UnknownSegmentError(
-                    f"{where} is critical and unknown to this decoder; install the extension that defines type {seg.type:#x} or upgrade aigif")
+            check_extension_segment(seg, where, limits)  # unknown critical: error; unknown ancillary: warning
             extensions.append(seg)
             continue
         attr, cls = handler
@@ -126,10 +124,12 @@ def _extension_to_dict(seg: Segment) -> dict:
         try:
             d["data"] = ext.decode(seg.payload)
             return d
-        except AigifError:
-            raise
         except Exception as exc:  # an extension's decoder failing is the file's fault
-            raise CorruptError(f"extension {ext.name!r} (type {seg.type:#x}) cannot decode its payload: {exc}") from None
+            if seg.critical:
+                if isinstance(exc, AigifError):
+                    raise
+                raise CorruptError(f"extension {ext.name!r} (type {seg.type:#x}) cannot decode its payload: {exc}") from None
+            # ancillary: loads() kept it with a warning, so show it raw rather than fail
     d["payload_hex"] = seg.payload.hex()
     return d
 

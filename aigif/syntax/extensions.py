@@ -288,7 +288,7 @@ def _load_one(ep: Any) -> list[Extension]:
         bad = [type(e).__name__ for e in exts if not isinstance(e, Extension)]
         if bad or not exts:
             raise TypeError(f"expected an aigif.Extension or a list of them, got {', '.join(bad) or 'nothing'}")
-    except Exception as exc:  # any failure of third-party code: warn and go on
+    except (Exception, SystemExit) as exc:  # any failure of third-party code: warn and go on
         _warn_load(f"extension plugin {label} failed to load: {type(exc).__name__}: {exc}")
         return []
     out = []
@@ -328,9 +328,9 @@ def check_extension_segment(seg: Segment, where: str = "", limits: Limits = DEFA
     if ext is None:
         if seg.critical:
             assigned = ASSIGNED_EXTENSIONS.get(seg.type)
-            hint = f" (extension {assigned.name!r}, package {assigned.package})" if assigned else ""
+            hint = f" ({assigned.name!r} from package {assigned.package})" if assigned else ""
             raise UnknownSegmentError(
-                f"{where} is critical extension type {seg.type:#x}{hint}, unknown to this decoder; "
+                f"{where} is a critical extension{hint} unknown to this decoder; "
                 f"install the extension that defines type {seg.type:#x} or upgrade aigif")
         warnings.warn(f"{where}: ancillary extension type {seg.type:#x} is not installed; "
                       f"its {len(seg.payload)} bytes are kept unchanged", UnknownExtensionWarning, stacklevel=3)
@@ -347,13 +347,13 @@ def check_extension_segment(seg: Segment, where: str = "", limits: Limits = DEFA
 
 
 # --- declarative payload schema --------------------------------------------------------
-FIELD_TYPES = ("int", "number", "bool", "str", "bytes", "list", "object", "map")
+FIELD_TYPES = ("int", "number", "bool", "str", "bytes", "hex", "list", "object", "map")
 
 
 @dataclass(frozen=True)
 class Field:
     """One schema entry. Bounds: ``min``/``max`` for int and number (inclusive);
-    ``max_len``/``min_len`` for str (characters), bytes, list (items) and map (keys);
+    ``max_len``/``min_len`` for str (characters), bytes and hex (bytes), list (items) and map (keys);
     ``choices`` for int/str; ``items`` (a Field) for list; ``fields`` (a schema) for object."""
 
     type: str
@@ -444,6 +444,18 @@ def _validate(f: Field, v: Any, where: str, depth: int, max_depth: int, mode: st
             raise err(f"{where} must be bytes (or {{\"base64\": ...}} in JSON), got {_short(v)}")
         _length(f, len(v), where, err, None, "bytes")
         return bytes(v)
+    if t == "hex":
+        # digests: lower-case hex in Python and JSON, raw bytes (msgpack bin) on the wire
+        if mode == "encode":
+            if not (isinstance(v, str) and len(v) % 2 == 0 and all(c in "0123456789abcdef" for c in v)):
+                raise err(f"{where} must be lower-case hex digits, got {_short(v)}")
+            raw = bytes.fromhex(v)
+        else:
+            if not isinstance(v, bytes):
+                raise err(f"{where} must be binary (a hex field), got {_short(v)}")
+            raw = v
+        _length(f, len(raw), where, err, None, "bytes")
+        return raw.hex()
     if t == "list":
         if not isinstance(v, (list, tuple)):
             raise err(f"{where} must be a list, got {_short(v)}")
@@ -498,6 +510,21 @@ def _validate_map(schema: Mapping[str, Field], v: Any, where: str, depth: int, m
             continue
         out[name] = _validate(f, x, f"{where}.{name}", depth, max_depth, mode)
     return out  # on decode, keys the schema does not name are ignored (forward compatible)
+
+
+def _to_wire(schema: Mapping[str, Field], native: dict) -> dict:
+    """Validated native data -> what msgpack packs (hex fields become bin)."""
+    return {k: _wire_value(schema[k], v) for k, v in native.items()}
+
+
+def _wire_value(f: Field, v: Any) -> Any:
+    if f.type == "hex":
+        return bytes.fromhex(v)
+    if f.type == "object":
+        return _to_wire(f.fields, v)  # type: ignore[arg-type]
+    if f.type == "list":
+        return [_wire_value(f.items, x) for x in v]  # type: ignore[arg-type]
+    return v
 
 
 def _bounds(f: Field, v: float, where: str, err: type) -> None:
@@ -566,7 +593,7 @@ class MsgpackSchema:
 
     def pack(self, data: Any) -> bytes:
         native = _validate_map(self.schema, data, "data", 0, self.limits.max_nesting, "encode")
-        payload = msgpack.packb(native, use_bin_type=True)
+        payload = msgpack.packb(_to_wire(self.schema, native), use_bin_type=True)
         if len(payload) > self.max_payload:
             raise LimitError(f"payload is {len(payload)} bytes, above this extension's limit of {self.max_payload}")
         return payload

@@ -69,8 +69,10 @@ class ModelEntry:
 
 
 MODELS = {
-    1: ModelEntry("aigif-tiny-sd", "sd1", "aigif/tiny-sd", "v1", embedded=True),
-    2: ModelEntry("aigif-tiny-sdxl", "sdxl", "aigif/tiny-sdxl", "v1", embedded=True),
+    1: ModelEntry("aigif-tiny-sd", "sd1", "aigif/tiny-sd", "v1",
+                  sha256="d9ef2ba2059841ba9f57a62946110573045d6f315d457d9d3413168588c1764e", embedded=True),
+    2: ModelEntry("aigif-tiny-sdxl", "sdxl", "aigif/tiny-sdxl", "v1",
+                  sha256="dd571ac33e66854c6a8c0417a8a5ed467ce467ea4c00fb3f81aa811c1ec50556", embedded=True),
     16: ModelEntry("sd14", "sd1", "CompVis/stable-diffusion-v1-4", "main",
                    single_file_sha256="fe4efff1e174c627256e44ec2991ba279b3816e364b49f9be2abc0b3ff3f8556"),
     17: ModelEntry("sd15", "sd1", "stable-diffusion-v1-5/stable-diffusion-v1-5", "main",
