@@ -16,25 +16,71 @@ class OutputExistsError(AigifError):
 
 
 def atomic_write(path: str | os.PathLike, data: bytes, *, overwrite: bool = True) -> Path:
-    """Write *data* to a temp file beside *path*, fsync, then rename over it."""
+    """Write *data* to a temp file beside *path*, fsync, then rename over it.
+
+    Readers see the old file or the new one, never a mix. Without *overwrite*
+    the new file is hard-linked into place, which fails if *path* appeared in
+    the meantime (no check-then-clobber race).
+    """
     path = Path(path)
-    if not overwrite and path.exists():
+    if not overwrite and (path.exists() or path.is_symlink()):
         raise OutputExistsError(f"{path} exists; pass --force (overwrite=True) to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, _mode_for(path))  # mkstemp makes 0600; give the file the mode a plain open() would
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _link_no_clobber(tmp, path)
     except BaseException:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
         raise
+    _fsync_dir(path.parent)
     return path
+
+
+def _link_no_clobber(tmp: str, path: Path) -> None:
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise OutputExistsError(f"{path} exists; pass --force (overwrite=True) to replace it") from None
+    except OSError:  # no hard links on this file system: fall back to check-then-rename
+        if path.exists() or path.is_symlink():
+            raise OutputExistsError(f"{path} exists; pass --force (overwrite=True) to replace it") from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (POSIX); best effort where directories cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _mode_for(path: Path) -> int:
+    try:
+        return path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def read_limited(path: str | os.PathLike, limit: int) -> bytes:

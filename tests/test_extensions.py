@@ -497,65 +497,34 @@ def test_img2img_example_schema_and_checks(example_installed):
         aigif.loads(aigif.dumps(doc))
 
 
-def _engine():
-    """The project's engine when it runs extension adapters (``generate(..., extensions=)``), else None."""
-    import inspect
-
-    try:
-        from aigif.engine import Engine
-    except ImportError:
-        return None
-    return Engine if "extensions" in inspect.signature(Engine.generate).parameters else None
-
-
-def test_img2img_example_end_to_end_on_a_tiny_pipeline(example_installed, tmp_path):
-    """Generate txt2img, use it as init image, store as .aigif, reload (entry point), regenerate exactly.
-
-    Runs on the project's engine and its embedded tiny model when the engine runs adapters, else on a
-    tiny diffusers pipeline built here (examples/aigif-img2img/tests/tiny_pipeline.py)."""
+def test_img2img_example_end_to_end_on_the_engine(example_installed, tmp_path):
+    """Generate txt2img, use it as init image, store as .aigif, reload (entry point), regenerate exactly,
+    on the project's engine and its embedded tiny model."""
     import numpy as np
     import torch
 
     torch.set_num_threads(1)
     import aigif_img2img as m
+    from aigif.engine import Engine
 
-    Engine = _engine()
     model = aigif.ModelRef(name="aigif-tiny-sd")
-    if Engine is None:
-        sys.path.insert(0, str(EXAMPLE / "tests"))
-        try:
-            from tiny_pipeline import run, tiny_sd_pipeline
-        finally:
-            sys.path.remove(str(EXAMPLE / "tests"))
-        gen = aigif.Generation(prompt="a cat", seed=3, num_inference_steps=4, guidance_scale=5.0, width=32, height=32)
-        pipe = tiny_sd_pipeline(tmp_path)
-        base, _ = run(pipe, gen)
-        regen = lambda doc: run(pipe, doc.generation, doc.extensions)[0]  # noqa: E731
-    else:
-        engine = Engine(threads=1)
-        gen = aigif.Generation(prompt="a cat", seed=3, num_inference_steps=4, guidance_scale=5.0, width=64, height=64)
-        base = engine.generate(gen, model).image
-        regen = engine.regenerate
+    engine = Engine(threads=1)
+    gen = aigif.Generation(prompt="a cat", seed=3, num_inference_steps=4, guidance_scale=5.0, width=64, height=64)
+    base = engine.generate(gen, model).image
+    regen = engine.regenerate
 
     init = np.ascontiguousarray(base[::-1])                  # a different picture as init image
     seg = extension_segment("img2img", m.init_image_data(init, 0.75))
-    if Engine is None:
-        doc = aigif.Document(generation=gen, model=model, extensions=(seg,))
-        _, call = run(pipe, gen, doc.extensions)
-        assert type(call.pipe).__name__ == "StableDiffusionImg2ImgPipeline" and call.applied == ["img2img"]
-        assert "width" not in call.call_kwargs and call.call_kwargs["strength"] == 0.75
-    else:
-        result = engine.generate(gen, model, extensions=(seg,))
-        doc = result.document
-        assert doc.extensions == (seg,)
+    result = engine.generate(gen, model, extensions=(seg,))
+    doc = result.document
+    assert doc.extensions == (seg,)
     data = aigif.dumps(doc)
     X._BY_TYPE.clear(), X._BY_NAME.clear()
     X._discovered = False                                     # a fresh process: found again via the entry point
     out1 = regen(aigif.loads(data))
     out2 = regen(aigif.loads(data))
     assert np.array_equal(out1, out2)                         # regeneration is exact
-    if Engine is not None:
-        assert np.array_equal(out1, result.image)
+    assert np.array_equal(out1, result.image)
     assert not np.array_equal(out1, base)                     # the extension changed the picture...
     other = aigif.Document(generation=gen, model=model,
                            extensions=(extension_segment("img2img", m.init_image_data(np.zeros_like(init), 0.75)),))

@@ -196,3 +196,18 @@ def test_unknown_version_byte_with_valid_crc():
     body = b"\x89AIG\x07"
     with pytest.raises(UnsupportedVersionError, match="upgrade"):
         loads(body + zlib.crc32(body).to_bytes(4, "little"))
+
+
+def test_atomic_write_gives_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        p = aigif.atomic_write(tmp_path / "a.bin", b"x")
+        assert stat.S_IMODE(p.stat().st_mode) == 0o644
+        os.chmod(p, 0o600)
+        aigif.atomic_write(p, b"y")
+        assert stat.S_IMODE(p.stat().st_mode) == 0o600 and p.read_bytes() == b"y"
+    finally:
+        os.umask(umask)

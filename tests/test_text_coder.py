@@ -64,6 +64,23 @@ def test_empty_string_costs_one_byte():
     assert decode_text(encode_text("")) == ""
 
 
+def test_case_codec_handles_capitals_cheaply():
+    lower = "a photo of an astronaut riding a horse on mars, greg rutkowski, octane render"
+    title = "A photo of an astronaut riding a horse on Mars, Greg Rutkowski, Octane Render"
+    shout = "EasyNegative, BREAK, SDXL score_9 McDonald iPhone HDRi"
+    for s in (lower, title, shout):
+        assert decode_text(encode_text(s, codec=4)) == s
+    assert len(encode_text(title, codec=4)) <= len(encode_text(lower, codec=3)) + 4
+    assert len(encode_text(title, codec=4)) < len(encode_text(title, codec=3)) // 3
+    assert encode_text(title)[0] == 4
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(alphabet="aAbBzZ _-1é", max_size=40))
+def test_property_case_split_round_trips(s):
+    assert decode_text(encode_text(s, codec=4)) == s
+
+
 def test_model_codec_beats_raw_on_a_typical_prompt():
     s = SAMPLES[3]
     assert encode_text(s)[0] == 3
@@ -71,7 +88,7 @@ def test_model_codec_beats_raw_on_a_typical_prompt():
 
 
 def test_registry_objects_have_the_documented_shape():
-    assert {0, 1, 2, 3} <= set(TEXT_CODECS)
+    assert {0, 1, 2, 3, 4} <= set(TEXT_CODECS)
     names = set()
     for cid, c in TEXT_CODECS.items():
         assert isinstance(c.name, str) and c.name not in names
@@ -85,10 +102,11 @@ def test_property_any_unicode_round_trips(s):
     data = encode_text(s)
     assert decode_text(data, max_chars=len(s)) == s
     assert decode_text(encode_text(s, codec=3), max_chars=len(s)) == s
+    assert decode_text(encode_text(s, codec=4), max_chars=len(s)) == s
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=80), st.sampled_from([0, 1, 2, 3]))
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=80), st.sampled_from([0, 1, 2, 3, 4]))
 def test_property_forced_codecs_round_trip(s, cid):
     assert decode_text(encode_text(s, codec=cid)) == s
 
@@ -126,7 +144,7 @@ def test_truncated_zstd_raises_and_other_truncations_never_crash():
         for cut in range(1, len(data)):
             with pytest.raises(AigifError):
                 decode_text(data[:cut])
-    for cid in (0, 3):  # raw/model streams are length-delimited by the container
+    for cid in (0, 3, 4):  # raw/model streams are length-delimited by the container
         data = encode_text(s, codec=cid)
         for cut in range(1, len(data)):
             try:
@@ -152,7 +170,7 @@ def test_corrupt_bytes_raise_or_change_the_text():
 
 
 def test_trailing_bytes_are_corrupt():
-    for cid in (1, 2, 3):
+    for cid in (1, 2, 3, 4):
         data = encode_text(SAMPLES[3], codec=cid)
         with pytest.raises(CorruptError):
             decode_text(data + b"\x01\x02")
@@ -160,7 +178,7 @@ def test_trailing_bytes_are_corrupt():
         decode_text(b"\x00\xff\xfe")  # invalid UTF-8 in the raw codec
 
 
-@pytest.mark.parametrize("cid", [0, 1, 2, 3])
+@pytest.mark.parametrize("cid", [0, 1, 2, 3, 4])
 def test_max_chars_limit(cid):
     s = SAMPLES[5]
     data = encode_text(s, codec=cid)
@@ -207,9 +225,9 @@ def test_conformance_vectors():
         assert data[0] == v["codec"]
         assert decode_text(data) == v["text"], path.name
         seen.add(v["codec"])
-        if v["codec"] in (0, 3):  # our own coders are byte-exact; zstd output may vary by library version
+        if v["codec"] in (0, 3, 4):  # our own coders are byte-exact; zstd output may vary by library version
             assert encode_text(v["text"], codec=v["codec"]) == data, path.name
-    assert {0, 1, 2, 3} <= seen
+    assert {0, 1, 2, 3, 4} <= seen
 
 
 def test_shipped_assets_match_the_spec_hashes():
@@ -257,4 +275,166 @@ def test_training_is_deterministic_and_round_trips():
     assert a == b
     m = parse_model(a)
     for s in prompts + SAMPLES:
-        assert decode_with(m, encode_with(m, s), 1 << 20, "t") == s
+        for case in (False, True):
+            assert decode_with(m, encode_with(m, s, case), 1 << 20, "t", case) == s
+
+
+def test_cli_functions():
+    from aigif.text.cli import cli_text_codecs, cli_text_decode, cli_text_encode
+
+    line = cli_text_encode("a cat, highly detailed")
+    hexfield = line.rsplit("hex=", 1)[1]
+    assert cli_text_decode(hexfield) == "a cat, highly detailed"
+    assert "token-ppm-v1" in cli_text_codecs()
+    with pytest.raises(CorruptError):
+        cli_text_decode("zz")
+    with pytest.raises(ConfigError):
+        encode_text("x", codec=True)  # type: ignore[arg-type]
+
+
+# --- An independent decoder written from spec/text-coding.md sections 4-5 only ---
+# (no import of aigif.text internals: it checks that the spec is complete)
+
+
+def _spec_model():
+    import numpy as np
+    import zstandard
+
+    blob = (ROOT / "aigif" / "assets" / "text" / "token_ppm_v1.safetensors.zst").read_bytes()
+    raw = zstandard.ZstdDecompressor().decompress(blob)
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + n])
+    dt = {"U8": "<u1", "U16": "<u2", "U32": "<u4", "U64": "<u8"}
+    body = raw[8 + n :]
+    t = {
+        k: np.frombuffer(body[v["data_offsets"][0] : v["data_offsets"][1]], dtype=dt[v["dtype"]]).tolist()
+        for k, v in header.items()
+        if k != "__metadata__"
+    }
+    utf8, off = bytes(t["vocab.utf8"]), t["vocab.offsets"]
+    vocab = [utf8[off[i] : off[i + 1]].decode() for i in range(len(off) - 1)]
+
+    def tables(prefix):
+        out = []
+        for k in range(4):
+            keys, start, esc = t[f"{prefix}.o{k}.keys"], t[f"{prefix}.o{k}.start"], t[f"{prefix}.o{k}.esc"]
+            sym, cnt = t[f"{prefix}.o{k}.sym"], t[f"{prefix}.o{k}.count"]
+            out.append({key: (sym[start[c] : start[c + 1]], cnt[start[c] : start[c + 1]], esc[c]) for c, key in enumerate(keys)})
+        return out
+
+    return vocab, t["chars.codepoints"], tables("tok"), tables("chr")
+
+
+class _SpecRangeDecoder:
+    def __init__(self, payload):
+        self.p, self.pos = payload, 7
+        self.code = int.from_bytes(payload[:7].ljust(7, b"\0"), "big")
+        self.range = 2**56 - 1
+
+    def target(self, total):
+        self.r = self.range // total
+        v = self.code // self.r
+        assert v < total, "corrupt"
+        return v
+
+    def consume(self, cum, freq):
+        self.code -= self.r * cum
+        self.range = self.r * freq
+        while self.range < 2**48:
+            self.range *= 256
+            self.code = self.code * 256 + (self.p[self.pos] if self.pos < len(self.p) else 0)
+            self.pos += 1
+
+    def table(self, freqs):
+        v, cum = self.target(sum(freqs)), 0
+        for i, f in enumerate(freqs):
+            if v < cum + f:
+                self.consume(cum, f)
+                return i
+            cum += f
+
+
+def _spec_symbol(dec, tables, h):
+    for k in range(3, -1, -1):
+        key = 0
+        for x in h[len(h) - k :] if k else []:
+            key = key * 65536 + x
+        if key not in tables[k]:
+            continue
+        syms, counts, esc = tables[k][key]
+        S = sum(counts)
+        v = dec.target(S + esc)
+        if v >= S:
+            dec.consume(S, esc)
+            continue
+        cum = 0
+        for s, f in zip(syms, counts):
+            if v < cum + f:
+                dec.consume(cum, f)
+                return s
+            cum += f
+    raise AssertionError("corrupt")
+
+
+def _spec_decode(model, field):
+    vocab, cps, tok, chr_ = model
+    codec, dec = field[0], _SpecRangeDecoder(field[1:])
+    case_freq = {3: (24, 6, 2), 0: (1000, 20, 4), 1: (40, 22, 2), 2: (12, 4, 16)}
+    h, out, prev = [0, 0, 0], "", 3
+    while True:
+        t = _spec_symbol(dec, tok, h)
+        if t == 0:
+            break
+        if t == 1:
+            g, s = [0, 0, 0], ""
+            while True:
+                c = _spec_symbol(dec, chr_, g)
+                if c == 0:
+                    break
+                if c == 1 and codec == 3:
+                    p = dec.target(0x110000)
+                    dec.consume(p, 1)
+                elif c == 1:
+                    first, end = [(0, 0x80), (0x80, 0x10000), (0x10000, 0x110000)][dec.table((2, 1, 1))]
+                    p = dec.target(end - first)
+                    dec.consume(p, 1)
+                    p += first
+                else:
+                    p = cps[c]
+                s += chr(p)
+                g = g[1:] + [c]
+        else:
+            s = vocab[t]
+        if codec == 4 and any("a" <= x <= "z" for x in s):
+            prev = dec.table(case_freq[prev])
+            if prev == 2:
+                s = "".join(x.upper() if "a" <= x <= "z" else x for x in s)
+            elif prev == 1:
+                i = next(i for i, x in enumerate(s) if "a" <= x <= "z")
+                s = s[:i] + s[i].upper() + s[i + 1 :]
+        out += s
+        h = h[1:] + [t]
+    return out
+
+
+def test_spec_decoder_agrees_with_the_library():
+    import gzip
+
+    model = _spec_model()
+    fields = []
+    for path in VECTORS:
+        v = json.loads(path.read_text(encoding="utf-8"))
+        if v["codec"] in (3, 4):
+            fields.append((bytes.fromhex(v["hex"]), v["text"]))
+    dev = ROOT / ".." / "shared" / "data" / "prompts" / "dev.txt.gz"
+    if dev.exists():
+        with gzip.open(dev, "rt", encoding="utf-8") as f:
+            extra = [next(f).rstrip("\n") for _ in range(40)]
+    else:
+        extra = SAMPLES
+    for s in extra + [p.title() for p in extra[:10]]:
+        for cid in (3, 4):
+            fields.append((encode_text(s, codec=cid), s))
+    assert len(fields) > 40
+    for data, text in fields:
+        assert _spec_decode(model, data) == text

@@ -12,6 +12,25 @@ from ..limits import DEFAULT_LIMITS
 from . import app
 
 
+def printable(text: str) -> str:
+    """Escape control characters (ESC, BEL, C1 CSI, ...) so a stranger's prompt cannot drive the terminal."""
+    return "".join(c if c.isprintable() or c in "\n" else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def printable_json(value: object) -> str:
+    """JSON for a terminal: readable non-ASCII text, but every non-printable character as a \\u escape."""
+    def esc(c: str) -> str:
+        if c.isprintable() or c == "\n":
+            return c
+        n = ord(c)
+        if n > 0xFFFF:
+            n -= 0x10000
+            return f"\\u{0xD800 + (n >> 10):04x}\\u{0xDC00 + (n & 0x3FF):04x}"
+        return f"\\u{n:04x}"
+
+    return "".join(esc(c) for c in json.dumps(value, indent=2, ensure_ascii=False))
+
+
 def read_json(path: Path) -> object:
     raw = read_limited(path, DEFAULT_LIMITS.max_file_bytes) if str(path) != "-" else typer.get_text_stream("stdin").read().encode()
     try:
@@ -58,11 +77,11 @@ def info(
     doc = loads(data)
     d = document_to_dict(doc)
     if as_json:
-        typer.echo(json.dumps(d, indent=2, ensure_ascii=False))
+        typer.echo(printable_json(d))
         return
     for key, value in d.items():
         if key in ("residual", "pixels"):
             value = f"<{len(getattr(doc, key))} bytes>"
         elif isinstance(value, (dict, list)):
             value = json.dumps(value, ensure_ascii=False)
-        typer.echo(f"{key}: {value}")
+        typer.echo(printable(f"{key}: {value}"))

@@ -25,6 +25,7 @@ TEXT_CODECS: dict = {
     1: ZstdCodec("zstd"),
     2: ZstdCodec("zstd-dict-v1", dict_version=1),
     3: TokenPPMCodec("token-ppm-v1", model_version=1),
+    4: TokenPPMCodec("token-ppm-v1-case", model_version=1, case=True),
 }
 
 
@@ -32,7 +33,7 @@ def encode_text(text: str, codec: int | None = None) -> bytes:
     """Encode *text*: codec id byte + payload; without *codec*, the smallest wins (ties: lowest id)."""
     utf8(text)  # type and UTF-8 validity first, with one clear error
     if codec is not None:
-        if codec not in TEXT_CODECS:
+        if isinstance(codec, bool) or not isinstance(codec, int) or codec not in TEXT_CODECS:
             raise ConfigError(f"unknown text codec {codec!r}; known: {sorted(TEXT_CODECS)}")
         return bytes([codec]) + TEXT_CODECS[codec].encode(text)
     best = None

@@ -1,4 +1,4 @@
-"""Codec 3: a static token-level PPM model driving the integer range coder.
+"""Codecs 3 and 4: a static token-level PPM model driving the integer range coder.
 
 Model (Cleary & Witten 1984, PPM; static, trained once by `aigif.text.train`):
 tokens from `tokenize.split_tokens` are coded with contexts of up to K previous
@@ -7,10 +7,16 @@ order lower; tokens outside the vocabulary are the symbol NOVEL followed by
 their characters under a second PPM model over characters, whose own last
 resort is a uniform code over all Unicode code points. Every probability is an
 integer count stored in the model file, so decoding is bit-exact everywhere.
+
+Codec 4 reuses the same model file on ASCII-lowercased tokens and codes a case
+class (lower / Capitalized / UPPER) after each letter token from fixed integer
+tables: the training prompts are lowercase, real prompts are not.
 """
 from __future__ import annotations
 
 import json
+from array import array
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -19,7 +25,7 @@ import numpy as np
 
 from ..errors import CorruptError, LimitError, ModelError
 from .rangecoder import RangeDecoder, RangeEncoder
-from .tokenize import split_tokens
+from .tokenize import CAP, LOWER, UPPER, apply_case, has_lower_letter, split_case_tokens, split_tokens
 from .zstd_codecs import check_sha256
 
 MODEL_ASSETS = {1: "token_ppm_v1.safetensors.zst"}  # model version -> file in aigif/assets/text
@@ -29,82 +35,126 @@ NOVEL = 1  # token id 1: a token outside the vocabulary, spelled by the char mod
 CHAR_END = 0  # char id 0: end of a spelled token (and the start-context padding)
 CHAR_ESC = 1  # char id 1: a code point outside the char alphabet (uniform code)
 N_CODEPOINTS = 0x110000
-MAX_TOKEN_CHARS = 1 << 16  # a spelled token longer than this is corrupt
+
+# Codec 4 only (fixed by the spec, not trained: the training prompts are lowercase).
+# Case class of a letter token given the previous letter token's class (or START):
+CASE_START = 3
+CASE_FREQ = {CASE_START: (24, 6, 2), LOWER: (1000, 20, 4), CAP: (40, 22, 2), UPPER: (12, 4, 16)}
+# Code point escape: class (ASCII, rest of the BMP, astral) then uniform inside it.
+CP_CLASSES = ((0, 0x80, 2), (0x80, 0x10000, 1), (0x10000, N_CODEPOINTS, 1))  # (first, end, freq)
+CP_TOTAL = 4
+
+
+def _encode_table(enc: RangeEncoder, freqs: tuple, s: int) -> None:
+    enc.encode(sum(freqs[:s]), freqs[s], sum(freqs))
+
+
+def _decode_table(dec: RangeDecoder, freqs: tuple) -> int:
+    v = dec.target(sum(freqs))
+    cum = 0
+    for i, f in enumerate(freqs):
+        if v < cum + f:
+            dec.consume(cum, f)
+            return i
+        cum += f
+    raise AssertionError("unreachable: target() checked v < total")
+
+
+def encode_codepoint(enc: RangeEncoder, cp: int, classes: bool) -> None:
+    if not classes:
+        enc.encode(cp, 1, N_CODEPOINTS)
+        return
+    cum = 0
+    for first, end, f in CP_CLASSES:
+        if cp < end:
+            enc.encode(cum, f, CP_TOTAL)
+            enc.encode(cp - first, 1, end - first)
+            return
+        cum += f
+
+
+def decode_codepoint(dec: RangeDecoder, classes: bool) -> int:
+    if not classes:
+        cp = dec.target(N_CODEPOINTS)
+        dec.consume(cp, 1)
+        return cp
+    first, end, _ = CP_CLASSES[_decode_table(dec, tuple(c[2] for c in CP_CLASSES))]
+    cp = dec.target(end - first)
+    dec.consume(cp, 1)
+    return first + cp
+
+
+def _arr(code: str, a: np.ndarray) -> array:
+    """numpy -> array.array: bisect on it runs in C without numpy's per-call overhead."""
+    return array(code, np.ascontiguousarray(a, dtype={"Q": "<u8", "q": "<i8"}[code]).tobytes())
 
 
 class PPMTable:
-    """Static PPM contexts of orders 0..K over 16-bit symbol ids."""
+    """Static PPM contexts of orders 0..K over 16-bit symbol ids (see spec section 4)."""
 
     def __init__(self, arrays: dict, prefix: str, max_order: int) -> None:
         self.K = max_order
         self.keys, self.start, self.esc, self.sym, self.cum = [], [], [], [], []
-        self.keydict = []
         for k in range(max_order + 1):
-            keys = arrays[f"{prefix}.o{k}.keys"].astype(np.uint64)
-            start = arrays[f"{prefix}.o{k}.start"].astype(np.int64)
             cnt = arrays[f"{prefix}.o{k}.count"].astype(np.int64)
             cum = np.zeros(len(cnt) + 1, dtype=np.int64)
             np.cumsum(cnt, out=cum[1:])
-            self.keys.append(keys)
-            self.start.append(start)
-            self.esc.append(arrays[f"{prefix}.o{k}.esc"].astype(np.int64))
-            self.sym.append(arrays[f"{prefix}.o{k}.sym"].astype(np.int64))
-            self.cum.append(cum)
+            self.keys.append(_arr("Q", arrays[f"{prefix}.o{k}.keys"]))
+            self.start.append(_arr("q", arrays[f"{prefix}.o{k}.start"]))
+            self.esc.append(_arr("q", arrays[f"{prefix}.o{k}.esc"]))
+            self.sym.append(_arr("q", arrays[f"{prefix}.o{k}.sym"]))
+            self.cum.append(_arr("q", cum))
 
-    def find(self, k: int, key: int) -> int:
+    def find(self, k: int, hist: list[int]) -> int:
+        """Index of the context keyed by the last k symbols of *hist*, or -1."""
+        key = 0
+        for h in hist[len(hist) - k :] if k else ():
+            key = (key << 16) | h
         keys = self.keys[k]
-        i = int(np.searchsorted(keys, np.uint64(key)))
-        if i < len(keys) and int(keys[i]) == key:
+        i = bisect_left(keys, key)
+        if i < len(keys) and keys[i] == key:
             return i
         return -1
 
     def encode(self, enc: RangeEncoder, hist: list[int], s: int) -> bool:
         """Code *s* after *hist*; False when it escaped below order 0 (caller codes it)."""
         for k in range(self.K, -1, -1):
-            key = 0
-            for h in hist[len(hist) - k :] if k else ():
-                key = (key << 16) | h
-            c = self.find(k, key)
+            c = self.find(k, hist)
             if c < 0:
                 continue
-            a, b = int(self.start[k][c]), int(self.start[k][c + 1])
-            cum = self.cum[k]
-            base = int(cum[a])
-            tot_sym = int(cum[b]) - base
-            esc = int(self.esc[k][c])
-            total = tot_sym + esc
-            sym = self.sym[k]
-            j = a + int(np.searchsorted(sym[a:b], s))
-            if j < b and int(sym[j]) == s:
-                enc.encode(int(cum[j]) - base, int(cum[j + 1]) - int(cum[j]), total)
+            start, cum, sym = self.start[k], self.cum[k], self.sym[k]
+            a, b = start[c], start[c + 1]
+            base = cum[a]
+            tot_sym = cum[b] - base
+            esc = self.esc[k][c]
+            j = bisect_left(sym, s, a, b)
+            if j < b and sym[j] == s:
+                enc.encode(cum[j] - base, cum[j + 1] - cum[j], tot_sym + esc)
                 return True
             if esc == 0:
                 raise AssertionError("symbol missing from a context that cannot escape")
-            enc.encode(tot_sym, esc, total)
+            enc.encode(tot_sym, esc, tot_sym + esc)
         return False
 
     def decode(self, dec: RangeDecoder, hist: list[int]) -> int:
         """Return the next symbol id, or -1 when it escaped below order 0."""
         for k in range(self.K, -1, -1):
-            key = 0
-            for h in hist[len(hist) - k :] if k else ():
-                key = (key << 16) | h
-            c = self.find(k, key)
+            c = self.find(k, hist)
             if c < 0:
                 continue
-            a, b = int(self.start[k][c]), int(self.start[k][c + 1])
-            cum = self.cum[k]
-            base = int(cum[a])
-            tot_sym = int(cum[b]) - base
-            esc = int(self.esc[k][c])
+            start, cum = self.start[k], self.cum[k]
+            a, b = start[c], start[c + 1]
+            base = cum[a]
+            tot_sym = cum[b] - base
+            esc = self.esc[k][c]
             v = dec.target(tot_sym + esc)
             if v >= tot_sym:
                 dec.consume(tot_sym, esc)
                 continue
-            j = a + int(np.searchsorted(cum[a + 1 : b + 1], base + v, side="right"))
-            lo = int(cum[j])
-            dec.consume(lo - base, int(cum[j + 1]) - lo)
-            return int(self.sym[k][j])
+            j = bisect_right(cum, base + v, a, b + 1) - 1
+            lo = cum[j]
+            dec.consume(lo - base, cum[j + 1] - lo)
+            return self.sym[k][j]
         return -1
 
 
@@ -155,11 +205,14 @@ def load_model(version: int) -> TokenModel:
     return parse_model(blob)
 
 
-def encode_with(model: TokenModel, text: str) -> bytes:
+def encode_with(model: TokenModel, text: str, case: bool = False) -> bytes:
+    """Codec 3 (case=False) or codec 4 (case=True: case classes + cheaper code point escapes)."""
     enc = RangeEncoder()
     K, CK = model.tokens.K, model.spell.K
     hist = [EOS] * K
-    for tok in split_tokens(text) + [None]:
+    prev_case = CASE_START
+    pairs = split_case_tokens(text) if case else [(t, None) for t in split_tokens(text)]
+    for tok, cls in pairs + [(None, None)]:
         t = EOS if tok is None else model.index.get(tok, NOVEL)
         if not model.tokens.encode(enc, hist, t):
             raise AssertionError("token model cannot escape below order 0")
@@ -170,16 +223,20 @@ def encode_with(model: TokenModel, text: str) -> bytes:
                 if not model.spell.encode(enc, chist, c):
                     raise AssertionError("char model cannot escape below order 0")
                 if c == CHAR_ESC:
-                    enc.encode(ch, 1, N_CODEPOINTS)
+                    encode_codepoint(enc, ch, case)
                 if CK:
                     chist = chist[1:] + [c]
+        if cls is not None:
+            _encode_table(enc, CASE_FREQ[prev_case], cls)
+            prev_case = cls
         if K:
             hist = hist[1:] + [t]
     return enc.finish()
 
 
-def decode_with(model: TokenModel, data: bytes, max_chars: int, name: str) -> str:
+def decode_with(model: TokenModel, data: bytes, max_chars: int, name: str, case: bool = False) -> str:
     dec = RangeDecoder(data)
+    prev_case = CASE_START
     K, CK = model.tokens.K, model.spell.K
     hist = [EOS] * K
     out: list[str] = []
@@ -200,8 +257,7 @@ def decode_with(model: TokenModel, data: bytes, max_chars: int, name: str) -> st
                 if c == CHAR_END:
                     break
                 if c == CHAR_ESC:
-                    cp = dec.target(N_CODEPOINTS)
-                    dec.consume(cp, 1)
+                    cp = decode_codepoint(dec, case)
                     if 0xD800 <= cp < 0xE000:
                         raise CorruptError(f"{name}: surrogate code point {cp:#x}")
                     buf.append(chr(cp))
@@ -216,6 +272,9 @@ def decode_with(model: TokenModel, data: bytes, max_chars: int, name: str) -> st
             s = "".join(buf)
         else:
             s = model.vocab[t]
+        if case and has_lower_letter(s):
+            prev_case = _decode_table(dec, CASE_FREQ[prev_case])
+            s = apply_case(s, prev_case)
         out.append(s)
         n += len(s)
         if n > max_chars:

@@ -24,34 +24,43 @@ _FULL = (1 << TOP_SHIFT) - 1
 class RangeEncoder:
     """Encode (cum, freq, total) triples; `finish()` returns the bytes."""
 
-    __slots__ = ("low", "range", "nbytes")
+    __slots__ = ("low", "range", "out")
 
     def __init__(self) -> None:
-        # low is kept as an unbounded integer at the current scale: carries
-        # propagate by themselves, which keeps the encoder trivially correct.
-        self.low = 0
+        self.low = 0  # the last CODE_BYTES bytes of the value; bytes before it are in `out`
         self.range = _FULL
-        self.nbytes = CODE_BYTES
+        self.out = bytearray()
 
     def encode(self, cum: int, freq: int, total: int) -> None:
         r = self.range // total
-        self.low += r * cum
+        low = self.low + r * cum
         rng = r * freq
+        if low > _FULL:  # carry into the bytes already written
+            low &= _FULL
+            out = self.out
+            i = len(out) - 1
+            while out[i] == 0xFF:
+                out[i] = 0
+                i -= 1
+            out[i] += 1
         while rng < BOT:
+            self.out.append(low >> (TOP_SHIFT - 8))
+            low = (low & (BOT - 1)) << 8
             rng <<= 8
-            self.low <<= 8
-            self.nbytes += 1
-        self.range = rng
+        self.low, self.range = low, rng
 
     def finish(self) -> bytes:
-        return terminate(self.low, self.range, self.nbytes)
+        n = len(self.out) + CODE_BYTES
+        return terminate(int.from_bytes(bytes(self.out) + self.low.to_bytes(CODE_BYTES, "big"), "big"), self.range, n)
 
 
 def terminate(low: int, rng: int, n: int) -> bytes:
     """The canonical stream: the value in [low, low + rng) with the most trailing
     zero bytes, written as n big-endian bytes, trailing zero bytes removed."""
     high = low + rng
-    for t in range(n, -1, -1):
+    # rng < 256**CODE_BYTES, so at most one multiple of 256**CODE_BYTES lies in the
+    # interval: larger t cannot find another value, only more zeros, stripped below.
+    for t in range(min(n, CODE_BYTES), -1, -1):
         m = 1 << (8 * t)
         v = -(-low // m) * m
         if v < high:

@@ -1,7 +1,7 @@
 """Write the text-field conformance vectors: `python -m aigif.text.vectors --out spec/conformance/text`.
 
 Each vector is `{"codec": id, "hex": "...", "text": "..."}`; decoders must map
-hex -> text exactly. Codecs 0 and 3 are byte-exact on encode as well; zstd
+hex -> text exactly. Codecs 0, 3 and 4 are byte-exact on encode as well; zstd
 output may differ between library versions, only its decoding is normative.
 """
 from __future__ import annotations
@@ -21,6 +21,7 @@ CASES = {
     "whitespace": "line one\nline two\r\n\ttabbed  double  spaces  ",
     "novel-words": "xyzzyqqq zorblax frumious bandersnatch Ünïcödé",
     "astral": "\U0010ffff\U00010000\ue000\x00",
+    "capitals": "A photo of an astronaut riding a horse on Mars, Greg Rutkowski, EasyNegative, BREAK, SDXL iPhone HDRi",
 }
 
 

@@ -1,0 +1,17 @@
+"""Regeneration engine: syntax -> diffusers pipeline -> pixels, deterministically.
+
+    from aigif.engine import Engine
+    from aigif import Generation
+    res = Engine().generate(Generation(prompt="a cat", seed=1, num_inference_steps=4,
+                                       guidance_scale=7.5, width=64, height=64))
+    res.image        # HxWx3 uint8
+    res.document     # platform + fingerprint filled, ready for aigif.dumps
+
+torch/diffusers are imported when an engine first renders, not on import.
+"""
+from __future__ import annotations
+
+from .engine import DecodeResult, Engine, GenerateResult, default_engine, prepare_pipeline, to_uint8
+from .loader import DEFAULT_MODEL
+
+__all__ = ["DEFAULT_MODEL", "DecodeResult", "Engine", "GenerateResult", "default_engine", "prepare_pipeline", "to_uint8"]

@@ -1,0 +1,137 @@
+"""Model digests (spec/engine.md "Model digest") and a cache so big weights are hashed once.
+
+Pipeline folder digest: sha256 over the manifest ``relpath \\0 sha256hex(file) \\n``
+of every weight file (``*.safetensors``) in the component sub-folders named by
+``model_index.json`` and matching the variant, sorted by relpath (``/``
+separators). Single-file checkpoint: the sha256 of the file; the A1111 AutoV2
+short hash (first 10 hex digits) is accepted when comparing.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+
+from ..errors import ModelError, ModelMismatchError
+from .paths import aigif_home
+
+_CHUNK = 4 * 2**20
+_LOCK = threading.Lock()
+_MEMO: dict[str, str] = {}
+
+
+def _cache_file() -> Path:
+    return aigif_home() / "digests.json"
+
+
+def _key(path: Path) -> str:
+    st = path.stat()
+    return f"{path}|{st.st_size}|{st.st_mtime_ns}"
+
+
+def _load_cache() -> dict[str, str]:
+    try:
+        data = json.loads(_cache_file().read_text("utf-8"))
+        return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)} if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _store_cache(entries: dict[str, str]) -> None:
+    from ..fileio import atomic_write
+
+    try:
+        cache = _load_cache()
+        cache.update(entries)
+        atomic_write(_cache_file(), json.dumps(cache, sort_keys=True).encode("utf-8"))
+    except OSError:
+        pass  # a read-only home only costs re-hashing
+
+
+def file_sha256(path: str | os.PathLike, *, use_cache: bool = True) -> str:
+    """sha256 hex of a file; cached by (resolved path, size, mtime) in ``$AIGIF_HOME/digests.json``."""
+    path = Path(path).resolve()
+    key = _key(path)
+    with _LOCK:
+        if key in _MEMO:
+            return _MEMO[key]
+    if use_cache:
+        hit = _load_cache().get(key)
+        if hit:
+            _MEMO[key] = hit
+            return hit
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            h.update(chunk)
+    digest = h.hexdigest()
+    with _LOCK:
+        _MEMO[key] = digest
+    if use_cache and path.stat().st_size >= _CHUNK:  # small files are cheaper to hash than to cache
+        _store_cache({key: digest})
+    return digest
+
+
+def _variant_of(filename: str) -> str | None:
+    """``diffusion_pytorch_model.fp16.safetensors`` -> ``fp16``; shards keep their variant."""
+    stem = filename[: -len(".safetensors")]
+    if "." not in stem:
+        return None
+    v = stem.rsplit(".", 1)[1]
+    return v.split("-", 1)[0]
+
+
+def weight_files(folder: str | os.PathLike, variant: str | None = None) -> list[str]:
+    """Relpaths of the weight files a pipeline folder's digest covers (sorted)."""
+    folder = Path(folder)
+    index = read_model_index(folder)
+    out = []
+    for comp, spec in index.items():
+        if comp.startswith("_") or not isinstance(spec, list) or spec[:1] == [None]:
+            continue
+        sub = folder / comp
+        if not sub.is_dir():
+            continue
+        for f in sorted(sub.iterdir()):
+            if f.name.endswith(".safetensors") and _variant_of(f.name) == variant:
+                out.append(f"{comp}/{f.name}")
+    return sorted(out)
+
+
+def read_model_index(folder: Path) -> dict:
+    path = Path(folder) / "model_index.json"
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"{folder} is not a diffusers pipeline folder (no model_index.json)") from None
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
+        raise ModelError(f"{path} cannot be read: {exc}") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{path} must hold a JSON object")
+    return data
+
+
+def folder_digest(folder: str | os.PathLike, variant: str | None = None) -> str:
+    """The model digest of a diffusers pipeline folder (see module docstring)."""
+    folder = Path(folder)
+    files = weight_files(folder, variant)
+    if not files:
+        raise ModelError(f"{folder} holds no .safetensors weights{f' for variant {variant!r}' if variant else ''}")
+    manifest = "".join(f"{rel}\0{file_sha256(folder / rel)}\n" for rel in files)
+    return hashlib.sha256(manifest.encode("utf-8")).hexdigest()
+
+
+def digest_matches(recorded: str, actual: str) -> bool:
+    """A full sha256, or an A1111 AutoV2 (10) / 12-digit short hash, as a prefix of *actual*."""
+    recorded = recorded.lower()
+    return len(recorded) in (10, 12, 64) and actual.lower().startswith(recorded)
+
+
+def check_digest(what: str, recorded: str | None, actual: str) -> None:
+    if recorded and not digest_matches(recorded, actual):
+        raise ModelMismatchError(
+            f"{what}: weights digest {actual} does not match the sha256 recorded in the file ({recorded}); "
+            "the image will not be reproduced. Get the exact weights, or pass --trust-model-mismatch "
+            "(verify_weights=False) to regenerate anyway")

@@ -1,0 +1,294 @@
+"""The regeneration engine: a syntax (model + generation + platform) <-> a diffusers pipeline call."""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import AigifError, ConfigError, CorruptError
+from ..fidelity import FidelityReport, Thresholds, check_fingerprint, compare_images, fingerprint
+from ..syntax import registry
+from ..syntax.document import Document
+from ..syntax.elements import Generation, ModelRef, Platform
+from .digest import check_digest
+from .families import call_kwargs
+from .loader import DEFAULT_MODEL, PipelineCache, Resolved, check_pipeline_folder, load_pipeline, model_digest, resolve
+from .noise import initial_latents
+from .paths import env_model_dirs
+from .platform import CUBLAS_WORKSPACE, capture_platform, pinned, platform_diffs
+from .schedulers import make_scheduler, resolve_scheduler_name
+
+DTYPES = ("float32", "float16", "bfloat16")
+ATTENTION = ("sdpa", "sdpa-math", "classic")
+MAX_PIXELS = 16384 * 16384
+
+
+@dataclass(frozen=True)
+class GenerateResult:
+    image: np.ndarray          # HxWx3 uint8
+    document: Document         # platform and fingerprint filled
+
+
+@dataclass(frozen=True)
+class DecodeResult:
+    image: np.ndarray
+    report: FidelityReport | None
+    source: str = "regenerated"   # regenerated | pixels | residual
+
+
+@dataclass
+class _Loaded:
+    pipe: object
+    res: Resolved
+    digest: str | None
+    scheduler_cls: str
+    scheduler_config: dict
+
+
+class Engine:
+    """Generate images from syntax and regenerate them bit-exactly (on the same platform).
+
+    Pipelines are loaded once and kept in an LRU (``cache_size``) keyed by model
+    identity, dtype, device and attention backend.
+    """
+
+    def __init__(self, model_dirs=None, allow_network: bool = False, device: str = "cpu", dtype: str | None = None,
+                 threads: int | None = None, verify_weights: bool = True, progress: bool = False,
+                 attention: str = "sdpa", cache_size: int = 2, thresholds: Thresholds = Thresholds()):
+        if dtype is not None and dtype not in DTYPES:
+            raise ConfigError(f"dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+        if attention not in ATTENTION:
+            raise ConfigError(f"attention {attention!r}; this engine supports {', '.join(ATTENTION)}")
+        if threads is not None and not (isinstance(threads, int) and 0 < threads < 65536):
+            raise ConfigError(f"threads must be 1..65535, got {threads!r}")
+        if str(device).startswith("cuda"):
+            # must be in place before cuBLAS creates its first handle (spec/engine.md section 4)
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+        self.model_dirs = [Path(p) for p in (model_dirs or [])] + env_model_dirs()
+        self.allow_network = allow_network
+        self.device = device
+        self.dtype = dtype
+        self.threads = threads
+        self.verify_weights = verify_weights
+        self.progress = progress
+        self.attention = attention
+        self.thresholds = thresholds
+        self._cache = PipelineCache(cache_size)
+
+    # --- public API ---------------------------------------------------------------
+    def generate(self, generation: Generation, model: ModelRef | None = None, extensions: tuple = ()) -> GenerateResult:
+        """Render *generation* (with extension segments, e.g. img2img) and return the pixels plus the document to save."""
+        import torch
+
+        if generation.scheduler is not None:
+            generation = dataclasses.replace(generation, scheduler=resolve_scheduler_name(generation.scheduler))
+        model = model or ModelRef(name=DEFAULT_MODEL)
+        dtype = self.dtype or "float32"
+        threads = self.threads or torch.get_num_threads()
+        loaded = self._loaded(model, dtype, self.attention)
+        image = self._render(loaded, generation, dtype, threads, self.attention, True, tuple(extensions))
+        platform = capture_platform(self.device, dtype, self.attention, threads, True)
+        doc = Document(generation=generation, model=self._record_model(model, loaded), platform=platform,
+                       fingerprint=fingerprint(image), extensions=tuple(extensions))
+        return GenerateResult(image, doc)
+
+    def regenerate(self, doc: Document) -> np.ndarray:
+        """Re-render the document's syntax with the numerics its platform element pins."""
+        if doc.generation is None or doc.model is None:
+            raise ConfigError("the document has no generation syntax to regenerate (pixels-only file)")
+        dtype, threads, attention, det = self._decode_settings(doc.platform)
+        loaded = self._loaded(doc.model, dtype, attention)
+        return self._render(loaded, doc.generation, dtype, threads, attention, det, doc.extensions)
+
+    def decode(self, doc: Document, reference: np.ndarray | None = None) -> DecodeResult:
+        """The document's image: stored pixels, regenerated (+ residual), with a fidelity report."""
+        codec = None
+        if doc.pixels is not None or doc.residual is not None:
+            codec = _codec()
+        if doc.pixels is not None:
+            image = _codec_call("pixels", codec.decompress_image, doc.pixels)
+            report = compare_images(reference, image, self.thresholds) if reference is not None else (
+                check_fingerprint(image, doc.fingerprint, self.thresholds) if doc.fingerprint else None)
+            return DecodeResult(image, report, "pixels")
+        image = self.regenerate(doc)
+        source = "regenerated"
+        if doc.residual is not None:
+            image = _codec_call("residual", codec.decompress_residual, doc.residual, image)
+            source = "residual"
+        diffs = platform_diffs(doc.platform, self.current_platform(doc.platform))
+        if reference is not None:
+            report = compare_images(reference, image, self.thresholds, diffs)
+        else:
+            report = check_fingerprint(image, doc.fingerprint, self.thresholds, diffs)
+        return DecodeResult(image, report, source)
+
+    def verify(self, doc: Document, image: np.ndarray) -> FidelityReport:
+        """Decode *doc* and compare with the real *image* (PSNR/SSIM/MS-SSIM)."""
+        return self.decode(doc, reference=image).report
+
+    def current_platform(self, recorded: Platform | None = None) -> Platform:
+        """The platform this engine would decode *recorded* on."""
+        dtype, threads, attention, det = self._decode_settings(recorded)
+        return capture_platform(self.device, dtype, attention, threads, det)
+
+    @property
+    def pipelines_loaded(self) -> int:
+        return self._cache.loads
+
+    # --- internals ------------------------------------------------------------------
+    def _decode_settings(self, p: Platform | None) -> tuple[str, int, str, bool]:
+        import torch
+
+        p = p or Platform()
+        dtype = p.dtype or self.dtype or "float32"
+        if dtype not in DTYPES:
+            raise ConfigError(f"the file's dtype {dtype!r} is not supported; supported: {', '.join(DTYPES)}")
+        attention = p.attention or self.attention
+        if attention == "default":
+            attention = "sdpa"
+        if attention not in ATTENTION:
+            raise ConfigError(f"the file was made with attention backend {attention!r}, which this engine does not provide "
+                              f"({', '.join(ATTENTION)})")
+        threads = p.threads or self.threads or torch.get_num_threads()
+        return dtype, threads, attention, True if p.deterministic is None else p.deterministic
+
+    def _loaded(self, model: ModelRef, dtype: str, attention: str) -> _Loaded:
+        import torch
+
+        res = resolve(model, self.model_dirs, self.allow_network)
+        if not res.single_file:
+            check_pipeline_folder(res)
+        digest = None
+        if self.verify_weights or res.recorded_sha256 is None:
+            digest = model_digest(res)
+        if self.verify_weights:
+            check_digest(f"model {model.name or model.repo or model.local} ({res.path})", res.recorded_sha256, digest)
+        key = (str(res.path), res.variant, digest, dtype, self.device, attention)
+
+        def factory():
+            pipe = load_pipeline(res, getattr(torch, dtype), self.device, self.progress)
+            prepare_pipeline(pipe, attention)
+            pipe.set_progress_bar_config(disable=not self.progress, leave=False, desc="diffusion steps")
+            sched = pipe.scheduler
+            return _Loaded(pipe, res, digest, type(sched).__name__, dict(sched.config))
+
+        loaded = self._cache.get(key, factory)
+        loaded.digest = digest or loaded.digest
+        return loaded
+
+    def _render(self, loaded: _Loaded, gen: Generation, dtype: str, threads: int, attention: str, deterministic: bool,
+                extensions: tuple = ()) -> np.ndarray:
+        import torch
+
+        from ..syntax.extensions import apply_adapters
+
+        pipe = loaded.pipe
+        f = int(getattr(pipe, "vae_scale_factor", 8))
+        if gen.width % f or gen.height % f:
+            raise ConfigError(f"width and height must be multiples of {f} for this model, got {gen.width}x{gen.height}")
+        if gen.width * gen.height > MAX_PIXELS:
+            raise ConfigError(f"{gen.width}x{gen.height} is above the engine's limit of {MAX_PIXELS} pixels")
+        scheduler = gen.scheduler and resolve_scheduler_name(gen.scheduler)
+        kw = call_kwargs(loaded.res.pipeline, gen)
+        channels = int(pipe.unet.config.in_channels)
+        with pinned(self.device, threads, deterministic), _attention_context(attention), torch.inference_mode():
+            try:
+                pipe.scheduler = make_scheduler(loaded.scheduler_cls, loaded.scheduler_config, scheduler, gen.scheduler_config)
+                latents, g = initial_latents(gen.seed, gen.batch_index, (channels, gen.height // f, gen.width // f),
+                                             dtype=getattr(torch, dtype), device=self.device)
+                call = apply_adapters(extensions, pipe, {**kw, "latents": latents, "generator": g, "output_type": "np"})
+                out = call.pipe(**call.call_kwargs)
+            except AigifError:
+                raise
+            except Exception as exc:  # a value the pipeline/scheduler cannot use (bad override, OOM, ...)
+                raise AigifError(f"the pipeline refused this generation: {type(exc).__name__}: {exc}") from None
+        return to_uint8(out.images[0])
+
+    def _record_model(self, model: ModelRef, loaded: _Loaded) -> ModelRef:
+        """What the file records: registry names stay bare when the registry pins the digest."""
+        entry = registry.model_entry(model.name) if model.name and registry.code_of("model", model.name) is not None else None
+        if entry is not None and entry.sha256 and not (model.repo or model.local):
+            return model
+        changes = {}
+        if model.sha256 is None and loaded.digest:
+            changes["sha256"] = loaded.digest
+        if model.family is None and entry is None:
+            changes["family"] = loaded.res.family
+        return dataclasses.replace(model, **changes) if changes else model
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Pipeline float output in [0, 1] -> uint8 exactly as diffusers' ``numpy_to_pil``: round(x * 255)."""
+    return np.ascontiguousarray(np.clip(np.round(np.asarray(image, dtype=np.float32) * 255), 0, 255).astype(np.uint8))
+
+
+def prepare_pipeline(pipe, attention: str = "sdpa") -> None:
+    """Make a user's own pipeline compute like the engine's: the recorded attention processor, CLIP compat shim."""
+    if attention not in ATTENTION:
+        raise ConfigError(f"attention {attention!r}; this engine supports {', '.join(ATTENTION)}")
+    _set_attention(pipe, attention)
+    _clip_compat(pipe)
+
+
+def _set_attention(pipe, attention: str) -> None:
+    from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+
+    proc = AttnProcessor if attention == "classic" else AttnProcessor2_0
+    for name in ("unet", "vae"):
+        m = getattr(pipe, name, None)
+        if m is not None and hasattr(m, "set_attn_processor"):
+            m.set_attn_processor(proc())
+
+
+def _clip_compat(pipe) -> None:
+    """transformers 5 flattened ``CLIPTextModel`` (no ``.text_model``), which diffusers' clip_skip path still uses.
+
+    Alias it to the model itself (a plain attribute, not a submodule): same
+    ``final_layer_norm``, so the numerics are those of transformers 4.
+    """
+    for name in ("text_encoder", "text_encoder_2"):
+        te = getattr(pipe, name, None)
+        if te is not None and "text_model" not in te._modules and hasattr(te, "final_layer_norm") and "text_model" not in te.__dict__:
+            object.__setattr__(te, "text_model", te)
+
+
+def _attention_context(attention: str):
+    if attention == "sdpa-math":
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        return sdpa_kernel(SDPBackend.MATH)
+    return contextlib.nullcontext()
+
+
+def _codec():
+    try:
+        import aigif.codec as codec
+
+        codec.decompress_image  # noqa: B018 - make sure the API is there
+        return codec
+    except Exception as exc:
+        raise AigifError(f"this file stores pixels/a residual but the image codec (aigif.codec) is not available: {exc}") from None
+
+
+def _codec_call(what: str, fn, *args) -> np.ndarray:
+    try:
+        return np.ascontiguousarray(np.asarray(fn(*args), dtype=np.uint8))
+    except AigifError:
+        raise
+    except Exception as exc:  # the payload is the file's: any failure is corruption
+        raise CorruptError(f"{what} segment cannot be decoded: {type(exc).__name__}: {exc}") from None
+
+
+_DEFAULT: Engine | None = None
+
+
+def default_engine() -> Engine:
+    """A process-wide engine (CPU, offline, model dirs from AIGIF_MODEL_DIRS)."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = Engine()
+    return _DEFAULT

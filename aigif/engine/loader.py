@@ -1,0 +1,273 @@
+"""Find, check and load the pipeline a ModelRef names — never running code from the model.
+
+Rules (spec/engine.md "Model identity and safety"): registry names, Hugging
+Face repo ids (pinned revision, through the HF cache; network only when
+allowed) or folders inside the configured model dirs; ``model_index.json``
+may name only allowlisted pipeline/component classes; weights must be
+safetensors; the model digest is compared with the one recorded in the file.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import AigifError, ModelError, UnsafeModelError
+from ..syntax import registry
+from ..syntax.elements import ModelRef
+from . import tiny
+from .digest import file_sha256, folder_digest
+from .families import ALLOWED_PIPELINES, PIPELINES, family_of_pipeline, family_pipeline
+from .schedulers import ALLOWED_SCHEDULERS
+from .quiet import quiet as _quiet
+
+UNSAFE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".pkl", ".pickle", ".msgpack", ".h5", ".onnx", ".gguf")
+# diffusers names its own pipeline sub-packages as libraries (real SD 1.x: ["stable_diffusion", "StableDiffusionSafetyChecker"])
+_LIBRARIES = {"diffusers", "transformers", "stable_diffusion", "stable_diffusion_xl"}
+DEFAULT_MODEL = "aigif-tiny-sd"
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Where a model's weights are and what they must hash to."""
+
+    path: Path
+    pipeline: str               # diffusers pipeline class name
+    family: str
+    recorded_sha256: str | None
+    variant: str | None = None
+    single_file: bool = False
+    local: bool = False          # a folder from the model dirs (symlinks must stay inside)
+    root: Path | None = None
+
+
+# --- resolution -----------------------------------------------------------------
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.relative_to(root)
+        return True
+    except ValueError:
+        return False
+
+
+def _resolve(path: Path) -> Path:
+    """``Path.resolve`` whose symlink-loop RuntimeError (Python < 3.13) becomes an UnsafeModelError."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError) as exc:
+        raise UnsafeModelError(f"{path} cannot be resolved ({exc}); symlink loops are refused") from None
+
+
+def safe_local_path(local: str, model_dirs: list[Path]) -> tuple[Path, Path]:
+    """Resolve *local* (as written in a file) inside one of the model dirs; anything else is refused."""
+    if not model_dirs:
+        raise UnsafeModelError(f"the file names a local model {local!r} but no model dirs are configured; "
+                               "pass --model-dir DIR (or set AIGIF_MODEL_DIRS) to the folder that holds it")
+    if "\0" in local:
+        raise UnsafeModelError("local model path contains NUL")
+    inside_any = False
+    for root in model_dirs:
+        root = Path(root).expanduser().resolve()
+        cand = _resolve(root / local)
+        if not _inside(cand, root):
+            continue
+        inside_any = True
+        if cand.exists():
+            return cand, root
+    if not inside_any:
+        raise UnsafeModelError(f"local model {local!r} resolves outside the model dirs ({', '.join(map(str, model_dirs))}); "
+                               "aigif never follows a path from a file outside them")
+    raise ModelError(f"local model {local!r} not found in the model dirs ({', '.join(map(str, model_dirs))}); "
+                     "put the diffusers folder there or pass --model-dir")
+
+
+def _recorded(ref: ModelRef | None, entry: registry.ModelEntry | None) -> str | None:
+    if ref is not None and ref.sha256:
+        return ref.sha256
+    return entry.sha256 if entry else None
+
+
+def _family_for(ref: ModelRef | None, entry, folder: Path | None) -> tuple[str, str]:
+    """(family, pipeline class) from the reference, the registry or the folder's model_index.json."""
+    fam = (ref.family if ref else None) or (entry.family if entry else None)
+    if fam:
+        return fam, family_pipeline(fam)
+    if folder is not None and (folder / "model_index.json").exists():
+        cls = _read_index(folder).get("_class_name")
+        if isinstance(cls, str) and cls in ALLOWED_PIPELINES:
+            return family_of_pipeline(cls) or "sd1", cls
+        raise UnsafeModelError(f"{folder}: pipeline class {cls!r} is not allowed; allowed: {', '.join(sorted(ALLOWED_PIPELINES))}")
+    raise ModelError("cannot tell the pipeline family of this model; record model.family in the file")
+
+
+def resolve(ref: ModelRef | None, model_dirs: list[Path], allow_network: bool) -> Resolved:
+    if ref is not None and (ref.vae is not None or ref.loras):
+        raise ModelError("VAE overrides and LoRAs are not supported by this engine version yet")
+    name = ref.name if ref else DEFAULT_MODEL
+    entry = None
+    if name and registry.code_of("model", name) is not None:
+        entry = registry.model_entry(name)
+    elif name and not (ref and (ref.repo or ref.local)):
+        raise ModelError(f"unknown model name {name!r}; known: {', '.join(sorted(m.name for m in registry.MODELS.values()))}")
+    # 1. embedded tiny models
+    if entry is not None and entry.embedded and not (ref and (ref.repo or ref.local)):
+        fam, pipe = entry.family, family_pipeline(entry.family)
+        return Resolved(tiny.ensure_tiny(entry.name, verify=False), pipe, fam, _recorded(ref, entry))
+    # 2. a local folder / file named by the file: only inside the model dirs
+    if ref is not None and ref.local:
+        path, root = safe_local_path(ref.local, model_dirs)
+        return _local(path, root, ref, entry)
+    # 3. a registry name or repo that the user keeps in a model dir
+    for cand in _model_dir_candidates(ref, entry, model_dirs):
+        return _local(cand[0], cand[1], ref, entry)
+    # 4. the Hugging Face hub (cache first; network only when allowed)
+    repo = (ref.repo if ref and ref.repo else None) or (entry.repo if entry else None)
+    revision = (ref.revision if ref and ref.revision else None) or (entry.revision if entry else None) or "main"
+    if not repo:
+        raise ModelError("the model reference names no repo and no local folder")
+    if ref is not None and ref.weights_file:
+        raise ModelError(f"single-file checkpoints from the hub ({repo}/{ref.weights_file}) are not supported; "
+                         "download the file into a model dir and reference it with model.local")
+    folder = _hub_folder(repo, revision, ref.variant if ref else None, allow_network)
+    fam, pipe = _family_for(ref, entry, folder)
+    return Resolved(folder, pipe, fam, _recorded(ref, entry), variant=ref.variant if ref else None)
+
+
+def _model_dir_candidates(ref, entry, model_dirs):
+    names = []
+    if entry is not None:
+        names += [entry.name, entry.repo.split("/")[-1]]
+    if ref is not None and ref.repo:
+        names += [ref.repo.replace("/", "--"), ref.repo.split("/")[-1]]
+    for root in model_dirs:
+        root = Path(root).expanduser().resolve()
+        for n in names:
+            cand = _resolve(root / n)
+            if n and _inside(cand, root) and (cand / "model_index.json").exists():
+                yield cand, root
+
+
+def _local(path: Path, root: Path, ref: ModelRef | None, entry) -> Resolved:
+    if path.is_file():
+        if path.suffix != ".safetensors":
+            raise UnsafeModelError(f"{path}: only .safetensors checkpoints are loaded (pickle-based {path.suffix} files can run code)")
+        fam = (ref.family if ref else None) or (entry.family if entry else None)
+        if not fam:
+            raise ModelError(f"{path} is a single-file checkpoint: the file must record model.family (sd1, sd2, sdxl)")
+        recorded = (ref.sha256 if ref else None) or (entry.single_file_sha256 if entry else None)
+        return Resolved(path, family_pipeline(fam), fam, recorded, single_file=True, local=True, root=root)
+    fam, pipe = _family_for(ref, entry, path)
+    return Resolved(path, pipe, fam, _recorded(ref, entry), variant=ref.variant if ref else None, local=True, root=root)
+
+
+def _hub_folder(repo: str, revision: str, variant: str | None, allow_network: bool) -> Path:
+    """A snapshot folder of *repo* at *revision* from the HF cache (``HF_HOME``), downloading only if allowed."""
+    import diffusers
+
+    offline = not allow_network or os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    try:
+        return Path(diffusers.DiffusionPipeline.download(
+            repo, revision=revision, variant=variant, use_safetensors=True, local_files_only=offline, trust_remote_code=False))
+    except Exception as exc:  # hub/cache errors come in many types
+        how = (f"run once with network allowed (--allow-network / Engine(allow_network=True)), or "
+               f"`huggingface-cli download {repo} --revision {revision}` into the HF cache (HF_HOME), "
+               f"or put the diffusers folder into a model dir (--model-dir / AIGIF_MODEL_DIRS)")
+        state = "offline: not in the Hugging Face cache" if offline else f"download failed: {type(exc).__name__}: {exc}"
+        raise ModelError(f"model {repo}@{revision} is not available ({state}). To get it: {how}") from None
+
+
+# --- safety checks ------------------------------------------------------------------
+def _read_index(folder: Path) -> dict:
+    try:
+        data = json.loads((folder / "model_index.json").read_text("utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
+        raise ModelError(f"{folder}/model_index.json cannot be read: {exc}") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{folder}/model_index.json must be a JSON object")
+    return data
+
+
+def check_pipeline_folder(res: Resolved) -> None:
+    """Refuse anything that could execute code: foreign classes, custom modules, pickles, escaping symlinks."""
+    folder = res.path
+    index = _read_index(folder)
+    cls = index.get("_class_name")
+    if not isinstance(cls, str) or cls not in ALLOWED_PIPELINES:
+        raise UnsafeModelError(f"{folder}: pipeline class {cls!r} is not allowed (custom pipelines run code); "
+                               f"allowed: {', '.join(sorted(ALLOWED_PIPELINES))}")
+    allowed = PIPELINES[cls].components | ALLOWED_SCHEDULERS
+    for comp, spec in index.items():
+        if comp.startswith("_") or not isinstance(spec, list):
+            continue
+        if spec in ([None, None], [None]):
+            continue
+        if len(spec) != 2 or spec[0] not in _LIBRARIES or spec[1] not in allowed:
+            raise UnsafeModelError(f"{folder}: component {comp!r} = {spec!r} is not an allowlisted diffusers/transformers class")
+        sub = folder / comp
+        if not sub.is_dir():
+            continue
+        names = [p.name for p in sub.iterdir()]
+        if any(n.endswith(".py") for n in names):
+            raise UnsafeModelError(f"{folder}/{comp} contains Python code; aigif never runs code shipped with a model")
+        if spec[1] in ALLOWED_SCHEDULERS or spec[1].startswith("CLIPTokenizer") or "Processor" in spec[1] or "Extractor" in spec[1]:
+            continue
+        if not any(n.endswith(".safetensors") for n in names):
+            bad = [n for n in names if n.endswith(UNSAFE_SUFFIXES)]
+            raise UnsafeModelError(f"{folder}/{comp} has no .safetensors weights"
+                                   + (f" (only {', '.join(sorted(bad))}: pickle-based formats can run code and are refused)" if bad else ""))
+    if any(p.suffix == ".py" for p in folder.iterdir()):
+        raise UnsafeModelError(f"{folder} contains Python code; aigif never runs code shipped with a model")
+    if res.local and res.root is not None:
+        for p in folder.rglob("*"):
+            if p.is_symlink() and not _inside(_resolve(p), res.root):
+                raise UnsafeModelError(f"{p} links outside the model dir {res.root}")
+
+
+def model_digest(res: Resolved) -> str:
+    return file_sha256(res.path) if res.single_file else folder_digest(res.path, res.variant)
+
+
+# --- loading + cache ---------------------------------------------------------------------
+class PipelineCache:
+    """LRU of loaded pipelines keyed by (model identity, dtype, device, attention)."""
+
+    def __init__(self, size: int = 2):
+        self.size = max(1, size)
+        self._items: OrderedDict = OrderedDict()
+        self.loads = 0
+
+    def get(self, key, factory):
+        if key in self._items:
+            self._items.move_to_end(key)
+            return self._items[key]
+        value = factory()
+        self.loads += 1
+        self._items[key] = value
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
+def load_pipeline(res: Resolved, torch_dtype, device: str, progress: bool = False):
+    """Instantiate the allowlisted pipeline class from safetensors only, no remote code."""
+    import diffusers
+
+    cls = getattr(diffusers, res.pipeline)
+    kw = dict(PIPELINES[res.pipeline].load_kwargs)
+    try:
+        with _quiet(False):
+            if res.single_file:
+                pipe = cls.from_single_file(str(res.path), torch_dtype=torch_dtype, local_files_only=True, use_safetensors=True)
+            else:
+                pipe = cls.from_pretrained(str(res.path), torch_dtype=torch_dtype, use_safetensors=True, local_files_only=True,
+                                           variant=res.variant, trust_remote_code=False, **kw)
+            return pipe.to(device)
+    except AigifError:
+        raise
+    except Exception as exc:  # corrupt configs/weights surface as many exception types
+        raise ModelError(f"cannot load {res.pipeline} from {res.path}: {type(exc).__name__}: {exc}") from None

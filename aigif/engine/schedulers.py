@@ -1,0 +1,61 @@
+"""Registry scheduler names -> fresh diffusers scheduler instances (stateful, so one per image)."""
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import ConfigError
+from ..syntax import registry
+
+ALLOWED_SCHEDULERS = frozenset(e.cls for e in registry.SCHEDULERS.values()) | {"PNDMScheduler", "EulerDiscreteScheduler"}
+_SCALARS = (str, int, float, bool, type(None))
+MAX_OVERRIDES = 64
+
+
+def _check_overrides(cfg: dict | None) -> dict[str, Any]:
+    if not cfg:
+        return {}
+    if len(cfg) > MAX_OVERRIDES:
+        raise ConfigError(f"scheduler_config has {len(cfg)} keys, at most {MAX_OVERRIDES}")
+    out = {}
+    for k, v in cfg.items():
+        if not isinstance(k, str) or k.startswith("_"):
+            raise ConfigError(f"scheduler_config key {k!r} is not allowed")
+        ok = isinstance(v, _SCALARS) or (isinstance(v, list) and len(v) <= 1000 and all(isinstance(x, (int, float)) for x in v))
+        if not ok:
+            raise ConfigError(f"scheduler_config[{k!r}] must be a scalar or a list of numbers, got {type(v).__name__}")
+        out[k] = v
+    return out
+
+
+def resolve_scheduler_name(name: str) -> str:
+    """Accept our names ('dpmpp-2m-karras') and other tools' ('DPM++ 2M Karras')."""
+    if registry.code_of("scheduler", name) is not None:
+        return name
+    mapped = registry.scheduler_from_sampler(name)
+    if mapped is None:
+        registry.scheduler_entry(name)  # raises listing the known names
+    return mapped
+
+
+def make_scheduler(default_cls: str, default_config: dict, name: str | None, overrides: dict | None):
+    """The scheduler for one image: the pipeline's own (``name=None``) or a registry one built on its config."""
+    import diffusers
+
+    extra = _check_overrides(overrides)
+    if name is None:
+        cls_name, cfg = default_cls, {}
+    else:
+        entry = registry.scheduler_entry(name)
+        cls_name, cfg = entry.cls, dict(entry.config)
+    if cls_name not in ALLOWED_SCHEDULERS:
+        raise ConfigError(f"scheduler class {cls_name} is not allowed")
+    cls = getattr(diffusers, cls_name, None)
+    if cls is None:
+        raise ConfigError(f"this diffusers has no {cls_name}; upgrade diffusers")
+    cfg.update(extra)
+    try:
+        return cls.from_config(dict(default_config), **cfg)
+    except ImportError as exc:  # e.g. DPMSolverSDEScheduler needs torchsde
+        raise ConfigError(f"scheduler {name or cls_name} needs an optional package: {exc}") from None
+    except Exception as exc:
+        raise ConfigError(f"scheduler {name or cls_name} rejects its configuration: {type(exc).__name__}: {exc}") from None

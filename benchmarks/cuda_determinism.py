@@ -1,0 +1,100 @@
+"""CUDA determinism check of the engine (for a session with a GPU).
+
+For each (model, dtype, attention, scheduler) it generates an image on CUDA,
+regenerates it twice in the same process and once in a fresh process, and
+prints a table of pixel hashes and statuses. Everything must read 'exact'.
+Also reports whether CUDA output equals CPU output (not expected; informative).
+
+    .venv/bin/python benchmarks/cuda_determinism.py [--device cuda] [--size 64] [--steps 4]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+CASES = [
+    ("aigif-tiny-sd", "float32", "sdpa", None),
+    ("aigif-tiny-sd", "float16", "sdpa", "euler-a"),
+    ("aigif-tiny-sd", "float32", "sdpa-math", "dpmpp-2m-karras"),
+    ("aigif-tiny-sd", "float16", "classic", "ddim"),
+    ("aigif-tiny-sd", "bfloat16", "sdpa", "unipc"),
+    ("aigif-tiny-sdxl", "float32", "sdpa", "euler"),
+    ("aigif-tiny-sdxl", "float16", "sdpa", "dpmpp-2m"),
+]
+
+
+def child(files: list[str], device: str) -> None:
+    """Decode each file in this (fresh) process and print one JSON line per file."""
+    from aigif.engine import Engine
+    from aigif.fidelity import pixel_sha256
+    from aigif.fileio import load
+
+    e = Engine(device=device)
+    for f in files:
+        r = e.decode(load(f))
+        print(json.dumps({"file": f, "sha": pixel_sha256(r.image), "status": r.report.status}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--child", nargs="*")
+    args = ap.parse_args()
+    os.environ.setdefault("AIGIF_HOME", tempfile.mkdtemp(prefix="aigif-cuda-"))
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    if args.child is not None:
+        child(args.child, args.device)
+        return
+
+    import torch
+
+    from aigif import Generation, ModelRef, dumps
+    from aigif.engine import Engine
+    from aigif.fidelity import pixel_sha256, psnr
+
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        sys.exit("no CUDA device: run this on a machine with a GPU")
+    out = Path(tempfile.mkdtemp(prefix="aigif-cuda-files-"))
+    rows, files = [], []
+    for i, (model, dtype, attention, sched) in enumerate(CASES):
+        e = Engine(device=args.device, dtype=dtype, attention=attention)
+        g = Generation(prompt="a red lighthouse at dawn, detailed", seed=4242 + i, num_inference_steps=args.steps,
+                       guidance_scale=7.5, width=args.size, height=args.size, scheduler=sched)
+        res = e.generate(g, ModelRef(name=model))
+        again = [e.regenerate(res.document) for _ in range(2)]
+        cpu = Engine(device="cpu", dtype="float32").generate(g, ModelRef(name=model)).image
+        f = out / f"case{i}.aigif"
+        f.write_bytes(dumps(res.document))
+        files.append(str(f))
+        rows.append(dict(case=f"{model} {dtype} {attention} {sched or 'default'}", sha=pixel_sha256(res.image),
+                         in_process=all((a == res.image).all() for a in again),
+                         vs_cpu=f"{psnr(cpu, res.image):.1f} dB"))
+    proc = subprocess.run([sys.executable, __file__, "--device", args.device, "--child", *files],
+                          capture_output=True, text=True, env=dict(os.environ))
+    if proc.returncode:
+        sys.exit(proc.stderr)
+    other = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    for row, o in zip(rows, other):
+        row["other_process"] = "exact" if o["sha"] == row["sha"] else o["status"]
+    plat = Engine(device=args.device).current_platform()
+    print(f"\n{plat.gpu or args.device} (cc {plat.compute_capability}), driver {plat.driver}, CUDA {plat.cuda}, "
+          f"cuDNN {plat.cudnn}, torch {plat.torch}, diffusers {plat.diffusers}")
+    w = max(len(r["case"]) for r in rows)
+    print(f"{'case':<{w}}  {'pixel sha256[:32]':<32}  {'2x in-process':<13}  {'other process':<13}  CPU vs CUDA")
+    for r in rows:
+        print(f"{r['case']:<{w}}  {r['sha']:<32}  {'exact' if r['in_process'] else 'DIFFERS':<13}  "
+              f"{r['other_process']:<13}  {r['vs_cpu']}")
+    ok = all(r["in_process"] and r["other_process"] == "exact" for r in rows)
+    print("\nALL EXACT" if ok else "\nNOT DETERMINISTIC: see rows above")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
