@@ -50,3 +50,26 @@ __all__ = [
     "Extension", "Fingerprint", "Generation", "Lora", "ModelRef", "Platform", "Source", "document_from_dict",
     "document_to_dict", "dumps", "loads", "register_extension", "__version__",
 ]
+
+
+# --- Python API (aigif.api, imported on first use) and the Pillow plugin ------------------
+_API = ("generate", "record", "wrap_pipeline", "decode", "Recording", "Decoded")
+
+
+def __getattr__(name: str):
+    if name in _API:
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'aigif' has no attribute {name!r}")
+
+
+def register_pillow() -> None:
+    """Teach Pillow the .aigif format (``Image.open``/``img.save``); idempotent. Costs the PIL import only."""
+    from . import pillow_plugin
+
+    pillow_plugin.register()
+
+
+register_pillow()
+__all__ += [*_API, "register_pillow"]

@@ -1,1 +1,104 @@
-"""CLI commands of this group (filled in by its owner); imported by aigif.cli."""
+"""``aigif encode`` (images from A1111, ComfyUI, InvokeAI, NovelAI, Fooocus -> .aigif) and
+``aigif export-parameters`` (.aigif -> A1111 parameters text).
+
+The plain ``cli_*`` functions do the work and return the exit code; the Typer
+commands only parse options.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from ..errors import AigifError, ConfigError
+from ..fileio import read_limited
+from ..limits import DEFAULT_LIMITS
+from . import EXIT_ERROR, EXIT_OK, app
+
+
+def cli_encode(images: list[Path], output: Path, *, syntax_only: bool = False, model_dirs: list[Path] | None = None,
+               allow_network: bool = False, quality: int = 4, target_psnr: float = 40.0, force: bool = False,
+               recursive: bool = True, progress: bool = True, engine=None, codec=None, echo=typer.echo) -> int:
+    """Convert images (files or directories) into .aigif files; returns 0, or 1 if any file failed."""
+    from ..importers.batch import run_batch
+    from ..importers.decide import Options
+
+    if not images:
+        raise ConfigError("no input images given")
+    if not syntax_only:
+        from ..codec import QUALITIES
+
+        if quality not in QUALITIES:
+            raise ConfigError(f"--quality {quality}; valid qualities: {', '.join(map(str, QUALITIES))}")
+        if engine is None:
+            from ..engine import Engine
+
+            engine = Engine(model_dirs=model_dirs or [], allow_network=allow_network)
+    options = Options(syntax_only=syntax_only, quality=quality, target_psnr=target_psnr)
+
+    def say(msg: str) -> None:
+        if progress and echo is typer.echo:
+            from tqdm import tqdm
+
+            tqdm.write(msg, file=sys.stderr)       # keeps the progress bar intact
+        else:
+            echo(msg, err=True)
+
+    def report(res):
+        if res.kind == "failed":
+            say(f"aigif: {res.input}: {res.message}")
+        elif res.message and res.kind == "pixels":
+            say(f"{res.input}: pixels ({res.message})")
+
+    resolver = None
+    if model_dirs and not syntax_only:
+        from ..importers.localmodels import LocalModels
+
+        resolver = LocalModels(model_dirs)
+    summary = run_batch(images, output, engine=None if syntax_only else engine, codec=codec, options=options,
+                        force=force, recursive=recursive, progress=progress, on_result=report, resolver=resolver)
+    echo(summary.table())
+    return EXIT_ERROR if summary.failed else EXIT_OK
+
+
+def cli_export_parameters(file: Path) -> str:
+    """The A1111 ``parameters`` text of an .aigif file."""
+    from ..importers.a1111_write import a1111_parameters
+    from ..syntax import loads
+
+    return a1111_parameters(loads(read_limited(file, DEFAULT_LIMITS.max_file_bytes)))
+
+
+@app.command()
+def encode(
+    images: List[Path] = typer.Argument(..., help="Images (PNG/JPEG/WebP) or directories of images."),
+    output: Path = typer.Option(..., "-o", "--output", help="An .aigif file (one image) or an output directory."),
+    syntax_only: bool = typer.Option(False, "--syntax-only", help="Keep only the generation syntax (no model needed, no pixels)."),
+    model_dir: Optional[List[Path]] = typer.Option(None, "--model-dir", help="Folder with models for regeneration (repeatable)."),
+    allow_network: bool = typer.Option(False, "--allow-network", help="Let the engine download registry models."),
+    quality: int = typer.Option(4, "--quality", "-q", help="Codec quality for residuals / pixel fallback."),
+    target_psnr: float = typer.Option(40.0, "--target-psnr", help="Keep a residual only if the decoded image reaches this PSNR (dB)."),
+    force: bool = typer.Option(False, "--force", "-f", help="Re-encode outputs that already exist."),
+    recursive: bool = typer.Option(True, "--recursive/--no-recursive", help="Walk directories recursively."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Convert images made by A1111, ComfyUI, InvokeAI, NovelAI or Fooocus into .aigif files."""
+    try:
+        code = cli_encode(images, output, syntax_only=syntax_only, model_dirs=model_dir, allow_network=allow_network,
+                          quality=quality, target_psnr=target_psnr, force=force, recursive=recursive, progress=progress)
+    except AigifError as exc:
+        typer.echo(f"aigif: error: {exc}", err=True)
+        raise typer.Exit(EXIT_ERROR)
+    raise typer.Exit(code)
+
+
+@app.command("export-parameters")
+def export_parameters(file: Path = typer.Argument(..., help="An .aigif file.")) -> None:
+    """Print the file's syntax as A1111 'parameters' text (what A1111 writes into its PNGs)."""
+    try:
+        typer.echo(cli_export_parameters(file))
+    except AigifError as exc:
+        typer.echo(f"aigif: error: {exc}", err=True)
+        raise typer.Exit(EXIT_ERROR)

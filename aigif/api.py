@@ -1,0 +1,401 @@
+"""The Python API for the three jobs users have: make an .aigif, get the image back, extend the format.
+
+    import aigif
+    res = aigif.generate("a lighthouse at dusk", seed=7)          # embedded tiny model, 64x64
+    aigif.dump(res.document, "lighthouse.aigif")
+    out = aigif.decode("lighthouse.aigif")                         # Decoded(image=PIL.Image, report, ...)
+
+    image, data = aigif.record(pipe, prompt="a lighthouse", seed=7)   # your own diffusers pipeline
+
+Everything heavy (torch, diffusers, the codec) is imported inside the
+functions, so importing this module costs nothing.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import AigifError, ConfigError, ModelError
+from .fileio import read_limited
+from .limits import DEFAULT_LIMITS, Limits
+from .syntax import registry
+from .syntax.document import Document, dumps, loads
+from .syntax.elements import Generation, ModelRef
+
+EMBEDDED_SIZE = 64
+EMBEDDED_STEPS = 10
+
+# pipe(...) arguments a syntax records; anything else would change the image without being written down
+_RECORDED = ("prompt", "negative_prompt", "num_inference_steps", "guidance_scale", "width", "height", "eta",
+             "clip_skip", "guidance_rescale")
+_IGNORED = ("output_type", "return_dict", "num_images_per_prompt")
+
+
+# --- results ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Recording:
+    """One image made by :func:`record`: the pixels, the .aigif bytes and the document they encode.
+
+    Unpacks as ``image, data = aigif.record(...)``.
+    """
+
+    image: Any            # PIL.Image.Image
+    data: bytes
+    document: Document
+
+    def __iter__(self):
+        return iter((self.image, self.data))
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = True) -> Path:
+        from .fileio import atomic_write
+
+        return atomic_write(path, self.data, overwrite=overwrite)
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """What :func:`decode` returns: the image, how well it matches the file's fingerprint, and where it came from."""
+
+    image: Any            # PIL.Image.Image
+    report: Any           # aigif.fidelity.FidelityReport | None
+    document: Document
+    source: str           # regenerated | residual | pixels
+
+    @property
+    def status(self) -> str | None:
+        return self.report.status if self.report is not None else None
+
+
+# --- (a) generate ---------------------------------------------------------------------
+def model_ref(model: str | ModelRef | None) -> ModelRef | None:
+    """A registry name, a Hugging Face repo id ``owner/name[@revision]`` or a :class:`ModelRef`."""
+    if model is None or isinstance(model, ModelRef):
+        return model
+    if not isinstance(model, str) or not model:
+        raise ConfigError(f"model must be a registry name, a repo id or a ModelRef, got {model!r}")
+    if registry.code_of("model", model) is not None:
+        return ModelRef(name=model)
+    repo, _, revision = model.partition("@")
+    if repo.count("/") == 1 and not repo.startswith((".", "/")) and not Path(repo).exists():
+        return ModelRef(repo=repo, revision=revision or "main")
+    raise ConfigError(f"model {model!r} is neither a registry name ({', '.join(sorted(m.name for m in registry.MODELS.values()))}) "
+                      "nor a Hugging Face repo id (owner/name); for a local folder pass "
+                      "ModelRef(local='name-inside-a-model-dir') and Engine(model_dirs=[...])")
+
+
+def generate(prompt: str, *, negative_prompt: str = "", model: str | ModelRef | None = None, seed: int | None = None,
+             steps: int | None = None, guidance: float = 7.5, width: int | None = None, height: int | None = None,
+             scheduler: str | None = None, clip_skip: int | None = None, eta: float | None = None,
+             engine=None, output: str | os.PathLike | None = None, overwrite: bool = True):
+    """Render one image with aigif's engine and return ``GenerateResult(image, document)``.
+
+    Defaults follow the model: the embedded ``aigif-tiny-sd`` (used when *model* is None)
+    renders 64x64 in 10 steps; other models use their family's size and 50 steps.
+    *seed* None draws a random 32-bit seed (it is recorded). *output* also writes the .aigif.
+    """
+    ref = model_ref(model)
+    name = ref.name if ref is not None else "aigif-tiny-sd"
+    entry = registry.model_entry(name) if name and registry.code_of("model", name) is not None else None
+    embedded = bool(entry and entry.embedded)
+    size = EMBEDDED_SIZE if embedded else (registry.family_entry(entry.family).default_size if entry else 512)
+    if scheduler is not None:
+        from .engine.schedulers import resolve_scheduler_name
+
+        scheduler = resolve_scheduler_name(scheduler)
+    gen = Generation(prompt=prompt, negative_prompt=negative_prompt, seed=secrets.randbits(32) if seed is None else seed,
+                     num_inference_steps=steps or (EMBEDDED_STEPS if embedded else 50), guidance_scale=guidance,
+                     width=width or size, height=height or size, scheduler=scheduler, clip_skip=clip_skip, eta=eta)
+    result = _engine(engine).generate(gen, ref)
+    if output is not None:
+        from .fileio import atomic_write
+
+        atomic_write(output, dumps(result.document), overwrite=overwrite)
+    return result
+
+
+def _engine(engine):
+    if engine is not None:
+        return engine
+    from .engine import default_engine
+
+    return default_engine()
+
+
+# --- (a') record a user's own diffusers pipeline ---------------------------------------------
+def record(pipe, *, seed: int | None = None, batch_index: int | None = None, model: ModelRef | None = None,
+           model_dirs: list[str | os.PathLike] | None = None, **call_kwargs) -> Recording:
+    """Run ``pipe(**call_kwargs)`` with aigif's deterministic noise and return the image and its .aigif bytes.
+
+    The initial latents come from a CPU ``torch.Generator`` seeded with *seed* (exactly what
+    :class:`aigif.engine.Engine` draws when it regenerates), threads and deterministic kernels are
+    pinned while the pipeline runs, and the platform is recorded. The model identity is taken from
+    ``pipe.name_or_path`` and the weights digest (a registry model is recorded by name); pass
+    *model* to record another reference. Only arguments a syntax can hold are accepted
+    (``prompt``, ``negative_prompt``, ``num_inference_steps``, ``guidance_scale``, ``width``,
+    ``height``, ``eta``, ``clip_skip``, ``guidance_rescale``); ``generator``/``latents``/embeddings
+    are refused because the file could not reproduce them.
+    """
+    import torch
+
+    from .engine import to_uint8
+    from .engine.noise import initial_latents
+    from .engine.platform import capture_platform, pinned
+    from .engine.families import call_kwargs as family_call_kwargs
+    from .fidelity import fingerprint
+
+    if type(pipe).__name__ not in _pipelines():
+        raise ModelError(f"{type(pipe).__name__} cannot be regenerated by the engine yet; supported: {', '.join(sorted(_pipelines()))}")
+    gen = _generation_from_call(pipe, call_kwargs, seed, batch_index)
+    ref = model if model is not None else pipeline_model_ref(pipe, model_dirs)
+    scheduler, overrides = scheduler_of(pipe)
+    gen = Generation(**{**_gen_fields(gen), "scheduler": scheduler, "scheduler_config": overrides or None})
+    dtype = str(pipe.dtype).replace("torch.", "")
+    if dtype not in ("float32", "float16", "bfloat16"):
+        raise ConfigError(f"pipeline dtype {dtype} cannot be recorded; use float32, float16 or bfloat16")
+    device = str(pipe.device)
+    attention = _attention_of(pipe)
+    threads = torch.get_num_threads()
+    kw = family_call_kwargs(type(pipe).__name__, gen)
+    f = int(getattr(pipe, "vae_scale_factor", 8))
+    if gen.width % f or gen.height % f:
+        raise ConfigError(f"width and height must be multiples of {f} for this model, got {gen.width}x{gen.height}")
+    channels = int(pipe.unet.config.in_channels)
+    with pinned(device, threads, True), torch.inference_mode():
+        latents, g = initial_latents(gen.seed, gen.batch_index, (channels, gen.height // f, gen.width // f),
+                                     dtype=pipe.dtype, device=device)
+        try:
+            out = pipe(**kw, latents=latents, generator=g, output_type="np")
+        except (ValueError, TypeError, RuntimeError) as exc:
+            raise AigifError(f"the pipeline refused this call: {exc}") from None
+    rgb = to_uint8(out.images[0])
+    doc = Document(generation=gen, model=ref, platform=capture_platform(device, dtype, attention, threads, True),
+                   fingerprint=fingerprint(rgb))
+    from PIL import Image
+
+    return Recording(Image.fromarray(rgb, "RGB"), dumps(doc), doc)
+
+
+class RecordingPipeline:
+    """``wrap_pipeline(pipe)``: call it like the pipeline, get a :class:`Recording`; other attributes pass through."""
+
+    def __init__(self, pipe, *, model: ModelRef | None = None, model_dirs=None):
+        self.pipe = pipe
+        self._model = model
+        self._model_dirs = model_dirs
+
+    def __call__(self, **call_kwargs) -> Recording:
+        if self._model is None:
+            self._model = pipeline_model_ref(self.pipe, self._model_dirs)  # hash the weights once
+        return record(self.pipe, model=self._model, **call_kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.pipe, name)
+
+
+def wrap_pipeline(pipe, *, model: ModelRef | None = None, model_dirs=None) -> RecordingPipeline:
+    """Wrap a diffusers pipeline so every call returns an image plus its .aigif bytes (see :func:`record`)."""
+    return RecordingPipeline(pipe, model=model, model_dirs=model_dirs)
+
+
+def _pipelines():
+    from .engine.families import PIPELINES
+
+    return PIPELINES
+
+
+def _gen_fields(gen: Generation) -> dict:
+    import dataclasses
+
+    return {f.name: getattr(gen, f.name) for f in dataclasses.fields(gen)}
+
+
+def _generation_from_call(pipe, kw: dict, seed: int | None, batch_index: int | None) -> Generation:
+    unknown = sorted(k for k in kw if k not in _RECORDED and k not in _IGNORED)
+    if unknown:
+        raise ConfigError(f"pipe() argument(s) {', '.join(unknown)} cannot be recorded in an .aigif syntax; "
+                          f"allowed: {', '.join(_RECORDED)} (plus seed=, batch_index=)")
+    if kw.get("num_images_per_prompt", 1) != 1:
+        raise ConfigError("record() makes one image per call; use batch_index=0..n-1 with one seed for a batch")
+    prompt = kw.get("prompt")
+    if not isinstance(prompt, str):
+        raise ConfigError(f"prompt must be one string, got {type(prompt).__name__}")
+    neg = kw.get("negative_prompt") or ""
+    if not isinstance(neg, str):
+        raise ConfigError("negative_prompt must be one string")
+    default = int(pipe.unet.config.sample_size) * int(getattr(pipe, "vae_scale_factor", 8))
+    return Generation(prompt=prompt, negative_prompt=neg, seed=secrets.randbits(32) if seed is None else seed,
+                      num_inference_steps=kw.get("num_inference_steps", 50), guidance_scale=float(kw.get("guidance_scale", 7.5)),
+                      width=kw.get("width") or default, height=kw.get("height") or default, eta=kw.get("eta"),
+                      clip_skip=kw.get("clip_skip"), guidance_rescale=kw.get("guidance_rescale"), batch_index=batch_index)
+
+
+def _attention_of(pipe) -> str:
+    kinds = set()
+    for comp in ("unet", "vae"):
+        m = getattr(pipe, comp, None)
+        if m is not None and hasattr(m, "attn_processors"):
+            kinds |= {type(p).__name__ for p in m.attn_processors.values()}
+    if kinds <= {"AttnProcessor2_0"}:
+        return "sdpa"
+    if kinds <= {"AttnProcessor"}:
+        return "classic"
+    raise ConfigError(f"attention processors {sorted(kinds)} cannot be recorded; the engine reproduces AttnProcessor2_0 "
+                      "(sdpa) or AttnProcessor (classic): call pipe.unet.set_attn_processor(AttnProcessor2_0())")
+
+
+# --- model identity ------------------------------------------------------------------------
+def _folder_of(pipe) -> tuple[Path, str | None, str | None]:
+    """(weights folder, hub repo id or None, revision or None) of a pipeline."""
+    name = getattr(pipe, "name_or_path", None) or getattr(getattr(pipe, "config", None), "_name_or_path", None)
+    if not name:
+        raise ModelError("the pipeline does not say where it was loaded from (name_or_path); pass model=ModelRef(...)")
+    path = Path(name).expanduser()
+    if path.is_dir():
+        path = path.resolve()
+        parts = path.parts
+        if len(parts) >= 3 and parts[-2] == "snapshots" and parts[-3].startswith("models--"):
+            return path, parts[-3][len("models--"):].replace("--", "/"), parts[-1]
+        return path, None, None
+    if name.count("/") == 1:
+        try:
+            from huggingface_hub import snapshot_download
+
+            folder = Path(snapshot_download(name, local_files_only=True))
+        except Exception as exc:  # hub cache errors come in many types
+            raise ModelError(f"{name}: not found in the Hugging Face cache ({type(exc).__name__}); pass model=ModelRef(...)") from None
+        return folder, name, folder.name
+    raise ModelError(f"cannot find the weights of {name!r}; pass model=ModelRef(...)")
+
+
+def pipeline_model_ref(pipe, model_dirs: list[str | os.PathLike] | None = None) -> ModelRef:
+    """The ModelRef an .aigif records for *pipe*: registry name if the digest matches, else repo/local + sha256."""
+    from .engine.digest import folder_digest
+    from .engine.families import family_of_pipeline
+    from .engine.paths import env_model_dirs
+
+    folder, repo, revision = _folder_of(pipe)
+    digest = variant = None
+    for variant in (None, "fp16", "bf16"):
+        try:
+            digest = folder_digest(folder, variant)
+            break
+        except ModelError:
+            continue
+    if digest is None:
+        raise ModelError(f"{folder} holds no .safetensors weights aigif can hash; pass model=ModelRef(...)")
+    for entry in registry.MODELS.values():
+        if entry.sha256 == digest:
+            return ModelRef(name=entry.name)
+    family = family_of_pipeline(type(pipe).__name__)
+    if repo is not None:
+        return ModelRef(repo=repo, revision=revision, sha256=digest, family=family, variant=variant)
+    for root in [Path(p) for p in (model_dirs or [])] + env_model_dirs():
+        try:
+            rel = folder.relative_to(Path(root).expanduser().resolve()).as_posix()
+            return ModelRef(local=rel, sha256=digest, family=family, variant=variant)
+        except ValueError:
+            continue
+    # outside every model dir: recorded by folder name; decode with Engine(model_dirs=[folder.parent])
+    return ModelRef(local=folder.name, sha256=digest, family=family, variant=variant)
+
+
+def scheduler_of(pipe) -> tuple[str | None, dict]:
+    """(registry scheduler name or None for the model's own, config overrides) reproducing ``pipe.scheduler``."""
+    from .engine.schedulers import make_scheduler
+
+    folder = _folder_of(pipe)[0]
+    try:
+        default = json.loads((folder / "scheduler" / "scheduler_config.json").read_text("utf-8"))
+        default_cls = default["_class_name"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ModelError(f"{folder}/scheduler/scheduler_config.json cannot be read") from None
+    cls = type(pipe.scheduler).__name__
+    want = {k: v for k, v in dict(pipe.scheduler.config).items() if not k.startswith("_")}
+    candidates = ([None] if cls == default_cls else []) + [e.name for e in registry.SCHEDULERS.values() if e.cls == cls]
+    best = None
+    for cand in candidates:
+        try:
+            built = {k: v for k, v in dict(make_scheduler(default_cls, default, cand, None).config).items() if not k.startswith("_")}
+        except ConfigError:
+            continue
+        overrides = {k: v for k, v in want.items() if built.get(k) != v}
+        if best is None or len(overrides) < len(best[1]):
+            best = (cand, overrides)
+    if best is None:
+        raise ConfigError(f"scheduler {cls} has no entry in the aigif registry; known: "
+                          + ", ".join(sorted({e.cls for e in registry.SCHEDULERS.values()})))
+    name, overrides = best
+    rebuilt = {k: v for k, v in dict(make_scheduler(default_cls, default, name, overrides).config).items() if not k.startswith("_")}
+    if type(make_scheduler(default_cls, default, name, overrides)).__name__ != cls or rebuilt != want:
+        raise ConfigError(f"scheduler {cls} with this config cannot be rebuilt from the registry")
+    return name, _jsonable(overrides)
+
+
+def _jsonable(d: dict) -> dict:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+
+
+# --- (b) decode ---------------------------------------------------------------------------
+def _read_source(src, limits: Limits) -> Document:
+    if isinstance(src, Document):
+        return src
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        data = bytes(src)
+    elif isinstance(src, (str, os.PathLike)):
+        data = read_limited(src, limits.max_file_bytes)
+    elif hasattr(src, "read"):
+        data = src.read(limits.max_file_bytes + 1)
+        if not isinstance(data, bytes):
+            raise ConfigError("the file object must be opened in binary mode")
+    else:
+        raise ConfigError(f"decode() takes a path, bytes, a binary file or a Document, got {type(src).__name__}")
+    if len(data) > limits.max_file_bytes:
+        from .errors import LimitError
+
+        raise LimitError(f"input of {len(data)} bytes is above the limit of {limits.max_file_bytes}")
+    return loads(data, limits)
+
+
+def decode(src, *, engine=None, reference=None, limits: Limits = DEFAULT_LIMITS) -> Decoded:
+    """The image an .aigif holds (regenerated, + residual, or stored pixels) as a PIL image, with a fidelity report.
+
+    *src*: a path, bytes, a binary file object or a :class:`Document`. *reference*: the real image
+    (PIL or HxWx3 uint8) to compare with (PSNR/SSIM) instead of the file's fingerprint.
+    Raises :class:`aigif.ModelError` when the model is missing, :class:`aigif.FormatError` and
+    friends for broken files.
+    """
+    import numpy as np
+    from PIL import Image
+
+    doc = _read_source(src, limits)
+    ref = None
+    if reference is not None:
+        ref = np.asarray(reference.convert("RGB") if isinstance(reference, Image.Image) else reference, dtype=np.uint8)
+    result = _engine(engine).decode(doc, reference=ref)
+    return Decoded(Image.fromarray(np.ascontiguousarray(result.image, dtype=np.uint8), "RGB"), result.report, doc, result.source)
+
+
+def png_bytes(image) -> bytes:
+    """PNG bytes of a PIL image or HxWx3 uint8 array (helper for examples and batch jobs)."""
+    from PIL import Image
+
+    im = image if isinstance(image, Image.Image) else Image.fromarray(image, "RGB")
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def register_pillow() -> None:
+    """Teach Pillow the .aigif format (``Image.open``/``save``); idempotent. See :mod:`aigif.pillow_plugin`."""
+    from . import pillow_plugin
+
+    pillow_plugin.register()
+
+
+__all__ = ["Decoded", "Recording", "RecordingPipeline", "decode", "generate", "model_ref", "pipeline_model_ref", "record",
+           "register_pillow", "scheduler_of", "wrap_pipeline", "png_bytes"]

@@ -1,0 +1,185 @@
+"""Self-describing NVTC payloads: image and residual codec API (CompressAI shape).
+
+Payload (all integers little-endian, see ``spec/codec-nvtc.md``)::
+
+    magic  4s  b"NVTC"
+    version u8 1
+    model_id u8   (zoo.MODEL_IDS)
+    quality u8    (zoo.MODELS)
+    flags  u8     bit0 residual, bit1 empty residual, bits2-3 residual shift
+    height u16, width u16
+    length u32    byte length of the range-coded stream (multiple of 4)
+    stream        constriction RangeEncoder words (u32 LE)
+    crc32  u32    zlib.crc32 of everything before it
+"""
+from __future__ import annotations
+
+import struct
+import zlib
+
+import numpy as np
+
+from ..errors import AigifError, ConfigError, CorruptError, FormatError, LimitError, TruncatedError, UnknownCodecError
+from . import zoo
+
+MAGIC = b"NVTC"
+VERSION = 1
+HEADER = struct.Struct("<4sBBBBHHI")
+FLAG_RESIDUAL = 1
+FLAG_EMPTY = 2
+DEFAULT_MAX_PIXELS = 64 * 2**20
+DECODE_THREADS = 1
+
+
+def _check_image(rgb, what: str = "image") -> np.ndarray:
+    if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ConfigError(f"{what} must be a uint8 numpy array of shape (H, W, 3), got "
+                          f"{getattr(rgb, 'dtype', type(rgb))} {getattr(rgb, 'shape', '')}")
+    h, w = rgb.shape[:2]
+    if not (1 <= h <= 0xFFFF and 1 <= w <= 0xFFFF):
+        raise ConfigError(f"{what} size {w}x{h} outside 1..65535")
+    return rgb
+
+
+def _pack(model_id: int, quality: int, flags: int, h: int, w: int, stream: bytes) -> bytes:
+    body = HEADER.pack(MAGIC, VERSION, model_id, quality, flags, h, w, len(stream)) + stream
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def _unpack(data: bytes, max_pixels: int) -> tuple:
+    """Validate a payload; returns (quality, flags, h, w, stream). Never trusts a length."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise FormatError(f"NVTC payload must be bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if len(data) < 4:
+        raise TruncatedError(f"NVTC payload: {len(data)} bytes, header needs {HEADER.size + 4}")
+    if data[:4] != MAGIC:
+        raise FormatError(f"NVTC payload: bad magic {data[:4]!r} at offset 0, expected {MAGIC!r}")
+    if len(data) < HEADER.size + 4:
+        raise TruncatedError(f"NVTC payload: {len(data)} bytes, header needs {HEADER.size + 4}")
+    _, version, model_id, quality, flags, h, w, length = HEADER.unpack_from(data)
+    end = HEADER.size + length
+    if len(data) < end + 4:
+        raise TruncatedError(f"NVTC payload: stream of {length} bytes announced at offset 12, only "
+                             f"{max(len(data) - HEADER.size - 4, 0)} present")
+    if len(data) > end + 4:
+        raise CorruptError(f"NVTC payload: {len(data) - end - 4} trailing bytes after the crc at offset {end}")
+    (crc,) = struct.unpack_from("<I", data, end)
+    if zlib.crc32(data[:end]) != crc:
+        raise CorruptError(f"NVTC payload: crc32 mismatch at offset {end}")
+    if version != VERSION:
+        raise CorruptError(f"NVTC payload: version {version} at offset 4, expected {VERSION}")
+    if model_id not in zoo.MODEL_IDS:
+        raise UnknownCodecError(f"NVTC payload: unknown model id {model_id} at offset 5; known: {sorted(zoo.MODEL_IDS)}")
+    if quality not in zoo.MODELS or zoo.MODELS[quality][1]["model_id"] != model_id:
+        raise UnknownCodecError(f"NVTC payload: unknown quality {quality} at offset 6; known: {list(zoo.QUALITIES)}")
+    if flags & ~0x0F:
+        raise CorruptError(f"NVTC payload: reserved flag bits set in {flags:#04x} at offset 7")
+    if h == 0 or w == 0:
+        raise CorruptError(f"NVTC payload: empty image {w}x{h} at offset 8")
+    if h * w > max_pixels:
+        raise LimitError(f"NVTC payload: {w}x{h} = {w * h} pixels exceeds max_pixels={max_pixels}")
+    if length % 4:
+        raise CorruptError(f"NVTC payload: stream length {length} at offset 12 is not a multiple of 4")
+    if (flags & FLAG_EMPTY) and (length or not flags & FLAG_RESIDUAL):
+        raise CorruptError("NVTC payload: empty flag on a non-empty or non-residual payload")
+    return quality, flags, h, w, data[HEADER.size:end]
+
+
+def _encode(rgb: np.ndarray, quality: int) -> bytes:
+    import torch
+
+    from .model import pad_multiple
+
+    model = zoo.load_model(quality)
+    m = pad_multiple(model.config)
+    h, w = rgb.shape[:2]
+    padded = np.pad(rgb, ((0, -h % m), (0, -w % m), (0, 0)), mode="edge")
+    x = torch.from_numpy(np.ascontiguousarray(padded)).permute(2, 0, 1)[None].float() / 255.0 - 0.5
+    return model.compress(x)["strings"][0]
+
+
+def _decode(stream: bytes, quality: int, h: int, w: int) -> np.ndarray:
+    import torch
+
+    from .model import pad_multiple
+
+    model = zoo.load_model(quality)
+    m = pad_multiple(model.config)
+    shape = (h + (-h % m), w + (-w % m))
+    try:
+        idx = model.decode_indices([stream], shape)
+    except AigifError:
+        raise
+    except Exception as exc:  # constriction rejects some impossible streams
+        raise CorruptError(f"NVTC payload: range-coded stream does not decode ({exc})") from exc
+    saved = torch.get_num_threads()
+    torch.set_num_threads(DECODE_THREADS)
+    try:
+        x = model.synthesize(idx)
+    finally:
+        torch.set_num_threads(saved)
+    img = ((x[0] + 0.5) * 255.0).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    return np.ascontiguousarray(img[:h, :w])
+
+
+def compress_image(rgb: np.ndarray, quality: int) -> bytes:
+    """Code an RGB image with the learned NVTC-lite codec at ``quality`` (see ``QUALITIES``)."""
+    _check_image(rgb)
+    name, fixed = zoo.check_quality(quality)
+    h, w = rgb.shape[:2]
+    return _pack(fixed["model_id"], quality, 0, h, w, _encode(rgb, quality))
+
+
+def decompress_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode a :func:`compress_image` payload to a uint8 (H, W, 3) array."""
+    quality, flags, h, w, stream = _unpack(data, max_pixels)
+    if flags & FLAG_RESIDUAL:
+        raise CorruptError("NVTC payload is a residual; use decompress_residual(data, reference)")
+    return _decode(stream, quality, h, w)
+
+
+def _psnr_mse(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+
+
+def compress_residual(original: np.ndarray, reference: np.ndarray, quality: int) -> bytes:
+    """Code ``original - reference`` (reference = the regenerated image).
+
+    The residual is mapped to an image ``128 + round(diff / 2**shift)`` (shift 0
+    or 1, chosen from its range) and coded like any image. When coding does not
+    lower the error of the reference, an empty residual (header only) is written.
+    """
+    _check_image(original, "original")
+    _check_image(reference, "reference")
+    if original.shape != reference.shape:
+        raise ConfigError(f"original {original.shape} and reference {reference.shape} differ in shape")
+    name, fixed = zoo.check_quality(quality)
+    h, w = original.shape[:2]
+    diff = original.astype(np.int16) - reference.astype(np.int16)
+    shift = 0 if np.percentile(np.abs(diff), 99.5) <= 120 else 1
+    coded = np.clip(np.round(diff / float(1 << shift)) + 128, 0, 255).astype(np.uint8)
+    stream = _encode(coded, quality)
+    flags = FLAG_RESIDUAL | (shift << 2)
+    approx = _apply_residual(reference, _decode(stream, quality, h, w), shift)
+    if _psnr_mse(approx, original) >= _psnr_mse(reference, original):
+        return _pack(fixed["model_id"], quality, FLAG_RESIDUAL | FLAG_EMPTY, h, w, b"")
+    return _pack(fixed["model_id"], quality, flags, h, w, stream)
+
+
+def _apply_residual(reference: np.ndarray, coded: np.ndarray, shift: int) -> np.ndarray:
+    diff = (coded.astype(np.int32) - 128) << shift
+    return np.clip(reference.astype(np.int32) + diff, 0, 255).astype(np.uint8)
+
+
+def decompress_residual(data: bytes, reference: np.ndarray, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Approximate original = reference + decoded residual."""
+    _check_image(reference, "reference")
+    quality, flags, h, w, stream = _unpack(data, max_pixels)
+    if not flags & FLAG_RESIDUAL:
+        raise CorruptError("NVTC payload is an image, not a residual; use decompress_image")
+    if reference.shape[:2] != (h, w):
+        raise CorruptError(f"NVTC residual is {w}x{h}, reference is {reference.shape[1]}x{reference.shape[0]}")
+    if flags & FLAG_EMPTY:
+        return reference.copy()
+    return _apply_residual(reference, _decode(stream, quality, h, w), (flags >> 2) & 3)

@@ -1,0 +1,96 @@
+"""Pretrained NVTC-lite rate points: a plain dict ``quality -> (asset name, config)``.
+
+Quality 1 is the lowest rate. The full model config (a plain dict) is stored
+in each file's safetensors metadata; the entries here only pin what a payload
+may rely on. ``SHA256`` pins the exact bytes of every shipped file
+(``spec/codec-nvtc.md`` repeats them); a mismatch raises ``ModelMismatchError``.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+
+from ..errors import ModelError, ModelMismatchError, RegistryError
+
+ASSET_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "nvtc")
+
+#: payload model id -> architecture name
+MODEL_IDS = {1: "nvtc-lite-v1"}
+
+#: quality -> (asset file name, fixed config entries)
+MODELS = {
+    1: ("nvtc_q1.safetensors", {"arch": "nvtc-lite", "model_id": 1}),
+    2: ("nvtc_q2.safetensors", {"arch": "nvtc-lite", "model_id": 1}),
+    3: ("nvtc_q3.safetensors", {"arch": "nvtc-lite", "model_id": 1}),
+    4: ("nvtc_q4.safetensors", {"arch": "nvtc-lite", "model_id": 1}),
+}
+
+#: sha256 of each shipped file (filled by the export step; see spec/codec-nvtc.md)
+SHA256: dict = {
+    "nvtc_q1.safetensors": "7c973badc2546404d3002977738d2ba8350368519b3e8a49820d64023726e720",
+    "nvtc_q2.safetensors": "64a68680b5963a7974b903003f465a40165f65a0f9b03f618839a79d78d6a4b6",
+    "nvtc_q3.safetensors": "ba208f4c65276ae7c30ecf01ce61bf98ad582f099ce69bf797810b834ef69685",
+    "nvtc_q4.safetensors": "b1bb87dd44108970190cbafdd881f56410c47ccb466b4f1673c79444e3e20138",
+}
+
+QUALITIES = tuple(sorted(MODELS))
+
+
+def check_quality(quality: int) -> tuple:
+    """Registry entry of ``quality``; an unknown one fails naming the valid ones."""
+    if isinstance(quality, bool) or not isinstance(quality, int) or quality not in MODELS:
+        raise RegistryError(f"unknown NVTC quality {quality!r}; valid qualities: {', '.join(map(str, QUALITIES))}")
+    return MODELS[quality]
+
+
+def asset_path(quality: int) -> str:
+    return os.path.join(ASSET_DIR, check_quality(quality)[0])
+
+
+def file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=8)
+def load_model(quality: int):
+    """The ready-to-code model of ``quality`` (transforms + integer tables), cached."""
+    import numpy as np
+    import torch
+    from safetensors import safe_open
+    from safetensors.numpy import load_file
+
+    from .entropy import IntegerTables
+    from .model import NVTC, context_plan
+
+    name, fixed = check_quality(quality)
+    path = asset_path(quality)
+    if not os.path.exists(path):
+        raise ModelError(f"NVTC weights for quality {quality} missing: {path}")
+    want = SHA256.get(name)
+    if want is not None and file_sha256(path) != want:
+        raise ModelMismatchError(f"{name}: sha256 differs from the registry ({want})")
+    with safe_open(path, framework="numpy") as f:
+        meta = f.metadata() or {}
+    cfg = json.loads(meta.get("config", "{}"))
+    if cfg.get("arch") != fixed["arch"]:
+        raise ModelError(f"{name}: arch {cfg.get('arch')!r}, expected {fixed['arch']!r}")
+    arrays = load_file(path)
+    model = NVTC(cfg, n_qualities=0)
+    state = {k[4:]: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items() if k.startswith("net.")}
+    model.load_state_dict(state, strict=True)
+    tables = {}
+    for s, l, rows in context_plan(cfg):
+        t = arrays[f"table.s{s}_l{l}"]
+        if t.shape != (rows, cfg["codebook"]) or t.dtype != np.uint16:
+            raise ModelError(f"{name}: table s{s}_l{l} has shape {t.shape} {t.dtype}")
+        tables[(s, l)] = t
+    model.tables = IntegerTables(tables)
+    model.gamma = float(cfg["gamma"])
+    model.eval()
+    return model

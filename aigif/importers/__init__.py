@@ -1,0 +1,95 @@
+"""Importers: the generation metadata other tools embed in images -> .aigif documents.
+
+    from aigif.importers import import_image, encode_image
+    imp = import_image("00001-1234.png")       # Imported: tool, generation, model, extra, unsupported
+    out = encode_image("00001-1234.png", engine=None, options=Options(syntax_only=True))
+    out.kind, out.document                      # syntax-only | exact | residual | pixels
+
+Supported: AUTOMATIC1111 (PNG text, JPEG/WebP EXIF, stealth LSB), ComfyUI
+(plain txt2img graphs), InvokeAI (2.x Dream / sd-metadata, 3+ invokeai_metadata),
+NovelAI, Fooocus. The way back is :func:`a1111_parameters` / :func:`png_info_for`.
+Imports neither torch nor diffusers.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..limits import DEFAULT_LIMITS, Limits
+from .a1111_write import a1111_parameters, png_info_for
+from .decide import EXACT, KINDS, PIXELS, RESIDUAL, SYNTAX_ONLY, Options, Outcome, decide
+from .detect import TOOLS, map_embedded
+from .extract import IMAGE_EXTENSIONS, Embedded, open_image, read_embedded
+from .localmodels import LocalModels
+from .result import Imported
+
+__all__ = [
+    "Imported", "Options", "Outcome", "Embedded", "TOOLS", "KINDS", "EXACT", "RESIDUAL", "PIXELS", "SYNTAX_ONLY",
+    "IMAGE_EXTENSIONS", "read_image", "import_image", "import_bytes", "encode_image", "decide",
+    "a1111_parameters", "png_info_for", "Encoded", "LocalModels",
+]
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One image converted: the imported metadata, the decision and the file bytes."""
+
+    imported: Imported
+    outcome: Outcome
+    data: bytes
+
+    @property
+    def kind(self) -> str:
+        return self.outcome.kind
+
+    @property
+    def document(self):
+        return self.outcome.document
+
+
+def _read(src, limits: Limits) -> bytes:
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        data = bytes(src)
+        if len(data) > limits.max_file_bytes:
+            from ..errors import LimitError
+
+            raise LimitError(f"image of {len(data)} bytes is above the limit of {limits.max_file_bytes}")
+        return data
+    from ..fileio import read_limited
+
+    return read_limited(os.fspath(src), limits.max_file_bytes)
+
+
+def read_image(src, limits: Limits = DEFAULT_LIMITS) -> tuple[Embedded, np.ndarray]:
+    """(embedded metadata, RGB uint8 pixels) of an image path or bytes."""
+    im = open_image(_read(src, limits), limits)
+    emb = read_embedded(im)
+    rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    return emb, rgb
+
+
+def import_bytes(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Imported:
+    emb, _ = read_image(data, limits)
+    return map_embedded(emb)
+
+
+def import_image(src, limits: Limits = DEFAULT_LIMITS) -> Imported:
+    """Map the metadata of one image file (or bytes) onto the syntax; pixels are not kept."""
+    emb, _ = read_image(src, limits)
+    return map_embedded(emb)
+
+
+def encode_image(src, *, engine=None, codec=None, options: Options = Options(), limits: Limits = DEFAULT_LIMITS,
+                 resolver=None) -> Encoded:
+    """Import one image and decide syntax-only / exact / residual / pixels; returns the .aigif bytes.
+
+    *resolver* (:class:`~aigif.importers.localmodels.LocalModels`) finds named checkpoints in model dirs.
+    """
+    from ..syntax.document import dumps
+
+    emb, rgb = read_image(src, limits)
+    imp = map_embedded(emb)
+    outcome = decide(imp, rgb, engine=engine, codec=codec, options=options, resolver=resolver)
+    return Encoded(imp, outcome, dumps(outcome.document))

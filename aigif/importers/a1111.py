@@ -1,0 +1,220 @@
+"""AUTOMATIC1111 webui (and Forge, SD.Next, Fooocus "a1111" scheme) infotext -> syntax.
+
+The infotext is ``PROMPT[\\nNegative prompt: NEG]\\nKey: value, Key: "quoted, value", ...``.
+sd-parsers detects it, but splits the settings line on every comma and colon,
+which breaks quoted values (``Lora hashes: "a: 1234, b: 5678"``); the settings
+line is therefore parsed here with A1111's own grammar (quoted values are JSON
+strings). The prompt head is split exactly as A1111 wrote it, whitespace kept.
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from ..syntax.elements import ComponentRef, Lora
+from ..syntax.registry import code_of
+from . import samplers
+from .result import Builder, Imported, to_float, to_int, valid_hash
+
+RE_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+RE_SIZE = re.compile(r"^(\d+)x(\d+)$")
+RE_HASHES_JSON = re.compile(r"(?:,\s*)?Hashes:\s*(\{[^\}]*\})\s*")
+RE_EXTRA_NET = re.compile(r"<(\w+):([^>]+)>")
+NEG = "\nNegative prompt: "
+
+# Keys whose presence (with a non-neutral value) means the pixels are not a plain
+# txt2img result of the recorded settings.
+BLOCKING_PREFIXES = (
+    "Hires", "Denoising strength", "Face restoration", "Mask blur", "Inpaint", "Masked content",
+    "ControlNet", "ADetailer", "Refiner", "Seed resize from", "Image CFG scale", "Tiled Diffusion",
+    "Ultimate SD upscale", "SD upscale", "Postprocess", "Extras",
+)
+NEUTRAL = {"Variation seed strength": {"0", "0.0"}, "Sharpness": {"0", "0.0"}, "Refiner": {"None", ""},
+           "Styles": {"[]", ""}, "ADM Guidance": {"(1.0, 1.0, 0.0)", "(1, 1, 0)"}, "Prompt Expansion": {""},
+           "Fooocus V2 Expansion": {""}}
+FOOOCUS_BLOCKING = {"Prompt Expansion", "Fooocus V2 Expansion", "Styles", "Sharpness", "ADM Guidance", "Refiner"}
+
+
+def split_infotext(text: str) -> tuple[str, str, str]:
+    """(prompt, negative prompt, settings line), inverting A1111's ``create_infotext``."""
+    text = text.replace("\r\n", "\n")
+    head, sep, last = text.rstrip("\n").rpartition("\n")
+    if not sep or len(RE_PARAM.findall(last)) < 3:
+        head, last = text, ""
+    if head.startswith("Negative prompt: "):
+        return "", head[len("Negative prompt: "):], last
+    prompt, sep, neg = head.partition(NEG)
+    return prompt, neg if sep else "", last
+
+
+def parse_settings(line: str) -> dict[str, str]:
+    """``Key: value, ...`` -> dict, in order; quoted values unquoted; ``Hashes: {json}`` kept as text."""
+    out: dict[str, Any] = {}
+    m = RE_HASHES_JSON.search(line)
+    if m:
+        out["Hashes"] = m.group(1)
+        line = line[: m.start()] + line[m.end():]
+    for key, value in RE_PARAM.findall(line):
+        value = value.strip()
+        if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                pass
+        out[key.strip()] = value
+    return out
+
+
+def parse_infotext(text: str) -> dict[str, Any]:
+    """The infotext as a dict: ``prompt``, ``negative_prompt`` and each settings key."""
+    prompt, neg, last = split_infotext(text)
+    return {"prompt": prompt, "negative_prompt": neg, **parse_settings(last)}
+
+
+def lora_hashes(value: str) -> dict[str, str]:
+    """``"name: 0123456789ab, other: ..."`` -> {name: hash}."""
+    out = {}
+    for part in value.split(","):
+        name, sep, h = part.rpartition(":")
+        if sep and name.strip():
+            out[name.strip()] = h.strip().lower()
+    return out
+
+
+def extra_networks(prompt: str, b: Builder) -> tuple[str, list[tuple[str, float]], list[int]]:
+    """Strip ``<lora:name:w>`` tags as A1111 does; return (prompt, loras, tag offsets in the stripped prompt)."""
+    loras, offsets, pieces, pos, out_len = [], [], [], 0, 0
+    for m in RE_EXTRA_NET.finditer(prompt):
+        kind, args = m.group(1), m.group(2).split(":")
+        pieces.append(prompt[pos:m.start()])
+        out_len += m.start() - pos
+        pos = m.end()
+        if kind != "lora":
+            b.block(f"extra network <{kind}:...> cannot be expressed in the syntax")
+            continue
+        if len(args) > 2 or any("=" in a for a in args):
+            b.block(f"LoRA tag {m.group(0)} uses separate text-encoder/UNet weights")
+            continue
+        if not args[0].strip():
+            b.block(f"LoRA tag {m.group(0)} has no name")
+            continue
+        try:
+            weight = to_float(args[1]) if len(args) > 1 else 1.0
+        except ValueError:
+            b.block(f"LoRA tag {m.group(0)} has a weight that is not a number")
+            continue
+        loras.append((args[0], weight))
+        offsets.append(out_len)
+    pieces.append(prompt[pos:])
+    return "".join(pieces), loras, offsets
+
+
+def map_a1111(text: str, *, tool: str = "A1111", image_size=None, metadata_bytes: int = 0, carrier: str = "") -> Imported:
+    """Map an A1111 infotext; unmapped keys land in ``extra["params"]`` (in order), so the way back is complete."""
+    b = Builder(tool, {"parameters": text})
+    p = parse_infotext(text)
+    prompt, loras, offsets = extra_networks(p.pop("prompt"), b)
+    neg = p.pop("negative_prompt")
+    if RE_EXTRA_NET.search(neg):
+        b.block("extra-network tags in the negative prompt cannot be expressed in the syntax")
+    b.gen["prompt"], b.gen["negative_prompt"] = prompt, neg
+    if offsets:
+        b.extra["lora_at"] = offsets
+    if re.search(r"\bAND\b", prompt):
+        b.block("composable diffusion (AND in the prompt) cannot be expressed in the syntax")
+    params: dict[str, Any] = {}
+
+    def take(key: str, conv, dest: str):
+        if key in p:
+            value = p.pop(key)
+            try:
+                b.gen[dest] = conv(value)
+            except ValueError:
+                b.block(f"{key} {value!r} is not a valid number")
+
+    take("Steps", to_int, "num_inference_steps")
+    take("CFG scale", to_float, "guidance_scale")
+    take("Seed", to_int, "seed")
+    if "Size" in p:
+        m = RE_SIZE.match(p.pop("Size"))
+        if m:
+            b.gen["width"], b.gen["height"] = int(m.group(1)), int(m.group(2))
+        else:
+            b.block("Size is not WIDTHxHEIGHT")
+    sampler, schedule = p.pop("Sampler", None), p.pop("Schedule type", None)
+    if sampler is None:
+        b.block("no Sampler in the metadata")
+    elif sampler == "Default" and schedule is None:
+        pass                                        # aigif's exporter: the pipeline's own scheduler
+    else:
+        mapped = samplers.from_a1111(sampler, schedule)
+        if mapped is None:
+            b.block(f"sampler {sampler!r}" + (f" with schedule {schedule!r}" if schedule else "") + " has no equivalent in the scheduler registry")
+        else:
+            b.gen["scheduler"], cfg = mapped
+            if cfg:
+                b.gen["scheduler_config"] = cfg
+    if "Clip skip" in p:
+        try:
+            b.clip_layer = to_int(p.pop("Clip skip"))     # A1111 counts the last layer as 1
+        except ValueError:
+            b.block("Clip skip is not a number")
+    if b.gen.get("scheduler") == "ddim" and "Eta DDIM" in p:
+        take("Eta DDIM", to_float, "eta")
+    if "Scheduler config" in p and ("scheduler" in b.gen or sampler == "Default"):
+        try:
+            cfg = json.loads(p.pop("Scheduler config"))
+            if not isinstance(cfg, dict):
+                raise ValueError
+            b.gen["scheduler_config"] = {**b.gen.get("scheduler_config", {}), **cfg}
+        except ValueError:
+            b.block("Scheduler config is not a JSON object")
+    take("CFG Rescale", to_float, "guidance_rescale")
+    b.version = p.pop("Version", None)
+    model_name, model_hash = p.pop("Model", None), p.pop("Model hash", None)
+    aigif_model = p.pop("AIGIF model", None)       # written by aigif's own exporter for registry models
+    if aigif_model and code_of("model", aigif_model) is not None and model_hash is None:
+        b.set_model(aigif_model, None, trusted_registry=True)
+        if model_name and model_name != aigif_model:
+            b.extra["model_name"] = model_name
+    else:
+        if aigif_model:
+            params["AIGIF model"] = aigif_model
+        b.set_model(model_name, model_hash.lower() if model_hash else None)
+    vae_name, vae_hash = p.pop("VAE", None), p.pop("VAE hash", None)
+    if vae_name or vae_hash:
+        vh = vae_hash.lower() if vae_hash and valid_hash(vae_hash.lower()) else None
+        if vae_hash and not vh:
+            params["VAE hash"] = vae_hash
+        if vae_name or vh:
+            b.vae = ComponentRef(name=vae_name or f"sha256:{vh}", sha256=vh)
+    hashes = lora_hashes(p.pop("Lora hashes")) if "Lora hashes" in p else {}
+    for name, weight in loras:
+        h = hashes.pop(name, None)
+        b.loras.append(Lora(name=name, weight=weight, sha256=h if valid_hash(h) else None))
+        if h and not valid_hash(h):
+            params.setdefault("Lora hashes", {})[name] = h
+    if hashes:
+        params.setdefault("Lora hashes", {}).update(hashes)
+    if "TI hashes" in p:
+        b.block("textual-inversion embeddings (TI hashes) cannot be expressed in the syntax")
+    blocking = []
+    no_refiner = p.get("Refiner", "None") in NEUTRAL["Refiner"]
+    for key, value in p.items():
+        if key in NEUTRAL:
+            blocks = value not in NEUTRAL[key]
+        elif key.lower().startswith("refiner switch"):
+            blocks = not no_refiner
+        else:
+            blocks = key.startswith(BLOCKING_PREFIXES) or (tool == "Fooocus" and key in FOOOCUS_BLOCKING)
+        if blocks:
+            blocking.append(f"{key}: {value}")
+        params[key] = value
+    if blocking:
+        b.block("not a plain text-to-image result (" + ", ".join(blocking) + ")")
+    params = {k: v for k, v in params.items() if v is not None}
+    if params:
+        b.extra["params"] = params
+    b.prompt_syntax("a1111")
+    return b.build(image_size, metadata_bytes, carrier)

@@ -1,0 +1,124 @@
+"""The way back: a document's syntax as A1111 ``parameters`` text.
+
+Written into decoded PNGs (``aigif decode --embed-parameters``) so the image
+works in the tools and sites that read A1111 infotext. Parsing the text again
+with :func:`aigif.importers.a1111.map_a1111` gives the same syntax fields.
+A document imported from A1111 whose syntax could not be built gives back its
+original text unchanged.
+"""
+from __future__ import annotations
+
+import json
+import re
+
+from ..errors import ImportMetadataError
+from ..syntax.document import Document
+from ..syntax.registry import code_of, model_entry
+from . import samplers
+
+_NEEDS_QUOTES = re.compile(r"[,:\"\n]")
+
+
+def _fmt_num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(float(x))
+
+
+def _quote(v: str) -> str:
+    return json.dumps(v, ensure_ascii=False) if _NEEDS_QUOTES.search(v) else v
+
+
+def _prompt_with_loras(prompt: str, loras, offsets) -> str:
+    tags = [f"<lora:{lo.name}:{_fmt_num(lo.weight)}>" for lo in loras]
+    if not tags:
+        return prompt
+    if not isinstance(offsets, list) or len(offsets) != len(tags) or any(
+            not isinstance(o, int) or not 0 <= o <= len(prompt) for o in offsets) or offsets != sorted(offsets):
+        offsets = [len(prompt)] * len(tags)
+    out, prev = [], 0
+    for off, tag in zip(offsets, tags):
+        out.append(prompt[prev:off])
+        out.append(tag)
+        prev = off
+    out.append(prompt[prev:])
+    return "".join(out)
+
+
+def a1111_parameters(doc: Document) -> str:
+    """A1111 infotext for *doc*; raises ImportMetadataError when it has no generation syntax."""
+    extra = (doc.source.extra or {}) if doc.source else {}
+    gen, model = doc.generation, doc.model
+    if gen is None:
+        raw = extra.get("raw", {}) if isinstance(extra, dict) else {}
+        if doc.source and doc.source.tool in ("A1111", "Fooocus") and isinstance(raw.get("parameters"), str):
+            return raw["parameters"]
+        raise ImportMetadataError("the document has no generation syntax to write as A1111 parameters")
+    loras = model.loras if model else ()
+    prompt = _prompt_with_loras(gen.prompt, loras, extra.get("lora_at"))
+    text = prompt
+    if gen.negative_prompt:
+        text += "\nNegative prompt: " + gen.negative_prompt
+    p: dict[str, str] = {"Steps": str(gen.num_inference_steps)}
+    sampler = samplers.to_a1111(gen.scheduler, gen.scheduler_config)
+    if sampler is not None:
+        p["Sampler"] = sampler[0]
+        if sampler[1]:
+            p["Schedule type"] = sampler[1]
+    else:
+        # no A1111 name: the registry name (or "Default" = the pipeline's own scheduler), read back by aigif
+        p["Sampler"] = gen.scheduler or "Default"
+        if gen.scheduler_config:
+            p["Scheduler config"] = json.dumps(gen.scheduler_config, sort_keys=True)
+    p["CFG scale"] = _fmt_num(gen.guidance_scale)
+    p["Seed"] = str(gen.seed)
+    p["Size"] = f"{gen.width}x{gen.height}"
+    if model is not None:
+        name = model.name or model.local or model.repo
+        mhash = model.sha256
+        if model.name and code_of("model", model.name) is not None:
+            entry = model_entry(model.name)
+            mhash = mhash or (entry.single_file_sha256 or entry.sha256 or "")[:10] or None
+            name = extra.get("model_name", name) if mhash else name
+            if not mhash:
+                p["AIGIF model"] = model.name
+        if mhash:
+            p["Model hash"] = mhash[:10]
+        elif isinstance(extra.get("model_hash"), str) and doc.source is not None and doc.source.tool in ("A1111", "Fooocus"):
+            p["Model hash"] = extra["model_hash"]          # an old AutoV1 (8 hex) hash, kept as written
+        if name:
+            p["Model"] = name
+        if model.vae is not None:
+            if model.vae.sha256:
+                p["VAE hash"] = model.vae.sha256
+            p["VAE"] = model.vae.name or model.vae.local or model.vae.repo
+    family = (model.family or (model_entry(model.name).family if model.name and code_of("model", model.name) is not None
+                               else None)) if model is not None else None
+    if gen.clip_skip:
+        # A1111 counts layers from the end (1 = last); diffusers' SDXL pipeline starts at the penultimate
+        p["Clip skip"] = str(gen.clip_skip + (2 if family == "sdxl" else 1))
+    elif isinstance(extra.get("clip_layer"), int):
+        p["Clip skip"] = str(extra["clip_layer"])
+    if gen.eta is not None:
+        p["Eta DDIM" if gen.scheduler == "ddim" else "Eta"] = _fmt_num(gen.eta)
+    if gen.guidance_rescale is not None:
+        p["CFG Rescale"] = _fmt_num(gen.guidance_rescale)
+    hashes = {lo.name: lo.sha256 for lo in loras if lo.sha256}
+    kept = extra.get("params") if isinstance(extra.get("params"), dict) else {}
+    kept_lora = kept.get("Lora hashes") if isinstance(kept.get("Lora hashes"), dict) else {}
+    hashes.update({k: str(v) for k, v in kept_lora.items() if k not in hashes})
+    if hashes:
+        p["Lora hashes"] = ", ".join(f"{k}: {v}" for k, v in hashes.items())
+    for k, v in kept.items():
+        if k not in p and k != "Lora hashes":
+            p[k] = v if isinstance(v, str) else json.dumps(v)
+    if doc.source and doc.source.version and doc.source.tool == "A1111":
+        p.setdefault("Version", doc.source.version)
+    return text + "\n" + ", ".join(f"{k}: {_quote(v) if k != 'Hashes' else v}" for k, v in p.items())
+
+
+def png_info_for(doc: Document):
+    """A ``PngInfo`` carrying the ``parameters`` text chunk, for ``Image.save(..., pnginfo=...)``."""
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("parameters", a1111_parameters(doc))
+    return info

@@ -1,0 +1,208 @@
+"""ComfyUI ``prompt`` (API graph) -> syntax, for the plain text-to-image graph only.
+
+Supported: CheckpointLoaderSimple -> [LoraLoader...] -> [CLIPSetLastLayer] ->
+CLIPTextEncode (positive, negative) -> KSampler (denoise 1.0) <- EmptyLatentImage
+(batch 1) -> VAEDecode [<- VAELoader] -> SaveImage/PreviewImage. Any other node,
+or a wiring the syntax cannot express, makes the graph unsupported: the graph
+and workflow are kept in ``Source.extra`` and the image falls back to pixels.
+sd-parsers' summary of such a graph (prompts, models, samplers) is kept too, so
+the file stays searchable.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..syntax.elements import ComponentRef, Lora
+from . import samplers
+from .result import Builder, Imported, stem, to_float, to_int
+
+SAMPLER_NODES = ("KSampler", "KSamplerAdvanced")
+ALLOWED = {
+    "CheckpointLoaderSimple", "CLIPTextEncode", "EmptyLatentImage", "KSampler", "KSamplerAdvanced", "VAEDecode",
+    "SaveImage", "PreviewImage", "VAELoader", "LoraLoader", "CLIPSetLastLayer", "LoraLoaderModelOnly",
+}
+
+
+class _Unsupported(Exception):
+    pass
+
+
+def load_graph(fields: dict[str, str]) -> dict[str, dict]:
+    raw = fields.get("prompt")
+    try:
+        graph = json.loads(raw) if isinstance(raw, str) else raw
+    except (json.JSONDecodeError, RecursionError):
+        graph = None
+    if not isinstance(graph, dict) or not graph or not all(isinstance(n, dict) and "class_type" in n for n in graph.values()):
+        raise ValueError("the ComfyUI 'prompt' field is not a node graph")
+    return {str(k): v for k, v in graph.items()}
+
+
+def is_comfyui(fields: dict[str, str]) -> bool:
+    try:
+        load_graph(fields)
+        return True
+    except ValueError:
+        return False
+
+
+class _Graph:
+    def __init__(self, nodes: dict[str, dict]):
+        self.nodes = nodes
+
+    def inputs(self, node_id: str) -> dict:
+        inp = self.nodes[node_id].get("inputs", {})
+        if not isinstance(inp, dict):
+            raise _Unsupported(f"node {node_id} has malformed inputs")
+        return inp
+
+    def link(self, node_id: str, name: str, want: set[str]) -> tuple[str, int]:
+        v = self.inputs(node_id).get(name)
+        if not (isinstance(v, list) and len(v) == 2 and str(v[0]) in self.nodes and isinstance(v[1], int)):
+            raise _Unsupported(f"input {name!r} of node {node_id} is not linked to a node")
+        src = str(v[0])
+        cls = self.nodes[src].get("class_type")
+        if cls not in want:
+            raise _Unsupported(f"input {name!r} of node {node_id} comes from {cls}, expected {' or '.join(sorted(want))}")
+        return src, v[1]
+
+    def value(self, node_id: str, name: str) -> Any:
+        v = self.inputs(node_id).get(name)
+        if isinstance(v, list) or v is None:
+            raise _Unsupported(f"input {name!r} of node {node_id} is not a plain value")
+        return v
+
+    def of_class(self, *classes: str) -> list[str]:
+        return [k for k, n in self.nodes.items() if n.get("class_type") in classes]
+
+
+def map_comfyui(fields: dict[str, str], *, image_size=None, metadata_bytes: int = 0, carrier: str = "", summary: dict | None = None) -> Imported:
+    b = Builder("ComfyUI", fields)
+    try:
+        g = _Graph(load_graph(fields))
+        _map_graph(g, b)
+    except _Unsupported as exc:
+        b.block(f"ComfyUI graph: {exc}")
+    except ValueError as exc:
+        b.block(str(exc))
+    for key in fields:
+        if key not in ("prompt", "workflow"):
+            b.keep(key, fields[key])
+    b.prompt_syntax("comfyui")
+    imp = b.build(image_size, metadata_bytes, carrier)
+    if imp.unsupported and summary:
+        imp.extra["summary"] = summary
+    return imp
+
+
+def _map_graph(g: _Graph, b: Builder) -> None:
+    others = sorted({n.get("class_type") for n in g.nodes.values()} - ALLOWED, key=str)
+    if others:
+        raise _Unsupported(f"node type(s) {', '.join(map(str, others))} are not part of a plain txt2img graph")
+    ks = g.of_class(*SAMPLER_NODES)
+    if len(ks) != 1:
+        raise _Unsupported(f"{len(ks)} sampler nodes; exactly one KSampler (or KSamplerAdvanced) is supported")
+    k = ks[0]
+    steps = to_int(g.value(k, "steps"))
+    if g.nodes[k]["class_type"] == "KSamplerAdvanced":
+        # equivalent to a plain KSampler only when it runs all steps from pure noise
+        adv = {key: g.value(k, key) for key in ("add_noise", "start_at_step", "end_at_step", "return_with_leftover_noise")}
+        if adv["add_noise"] != "enable" or to_int(adv["start_at_step"]) != 0 or to_int(adv["end_at_step"]) < steps \
+                or adv["return_with_leftover_noise"] != "disable":
+            raise _Unsupported(f"KSamplerAdvanced runs a partial schedule ({adv})")
+        b.gen["seed"] = to_int(g.value(k, "noise_seed"))
+    else:
+        denoise = to_float(g.value(k, "denoise")) if "denoise" in g.inputs(k) else 1.0
+        if denoise != 1.0:
+            raise _Unsupported(f"KSampler denoise {denoise} (image-to-image)")
+        b.gen["seed"] = to_int(g.value(k, "seed"))
+    b.gen["num_inference_steps"] = steps
+    b.gen["guidance_scale"] = to_float(g.value(k, "cfg"))
+    sampler_name, scheduler = g.value(k, "sampler_name"), g.value(k, "scheduler")
+    mapped = samplers.from_comfy(sampler_name, scheduler)
+    if mapped is None:
+        raise _Unsupported(f"sampler {sampler_name!r} with scheduler {scheduler!r} has no equivalent in the scheduler registry")
+    b.gen["scheduler"], cfg = mapped
+    if cfg:
+        b.gen["scheduler_config"] = cfg
+
+    # model chain: KSampler.model <- LoraLoader* <- CheckpointLoaderSimple
+    node, _ = g.link(k, "model", {"CheckpointLoaderSimple", "LoraLoader", "LoraLoaderModelOnly"})
+    model_loras = []
+    while g.nodes[node]["class_type"] != "CheckpointLoaderSimple":
+        model_loras.append(node)
+        node, _ = g.link(node, "model", {"CheckpointLoaderSimple", "LoraLoader", "LoraLoaderModelOnly"})
+    ckpt = node
+    model_loras.reverse()                        # application order: closest to the checkpoint first
+
+    def clip_chain(enc: str) -> tuple[list[str], int | None]:
+        src, slot = g.link(enc, "clip", {"CheckpointLoaderSimple", "LoraLoader", "CLIPSetLastLayer"})
+        skip = None
+        if g.nodes[src]["class_type"] == "CLIPSetLastLayer":
+            skip = to_int(g.value(src, "stop_at_clip_layer"))
+            src, slot = g.link(src, "clip", {"CheckpointLoaderSimple", "LoraLoader"})
+        chain = []
+        while g.nodes[src]["class_type"] == "LoraLoader":
+            if slot != 1:
+                raise _Unsupported(f"CLIP input of node {enc} is wired to a LoraLoader's model output")
+            chain.append(src)
+            src, slot = g.link(src, "clip", {"CheckpointLoaderSimple", "LoraLoader"})
+        if src != ckpt or slot != 1:
+            raise _Unsupported("the text encoder does not come from the sampler's checkpoint")
+        chain.reverse()
+        return chain, skip
+
+    texts, chains = {}, []
+    for side in ("positive", "negative"):
+        enc, _ = g.link(k, side, {"CLIPTextEncode"})
+        text = g.value(enc, "text")
+        if not isinstance(text, str):
+            raise _Unsupported(f"the {side} prompt is not text")
+        texts[side] = text
+        chains.append(clip_chain(enc))
+    if chains[0] != chains[1]:
+        raise _Unsupported("positive and negative prompts use different text-encoder chains")
+    clip_loras, stop_at = chains[0]
+    if [n for n in model_loras if g.nodes[n]["class_type"] == "LoraLoader"] != clip_loras:
+        raise _Unsupported("LoRAs are applied differently to the UNet and the text encoder")
+    b.gen["prompt"], b.gen["negative_prompt"] = texts["positive"], texts["negative"]
+    if stop_at is not None:
+        if stop_at > -1:
+            raise _Unsupported(f"CLIPSetLastLayer stop_at_clip_layer {stop_at}")
+        b.clip_layer = -stop_at                  # -2 = the penultimate layer
+
+    lat, _ = g.link(k, "latent_image", {"EmptyLatentImage"})
+    batch = to_int(g.value(lat, "batch_size")) if "batch_size" in g.inputs(lat) else 1
+    if batch != 1:
+        raise _Unsupported(f"batch_size {batch}: the metadata does not say which image of the batch this is")
+    b.gen["width"], b.gen["height"] = to_int(g.value(lat, "width")), to_int(g.value(lat, "height"))
+
+    decoders = g.of_class("VAEDecode")
+    if len(decoders) != 1:
+        raise _Unsupported(f"{len(decoders)} VAEDecode nodes; exactly one is supported")
+    dec = decoders[0]
+    if g.link(dec, "samples", set(SAMPLER_NODES))[0] != k:
+        raise _Unsupported("the decoded latent is not the sampler's output")
+    vae_src, slot = g.link(dec, "vae", {"CheckpointLoaderSimple", "VAELoader"})
+    if g.nodes[vae_src]["class_type"] == "VAELoader":
+        vae_name = g.value(vae_src, "vae_name")
+        b.vae = ComponentRef(name=str(vae_name))
+    elif vae_src != ckpt or slot != 2:
+        raise _Unsupported("the VAE does not come from the sampler's checkpoint")
+    savers = g.of_class("SaveImage", "PreviewImage")
+    for s in savers:
+        if g.link(s, "images", {"VAEDecode"})[0] != dec:
+            raise _Unsupported("an image output is not the decoded sampler output")
+
+    ckpt_name = str(g.value(ckpt, "ckpt_name"))
+    b.set_model(stem(ckpt_name), None, weights_file=ckpt_name)
+    for n in model_loras:
+        name = str(g.value(n, "lora_name"))
+        w = to_float(g.value(n, "strength_model"))
+        if g.nodes[n]["class_type"] == "LoraLoader" and to_float(g.value(n, "strength_clip")) != w:
+            raise _Unsupported(f"LoRA {name} has different UNet and CLIP strengths")
+        if g.nodes[n]["class_type"] == "LoraLoaderModelOnly":
+            raise _Unsupported(f"LoRA {name} is applied to the UNet only")
+        b.loras.append(Lora(name=stem(name), weight=w, weight_name=name))
+    b.keep("filename_prefix", next((g.inputs(s).get("filename_prefix") for s in savers if "filename_prefix" in g.inputs(s)), None))

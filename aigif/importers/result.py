@@ -1,0 +1,273 @@
+"""What an importer produces: the mapped syntax, what was kept aside, and why.
+
+``Builder`` is filled by one tool-specific mapper. The rule it enforces: a
+field goes into the syntax only when its meaning is certain; anything else goes
+to ``Source.extra``. When something that changes the image cannot be expressed
+(img2img, hires fix, an unknown sampler, ...), ``block()`` records why and no
+generation syntax is produced at all -- a missing syntax is honest, a wrong one
+is not. The whole metadata is then kept in ``extra["raw"]``.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ConfigError
+from ..syntax.elements import ComponentRef, Generation, Lora, ModelRef, Source
+from ..syntax.registry import MODELS, code_of
+
+MAX_PROMPT_CHARS = 65536
+# characters that make a prompt mean something else than plain text to the tool that wrote it
+_PROMPT_SYNTAX = re.compile(r"[()\[\]{}:|]|\bAND\b|\bBREAK\b|[+-]{1,}(?=\s|,|$)")
+
+
+@dataclass
+class Imported:
+    """One image's metadata mapped onto the aigif syntax."""
+
+    tool: str
+    version: str | None
+    generation: Generation | None
+    model: ModelRef | None
+    extra: dict
+    unsupported: list[str]
+    metadata_bytes: int = 0
+    carrier: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def source(self) -> Source:
+        return Source(tool=self.tool, version=self.version, extra=self.extra or None)
+
+    @property
+    def has_syntax(self) -> bool:
+        return self.generation is not None and self.model is not None
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(self.unsupported)
+
+
+PENDING, BLOCK = "pending", "block"
+
+
+def clip_skip_for(rule: str, layer: int, family: str | None):
+    """diffusers ``clip_skip`` for "use the *layer*-th text-encoder layer from the end" (1 = last).
+
+    The same tool value means different things per pipeline family: diffusers' SD1
+    pipeline takes ``hidden_states[-(clip_skip + 1)]``, its SDXL pipeline
+    ``hidden_states[-(clip_skip + 2)]`` (the penultimate layer is already the default);
+    A1111 ignores clip skip for SDXL. Returns an int, None (no skip), PENDING (family
+    unknown: not mapped) or BLOCK (not expressible).
+    """
+    if layer <= 1:          # the last layer: A1111's default; for ComfyUI only SD1's default
+        if rule == "comfyui" and family != "sd1":
+            return BLOCK if family == "sdxl" else PENDING
+        return None
+    if family == "sd1":
+        return layer - 1
+    if family == "sdxl":
+        if rule == "a1111":
+            return None
+        return (layer - 2) or None
+    return PENDING
+
+
+def rule_of(tool: str) -> str:
+    return "a1111" if tool == "A1111" else "comfyui"
+
+
+class Builder:
+    """Collects mapped fields, extras and blocking reasons for one image."""
+
+    def __init__(self, tool: str, raw: dict[str, Any]):
+        self.tool = tool
+        self.raw = raw
+        self.version: str | None = None
+        self.gen: dict[str, Any] = {}
+        self.model: dict[str, Any] = {}
+        self.loras: list[Lora] = []
+        self.vae: ComponentRef | None = None
+        self.extra: dict[str, Any] = {}
+        self.unsupported: list[str] = []
+        self.clip_layer: int | None = None    # the tool's "n-th layer from the end" (A1111 Clip skip, ComfyUI -stop_at)
+
+    def family(self) -> str | None:
+        fam = self.model.get("family")
+        if not fam and self.model.get("name") and code_of("model", self.model["name"]) is not None:
+            from ..syntax.registry import model_entry
+
+            fam = model_entry(self.model["name"]).family
+        return fam
+
+    def _apply_clip_layer(self) -> None:
+        if self.clip_layer is None:
+            return
+        res = clip_skip_for(rule_of(self.tool), self.clip_layer, self.family())
+        if res == BLOCK:
+            self.block(f"text-encoder layer {-self.clip_layer} cannot be expressed for this model family")
+        elif res == PENDING or (res is None and (self.clip_layer > 1 or rule_of(self.tool) == "comfyui")):
+            self.extra["clip_layer"] = self.clip_layer    # kept; applied once the family is known (see decide)
+        elif res is not None:
+            self.gen["clip_skip"] = res
+
+    def block(self, reason: str) -> None:
+        if reason not in self.unsupported:
+            self.unsupported.append(reason)
+
+    def keep(self, key: str, value: Any) -> None:
+        """Keep an unmapped value in Source.extra (never silently dropped)."""
+        if value is not None:
+            self.extra[key] = value
+
+    def prompt_syntax(self, syntax: str) -> None:
+        """Mark that the prompts use the tool's weighting syntax, which plain diffusers reads literally."""
+        text = f"{self.gen.get('prompt', '')}\n{self.gen.get('negative_prompt', '')}"
+        if _PROMPT_SYNTAX.search(text):
+            self.extra["prompt_syntax"] = syntax
+
+    def set_model(self, name: str | None, sha: str | None = None, *, trusted_registry: bool = False, **more: Any) -> None:
+        """Registry model when the digest matches one; else a named reference with its hash."""
+        reg = registry_model_for(sha) if sha else None
+        if reg is not None:
+            self.model = {"name": reg}
+            if name and name != reg:
+                self.extra["model_name"] = name
+            return
+        if not name and not sha:
+            self.block("the model is not named in the metadata")
+            return
+        if name and code_of("model", name) is not None:
+            if trusted_registry or (sha and registry_model_for(sha) == name):
+                self.model = {"name": name}
+                return
+            # a user's checkpoint that happens to share a registry name: never read it as the registry model
+            name = f"checkpoint:{name}"
+        if sha and not valid_hash(sha):
+            self.extra["model_hash"] = sha
+            sha = None
+        if not name and not sha:
+            self.block("the model is identified only by a hash that is not a sha256 / AutoV2 hash")
+            return
+        self.model = {"name": name or f"sha256:{sha}", "sha256": sha, **{k: v for k, v in more.items() if v is not None}}
+
+    def build(self, image_size: tuple[int, int] | None = None, metadata_bytes: int = 0, carrier: str = "") -> Imported:
+        gen = model = None
+        if image_size and not self.unsupported:
+            self.gen.setdefault("width", image_size[0])
+            self.gen.setdefault("height", image_size[1])
+            if (self.gen["width"], self.gen["height"]) != tuple(image_size):
+                # resized or cropped after generation: the syntax still describes the generation,
+                # the regeneration check (not the mapping) decides whether the pixels match
+                self.extra["image_size"] = [image_size[0], image_size[1]]
+        if not self.unsupported:
+            self._apply_clip_layer()
+        if not self.unsupported:
+            if len(self.gen.get("prompt", "")) > MAX_PROMPT_CHARS or len(self.gen.get("negative_prompt", "")) > MAX_PROMPT_CHARS:
+                self.block(f"a prompt is longer than {MAX_PROMPT_CHARS} characters")
+            missing = [k for k in ("prompt", "seed", "num_inference_steps", "guidance_scale") if k not in self.gen]
+            if missing:
+                self.block(f"the metadata lacks {', '.join(missing)}")
+        if not self.unsupported:
+            try:
+                gen = Generation(**self.gen)
+                model = ModelRef(**{k: v for k, v in self.model.items() if v is not None},
+                                 vae=self.vae, loras=tuple(self.loras))
+            except (ConfigError, TypeError) as exc:
+                self.block(f"value out of range: {exc}")
+                gen = model = None
+        extra = self.extra
+        if self.unsupported:
+            gen = model = None
+            extra = {"unsupported": list(self.unsupported), "raw": {k: _maybe_json(v) for k, v in self.raw.items()}}
+        return Imported(self.tool, self.version, gen, model, safe_extra(extra), list(self.unsupported), metadata_bytes, carrier)
+
+
+# --- helpers ------------------------------------------------------------------------
+_HEX = re.compile(r"^[0-9a-f]+$")
+
+
+def valid_hash(sha: str | None) -> bool:
+    return bool(sha) and len(sha) in (10, 12, 64) and bool(_HEX.match(sha))
+
+
+def registry_model_for(sha: str | None) -> str | None:
+    """Registry model whose digest is *sha*: a full sha256 or an A1111 AutoV2 prefix (10 hex)."""
+    if not sha:
+        return None
+    h = sha.strip().lower()
+    if len(h) not in (10, 64) or not _HEX.match(h):
+        return None
+    for entry in MODELS.values():
+        for full in (entry.single_file_sha256, entry.sha256):
+            if full and (full == h or (len(h) == 10 and full[:10] == h)):
+                return entry.name
+    return None
+
+
+def to_int(v: Any) -> int:
+    if isinstance(v, bool):
+        raise ValueError("a boolean is not a number")
+    if isinstance(v, float):
+        if v != v or v in (float("inf"), float("-inf")) or v != int(v):
+            raise ValueError(f"{v} is not an integer")
+        return int(v)
+    if not isinstance(v, (int, str)):
+        raise ValueError(f"{v!r} is not an integer")
+    return int(str(v).strip())
+
+
+def to_float(v: Any) -> float:
+    if isinstance(v, bool):
+        raise ValueError("a boolean is not a number")
+    if not isinstance(v, (int, float, str)):
+        raise ValueError(f"{v!r} is not a number")
+    try:
+        x = float(str(v).strip()) if isinstance(v, str) else float(v)
+    except OverflowError:
+        raise ValueError(f"{v} is out of range") from None
+    if x != x or x in (float("inf"), float("-inf")):
+        raise ValueError(f"{v} is not finite")
+    return x
+
+
+def stem(filename: str) -> str:
+    """``models/SDXL/juggernaut.safetensors`` -> ``juggernaut``."""
+    base = re.split(r"[\\/]", filename)[-1]
+    for ext in (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".sft"):
+        if base.lower().endswith(ext):
+            return base[: -len(ext)]
+    return base
+
+
+def _maybe_json(v: Any) -> Any:
+    """Keep JSON text as an object (msgpack stores it smaller than the text); other text as is."""
+    if isinstance(v, str) and v[:1] in "{[":
+        try:
+            return json.loads(v)
+        except (json.JSONDecodeError, RecursionError):
+            return v
+    return v
+
+
+def safe_extra(extra: dict) -> dict:
+    """Make *extra* storable as a msgpack map readable within the default limits; else store JSON text."""
+    from ..limits import DEFAULT_LIMITS
+    from ..syntax.schema import decode_map
+
+    import msgpack
+
+    out = {}
+    for k, v in extra.items():
+        try:
+            decode_map(msgpack.packb({k: v}, use_bin_type=True), "extra", DEFAULT_LIMITS)
+            out[k] = v
+        except Exception:  # too deep, huge ints, non-JSON types: keep the value as JSON text
+            out[k] = json.dumps(v, default=str, ensure_ascii=False)
+    return out
+
+
+def known_family(name: str | None) -> str | None:
+    return name if name and code_of("family", name) is not None else None

@@ -1,0 +1,188 @@
+"""NVTC-lite codec: round trips, exact decoding, real bits, hostile payloads, limits."""
+from __future__ import annotations
+
+import hashlib
+import struct
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+import pytest
+
+from aigif.codec import QUALITIES, compress_image, compress_residual, decompress_image, decompress_residual
+from aigif.codec import api
+from aigif.errors import (AigifError, CorruptError, LimitError, RegistryError, TruncatedError,
+                          UnknownCodecError)
+
+
+def photo(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A smooth, photo-like test image (gradients, an edge, mild texture)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    r = 128 + 80 * np.sin(x / 9.0 + seed) * np.cos(y / 13.0)
+    g = 90 + 0.6 * x + 0.3 * y
+    b = 60 + 120 * (x + y > (h + w) / 2)
+    img = np.stack([r, g, b], -1) + rng.normal(0, 3, (h, w, 3))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def psnr(a, b) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return 10 * np.log10(255.0**2 / max(mse, 1e-12))
+
+
+def with_crc(body: bytes) -> bytes:
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (17, 23), (70, 41), (64, 129)])
+def test_round_trip_odd_sizes(shape):
+    img = photo(*shape)
+    for q in (QUALITIES[0], QUALITIES[-1]):
+        data = compress_image(img, q)
+        out = decompress_image(data)
+        assert out.shape == img.shape and out.dtype == np.uint8
+        assert np.array_equal(out, decompress_image(data))
+        if min(shape) > 8:
+            assert psnr(img, out) > 14.0
+
+
+def test_higher_quality_more_bits_and_better_psnr():
+    img = photo(96, 128, seed=3)
+    lo, hi = compress_image(img, QUALITIES[0]), compress_image(img, QUALITIES[-1])
+    assert len(hi) > len(lo)
+    assert psnr(img, decompress_image(hi)) > psnr(img, decompress_image(lo))
+
+
+def test_payload_size_is_the_entropy_coded_size():
+    """Real bits: the stream length matches the ideal code length of the integer tables."""
+    import torch
+
+    from aigif.codec import zoo
+    from aigif.codec.entropy import TABLE_BITS
+    from aigif.codec.model import contexts_for
+
+    img = photo(128, 192, seed=1)
+    q = QUALITIES[len(QUALITIES) // 2]
+    data = compress_image(img, q)
+    _, _, h, w, stream = api._unpack(data, api.DEFAULT_MAX_PIXELS)
+    assert len(data) == api.HEADER.size + len(stream) + 4
+    model = zoo.load_model(q)
+    idx = model.decode_indices([stream], (128, 192))
+    ideal = 0.0
+    for (s, l), i in idx.items():
+        ctx = contexts_for(s, l, idx, i.shape)
+        f = model.tables.tables[(s, l)][ctx.numpy(), i.numpy()].astype(np.float64)
+        ideal += float(np.sum(TABLE_BITS - np.log2(f)))
+    max_bits = sum(int(i.numel()) * 8 for i in idx.values())
+    bits = len(stream) * 8
+    assert bits < max_bits  # entropy coding beats fixed-length indices
+    assert 0.97 * ideal <= bits <= ideal * 1.03 + 96
+    assert isinstance(torch.get_num_threads(), int)
+
+
+DECODE_SNIPPET = """
+import sys, hashlib, torch
+torch.set_num_threads(int(sys.argv[2]))
+from aigif.codec import decompress_image
+data = open(sys.argv[1], 'rb').read()
+print(hashlib.sha256(decompress_image(data).tobytes()).hexdigest())
+"""
+
+
+def test_decode_bit_exact_across_processes_and_threads(tmp_path):
+    import torch
+
+    img = photo(80, 112, seed=5)
+    data = compress_image(img, QUALITIES[-1])
+    saved = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        here = hashlib.sha256(decompress_image(data).tobytes()).hexdigest()
+    finally:
+        torch.set_num_threads(saved)
+    assert torch.get_num_threads() == saved  # decode restores the caller's thread count
+    path = tmp_path / "p.nvtc"
+    path.write_bytes(data)
+    out = subprocess.run([sys.executable, "-c", DECODE_SNIPPET, str(path), "3"], capture_output=True, text=True,
+                         check=True, timeout=120)
+    assert out.stdout.strip() == here
+
+
+def test_truncated_payload_every_offset():
+    data = compress_image(photo(20, 30), QUALITIES[0])
+    for n in range(len(data)):
+        with pytest.raises(TruncatedError):
+            decompress_image(data[:n])
+
+
+def test_corrupt_payloads_raise_aigif_errors():
+    data = bytearray(compress_image(photo(33, 47), QUALITIES[0]))
+    for pos in range(0, len(data), max(1, len(data) // 40)):
+        bad = bytearray(data)
+        bad[pos] ^= 0x5A
+        with pytest.raises(AigifError):
+            decompress_image(bytes(bad))
+    with pytest.raises(CorruptError):
+        decompress_image(bytes(data) + b"\0")
+    with pytest.raises(AigifError):
+        decompress_image(b"\x89PNG\r\n\x1a\n" + bytes(40))
+    with pytest.raises(AigifError):
+        decompress_image("not bytes")  # type: ignore[arg-type]
+
+
+def test_unknown_model_and_quality():
+    data = compress_image(photo(16, 16), QUALITIES[0])
+    body = bytearray(data[:-4])
+    for off, val in ((5, 200), (6, 0), (6, 99)):
+        bad = bytearray(body)
+        bad[off] = val
+        with pytest.raises(UnknownCodecError):
+            decompress_image(with_crc(bytes(bad)))
+    with pytest.raises(RegistryError, match="valid qualities"):
+        compress_image(photo(8, 8), 99)
+
+
+def test_garbage_stream_with_valid_crc_never_escapes():
+    rng = np.random.default_rng(0)
+    for n in (0, 4, 64):
+        stream = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
+        body = api.HEADER.pack(api.MAGIC, api.VERSION, 1, QUALITIES[0], 0, 24, 40, len(stream)) + stream
+        try:
+            out = decompress_image(with_crc(body))
+        except AigifError:
+            continue
+        assert out.shape == (24, 40, 3)
+
+
+def test_max_pixels_limit():
+    img = photo(40, 50)
+    data = compress_image(img, QUALITIES[0])
+    assert decompress_image(data, max_pixels=2000).shape == (40, 50, 3)
+    with pytest.raises(LimitError):
+        decompress_image(data, max_pixels=1999)
+    huge = with_crc(api.HEADER.pack(api.MAGIC, api.VERSION, 1, QUALITIES[0], 0, 65535, 65535, 0))
+    with pytest.raises(LimitError):
+        decompress_image(huge)
+
+
+def test_residual_round_trip_improves_reference():
+    original = photo(96, 128, seed=7)
+    y, x = np.mgrid[0:96, 0:128]
+    offset = (25 * np.sin(x / 20.0) + 15 * np.cos(y / 15.0)).astype(np.int16)[..., None]
+    reference = np.clip(original.astype(np.int16) + offset, 0, 255).astype(np.uint8)
+    data = compress_residual(original, reference, QUALITIES[-1])
+    approx = decompress_residual(data, reference)
+    assert approx.shape == original.shape
+    assert psnr(original, approx) > psnr(original, reference) + 1.0
+    with pytest.raises(CorruptError):
+        decompress_image(data)  # a residual is not an image
+    with pytest.raises(CorruptError):
+        decompress_residual(data, reference[:10])
+
+
+def test_residual_of_identical_reference_is_tiny():
+    img = photo(48, 64, seed=2)
+    data = compress_residual(img, img, QUALITIES[0])
+    assert np.array_equal(decompress_residual(data, img), img) or len(data) < 200
