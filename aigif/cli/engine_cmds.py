@@ -76,6 +76,76 @@ def parse_model(spec: str | None, model_dirs: list[Path], revision: str | None =
                       "an existing folder/file, nor a Hugging Face repo id (owner/name)")
 
 
+def _as_local(path: Path, model_dirs: list[Path]) -> tuple[str, list[Path]]:
+    """An existing path as recorded in a file: relative to its model dir, else its parent becomes one."""
+    path = path.resolve()
+    for root in model_dirs:
+        try:
+            return path.relative_to(Path(root).expanduser().resolve()).as_posix(), model_dirs
+        except ValueError:
+            continue
+    return path.name, [*model_dirs, path.parent]
+
+
+def _split_weight(spec: str) -> tuple[str, float]:
+    head, sep, tail = spec.rpartition(":")
+    if sep:
+        try:
+            w = float(tail)
+        except ValueError:
+            return spec, 1.0
+        if w != w or abs(w) == float("inf"):
+            raise ConfigError(f"--lora {spec!r}: the weight must be a finite number")
+        return head, w
+    return spec, 1.0
+
+
+def parse_lora(spec: str, model_dirs: list[Path]):
+    """``--lora NAME[:WEIGHT]``: a file path, a name in the model dirs (also Lora/, loras/), or a hub repo
+    (``owner/name`` with pytorch_lora_weights.safetensors, or ``owner/name/file.safetensors``)."""
+    return parse_lora_dirs(spec, model_dirs)[0]
+
+
+def parse_lora_dirs(spec: str, model_dirs: list[Path]):
+    from ..engine.components import LORA_SUBDIRS, find_named
+    from ..syntax.elements import Lora
+
+    head, weight = _split_weight(spec)
+    if not head:
+        raise ConfigError(f"--lora {spec!r}: give a LoRA name, file or repo")
+    path = Path(head).expanduser()
+    if path.is_file():
+        rel, dirs = _as_local(path, model_dirs)
+        return Lora(local=rel, weight=weight), dirs
+    if find_named(head, model_dirs, LORA_SUBDIRS, f"LoRA {head}") is not None:
+        return Lora(name=head, weight=weight), model_dirs
+    parts = head.split("/")
+    if len(parts) == 2 and not head.startswith((".", "/")) and all(parts):
+        return Lora(repo=head, revision="main", weight=weight), model_dirs
+    if len(parts) > 2 and not head.startswith((".", "/")) and head.endswith(".safetensors") and all(parts):
+        return Lora(repo="/".join(parts[:2]), revision="main", weight_name="/".join(parts[2:]), weight=weight), model_dirs
+    return Lora(name=head, weight=weight), model_dirs   # the engine says where it looked
+
+
+def parse_vae(spec: str | None, model_dirs: list[Path]):
+    """``--vae``: a folder/.safetensors path, a name in the model dirs (also VAE/, vae/), or ``owner/name[/subfolder]``."""
+    from ..engine.components import VAE_SUBDIRS, find_named
+    from ..syntax.elements import ComponentRef
+
+    if spec is None:
+        return None, model_dirs
+    path = Path(spec).expanduser()
+    if path.exists():
+        rel, dirs = _as_local(path, model_dirs)
+        return ComponentRef(local=rel), dirs
+    if find_named(spec, model_dirs, VAE_SUBDIRS, f"VAE {spec}", folders=True) is not None:
+        return ComponentRef(name=spec), model_dirs
+    parts = spec.split("/")
+    if len(parts) >= 2 and not spec.startswith((".", "/")) and all(parts):
+        return ComponentRef(repo="/".join(parts[:2]), revision="main", subfolder="/".join(parts[2:]) or None), model_dirs
+    return ComponentRef(name=spec), model_dirs
+
+
 def write_output(path: Path, data: bytes, force: bool) -> None:
     """Atomic write; OS errors (a file where a folder should be, no permission) become AigifErrors."""
     try:
@@ -102,16 +172,27 @@ def cli_generate(prompt: str, output: Path, *, negative_prompt: str = "", model:
                  height: int | None = None, scheduler: str | None = None, clip_skip: int | None = None, eta: float | None = None,
                  guidance_rescale: float | None = None, dtype: str | None = None, device: str = "cpu", threads: int | None = None,
                  model_dirs: list[Path] | None = None, allow_network: bool = False, png: Path | None = None,
-                 force: bool = False, progress: bool = True, echo=typer.echo) -> int:
-    """Render one image and write its .aigif (and optionally the PNG)."""
+                 force: bool = False, progress: bool = True, echo=typer.echo, loras: list[str] | None = None,
+                 vae: str | None = None) -> int:
+    """Render one image and write its .aigif (and optionally the PNG); *loras*: ``NAME[:WEIGHT]`` in order."""
+    import dataclasses
+
     from ..syntax import dumps, registry
-    from ..syntax.elements import Generation
+    from ..syntax.elements import Generation, ModelRef
 
     if not force:
         for p in (output, png):
             if p is not None and Path(p).exists():
                 raise AigifError(f"{p} exists; pass --force to replace it")
     ref, dirs = parse_model(model, list(model_dirs or []), revision)
+    given_dirs = len(model_dirs or [])
+    parsed_loras = []
+    for spec in loras or ():
+        lo, dirs = parse_lora_dirs(spec, dirs)
+        parsed_loras.append(lo)
+    vae_ref, dirs = parse_vae(vae, dirs)
+    if parsed_loras or vae_ref is not None:
+        ref = dataclasses.replace(ref or ModelRef(name="aigif-tiny-sd"), vae=vae_ref, loras=tuple(parsed_loras))
     name = ref.name if ref is not None else "aigif-tiny-sd"
     entry = registry.model_entry(name) if name and registry.code_of("model", name) is not None else None
     embedded = bool(entry and entry.embedded)
@@ -131,8 +212,8 @@ def cli_generate(prompt: str, output: Path, *, negative_prompt: str = "", model:
     data = dumps(res.document)
     write_output(output, data, force)
     echo(f"{output}: {len(data)} bytes (seed {gen.seed}, {gen.width}x{gen.height}, {gen.num_inference_steps} steps)")
-    if len(dirs) > len(model_dirs or []):
-        echo(f"note: the model is recorded as {ref.local!r}; decode with --model-dir {dirs[-1]}")
+    for extra in dirs[given_dirs:]:
+        echo(f"note: a local file outside the model dirs is recorded relative to {extra}; decode with --model-dir {extra}")
     if png is not None:
         blob = png_bytes(res.image)
         write_output(png, blob, force)
@@ -226,13 +307,17 @@ def generate(
     allow_network: bool = _NET,
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    lora: Optional[list[str]] = typer.Option(None, "--lora", help="LoRA NAME[:WEIGHT] (repeatable, applied in order): a "
+                                             ".safetensors file, a name in the model dirs, or an HF repo: owner/name or owner/name/file.safetensors."),
+    vae: Optional[str] = typer.Option(None, "--vae", help="VAE override: an AutoencoderKL folder or .safetensors file, a name "
+                                      "in the model dirs, or an HF repo: owner/name or owner/name/subfolder."),
 ) -> None:
     """Generate an image and store its generation syntax (a few hundred bytes) instead of its pixels."""
     raise typer.Exit(cli_generate(prompt, output, negative_prompt=negative_prompt, model=model, revision=revision, seed=seed,
                                   steps=steps, guidance=guidance, width=width, height=height, scheduler=scheduler,
                                   clip_skip=clip_skip, eta=eta, guidance_rescale=guidance_rescale, dtype=dtype, device=device,
                                   threads=threads, model_dirs=model_dir, allow_network=allow_network, png=png, force=force,
-                                  progress=not quiet))
+                                  progress=not quiet, loras=lora, vae=vae))
 
 
 @app.command()
@@ -273,4 +358,4 @@ def verify(
                                 min_ssim=min_ssim, progress=not quiet))
 
 
-__all__ = ["cli_generate", "cli_decode", "cli_verify", "EXIT_CLOSE", "EXIT_MISMATCH"]
+__all__ = ["cli_generate", "cli_decode", "cli_verify", "parse_lora", "parse_vae", "EXIT_CLOSE", "EXIT_MISMATCH"]

@@ -7,6 +7,12 @@
     res.image        # HxWx3 uint8
     res.document     # platform + fingerprint filled, ready for aigif.dumps
 
+LoRAs and a VAE override come with the model reference (files in the model dirs,
+safetensors only, digests recorded and verified; spec/engine.md 1.4-1.5):
+
+    ModelRef(name="aigif-tiny-sd", vae=ComponentRef(name="myvae"),
+             loras=(Lora(name="style", weight=0.8),))
+
 torch/diffusers are imported when an engine first renders, not on import.
 """
 from __future__ import annotations

@@ -135,3 +135,71 @@ def check_digest(what: str, recorded: str | None, actual: str) -> None:
             f"{what}: weights digest {actual} does not match the sha256 recorded in the file ({recorded}); "
             "the image will not be reproduced. Get the exact weights, or pass --trust-model-mismatch "
             "(verify_weights=False) to regenerate anyway")
+
+
+# --- single-file components (VAE files, LoRAs) and component folders ----------------------------------
+def safetensors_data_sha256(path: str | os.PathLike) -> str:
+    """A1111's "AutoV3" (``addnet`` hash): sha256 of a safetensors file's bytes after its header.
+
+    The header (tensor names, shapes, dtypes, metadata) is NOT covered: two files
+    with the same tensor bytes and a different header share it. Used only to
+    accept hashes that A1111 wrote (``Lora hashes``: its first 12 hex digits).
+    """
+    path = Path(path).resolve()
+    key = "autov3|" + _key(path)
+    with _LOCK:
+        if key in _MEMO:
+            return _MEMO[key]
+    size = path.stat().st_size
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+        n = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if n < 0 or n > size - 8:
+            raise ModelError(f"{path} is not a safetensors file (bad header length)")
+        fh.seek(8 + n)
+        while chunk := fh.read(_CHUNK):
+            h.update(chunk)
+    digest = h.hexdigest()
+    with _LOCK:
+        _MEMO[key] = digest
+    return digest
+
+
+def file_digest_matches(recorded: str, path: str | os.PathLike, file_digest: str | None = None) -> bool:
+    """A single-file weight matches *recorded*: its sha256 (full, or 10/12-digit prefix: AutoV2),
+    or for ``.safetensors`` the AutoV3 hash (full, or its 12-digit prefix as in A1111's ``Lora hashes``)."""
+    if digest_matches(recorded, file_digest or file_sha256(path)):
+        return True
+    if len(recorded) in (12, 64) and str(path).endswith(".safetensors"):
+        return safetensors_data_sha256(path).startswith(recorded.lower())
+    return False
+
+
+def check_file_digest(what: str, recorded: str | None, path: str | os.PathLike, file_digest: str | None = None) -> str:
+    """Compare a single-file component with the recorded hash; returns its sha256."""
+    actual = file_digest or file_sha256(path)
+    if recorded and not file_digest_matches(recorded, path, actual):
+        raise ModelMismatchError(
+            f"{what}: file sha256 {actual} does not match the hash recorded in the file ({recorded}; accepted: the "
+            "file's sha256, its first 10 (AutoV2) or 12 hex digits, or A1111's AutoV3 of the tensor data); the image "
+            "will not be reproduced. Get the exact file, or pass --trust-model-mismatch (verify_weights=False)")
+    return actual
+
+
+def component_files(folder: str | os.PathLike) -> list[str]:
+    """Weight files a component folder's digest covers: ``*.safetensors`` directly in it, without a variant."""
+    folder = Path(folder)
+    return sorted(f.name for f in folder.iterdir()
+                  if f.is_file() and f.name.endswith(".safetensors") and _variant_of(f.name) is None)
+
+
+def component_digest(folder: str | os.PathLike) -> str:
+    """Digest of a component folder (e.g. a VAE): the pipeline-folder manifest over its own weight files,
+    relpath = file name (``diffusion_pytorch_model.safetensors\\0<sha256>\\n``)."""
+    folder = Path(folder)
+    files = component_files(folder)
+    if not files:
+        raise ModelError(f"{folder} holds no .safetensors weights")
+    manifest = "".join(f"{name}\0{file_sha256(folder / name)}\n" for name in files)
+    return hashlib.sha256(manifest.encode("utf-8")).hexdigest()

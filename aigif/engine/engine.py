@@ -14,17 +14,21 @@ from ..fidelity import FidelityReport, Thresholds, check_fingerprint, compare_im
 from ..syntax import registry
 from ..syntax.document import Document
 from ..syntax.elements import Generation, ModelRef, Platform
-from .digest import check_digest
+from .components import check_vae_folder, locate_lora, locate_vae, lora_label, vae_label
+from .digest import check_digest, check_file_digest, file_sha256
 from .families import call_kwargs
+from .lora import adapter_name, apply_loras
 from .loader import DEFAULT_MODEL, PipelineCache, Resolved, check_pipeline_folder, load_pipeline, model_digest, resolve
 from .noise import initial_latents
 from .paths import env_model_dirs
 from .platform import CUBLAS_WORKSPACE, capture_platform, pinned, platform_diffs
 from .schedulers import make_scheduler, resolve_scheduler_name
+from .vae import load_vae, swap_vae, vae_digest
 
 DTYPES = ("float32", "float16", "bfloat16")
 ATTENTION = ("sdpa", "sdpa-math", "classic")
 MAX_PIXELS = 16384 * 16384
+MAX_LORAS = 16
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,9 @@ class _Loaded:
     digest: str | None
     scheduler_cls: str
     scheduler_config: dict
+    vae_digest: str | None = None
+    adapters: dict = dataclasses.field(default_factory=dict)    # LoRA adapters loaded on pipe: name -> file
+    lora_digests: tuple = ()                                     # sha256 of the LoRAs of the latest request
 
 
 class Engine:
@@ -167,18 +174,65 @@ class Engine:
             digest = model_digest(res)
         if self.verify_weights:
             check_digest(f"model {model.name or model.repo or model.local} ({res.path})", res.recorded_sha256, digest)
-        key = (str(res.path), res.variant, digest, dtype, self.device, attention)
+        vae = self._vae(model)
+        loras = self._loras(model)
+        key = (str(res.path), res.variant, digest, dtype, self.device, attention, vae and (str(vae[0].path), vae[1]))
 
         def factory():
             pipe = load_pipeline(res, getattr(torch, dtype), self.device, self.progress)
+            if vae is not None:
+                what = vae_label(model.vae)
+                swap_vae(pipe, load_vae(vae[0], pipe.vae, getattr(torch, dtype), self.device, what), what)
             prepare_pipeline(pipe, attention)
             pipe.set_progress_bar_config(disable=not self.progress, leave=False, desc="diffusion steps")
             sched = pipe.scheduler
-            return _Loaded(pipe, res, digest, type(sched).__name__, dict(sched.config))
+            return _Loaded(pipe, res, digest, type(sched).__name__, dict(sched.config), vae and vae[1])
 
         loaded = self._cache.get(key, factory)
         loaded.digest = digest or loaded.digest
+        if vae is not None:
+            loaded.vae_digest = vae[1] or loaded.vae_digest
+        apply_loras(loaded.pipe, loaded.adapters, [(name, path, weight, what) for name, path, weight, what, _ in loras])
+        loaded.lora_digests = tuple(d for *_, d in loras)
         return loaded
+
+    def _vae(self, model: ModelRef):
+        """(where, digest) of the VAE override, checked; digest None only when not verifying and one is recorded."""
+        if model.vae is None:
+            return None
+        what = vae_label(model.vae)
+        loc = locate_vae(model.vae, self.model_dirs, self.allow_network)
+        if not loc.single_file:
+            check_vae_folder(loc, what)
+        recorded = model.vae.sha256
+        digest = None
+        if self.verify_weights or recorded is None:
+            digest = vae_digest(loc)
+        if self.verify_weights and recorded:
+            if loc.single_file:
+                check_file_digest(f"{what} ({loc.path})", recorded, loc.path, digest)
+            else:
+                check_digest(f"{what} ({loc.path})", recorded, digest)
+        return loc, digest
+
+    def _loras(self, model: ModelRef) -> list:
+        """[(adapter name, file, weight, label, sha256)] in the file's order, each located and checked."""
+        if len(model.loras) > MAX_LORAS:
+            raise ConfigError(f"{len(model.loras)} LoRAs; this engine applies at most {MAX_LORAS}")
+        out, seen = [], {}
+        for lora in model.loras:
+            what = lora_label(lora)
+            w = float(lora.weight)
+            if w != w or abs(w) == float("inf"):
+                raise ConfigError(f"{what}: weight must be a finite number, got {lora.weight!r}")
+            loc = locate_lora(lora, self.model_dirs, self.allow_network)
+            digest = file_sha256(loc.path)          # always: it names the adapter
+            if self.verify_weights:
+                check_file_digest(f"{what} ({loc.path})", lora.sha256, loc.path, digest)
+            k = seen.get(digest, 0)
+            seen[digest] = k + 1
+            out.append((adapter_name(digest, k), loc.path, w, what, digest))
+        return out
 
     def _render(self, loaded: _Loaded, gen: Generation, dtype: str, threads: int, attention: str, deterministic: bool,
                 extensions: tuple = ()) -> np.ndarray:
@@ -209,7 +263,19 @@ class Engine:
         return to_uint8(out.images[0])
 
     def _record_model(self, model: ModelRef, loaded: _Loaded) -> ModelRef:
-        """What the file records: registry names stay bare when the registry pins the digest."""
+        """What the file records: registry names stay bare when the registry pins the digest; VAE and LoRAs
+        get the digest of the file/folder that was used when none was given."""
+        changes = {}
+        if model.vae is not None and model.vae.sha256 is None and loaded.vae_digest:
+            changes["vae"] = dataclasses.replace(model.vae, sha256=loaded.vae_digest)
+        if model.loras:
+            loras = tuple(dataclasses.replace(lo, sha256=d) if lo.sha256 is None and d else lo
+                          for lo, d in zip(model.loras, loaded.lora_digests))
+            if loras != model.loras:
+                changes["loras"] = loras
+        return self._record_base(dataclasses.replace(model, **changes) if changes else model, loaded)
+
+    def _record_base(self, model: ModelRef, loaded: _Loaded) -> ModelRef:
         entry = registry.model_entry(model.name) if model.name and registry.code_of("model", model.name) is not None else None
         if entry is not None and entry.sha256 and not (model.repo or model.local):
             return model

@@ -60,13 +60,13 @@ def _resolve(path: Path) -> Path:
         raise UnsafeModelError(f"{path} cannot be resolved ({exc}); symlink loops are refused") from None
 
 
-def safe_local_path(local: str, model_dirs: list[Path]) -> tuple[Path, Path]:
+def safe_local_path(local: str, model_dirs: list[Path], what: str = "model") -> tuple[Path, Path]:
     """Resolve *local* (as written in a file) inside one of the model dirs; anything else is refused."""
     if not model_dirs:
-        raise UnsafeModelError(f"the file names a local model {local!r} but no model dirs are configured; "
+        raise UnsafeModelError(f"the file names a local {what} {local!r} but no model dirs are configured; "
                                "pass --model-dir DIR (or set AIGIF_MODEL_DIRS) to the folder that holds it")
     if "\0" in local:
-        raise UnsafeModelError("local model path contains NUL")
+        raise UnsafeModelError(f"local {what} path contains NUL")
     inside_any = False
     for root in model_dirs:
         root = Path(root).expanduser().resolve()
@@ -77,10 +77,11 @@ def safe_local_path(local: str, model_dirs: list[Path]) -> tuple[Path, Path]:
         if cand.exists():
             return cand, root
     if not inside_any:
-        raise UnsafeModelError(f"local model {local!r} resolves outside the model dirs ({', '.join(map(str, model_dirs))}); "
+        raise UnsafeModelError(f"local {what} {local!r} resolves outside the model dirs ({', '.join(map(str, model_dirs))}); "
                                "aigif never follows a path from a file outside them")
-    raise ModelError(f"local model {local!r} not found in the model dirs ({', '.join(map(str, model_dirs))}); "
-                     "put the diffusers folder there or pass --model-dir")
+    raise ModelError(f"local {what} {local!r} not found in the model dirs ({', '.join(map(str, model_dirs))}); "
+                     + ("put the diffusers folder there or pass --model-dir" if what == "model" else
+                        "put the .safetensors file (or folder) there or pass --model-dir"))
 
 
 def _recorded(ref: ModelRef | None, entry: registry.ModelEntry | None) -> str | None:
@@ -103,8 +104,6 @@ def _family_for(ref: ModelRef | None, entry, folder: Path | None) -> tuple[str, 
 
 
 def resolve(ref: ModelRef | None, model_dirs: list[Path], allow_network: bool) -> Resolved:
-    if ref is not None and (ref.vae is not None or ref.loras):
-        raise ModelError("VAE overrides and LoRAs are not supported by this engine version yet")
     name = ref.name if ref else DEFAULT_MODEL
     entry = None
     if name and registry.code_of("model", name) is not None:

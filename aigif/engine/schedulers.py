@@ -9,6 +9,7 @@ from ..syntax import registry
 ALLOWED_SCHEDULERS = frozenset(e.cls for e in registry.SCHEDULERS.values()) | {"PNDMScheduler", "EulerDiscreteScheduler"}
 _SCALARS = (str, int, float, bool, type(None))
 MAX_OVERRIDES = 64
+MAX_OVERRIDE_MAGNITUDE = 100_000   # a file's {"num_train_timesteps": 10**9} or {"solver_order": 10**9} would allocate gigabytes
 
 
 def _check_overrides(cfg: dict | None) -> dict[str, Any]:
@@ -23,6 +24,9 @@ def _check_overrides(cfg: dict | None) -> dict[str, Any]:
         ok = isinstance(v, _SCALARS) or (isinstance(v, list) and len(v) <= 1000 and all(isinstance(x, (int, float)) for x in v))
         if not ok:
             raise ConfigError(f"scheduler_config[{k!r}] must be a scalar or a list of numbers, got {type(v).__name__}")
+        for x in (v if isinstance(v, list) else [v]):
+            if isinstance(x, (int, float)) and not isinstance(x, bool) and not abs(x) <= MAX_OVERRIDE_MAGNITUDE:
+                raise ConfigError(f"scheduler_config[{k!r}] = {x!r} is outside +-{MAX_OVERRIDE_MAGNITUDE}")
         out[k] = v
     return out
 

@@ -15,6 +15,7 @@ from ..errors import CorruptError, LimitError, TruncatedError
 ZSTD_LEVEL = 19
 ZSTD_DICT_ASSETS = {1: "zstd_dict_v1.bin"}  # dictionary version -> file in aigif/assets/text
 DICT_SHA256 = {1: "9425339cccc42c51296fec5a1b45dc67932ffbfd43dc01d95bb9165c481dee75"}  # frozen identity of each shipped dictionary (also in spec/text-coding.md)
+MAX_WINDOW = 1 << 23  # largest zstd window a text frame may declare (level 19 + dictionary uses 2 MiB)
 _FEED = 16  # compressed bytes per decompress call: bounds output growth per step
 
 
@@ -106,7 +107,8 @@ class ZstdCodec:
     def _decompressor(self):
         import zstandard as zstd
 
-        return zstd.ZstdDecompressor(dict_data=self._dict(), format=zstd.FORMAT_ZSTD1_MAGICLESS)
+        # a frame header may ask for a 128 MiB window (zstd's default cap); our encoder never needs more than 2 MiB
+        return zstd.ZstdDecompressor(dict_data=self._dict(), format=zstd.FORMAT_ZSTD1_MAGICLESS, max_window_size=MAX_WINDOW)
 
     def encode(self, text: str) -> bytes:
         return self._compressor().compress(utf8(text))
