@@ -27,8 +27,6 @@ from .syntax import registry
 from .syntax.document import Document, dumps, loads
 from .syntax.elements import Generation, ModelRef
 
-EMBEDDED_SIZE = 64
-EMBEDDED_STEPS = 10
 
 # pipe(...) arguments a syntax records; anything else would change the image without being written down
 _RECORDED = ("prompt", "negative_prompt", "num_inference_steps", "guidance_scale", "width", "height", "eta",
@@ -98,18 +96,11 @@ def generate(prompt: str, *, negative_prompt: str = "", model: str | ModelRef | 
     renders 64x64 in 10 steps; other models use their family's size and 50 steps.
     *seed* None draws a random 32-bit seed (it is recorded). *output* also writes the .aigif.
     """
-    ref = model_ref(model)
-    name = ref.name if ref is not None else "aigif-tiny-sd"
-    entry = registry.model_entry(name) if name and registry.code_of("model", name) is not None else None
-    embedded = bool(entry and entry.embedded)
-    size = EMBEDDED_SIZE if embedded else (registry.family_entry(entry.family).default_size if entry else 512)
-    if scheduler is not None:
-        from .engine.schedulers import resolve_scheduler_name
+    from .engine.defaults import build_generation
 
-        scheduler = resolve_scheduler_name(scheduler)
-    gen = Generation(prompt=prompt, negative_prompt=negative_prompt, seed=secrets.randbits(32) if seed is None else seed,
-                     num_inference_steps=steps or (EMBEDDED_STEPS if embedded else 50), guidance_scale=guidance,
-                     width=width or size, height=height or size, scheduler=scheduler, clip_skip=clip_skip, eta=eta)
+    ref = model_ref(model)
+    gen = build_generation(prompt, ref, negative_prompt=negative_prompt, seed=seed, steps=steps, guidance=guidance,
+                           width=width, height=height, scheduler=scheduler, clip_skip=clip_skip, eta=eta)
     result = _engine(engine).generate(gen, ref)
     if output is not None:
         from .fileio import atomic_write

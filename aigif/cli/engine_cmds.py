@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import os
-import secrets
 from pathlib import Path
 from typing import Optional
 
@@ -22,8 +21,6 @@ from . import EXIT_CLOSE, EXIT_MISMATCH, EXIT_OK, app
 # The CLI's own output only: transformers' import-time notices (e.g. no torchvision) are not the user's business.
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-EMBEDDED_DEFAULT_SIZE = 64
-EMBEDDED_DEFAULT_STEPS = 10
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -177,8 +174,9 @@ def cli_generate(prompt: str, output: Path, *, negative_prompt: str = "", model:
     """Render one image and write its .aigif (and optionally the PNG); *loras*: ``NAME[:WEIGHT]`` in order."""
     import dataclasses
 
-    from ..syntax import dumps, registry
-    from ..syntax.elements import Generation, ModelRef
+    from ..engine.defaults import build_generation, is_embedded
+    from ..syntax import dumps
+    from ..syntax.elements import ModelRef
 
     if not force:
         for p in (output, png):
@@ -193,19 +191,10 @@ def cli_generate(prompt: str, output: Path, *, negative_prompt: str = "", model:
     vae_ref, dirs = parse_vae(vae, dirs)
     if parsed_loras or vae_ref is not None:
         ref = dataclasses.replace(ref or ModelRef(name="aigif-tiny-sd"), vae=vae_ref, loras=tuple(parsed_loras))
-    name = ref.name if ref is not None else "aigif-tiny-sd"
-    entry = registry.model_entry(name) if name and registry.code_of("model", name) is not None else None
-    embedded = bool(entry and entry.embedded)
-    size = EMBEDDED_DEFAULT_SIZE if embedded else (registry.family_entry(entry.family).default_size if entry else 512)
-    if scheduler is not None:
-        from ..engine.schedulers import resolve_scheduler_name
-
-        scheduler = resolve_scheduler_name(scheduler)
-    gen = Generation(prompt=prompt, negative_prompt=negative_prompt, seed=secrets.randbits(32) if seed is None else seed,
-                     num_inference_steps=steps or (EMBEDDED_DEFAULT_STEPS if embedded else 50), guidance_scale=guidance,
-                     width=width or size, height=height or size, scheduler=scheduler, clip_skip=clip_skip, eta=eta,
-                     guidance_rescale=guidance_rescale)
-    if threads is None and embedded:
+    gen = build_generation(prompt, ref, negative_prompt=negative_prompt, seed=seed, steps=steps, guidance=guidance,
+                           width=width, height=height, scheduler=scheduler, clip_skip=clip_skip, eta=eta,
+                           guidance_rescale=guidance_rescale)
+    if threads is None and is_embedded(ref):
         threads = 1   # tiny model: one thread is as fast, and reproducible on any CPU
     engine = _engine(model_dirs=dirs, allow_network=allow_network, device=device, dtype=dtype, threads=threads, progress=progress)
     res = engine.generate(gen, ref)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ..errors import AigifError, ConfigError
+from ..errors import ConfigError
 from ..fileio import atomic_write, read_limited
 from ..limits import DEFAULT_LIMITS
 from . import app

@@ -18,7 +18,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..container.varint import decode_uvarint, encode_uvarint, unzigzag, zigzag
+from ..container.varint import decode_uvarint, encode_uvarint
 from ..errors import CorruptError, TruncatedError
 
 WIRE_UINT, WIRE_SINT, WIRE_BYTES, WIRE_DECIMAL, WIRE_F64 = range(5)

@@ -13,7 +13,7 @@ from typing import Any
 import msgpack
 
 from ..container.varint import U64_MAX, unzigzag, zigzag
-from ..errors import AigifError, ConfigError, CorruptError, LimitError
+from ..errors import ConfigError, CorruptError, LimitError
 from ..limits import DEFAULT_LIMITS, Limits
 from . import registry
 from .fields import (
