@@ -682,3 +682,21 @@ def test_fooocus_a1111_scheme():
     imp = import_bytes(_png_with({"parameters": plain, "fooocus_scheme": "a1111"}))
     assert imp.tool == "Fooocus" and imp.generation.scheduler == "dpmpp-2m-sde-karras" and imp.generation.seed == 6952411511246973023
     assert imp.model == ModelRef(name="juggernautXL_v8Rundiffusion", sha256="aeb7e9e689")
+
+
+def test_decode_embed_parameters_round_trips_through_the_importer(tmp_path):
+    """`aigif decode --embed-parameters` writes A1111 text that `aigif encode` reads back to the same syntax."""
+    import aigif
+    from aigif.cli import main
+    from aigif.importers import import_bytes
+
+    src = tmp_path / "a.aigif"
+    assert main(["generate", "-p", "a red fox, (masterpiece:1.2)", "--seed", "7", "--steps", "2", "-o", str(src), "-q"]) == 0
+    png = tmp_path / "a.png"
+    assert main(["decode", str(src), "-o", str(png), "--embed-parameters", "-q"]) == 0
+    from PIL import Image
+
+    assert "parameters" in Image.open(png).info
+    back = import_bytes(png.read_bytes())
+    assert back.tool == "A1111" and not back.unsupported
+    assert back.generation == aigif.load(src).generation and back.model == aigif.load(src).model

@@ -24,12 +24,24 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 # --- helpers ---------------------------------------------------------------------------
-def png_bytes(image) -> bytes:
+def png_bytes(image, pnginfo=None) -> bytes:
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.fromarray(image, "RGB").save(buf, format="PNG")
+    Image.fromarray(image, "RGB").save(buf, format="PNG", pnginfo=pnginfo)
     return buf.getvalue()
+
+
+def parameters_pnginfo(doc, src, echo):
+    """A1111 ``parameters`` text for the decoded PNG, so other tools and sites can read the recipe."""
+    from ..errors import ImportMetadataError
+    from ..importers.a1111_write import png_info_for
+
+    try:
+        return png_info_for(doc)
+    except ImportMetadataError as exc:   # e.g. a pixels-only file: nothing to embed
+        echo(f"aigif: {src}: no parameters embedded ({exc})")
+        return None
 
 
 def read_image(path: Path):
@@ -213,7 +225,7 @@ def cli_generate(prompt: str, output: Path, *, negative_prompt: str = "", model:
 def cli_decode(inputs: list[Path], output: str | Path, *, force: bool = False, model_dirs: list[Path] | None = None,
                allow_network: bool = False, trust_model_mismatch: bool = False, device: str = "cpu",
                min_psnr: float = 30.0, min_ssim: float = 0.90, min_perceptual_psnr: float = 30.0,
-               progress: bool = True, echo=typer.echo) -> int:
+               progress: bool = True, echo=typer.echo, embed_parameters: bool = False) -> int:
     """Regenerate (or unpack) each file, write its PNG, report fidelity; exit code = worst status."""
     from tqdm import tqdm
 
@@ -227,6 +239,10 @@ def cli_decode(inputs: list[Path], output: str | Path, *, force: bool = False, m
     targets = [(output / (p.stem + ".png")) if batch else output for p in inputs]
     if len(set(targets)) != len(targets):
         raise ConfigError("two inputs share a name; decode them into different folders")
+    sources = {Path(p).resolve() for p in inputs}
+    for t in targets:  # even with --force: an input is never overwritten
+        if t.resolve() in sources:
+            raise ConfigError(f"refusing to write {t}: it is one of the inputs")
     if not force:
         for t in targets:
             if t.exists():
@@ -239,7 +255,8 @@ def cli_decode(inputs: list[Path], output: str | Path, *, force: bool = False, m
     for src, dst in bar:
         doc = load(src)
         result = engine.decode(doc)
-        write_output(dst, png_bytes(result.image), force)
+        pnginfo = parameters_pnginfo(doc, src, echo) if embed_parameters else None
+        write_output(dst, png_bytes(result.image, pnginfo), force)
         status = result.report.summary() if result.report else "no fingerprint to check against"
         line = f"{src} -> {dst}: {status}" + ("" if result.source == "regenerated" else f" [{result.source}]")
         (bar.write if batch and progress else echo)(line)
@@ -321,12 +338,13 @@ def decode(
     min_psnr: float = typer.Option(30.0, "--min-psnr"),
     min_ssim: float = typer.Option(0.90, "--min-ssim"),
     min_perceptual_psnr: float = typer.Option(30.0, "--min-perceptual-psnr", help="No-reference threshold on the 4x4 luma fingerprint."),
+    embed_parameters: bool = typer.Option(False, "--embed-parameters", help="Write A1111 'parameters' text into the PNG."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Regenerate images from .aigif files. Exit 0 exact, 3 close, 4 mismatch."""
     raise typer.Exit(cli_decode(inputs, output, force=force, model_dirs=model_dir, allow_network=allow_network,
                                 trust_model_mismatch=trust_model_mismatch, device=device, min_psnr=min_psnr, min_ssim=min_ssim,
-                                min_perceptual_psnr=min_perceptual_psnr, progress=not quiet))
+                                min_perceptual_psnr=min_perceptual_psnr, progress=not quiet, embed_parameters=embed_parameters))
 
 
 @app.command()
