@@ -71,15 +71,17 @@ def test_single_process_decode_resume_and_summary(collection, tmp_path):
     summary = json.loads((out / batch.SUMMARY_NAME).read_text())
     assert summary["files"] == 5 and summary["counts"]["ok"] == 4
     assert "| converted | 4 |" in lines[0]
-    # resume: valid outputs are skipped, a damaged one is redone
+    # resume: valid outputs are skipped; a damaged one is not ours to clobber without force
     png = out / "sub" / "c.png"
-    png.write_bytes(png.read_bytes()[:100])
+    damaged = png.read_bytes()[:100]
+    png.write_bytes(damaged)
     s2 = batch.run_batch("decode", root, out, echo=None)
     assert {r.input: r.status for r in s2.results} == {"a.aigif": "skipped", "b.aigif": "skipped", "broken.aigif": "error",
-                                                       "sub/c.aigif": "ok", "sub/d.aigif": "skipped"}
-    assert np.array_equal(np.asarray(Image.open(png)), expected["sub/c.aigif"])
+                                                       "sub/c.aigif": "error", "sub/d.aigif": "skipped"}
+    assert png.read_bytes() == damaged
     s3 = batch.run_batch("decode", root, out, force=True, echo=None)
     assert s3.counts["ok"] == 4
+    assert np.array_equal(np.asarray(Image.open(png)), expected["sub/c.aigif"])
 
 
 def test_encode_images_with_metadata(collection, tmp_path):

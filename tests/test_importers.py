@@ -427,10 +427,16 @@ def test_batch_syntax_only_resume_and_inputs_untouched(tmp_path):
     # re-run: done files are skipped, failed ones are tried again
     s2 = run_batch([src], out, options=Options(syntax_only=True), progress=False)
     assert s2.counts[SKIPPED] == 5 and s2.counts[FAILED] == 3
-    # a corrupt output is redone, not skipped
+    # an output that is not a valid .aigif is never clobbered without force...
     (out / "novelai.aigif").write_bytes(b"garbage")
     s3 = run_batch([src], out, options=Options(syntax_only=True), progress=False)
-    assert s3.counts[SKIPPED] == 4 and s3.counts[SYNTAX_ONLY] == 1
+    assert s3.counts[SKIPPED] == 4 and (out / "novelai.aigif").read_bytes() == b"garbage"
+    assert any("left untouched" in r.message for r in s3.results if r.kind == FAILED)
+    # ...and redone with it; stale temp files of a killed run are cleaned up
+    (out / ".novelai.aigif.abc123.tmp").write_bytes(b"half")
+    s4 = run_batch([src], out, options=Options(syntax_only=True), progress=False, force=True)
+    assert s4.counts[SYNTAX_ONLY] == 5 and not list(out.glob(".*.tmp"))
+    assert loads((out / "novelai.aigif").read_bytes()).generation.seed == 2253955223
     assert _digests(src) == before
 
 

@@ -13,9 +13,9 @@ torch is imported only when a function here is first called.
 """
 from __future__ import annotations
 
-from .zoo import QUALITIES
+from .zoo import DEFAULT_MAX_PIXELS, QUALITIES
 
-__all__ = ["QUALITIES", "compress_image", "decompress_image", "compress_residual", "decompress_residual"]
+__all__ = ["DEFAULT_MAX_PIXELS", "QUALITIES", "compress_to_target", "compress_image", "decompress_image", "compress_residual", "decompress_residual"]
 
 
 def compress_image(rgb, quality: int) -> bytes:
@@ -25,7 +25,7 @@ def compress_image(rgb, quality: int) -> bytes:
     return f(rgb, quality)
 
 
-def decompress_image(data: bytes, *, max_pixels: int = 64 * 2**20):
+def decompress_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS):
     """See :func:`aigif.codec.api.decompress_image`."""
     from .api import decompress_image as f
 
@@ -39,8 +39,23 @@ def compress_residual(original, reference, quality: int) -> bytes:
     return f(original, reference, quality)
 
 
-def decompress_residual(data: bytes, reference, *, max_pixels: int = 64 * 2**20):
+def decompress_residual(data: bytes, reference, *, max_pixels: int = DEFAULT_MAX_PIXELS):
     """See :func:`aigif.codec.api.decompress_residual`."""
     from .api import decompress_residual as f
 
     return f(data, reference, max_pixels=max_pixels)
+
+
+def compress_to_target(rgb, target_psnr: float, qualities=None) -> tuple[int, bytes, float]:
+    """The lowest quality whose decoded PSNR reaches *target_psnr* (else the highest): ``(quality, payload, psnr)``."""
+    from ..fidelity import psnr
+
+    best = None
+    for q in sorted(qualities or QUALITIES):
+        payload = compress_image(rgb, q)
+        p = psnr(rgb, decompress_image(payload, max_pixels=rgb.shape[0] * rgb.shape[1]))
+        best = (q, payload, p)
+        if p >= target_psnr:
+            break
+    return best
+

@@ -18,7 +18,7 @@ def cli_codec_encode(input_path: str, output_path: str, quality: int = 2) -> dic
     return {"bytes": len(data), "bpp": len(data) * 8 / (h * w), "width": w, "height": h, "quality": quality}
 
 
-def cli_codec_decode(input_path: str, output_path: str, max_pixels: int = 64 * 2**20) -> dict:
+def cli_codec_decode(input_path: str, output_path: str, max_pixels: int | None = None) -> dict:
     """Decode an NVTC payload file to an image file (format from the output extension)."""
     from PIL import Image
 
@@ -26,6 +26,6 @@ def cli_codec_decode(input_path: str, output_path: str, max_pixels: int = 64 * 2
 
     with open(input_path, "rb") as f:
         data = f.read()
-    rgb = decompress_image(data, max_pixels=max_pixels)
+    rgb = decompress_image(data, **({"max_pixels": max_pixels} if max_pixels else {}))
     Image.fromarray(rgb).save(output_path)
     return {"width": rgb.shape[1], "height": rgb.shape[0]}

@@ -27,7 +27,7 @@ class BlockFC(nn.Module):
         self.shift = block // 2 if shift else 0
         k = block * block
         self.weight = nn.Parameter(torch.zeros(channels, k, k))
-        self.bias = nn.Parameter(torch.zeros(channels, 1, 1, 1, 1))
+        self.bias = nn.Parameter(torch.zeros(channels, 1, 1, 1, 1))  # per channel, added after the mixing
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
@@ -35,7 +35,7 @@ class BlockFC(nn.Module):
         if self.shift:
             x = torch.roll(x, shifts=(self.shift, self.shift), dims=(2, 3))
         y = x.reshape(n, c, h // b, b, w // b, b).permute(0, 1, 2, 4, 3, 5).reshape(n, c, h // b, w // b, b * b)
-        y = torch.einsum("nchwk,ckl->nchwl", y, self.weight)
+        y = torch.einsum("nchwk,ckl->nchwl", y, self.weight) + self.bias.view(1, c, 1, 1, 1)
         y = y.reshape(n, c, h // b, w // b, b, b).permute(0, 1, 2, 4, 3, 5).reshape(n, c, h, w)
         if self.shift:
             y = torch.roll(y, shifts=(-self.shift, -self.shift), dims=(2, 3))

@@ -20,6 +20,11 @@ ASSET_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file_
 MODEL_IDS = {1: "nvtc-lite-v1"}
 
 #: quality -> (asset file name, fixed config entries)
+# Decoding needs ~150 bytes of working memory per pixel (float activations of the
+# synthesis transforms), so a 30-byte header may not demand more than ~1.2 GiB:
+# 8 Mi pixels (e.g. 4096x2048). Pass max_pixels to decode larger trusted images.
+DEFAULT_MAX_PIXELS = 8 * 2**20
+
 MODELS = {
     1: ("nvtc_q1.safetensors", {"arch": "nvtc-lite", "model_id": 1}),
     2: ("nvtc_q2.safetensors", {"arch": "nvtc-lite", "model_id": 1}),
@@ -29,10 +34,10 @@ MODELS = {
 
 #: sha256 of each shipped file (filled by the export step; see spec/codec-nvtc.md)
 SHA256: dict = {
-    "nvtc_q1.safetensors": "7c973badc2546404d3002977738d2ba8350368519b3e8a49820d64023726e720",
-    "nvtc_q2.safetensors": "64a68680b5963a7974b903003f465a40165f65a0f9b03f618839a79d78d6a4b6",
-    "nvtc_q3.safetensors": "ba208f4c65276ae7c30ecf01ce61bf98ad582f099ce69bf797810b834ef69685",
-    "nvtc_q4.safetensors": "b1bb87dd44108970190cbafdd881f56410c47ccb466b4f1673c79444e3e20138",
+    "nvtc_q1.safetensors": "8b16e8e47aea408856f43b7f676e99fdd3fed565e08bfa32e4b4506ac44d1a86",
+    "nvtc_q2.safetensors": "7a9b716c62a00fea437428939c3cfa141f291a6bbfb85b1f2fdfe5df889ec821",
+    "nvtc_q3.safetensors": "0b13d7209476a0c3f6c2f3408660434c9b8014d351d25f14d3a6a26700d11e9e",
+    "nvtc_q4.safetensors": "40fd0a6706f311f95f63a99a57d6b4836753d53856663f329e5a73038f4e4669",
 }
 
 QUALITIES = tuple(sorted(MODELS))

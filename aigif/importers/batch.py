@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from ..fileio import remove_stale_temps
 from ..errors import AigifError, ConfigError
 from ..limits import DEFAULT_LIMITS, Limits
 from .decide import KINDS, Options
@@ -151,11 +152,15 @@ def _one(src, dst, engine, codec, options, force, limits, atomic_write, encode_i
         size = src.stat().st_size
     except OSError as exc:
         return FileResult(str(src), str(dst), FAILED, message=f"cannot stat: {exc.strerror}")
-    if dst.exists() and not force and is_valid_aigif(dst, limits):
-        return FileResult(str(src), str(dst), SKIPPED, size, dst.stat().st_size, message="output exists (resume)")
+    if dst.exists() and not force:
+        if is_valid_aigif(dst, limits):
+            return FileResult(str(src), str(dst), SKIPPED, size, dst.stat().st_size, message="output exists (resume)")
+        return FileResult(str(src), str(dst), FAILED, size,
+                          message=f"{dst} exists and is not a valid .aigif; left untouched (pass --force to replace it)")
     try:
         enc = encode_image(src, engine=engine, codec=codec, options=options, limits=limits, resolver=resolver)
-        atomic_write(dst, enc.data, overwrite=True)
+        remove_stale_temps(dst)                      # left by a batch killed mid-write
+        atomic_write(dst, enc.data, overwrite=force)
     except AigifError as exc:
         return FileResult(str(src), str(dst), FAILED, size, message=str(exc))
     except Exception as exc:  # a bug or an odd file must not stop the batch; it is reported

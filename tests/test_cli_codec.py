@@ -1,0 +1,49 @@
+"""`aigif compress-image`: a pixels-only .aigif that `aigif decode` reproduces exactly."""
+import numpy as np
+import pytest
+from PIL import Image
+
+import aigif
+from aigif.cli import EXIT_ERROR, main
+from aigif.fidelity import psnr
+
+
+def _photo(h=64, w=96):
+    y, x = np.mgrid[0:h, 0:w]
+    img = np.stack([128 + 80 * np.sin(x / 7.0) * np.cos(y / 11.0), 100 + 60 * np.cos(x / 5.0 + y / 9.0),
+                    90 + 50 * np.sin((x + y) / 13.0)], axis=-1)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def photo_png(tmp_path):
+    p = tmp_path / "photo.png"
+    Image.fromarray(_photo()).save(p)
+    return p
+
+
+def test_compress_image_then_decode_is_exact(tmp_path, photo_png, capsys):
+    out = tmp_path / "p.aigif"
+    assert main(["compress-image", str(photo_png), "-o", str(out), "--quality", "2"]) == 0
+    doc = aigif.load(out)
+    assert doc.pixels and doc.generation is None and doc.fingerprint.width == 96
+    png = tmp_path / "p.png"
+    assert main(["decode", str(out), "-o", str(png), "-q"]) == 0
+    assert "exact [pixels]" in capsys.readouterr().out
+    decoded = np.asarray(Image.open(png))
+    assert decoded.shape == (64, 96, 3) and psnr(_photo(), decoded) > 18
+
+
+def test_target_psnr_picks_the_lowest_quality_that_reaches_it(tmp_path, photo_png):
+    from aigif.codec import QUALITIES, compress_to_target
+
+    low = compress_to_target(_photo(), target_psnr=0.0)
+    high = compress_to_target(_photo(), target_psnr=99.0)
+    assert low[0] == min(QUALITIES) and high[0] == max(QUALITIES) and len(low[1]) < len(high[1])
+
+
+def test_compress_image_refuses_to_overwrite(tmp_path, photo_png):
+    out = tmp_path / "p.aigif"
+    out.write_bytes(b"mine")
+    assert main(["compress-image", str(photo_png), "-o", str(out)]) == EXIT_ERROR
+    assert out.read_bytes() == b"mine"
