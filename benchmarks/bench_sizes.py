@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import aigif  # noqa: E402
+from aigif.fidelity.fingerprint import PERCEPTUAL_HEX, PIXEL_HASH_HEX  # noqa: E402
 from aigif.syntax import Document, Fingerprint, Generation, ModelRef, Platform  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -63,8 +64,8 @@ def realistic_docs(texts: list[str], seed: int = 0) -> list[Document]:
                          seed=rng.randrange(10**9, 2**32), num_inference_steps=rng.choice([20, 25, 30, 40]),
                          guidance_scale=rng.choice([5.0, 6.5, 7.0, 7.5, 9.0]), width=512, height=512,
                          scheduler=rng.choice(["dpmpp-2m-karras", "euler-a"]))
-        fp = Fingerprint(pixel_sha256="%032x" % rng.getrandbits(128), width=512, height=512,
-                         perceptual=bytes(rng.getrandbits(8) for _ in range(64)).hex())
+        fp = Fingerprint(pixel_sha256="%0*x" % (PIXEL_HASH_HEX, rng.getrandbits(4 * PIXEL_HASH_HEX)), width=512, height=512,
+                         perceptual=bytes(rng.getrandbits(8) for _ in range(PERCEPTUAL_HEX // 2)).hex())
         docs.append(Document(generation=gen, model=ModelRef(name="sd15"), platform=CUDA_PLATFORM, fingerprint=fp))
     return docs
 
