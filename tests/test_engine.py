@@ -18,16 +18,7 @@ from aigif.fidelity import CLOSE, EXACT, MISMATCH, fingerprint, psnr
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def aigif_home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("aigif_home")
-    old = os.environ.get("AIGIF_HOME")
-    os.environ["AIGIF_HOME"] = str(home)
-    yield home
-    if old is None:
-        os.environ.pop("AIGIF_HOME", None)
-    else:
-        os.environ["AIGIF_HOME"] = old
+pytestmark = pytest.mark.usefixtures("aigif_home")  # a fresh $AIGIF_HOME per module (conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,5 @@
 """VAE overrides and LoRAs: applied, deterministic across engines, recorded, verified, refused when unsafe."""
-import dataclasses
 import hashlib
-import os
 import shutil
 
 import numpy as np
@@ -13,16 +11,7 @@ from aigif.fidelity import EXACT, psnr
 from aigif.syntax.elements import ComponentRef, Lora
 
 
-@pytest.fixture(scope="module", autouse=True)
-def aigif_home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("aigif_home")
-    old = os.environ.get("AIGIF_HOME")
-    os.environ["AIGIF_HOME"] = str(home)
-    yield home
-    if old is None:
-        os.environ.pop("AIGIF_HOME", None)
-    else:
-        os.environ["AIGIF_HOME"] = old
+pytestmark = pytest.mark.usefixtures("aigif_home")  # a fresh $AIGIF_HOME per module (conftest.py)
 
 
 def gen(seed=5, prompt="a red lighthouse at dawn"):

@@ -111,6 +111,11 @@ def from_comfy(sampler_name: str, scheduler: str) -> Mapped | None:
         s = s[: -len("_gpu")]
     base = COMFY_SAMPLERS.get(s)
     suffix = COMFY_SCHEDULES.get(str(scheduler))
+    return _combine(base, suffix)
+
+
+def _combine(base: str | None, suffix: str | None) -> Mapped | None:
+    """A sampler family plus a sigma schedule -> our scheduler (Karras via an override when not a registry name)."""
     if base is None or suffix is None:
         return None
     name = _known(base + suffix)
@@ -131,12 +136,7 @@ def from_invokeai(name: str) -> Mapped | None:
 def from_novelai(sampler: str, schedule: str | None) -> Mapped | None:
     base = NOVELAI_SAMPLERS.get(sampler)
     suffix = NOVELAI_SCHEDULES.get(schedule)
-    if base is None or suffix is None:
-        return None
-    name = _known(base + suffix)
-    if name is None and suffix == "-karras":
-        return _karras_override(base)
-    return (name, None) if name else None
+    return _combine(base, suffix)
 
 
 def to_a1111(scheduler: str | None, config: dict | None) -> tuple[str, str | None] | None:
