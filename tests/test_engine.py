@@ -373,3 +373,17 @@ def test_real_sd15_layout_is_accepted(model_dir):
     e = Engine(model_dirs=[model_dir], threads=1)
     res = e.generate(gen(seed=101), ModelRef(local="sd15like"))
     assert e.decode(res.document).report.status == EXACT
+
+
+def test_render_size_limit_needs_consent(engine):
+    """A tiny file may not demand a huge render: LimitError, unless the engine is told to allow it."""
+    from aigif.engine import Engine
+    from aigif.errors import LimitError
+
+    big = Generation(prompt="x", seed=1, num_inference_steps=1, guidance_scale=1.0, width=8192, height=4096)
+    with pytest.raises(LimitError, match="max_pixels"):
+        engine.generate(big)
+    small = Generation(prompt="x", seed=1, num_inference_steps=1, guidance_scale=1.0, width=64, height=64)
+    with pytest.raises(LimitError):
+        Engine(threads=1, max_pixels=64 * 56).generate(small)
+    assert Engine(threads=1, max_pixels=64 * 64).generate(small).image.shape == (64, 64, 3)

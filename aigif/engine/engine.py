@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import AigifError, ConfigError, CorruptError
+from ..errors import AigifError, ConfigError, CorruptError, LimitError
 from ..fidelity import FidelityReport, Thresholds, check_fingerprint, compare_images, fingerprint
 from ..syntax import registry
 from ..syntax.document import Document
@@ -27,7 +27,9 @@ from .vae import load_vae, swap_vae, vae_digest
 
 DTYPES = ("float32", "float16", "bfloat16")
 ATTENTION = ("sdpa", "sdpa-math", "classic")
-MAX_PIXELS = 16384 * 16384
+# A 30-byte file can ask for any size: renders above this need the caller's consent
+# (Engine(max_pixels=...)). 16 Mi pixels = 4096x4096, twice SDXL's largest native size per side.
+MAX_PIXELS = 4096 * 4096
 MAX_LORAS = 16
 
 
@@ -65,7 +67,8 @@ class Engine:
 
     def __init__(self, model_dirs=None, allow_network: bool = False, device: str = "cpu", dtype: str | None = None,
                  threads: int | None = None, verify_weights: bool = True, progress: bool = False,
-                 attention: str = "sdpa", cache_size: int = 2, thresholds: Thresholds = Thresholds()):
+                 attention: str = "sdpa", cache_size: int = 2, thresholds: Thresholds = Thresholds(),
+                 max_pixels: int = MAX_PIXELS):
         if dtype is not None and dtype not in DTYPES:
             raise ConfigError(f"dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
         if attention not in ATTENTION:
@@ -84,6 +87,7 @@ class Engine:
         self.progress = progress
         self.attention = attention
         self.thresholds = thresholds
+        self.max_pixels = max_pixels
         self._cache = PipelineCache(cache_size)
 
     # --- public API ---------------------------------------------------------------
@@ -244,8 +248,9 @@ class Engine:
         f = int(getattr(pipe, "vae_scale_factor", 8))
         if gen.width % f or gen.height % f:
             raise ConfigError(f"width and height must be multiples of {f} for this model, got {gen.width}x{gen.height}")
-        if gen.width * gen.height > MAX_PIXELS:
-            raise ConfigError(f"{gen.width}x{gen.height} is above the engine's limit of {MAX_PIXELS} pixels")
+        if gen.width * gen.height > self.max_pixels:
+            raise LimitError(f"{gen.width}x{gen.height} is above the engine's limit of {self.max_pixels} pixels; "
+                             "if you trust this file, use Engine(max_pixels=...)")
         scheduler = gen.scheduler and resolve_scheduler_name(gen.scheduler)
         kw = call_kwargs(loaded.res.pipeline, gen)
         channels = int(pipe.unet.config.in_channels)
