@@ -706,3 +706,18 @@ def test_decode_embed_parameters_round_trips_through_the_importer(tmp_path):
     back = import_bytes(png.read_bytes())
     assert back.tool == "A1111" and not back.unsupported
     assert back.generation == aigif.load(src).generation and back.model == aigif.load(src).model
+
+
+def test_journal_starts_a_new_line_after_a_torn_one(tmp_path):
+    """A batch killed mid-write leaves half a journal line; the next entry must not be glued onto it."""
+    import json
+
+    from aigif.importers.batch import FileResult, _append_journal
+
+    j = tmp_path / "journal.jsonl"
+    j.write_bytes(b'{"input": "a.png", "kind": "syn')
+    _append_journal(j, FileResult("b.png", "b.aigif", "syntax-only"))
+    _append_journal(j, FileResult("c.png", "c.aigif", "syntax-only"))
+    lines = j.read_text().splitlines()
+    assert lines[0] == '{"input": "a.png", "kind": "syn'
+    assert [json.loads(x)["input"] for x in lines[1:]] == ["b.png", "c.png"]

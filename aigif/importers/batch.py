@@ -175,8 +175,14 @@ def _one(src, dst, engine, codec, options, force, limits, atomic_write, encode_i
 def _append_journal(path: Path, res: FileResult) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps({"time": round(time.time(), 3), **res.__dict__}, ensure_ascii=False)
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(line + "\n")
+    with open(path, "a+b") as fh:
+        # a batch killed mid-line leaves a partial last line: start a fresh one instead of gluing onto it
+        torn = False
+        if fh.seek(0, os.SEEK_END) > 0:
+            fh.seek(-1, os.SEEK_END)
+            torn = fh.read(1) != b"\n"
+        fh.seek(0, os.SEEK_END)
+        fh.write((("\n" if torn else "") + line + "\n").encode("utf-8"))
 
 
 def _progress(total: int, enabled: bool):
