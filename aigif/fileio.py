@@ -1,6 +1,7 @@
 """File I/O that never leaves a half-written output and never trusts a file's size."""
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
 from pathlib import Path
@@ -78,19 +79,13 @@ def remove_stale_temps(path: str | os.PathLike) -> int:
     """Delete temp files that an interrupted :func:`atomic_write` of *path* left behind; returns how many."""
     path = Path(path)
     n = 0
-    for tmp in path.parent.glob(f".{glob_escape(path.name)}.*.tmp"):
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
         try:
             tmp.unlink()
             n += 1
         except FileNotFoundError:
             pass
     return n
-
-
-def glob_escape(name: str) -> str:
-    import glob
-
-    return glob.escape(name)
 
 
 def _mode_for(path: Path) -> int:

@@ -23,15 +23,11 @@ class Limits:
     max_fields: int = 1024          # fields in one element payload (unknown ones included)
     max_map_bytes: int = 2**20      # one msgpack map field (scheduler_config, source.extra)
 
-    def check(self, what: str, value: int, limit: int) -> None:
+    def check(self, what: str, value: int, field: str) -> None:
+        """Raise LimitError when *value* exceeds the limit named *field*; the message names the knob to turn."""
+        limit = getattr(self, field)
         if value > limit:
-            raise LimitError(f"{what} is {value}, above the limit of {limit}; raise aigif.Limits.{self._name(limit)} if you trust this file")
-
-    def _name(self, limit: int) -> str:
-        for k, v in self.__dict__.items():
-            if v == limit:
-                return k
-        return "?"
+            raise LimitError(f"{what} is {value}, above the limit of {limit}; raise aigif.Limits.{field} if you trust this file")
 
 
 DEFAULT_LIMITS = Limits()

@@ -72,7 +72,7 @@ def read_container(data: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[int, l
     runs past the end of the file (an interrupted download), else as corruption.
     """
     data = bytes(data)
-    limits.check("file size", len(data), limits.max_file_bytes)
+    limits.check("file size", len(data), "max_file_bytes")
     if len(data) < len(MAGIC):
         if MAGIC.startswith(data):
             raise TruncatedError(f"file is {len(data)} bytes, shorter than the 4-byte magic")
@@ -109,7 +109,7 @@ def _split(data: bytes, body_end: int, limits: Limits) -> list[Segment]:
             raise CorruptError(f"segment at offset {start} has reserved type code {type_code}")
         if length > body_end - pos:
             raise TruncatedError(f"segment type {type_code:#x} at offset {start} declares {length} bytes but only {body_end - pos} remain")
-        limits.check("segment count", len(segments) + 1, limits.max_segments)
+        limits.check("segment count", len(segments) + 1, "max_segments")
         segments.append(Segment(type_code, data[pos : pos + length]))
         pos += length
     return segments

@@ -24,6 +24,16 @@ MAPPED = {"positive_prompt", "negative_prompt", "width", "height", "seed", "cfg_
           "clip_skip", "model", "vae", "loras", "cfg_rescale_multiplier", "app_version", "generation_mode"}
 
 
+
+def _set_scheduler(b, mapped, what: str) -> None:
+    """Record a mapped (scheduler, overrides) pair, or block the syntax when there is none."""
+    if mapped is None:
+        b.block(f"{what} has no equivalent in the scheduler registry")
+        return
+    b.gen["scheduler"], cfg = mapped
+    if cfg:
+        b.gen["scheduler_config"] = cfg
+
 def map_invokeai(fields: dict[str, str], prompt_info=None, *, image_size=None, metadata_bytes: int = 0, carrier: str = "") -> Imported:
     if "invokeai_metadata" in fields:
         return _map_meta(fields, image_size, metadata_bytes, carrier)
@@ -80,13 +90,7 @@ def _map_meta(fields, image_size, metadata_bytes, carrier) -> Imported:
     except (ValueError, TypeError) as exc:
         b.block(f"a numeric field is invalid ({exc})")
     sched = meta.get("scheduler")
-    mapped = samplers.from_invokeai(str(sched)) if sched is not None else None
-    if mapped is None:
-        b.block(f"scheduler {sched!r} has no equivalent in the scheduler registry")
-    else:
-        b.gen["scheduler"], cfg = mapped
-        if cfg:
-            b.gen["scheduler_config"] = cfg
+    _set_scheduler(b, samplers.from_invokeai(str(sched)) if sched is not None else None, f"scheduler {sched!r}")
     name, base, mhash = _model_name(meta.get("model"))
     family = known_family(BASES.get(str(base)))
     b.set_model(name, None, family=family)
@@ -156,13 +160,7 @@ def _map_legacy(fields, prompt_info, image_size, metadata_bytes, carrier) -> Imp
             b.block(f"{flag} is enabled")
     if "Dream" in fields and "sd-metadata" not in fields and any(f" -{o} " in fields["Dream"] for o in ("G", "U", "I", "f", "V")):
         b.block("the Dream command line applies face restoration, upscaling, img2img or variations")
-    mapped = samplers.from_invokeai(smp.name)
-    if mapped is None:
-        b.block(f"sampler {smp.name!r} has no equivalent in the scheduler registry")
-    else:
-        b.gen["scheduler"], cfg = mapped
-        if cfg:
-            b.gen["scheduler_config"] = cfg
+    _set_scheduler(b, samplers.from_invokeai(smp.name), f"sampler {smp.name!r}")
     model = smp.model
     b.set_model(model.name if model else None, model.hash.lower() if model and model.hash else None)
     if params:
