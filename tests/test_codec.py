@@ -11,9 +11,12 @@ import numpy as np
 import pytest
 
 from aigif.codec import QUALITIES, compress_image, compress_residual, decompress_image, decompress_residual
-from aigif.codec import api
+from aigif.codec import api, zoo
 from aigif.errors import (AigifError, CorruptError, LimitError, RegistryError, TruncatedError,
                           UnknownCodecError)
+
+
+MODEL_ID = zoo.MODELS[QUALITIES[0]][1]["model_id"]
 
 
 def photo(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -148,7 +151,7 @@ def test_garbage_stream_with_valid_crc_never_escapes():
     rng = np.random.default_rng(0)
     for n in (0, 4, 64):
         stream = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
-        body = api.HEADER.pack(api.MAGIC, api.VERSION, 1, QUALITIES[0], 0, 24, 40, len(stream)) + stream
+        body = api.HEADER.pack(api.MAGIC, api.VERSION, MODEL_ID, QUALITIES[0], 0, 24, 40, len(stream)) + stream
         try:
             out = decompress_image(with_crc(body))
         except AigifError:
@@ -162,7 +165,7 @@ def test_max_pixels_limit():
     assert decompress_image(data, max_pixels=2000).shape == (40, 50, 3)
     with pytest.raises(LimitError):
         decompress_image(data, max_pixels=1999)
-    huge = with_crc(api.HEADER.pack(api.MAGIC, api.VERSION, 1, QUALITIES[0], 0, 65535, 65535, 0))
+    huge = with_crc(api.HEADER.pack(api.MAGIC, api.VERSION, MODEL_ID, QUALITIES[0], 0, 65535, 65535, 0))
     with pytest.raises(LimitError):
         decompress_image(huge)
 

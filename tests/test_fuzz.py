@@ -414,10 +414,12 @@ def test_limit_max_map_bytes():
 
 def test_limit_max_image_pixels_in_the_codec():
     pytest.importorskip("torch")
-    from aigif.codec import decompress_image
+    from aigif.codec import decompress_image, zoo
     from aigif.codec.api import _pack
 
-    data = _pack(1, 1, 0, 16, 16, b"")
+    NVTC_MODEL_ID = next(iter(zoo.MODEL_IDS))
+
+    data = _pack(NVTC_MODEL_ID, 1, 0, 16, 16, b"")
     try:  # at the limit the header passes (an empty stream may still be refused as corrupt: not a limit error)
         assert decompress_image(data, max_pixels=256).shape == (16, 16, 3)
     except LimitError:
@@ -427,7 +429,7 @@ def test_limit_max_image_pixels_in_the_codec():
     with pytest.raises(LimitError):
         decompress_image(data, max_pixels=255)
     with pytest.raises(LimitError):  # the header is checked before anything is allocated
-        decompress_image(_pack(1, 1, 0, 65535, 65535, b""))
+        decompress_image(_pack(NVTC_MODEL_ID, 1, 0, 65535, 65535, b""))
 
 
 def test_read_limited_refuses_big_files_without_reading_them(tmp_path):
@@ -634,7 +636,7 @@ CODEC_CHILD = textwrap.dedent(r"""
             if line.startswith("VmSize:"):
                 return int(line.split()[1]) * 1024
     side = int(sys.argv[1])
-    data = _pack(1, 1, 0, side, side, b"")   # 24 bytes: header + crc, empty range-coded stream
+    data = _pack(next(iter(zoo.MODEL_IDS)), 1, 0, side, side, b"")   # 24 bytes: header + crc, empty range-coded stream
     resource.setrlimit(resource.RLIMIT_AS, (vm() + 2**30, resource.RLIM_INFINITY))
     try:
         decompress_image(data); print("ok")
@@ -648,7 +650,7 @@ CODEC_CHILD = textwrap.dedent(r"""
 @pytest.mark.parametrize("side, expected", [(4096, "LimitError"), (2048, "ok")])
 def test_codec_header_only_payload_cannot_demand_gigabytes(tmp_path, side, expected):
     """A 24-byte NVTC payload announcing 4096x4096 would need ~2.5 GB of working memory: refused from the
-    header (codec max_pixels, 8 Mi by default) with a LimitError; a 2048x2048 one decodes within a 1 GiB budget."""
+    header (codec max_pixels, 4 Mi by default) with a LimitError; a 2048x2048 one decodes within a 1 GiB budget."""
     script = tmp_path / "codec_child.py"
     script.write_text(CODEC_CHILD)
     r = subprocess.run([sys.executable, str(script), str(side)], capture_output=True, text=True, timeout=240, cwd=ROOT,

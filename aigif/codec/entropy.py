@@ -78,15 +78,15 @@ def decode_symbols(decoder, contexts: np.ndarray, table: np.ndarray) -> np.ndarr
     return out.reshape(contexts.shape)
 
 
-def conditional_logits(n_qualities: int, plan: list, k: int):
+def conditional_logits(n_qualities: int, plan: list):
     """Training-time entropy model: float logits per (quality, stage, layer).
 
-    ``plan`` lists (stage, layer, n_contexts). Returns an ``nn.ParameterDict``
-    keyed ``"q{q}_s{s}_l{l}"``.
+    ``plan`` lists (stage, layer, n_contexts, n_symbols). Returns an
+    ``nn.ParameterDict`` keyed ``"q{q}_s{s}_l{l}"``.
     """
     import torch
     from torch import nn
 
     return nn.ParameterDict(
-        {f"q{q}_s{s}_l{l}": nn.Parameter(torch.zeros(rows, k)) for q in range(n_qualities) for s, l, rows in plan}
+        {f"q{q}_s{s}_l{l}": nn.Parameter(torch.zeros(rows, k)) for q in range(n_qualities) for s, l, rows, k in plan}
     )

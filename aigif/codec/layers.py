@@ -45,11 +45,12 @@ class BlockFC(nn.Module):
 class VTUnit(nn.Module):
     """One NVTC vector-transform unit: x + BlockFC(x), then x + MLP(x)."""
 
-    def __init__(self, channels: int, block: int, shift: bool = False, expansion: int = 2):
+    def __init__(self, channels: int, block: int, shift: bool = False, hidden: int | None = None):
         super().__init__()
+        hidden = 2 * channels if hidden is None else hidden
         self.block_fc = BlockFC(channels, block, shift)
-        self.fc1 = nn.Conv2d(channels, channels * expansion, 1)
-        self.fc2 = nn.Conv2d(channels * expansion, channels, 1)
+        self.fc1 = nn.Conv2d(channels, hidden, 1)
+        self.fc2 = nn.Conv2d(hidden, channels, 1)
         nn.init.zeros_(self.fc2.weight)
         nn.init.zeros_(self.fc2.bias)
 
@@ -58,6 +59,24 @@ class VTUnit(nn.Module):
         return x + self.fc2(F.gelu(self.fc1(x)))
 
 
-def vt_stack(channels: int, block: int, depth: int) -> nn.Sequential:
+def vt_stack(channels: int, block: int, depth: int, hidden: int | None = None) -> nn.Sequential:
     """``depth`` VT units with alternating (shifted) block grids."""
-    return nn.Sequential(*[VTUnit(channels, block, shift=bool(i % 2)) for i in range(depth)])
+    return nn.Sequential(*[VTUnit(channels, block, shift=bool(i % 2), hidden=hidden) for i in range(depth)])
+
+
+class ResBlock(nn.Module):
+    """x + conv3x3(GELU(conv3x3(x))): the only layer that mixes across block borders.
+
+    Used once at the finest stage on each side; it removes the block grid that
+    block-local transforms leave at low rates.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.gelu(self.conv1(x)))

@@ -1,21 +1,28 @@
-"""NVTC-lite: multi-stage product/residual vector quantisation with vector transforms.
+"""NVTC: multi-stage, multi-layer vector quantisation with vector transforms.
 
 After Feng et al., "NVTC: Nonlinear Vector Transform Coding", CVPR 2023:
 
-* coarse-to-fine stages at 1/16, 1/8 and 1/4 resolution (pixel-unshuffle);
-* per stage, a latent vector per position (``d`` dims) quantised by a
-  multi-layer residual VQ (``K`` codewords per layer);
-* vector-transform units (depthwise block FC + channel MLP) for analysis and
-  synthesis; each finer stage is conditioned on the synthesis output of the
-  coarser ones (the "prior" ``p``);
-* entropy-constrained VQ: ``argmin_k ||r - c_k||^2 + gamma * bits(k | ctx)``;
-* entropy models: unconditional for the first layer of the coarsest stage,
-  conditional elsewhere, the context being a discrete, already-decoded index
-  (co-located coarser-stage codeword, or the previous layer's codeword).
+* three resolution stages, decoded coarse -> fine: 1/16, 1/8, 1/4 of the
+  image (pixel-unshuffle + 1x1 conv between them);
+* per stage, ``layers[s]`` quantisation layers. The encoder runs one chain of
+  vector-transform (VT) units per stage and keeps every layer's output; the
+  decoder starts from the prediction handed down by the coarser stage and,
+  layer by layer, quantises the difference between the encoder's vector and
+  its own current estimate (projected to ``dims[s]`` dimensions), adds the
+  codeword back and applies a decoder VT unit. The last encoder layer is
+  decoded first, so each decoder VT undoes one encoder VT;
+* entropy-constrained VQ: ``argmin_k ||r - c_k||^2 + bits(k | ctx) / lambda``;
+* entropy models: every index is coded with an integer table row chosen by a
+  *discrete*, already-decoded context (the previous layer's index at the same
+  position, or for a stage's first layer the co-located index of the coarser
+  stage's first layer), so decoding never depends on float rounding.
 
-Unlike the reference code, :meth:`NVTC.compress` writes real range-coded bits.
+One loop, :meth:`NVTC.run`, serves training, encoding and decoding; only the
+way a layer picks its codeword differs (a ``pick`` callback).
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -23,29 +30,37 @@ import torch.nn.functional as F
 from torch import nn
 
 from .entropy import IntegerTables, conditional_logits, decode_symbols, encode_symbols
-from .layers import vt_stack
+from .layers import ResBlock, vt_stack
 
 DEFAULT_CONFIG = {
-    "arch": "nvtc-lite",
-    "channels": 64,
-    "dim": 8,
-    "codebook": 256,
-    "layers": [2, 2, 2],  # residual VQ layers per stage, coarse -> fine
-    "depth": 2,
-    "block": 4,
-    "gammas": [1.5, 0.6, 0.25, 0.08],
+    "arch": "nvtc-v2",
+    "channels": 128,
+    "hidden": 128,  # channel-MLP width of a VT unit
+    "units": 2,  # VT units per layer (encoder and decoder each)
+    "block": 4,  # spatial block of the depthwise block FC
+    "res_blocks": 1,  # 3x3 residual blocks at the finest stage, each side
+    "layers": [3, 4, 4],  # quantisation layers per stage, coarse -> fine (1/16, 1/8, 1/4)
+    "dims": [16, 8, 4],  # codeword dimension per stage
+    "codebooks": [512, 256, 256],  # codewords per layer, per stage
+    "lambdas": [40, 85, 180, 400],  # one entropy model per rate point (per-dimension MSE weight)
 }
+STAGE_FACTORS = (16, 8, 4)
 
 
 def pad_multiple(cfg: dict) -> int:
     """Image sides are padded to this multiple (coarsest stage stride x block)."""
-    return 16 * int(cfg["block"])
+    return STAGE_FACTORS[0] * int(cfg["block"])
 
 
 def context_plan(cfg: dict) -> list:
-    """(stage, layer, n_contexts) for every entropy table, in decode order."""
-    k = int(cfg["codebook"])
-    return [(s, l, 1 if (s == 0 and l == 0) else k) for s, n in enumerate(cfg["layers"]) for l in range(n)]
+    """(stage, layer, n_contexts, n_symbols) for every entropy table, in decode order."""
+    ks = cfg["codebooks"]
+    plan = []
+    for s, n in enumerate(cfg["layers"]):
+        for l in range(n):
+            rows = 1 if (s == 0 and l == 0) else (ks[s] if l > 0 else ks[s - 1])
+            plan.append((s, l, rows, ks[s]))
+    return plan
 
 
 def contexts_for(stage: int, layer: int, idx: dict, shape, device=None) -> torch.Tensor:
@@ -63,105 +78,111 @@ class NVTC(nn.Module):
 
     def __init__(self, config: dict | None = None, n_qualities: int | None = None):
         super().__init__()
-        cfg = dict(DEFAULT_CONFIG if config is None else config)
+        cfg = dict(DEFAULT_CONFIG)
+        cfg.update(config or {})
         self.config = cfg
-        c, d, k, b, depth = cfg["channels"], cfg["dim"], cfg["codebook"], cfg["block"], cfg["depth"]
-        self.n_stages = len(cfg["layers"])
-        assert self.n_stages == 3
-        # analysis, fine -> coarse (resolutions 1/4, 1/8, 1/16)
-        self.enc_in = nn.Conv2d(48, c, 1)
-        self.enc = nn.ModuleList([vt_stack(c, b, depth) for _ in range(3)])
-        self.down = nn.ModuleList([nn.Conv2d(4 * c, c, 1) for _ in range(2)])
-        # per stage (coarse -> fine): latent projection (encoder side)
-        self.z_in = nn.ModuleList([nn.Conv2d(c if s == 0 else 2 * c, c, 1) for s in range(3)])
-        self.z_vt = nn.ModuleList([vt_stack(c, b, 1) for _ in range(3)])
-        self.z_out = nn.ModuleList([nn.Conv2d(c, d, 1) for _ in range(3)])
-        self.z_norm = nn.ModuleList([nn.BatchNorm2d(d, affine=False) for _ in range(3)])
-        # codebooks (decoder side)
+        c, b, units, hid = cfg["channels"], cfg["block"], cfg["units"], cfg["hidden"]
+        layers, dims, ks = cfg["layers"], cfg["dims"], cfg["codebooks"]
+        if not (len(layers) == len(dims) == len(ks) == 3):
+            raise ValueError("NVTC config: layers, dims and codebooks need one entry per stage (3)")
+        # encoder: pixels -> 1/4 -> 1/8 -> 1/16
+        self.enc_in = nn.Sequential(nn.Conv2d(48, c, 1), *[ResBlock(c) for _ in range(cfg["res_blocks"])])
+        self.enc_down = nn.ModuleList([nn.Conv2d(4 * c, c, 1) for _ in range(2)])  # into stage 0, stage 1
+        self.enc_vt = nn.ModuleList(
+            [nn.ModuleList([vt_stack(c, b, units, hid) for _ in range(n)]) for n in layers])
+        self.proj_in = nn.ModuleList([nn.ModuleList([nn.Conv2d(c, dims[s], 1) for _ in range(n)])
+                                      for s, n in enumerate(layers)])
+        # decoder
         self.codebooks = nn.ParameterList(
-            [nn.Parameter(torch.randn(n, k, d) * (0.5 ** torch.arange(n, dtype=torch.float32))[:, None, None]) for n in cfg["layers"]]
-        )
-        # synthesis per stage
-        self.q_in = nn.ModuleList([nn.Conv2d(d, c, 1) for _ in range(3)])
-        self.p_in = nn.ModuleList([nn.Conv2d(c, c, 1) for _ in range(3)])
-        self.dec = nn.ModuleList([vt_stack(c, b, depth) for _ in range(3)])
-        self.up = nn.ModuleList([nn.Conv2d(c, 4 * c, 1) for _ in range(2)])
-        self.out = nn.Conv2d(c, 48, 1)
-        nq = len(cfg["gammas"]) if n_qualities is None else n_qualities
-        self.logits = conditional_logits(nq, context_plan(cfg), k) if nq else None
+            [nn.Parameter(torch.randn(n, ks[s], dims[s]) / math.sqrt(dims[s])) for s, n in enumerate(layers)])
+        self.proj_out = nn.ModuleList([nn.ModuleList([nn.Conv2d(dims[s], c, 1) for _ in range(n)])
+                                       for s, n in enumerate(layers)])
+        self.dec_vt = nn.ModuleList(
+            [nn.ModuleList([vt_stack(c, b, units, hid) for _ in range(n)]) for n in layers])
+        self.dec_up = nn.ModuleList([nn.Conv2d(c, 4 * c, 1) for _ in range(2)])  # out of stage 0, stage 1
+        self.dec_out = nn.Sequential(*[ResBlock(c) for _ in range(cfg["res_blocks"])], nn.Conv2d(c, 48, 1))
+        nq = len(cfg["lambdas"]) if n_qualities is None else n_qualities
+        self.logits = conditional_logits(nq, context_plan(cfg)) if nq else None
         self.tables: IntegerTables | None = None
-        self.gamma: float = float(cfg["gammas"][0])
+        self.lmbda: float = float(cfg["lambdas"][0])
 
     # ---- transforms -------------------------------------------------------
     def analysis(self, x: torch.Tensor) -> list:
-        """x in [-0.5, 0.5], (N, 3, H, W) -> features coarse -> fine."""
-        e = self.enc[0](self.enc_in(F.pixel_unshuffle(x, 4)))
-        feats = [e]
-        for i in range(2):
-            e = self.enc[i + 1](self.down[i](F.pixel_unshuffle(e, 2)))
-            feats.append(e)
-        return feats[::-1]
-
-    def latent(self, s: int, e: torch.Tensor, p: torch.Tensor | None) -> torch.Tensor:
-        h = self.z_in[s](e if p is None else torch.cat([e, p], 1))
-        return self.z_norm[s](self.z_out[s](self.z_vt[s](h)))
-
-    def synthesis_stage(self, s: int, qz: torch.Tensor, p: torch.Tensor | None) -> torch.Tensor:
-        h = self.q_in[s](qz)
-        if p is not None:
-            h = h + self.p_in[s](p)
-        h = self.dec[s](h)
-        if s < 2:
-            return F.pixel_shuffle(self.up[s](h), 2)
-        return F.pixel_shuffle(self.out(h), 4)
+        """x in [-0.5, 0.5], (N, 3, H, W) -> per stage (coarse -> fine) the target of every layer, decode order."""
+        h = self.enc_in(F.pixel_unshuffle(x, 4))
+        targets: list = [None, None, None]
+        for s in (2, 1, 0):
+            if s < 2:
+                h = self.enc_down[s](F.pixel_unshuffle(h, 2))
+            outs = []
+            for vt in self.enc_vt[s]:
+                h = vt(h)
+                outs.append(h)
+            targets[s] = outs[::-1]
+        return targets
 
     def codewords(self, s: int, l: int, idx: torch.Tensor) -> torch.Tensor:
         """(N, H, W) indices -> (N, d, H, W) codewords."""
         return self.codebooks[s][l][idx].permute(0, 3, 1, 2)
 
+    def run(self, pick, shape, targets: list | None = None, active: int = 3) -> tuple:
+        """The decoder loop. ``pick(s, l, r, ctx) -> (indices, codewords)``; ``r`` is None when decoding.
+
+        ``shape`` is (N, Hp, Wp) of the padded image. Stages ``>= active`` add no
+        codewords (progressive training). Returns (image in [-0.5, 0.5], indices).
+        """
+        n, hp, wp = shape
+        c = self.config["channels"]
+        ref = self.codebooks[0]
+        xh = torch.zeros(n, c, hp // STAGE_FACTORS[0], wp // STAGE_FACTORS[0], device=ref.device, dtype=ref.dtype)
+        idx: dict = {}
+        for s in range(3):
+            hs, ws = xh.shape[-2:]
+            for l in range(len(self.dec_vt[s])):
+                if s < active:
+                    ctx = contexts_for(s, l, idx, (n, hs, ws), xh.device)
+                    r = None if targets is None else self.proj_in[s][l](targets[s][l] - xh)
+                    i, q = pick(s, l, r, ctx)
+                    idx[(s, l)] = i
+                    xh = xh + self.proj_out[s][l](q.to(xh.dtype))
+                xh = self.dec_vt[s][l](xh)
+            if s < 2:
+                xh = F.pixel_shuffle(self.dec_up[s](xh), 2)
+        return F.pixel_shuffle(self.dec_out(xh), 4), idx
+
     # ---- ECVQ -------------------------------------------------------------
-    def assign(self, s: int, l: int, r: torch.Tensor, bits: torch.Tensor | None, gamma: float) -> torch.Tensor:
-        """argmin_k ||r - c_k||^2 + gamma * bits[..., k]; r (N, d, H, W), bits (N, H, W, K)."""
-        cb = self.codebooks[s][l].detach()
-        rr = r.detach().permute(0, 2, 3, 1)
+    def assign(self, s: int, l: int, r: torch.Tensor, bits: torch.Tensor | None, lmbda: float) -> torch.Tensor:
+        """argmin_k ||r - c_k||^2 + bits[..., k] / lmbda; r (N, d, H, W), bits (N, H, W, K). float32."""
+        cb = self.codebooks[s][l].detach().float()
+        rr = r.detach().float().permute(0, 2, 3, 1)
         dist = (rr * rr).sum(-1, keepdim=True) - 2 * rr @ cb.t() + (cb * cb).sum(-1)
-        if bits is not None and gamma > 0:
-            dist = dist + gamma * bits
+        if bits is not None:
+            dist = dist + bits.float() / lmbda
         return dist.argmin(-1)
 
     # ---- training ---------------------------------------------------------
     def forward(self, x: torch.Tensor, quality: int = 0, active: int = 3, ecvq: bool = True) -> dict:
-        """Training pass. Returns x_hat, est. bits (learned logits), vq loss, indices."""
-        feats = self.analysis(x)
-        gamma = float(self.config["gammas"][quality])
-        p = None
-        idx: dict = {}
-        bits_total = x.new_zeros(())
-        vq_loss = x.new_zeros(())
-        for s in range(3):
-            z = self.latent(s, feats[s], p)
-            n, _, h, w = z.shape
-            r = z
-            qz = torch.zeros_like(z)
-            for l in range(self.config["layers"][s]):
-                ctx = contexts_for(s, l, idx, (n, h, w), z.device)
-                logits = self.logits[f"q{quality}_s{s}_l{l}"]
-                logp = F.log_softmax(logits, -1)[ctx]  # (N, H, W, K)
-                bits = -logp.detach() / np.log(2.0)
-                i = self.assign(s, l, r, bits if ecvq else None, gamma)
-                idx[(s, l)] = i
-                cw = self.codewords(s, l, i)
-                vq_loss = vq_loss + F.mse_loss(cw, r.detach())
-                if s < active:
-                    bits_total = bits_total - logp.gather(-1, i.unsqueeze(-1)).sum() / np.log(2.0)
-                r = r - cw.detach()
-                qz = qz + cw
-            vq_loss = vq_loss + 0.25 * F.mse_loss(z, qz.detach())
-            q_ste = qz + (z - z.detach())
-            if s >= active:
-                q_ste = torch.zeros_like(q_ste)
-            p = self.synthesis_stage(s, q_ste, p)
-        return {"x_hat": p, "bits": bits_total, "vq_loss": vq_loss, "idx": idx}
+        """Training pass: x_hat, bits (learned logits), vq loss (sum of squared errors / numel), indices, residuals."""
+        lmbda = float(self.config["lambdas"][quality])
+        numel = x.numel()
+        acc = {"bits": x.new_zeros((), dtype=torch.float32), "vq": x.new_zeros((), dtype=torch.float32), "res": {}}
+
+        def pick(s, l, r, ctx):
+            logp = F.log_softmax(self.logits[f"q{quality}_s{s}_l{l}"].float(), -1)  # (contexts, K)
+            rows, k = logp.shape
+            bits = (-logp.detach() / math.log(2.0))[ctx] if ecvq else None  # (N, H, W, K), no backward
+            i = self.assign(s, l, r, bits, lmbda)
+            cw = self.codewords(s, l, i).float()
+            rf = r.float()
+            acc["vq"] = acc["vq"] + ((rf - cw) ** 2).sum() / numel
+            # code length of the chosen indices from (context, symbol) counts: a dense, cheap backward
+            counts = torch.bincount((ctx * k + i).flatten(), minlength=rows * k).view(rows, k).to(logp.dtype)
+            acc["bits"] = acc["bits"] - (counts * logp).sum() / math.log(2.0)
+            acc["res"][(s, l)] = rf.detach().permute(0, 2, 3, 1).reshape(-1, rf.shape[1])
+            return i, rf + (cw - rf).detach()
+
+        x_hat, idx = self.run(pick, (x.shape[0], x.shape[2], x.shape[3]), self.analysis(x), active)
+        return {"x_hat": x_hat, "bits": acc["bits"], "vq_loss": acc["vq"], "idx": idx, "residuals": acc["res"]}
 
     # ---- coding -----------------------------------------------------------
     def _require_tables(self) -> IntegerTables:
@@ -171,26 +192,15 @@ class NVTC(nn.Module):
 
     @torch.no_grad()
     def encode_indices(self, x: torch.Tensor) -> dict:
-        """ECVQ codeword indices of x (1, 3, Hp, Wp); the closed loop runs the synthesis for the priors."""
+        """ECVQ codeword indices of x (1, 3, Hp, Wp) with the integer tables' code lengths (closed loop)."""
         tables = self._require_tables()
-        feats = self.analysis(x)
-        p = None
-        idx: dict = {}
-        for s in range(3):
-            z = self.latent(s, feats[s], p)
-            n, _, h, w = z.shape
-            r = z
-            qz = torch.zeros_like(z)
-            for l in range(self.config["layers"][s]):
-                ctx = contexts_for(s, l, idx, (n, h, w), z.device)
-                bits = torch.from_numpy(tables.bits(s, l))[ctx]
-                i = self.assign(s, l, r, bits, self.gamma)
-                idx[(s, l)] = i
-                cw = self.codewords(s, l, i)
-                r = r - cw
-                qz = qz + cw
-            p = self.synthesis_stage(s, qz, p)
-        return idx
+
+        def pick(s, l, r, ctx):
+            bits = torch.from_numpy(tables.bits(s, l))[ctx]
+            i = self.assign(s, l, r, bits, self.lmbda)
+            return i, self.codewords(s, l, i)
+
+        return self.run(pick, (x.shape[0], x.shape[2], x.shape[3]), self.analysis(x))[1]
 
     @torch.no_grad()
     def compress(self, x: torch.Tensor) -> dict:
@@ -203,11 +213,9 @@ class NVTC(nn.Module):
         tables = self._require_tables()
         idx = self.encode_indices(x)
         encoder = constriction.stream.queue.RangeEncoder()
-        for s in range(3):
-            for l in range(self.config["layers"][s]):
-                i = idx[(s, l)]
-                ctx = contexts_for(s, l, idx, i.shape)
-                encode_symbols(encoder, i.numpy(), ctx.numpy(), tables.tables[(s, l)])
+        for (s, l), i in idx.items():  # decode order
+            ctx = contexts_for(s, l, idx, i.shape)
+            encode_symbols(encoder, i.numpy(), ctx.numpy(), tables.tables[(s, l)])
         words = encoder.get_compressed()
         return {"strings": [words.astype("<u4").tobytes()], "shape": tuple(x.shape[-2:])}
 
@@ -221,22 +229,18 @@ class NVTC(nn.Module):
         words = np.frombuffer(strings[0], dtype="<u4").astype(np.uint32)
         decoder = constriction.stream.queue.RangeDecoder(words)
         idx: dict = {}
-        for s in range(3):
-            f = 16 >> s
-            shp = (1, hp // f, wp // f)
-            for l in range(self.config["layers"][s]):
-                ctx = contexts_for(s, l, idx, shp)
-                idx[(s, l)] = torch.from_numpy(decode_symbols(decoder, ctx.numpy(), tables.tables[(s, l)]))
+        for s, l, _rows, _k in context_plan(self.config):
+            f = STAGE_FACTORS[s]
+            ctx = contexts_for(s, l, idx, (1, hp // f, wp // f))
+            idx[(s, l)] = torch.from_numpy(decode_symbols(decoder, ctx.numpy(), tables.tables[(s, l)]))
         return idx
 
     @torch.no_grad()
     def synthesize(self, idx: dict) -> torch.Tensor:
         """Codeword indices -> image in [-0.5, 0.5] (float path; run single-threaded)."""
-        p = None
-        for s in range(3):
-            qz = sum(self.codewords(s, l, idx[(s, l)]) for l in range(self.config["layers"][s]))
-            p = self.synthesis_stage(s, qz, p)
-        return p
+        n, h0, w0 = idx[(0, 0)].shape
+        shape = (n, h0 * STAGE_FACTORS[0], w0 * STAGE_FACTORS[0])
+        return self.run(lambda s, l, r, ctx: (idx[(s, l)], self.codewords(s, l, idx[(s, l)])), shape)[0]
 
     @torch.no_grad()
     def decompress(self, strings: list, shape) -> torch.Tensor:

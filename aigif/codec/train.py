@@ -43,7 +43,8 @@ def load_images(pattern: str):
     return [torch.from_numpy(np.array(Image.open(f).convert("RGB"))).permute(2, 0, 1).contiguous() for f in files]
 
 
-def random_batch(images, batch: int, crop: int, gen):
+def random_batch(images, batch: int, crop: int, gen, device):
+    """``batch`` random crops (random flips and transpositions) in [-0.5, 0.5]; ``images`` already on ``device``."""
     import torch
 
     out = []
@@ -55,6 +56,8 @@ def random_batch(images, batch: int, crop: int, gen):
         c = im[:, y : y + crop, x : x + crop]
         if torch.rand((), generator=gen) < 0.5:
             c = c.flip(2)
+        if torch.rand((), generator=gen) < 0.5:
+            c = c.transpose(1, 2)
         out.append(c)
     return torch.stack(out).float() / 255.0 - 0.5
 
@@ -62,29 +65,29 @@ def random_batch(images, batch: int, crop: int, gen):
 def phase(step: int, total: int) -> tuple[int, bool, bool]:
     """(active stages, ECVQ on, reactivation on) at ``step``."""
     f = step / max(total, 1)
-    if f < 0.06:
+    if f < 0.04:
         return 1, False, True
-    if f < 0.12:
+    if f < 0.08:
         return 2, False, True
-    if f < 0.30:
+    if f < 0.25:
         return 3, False, True
     return 3, True, False
 
 
 def reactivate(model, usage: dict, residuals: dict, gen) -> int:
-    """Replace codewords unused since the last call by random batch residuals."""
+    """Replace codewords unused since the last call by random batch residuals (plus a little noise)."""
     import torch
 
     n_dead = 0
     with torch.no_grad():
         for (s, l), count in usage.items():
             dead = (count == 0).nonzero().flatten()
-            if len(dead) == 0:
+            if len(dead) == 0 or (s, l) not in residuals:
                 continue
             r = residuals[(s, l)]
-            pick = torch.randint(len(r), (len(dead),), generator=gen)
-            cb = model.codebooks[s]
-            cb[l][dead.to(cb.device)] = (r[pick] + 0.01 * torch.randn(len(dead), r.shape[1], generator=gen)).to(cb.device)
+            pick = torch.randint(len(r), (len(dead),), generator=gen).to(r.device)
+            noise = 0.01 * r.std() * torch.randn(len(dead), r.shape[1], generator=gen).to(r.device)
+            model.codebooks[s].data[l][dead] = (r[pick] + noise).to(model.codebooks[s].dtype)
             n_dead += len(dead)
     return n_dead
 
@@ -98,6 +101,53 @@ def make_optimizer(model, lr: float, entropy_mult: float):
     return torch.optim.Adam([{"params": rest, "lr_mult": 1.0}, {"params": ent, "lr_mult": entropy_mult}], lr=lr)
 
 
+def lr_at(step: int, total: int, peak: float) -> float:
+    """Linear warm-up (500 steps at most), then cosine decay to 2 % of ``peak``."""
+    warmup = min(500, max(total // 20, 1))
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    return peak * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(step, total) / max(total, 1))))
+
+
+def save_checkpoint(path: str, cfg: dict, model, opt, step: int, total: int) -> None:
+    import torch
+
+    tmp = path + ".tmp"
+    torch.save({"config": cfg, "model": model.state_dict(), "opt": opt.state_dict(), "step": step, "total": total}, tmp)
+    os.replace(tmp, path)
+
+
+def calibrate_steps(cfg: dict, images, args, device) -> int:
+    """Schedule length that fits ``--budget-minutes``: time 20 full steps of a throwaway model."""
+    import torch
+
+    from .model import NVTC
+
+    model = NVTC(cfg).to(device)
+    opt = make_optimizer(model, args.lr, args.entropy_lr_mult)
+    gen = torch.Generator().manual_seed(12345)
+    amp = device.type == "cuda" and args.amp
+    t0 = 0.0
+    for i in range(30):
+        if i == 10:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.time()
+        x = random_batch(images, args.batch, args.crop, gen, device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            out = model(x, quality=0, active=3, ecvq=True)
+        loss = (out["x_hat"].float() - x).pow(2).mean() + out["vq_loss"] + out["bits"] * 1e-6
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    per_step = (time.time() - t0) / 20
+    total = max(100, int(args.budget_minutes * 60 / per_step))
+    print(f"calibration: {per_step:.4f} s/step -> {total} steps in {args.budget_minutes} min", flush=True)
+    return total
+
+
 def train(args) -> None:
     import torch
     import torch.nn.functional as F
@@ -108,102 +158,86 @@ def train(args) -> None:
     os.makedirs(args.out, exist_ok=True)
     ckpt_path = os.path.join(args.out, "last.pt")
     device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     cfg = dict(DEFAULT_CONFIG)
     if args.config:
         cfg.update(json.loads(args.config))
-    step = 0
+    step, total = 0, args.steps
     ck = None
     if os.path.exists(ckpt_path):
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
         cfg = dict(ck["config"])
-        if args.config:  # only the ECVQ penalties may change on resume
-            cfg["gammas"] = json.loads(args.config).get("gammas", cfg["gammas"])
+        step, total = ck["step"], ck.get("total", args.steps)
+        if args.extend_to:
+            total = max(total, args.extend_to)
     model = NVTC(cfg).to(device)
     opt = make_optimizer(model, args.lr, args.entropy_lr_mult)
+    images = [im.to(device) for im in load_images(args.data) if min(im.shape[1:]) >= args.crop]
+    if ck is None and args.budget_minutes:
+        total = calibrate_steps(cfg, images, args, device)
     if ck is not None:
         model.load_state_dict(ck["model"])
-        try:
-            opt.load_state_dict(ck["opt"])
-        except (ValueError, KeyError):
-            print("optimizer state not compatible; fresh Adam moments", flush=True)
-        step = ck["step"]
-        print(f"resumed from {ckpt_path} at step {step}", flush=True)
-    images = load_images(args.data)
+        opt.load_state_dict(ck["opt"])
+        print(f"resumed from {ckpt_path} at step {step} of {total}", flush=True)
     gen = torch.Generator().manual_seed(args.seed + step)
-    usage = {}
-    residual_pool = {}
+    usage: dict = {}
+    t_start = time.time()
     t0 = time.time()
-    log = {"psnr": 0.0, "bpp": 0.0, "n": 0, "per_q": {}}
+    log = {"n": 0, "per_q": {}}
+    amp = device.type == "cuda" and args.amp
     model.train()
-    while step < args.steps:
-        active, ecvq, react = phase(step, args.steps)
-        lr = args.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * step / args.steps)))
+    while step < total:
+        if args.minutes and time.time() - t_start > 60 * args.minutes:
+            print(f"time budget of {args.minutes} min reached at step {step}", flush=True)
+            break
+        active, ecvq, react = phase(step, total)
+        lr = lr_at(step, total, args.lr)
         for g in opt.param_groups:
             g["lr"] = lr * g["lr_mult"]
-        x = random_batch(images, args.batch, args.crop, gen).to(device)
-        q = int(torch.randint(len(cfg["gammas"]), (1,), generator=gen))
-        out = model(x, quality=q, active=active, ecvq=ecvq)
-        mse = F.mse_loss(out["x_hat"], x)
+        x = random_batch(images, args.batch, args.crop, gen, device)
+        q = int(torch.randint(len(cfg["lambdas"]), (1,), generator=gen))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            out = model(x, quality=q, active=active, ecvq=ecvq)
+        mse = F.mse_loss(out["x_hat"].float(), x)
         npix = x.shape[0] * x.shape[2] * x.shape[3]
         bpp = out["bits"] / npix
-        loss = args.mse_weight * mse + out["vq_loss"] + 0.01 * bpp
+        # transforms and codebooks see mse + vq (lambda steers ECVQ); only the logits see the rate (bits per dim)
+        loss = mse + out["vq_loss"] + bpp / 3.0
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(opt.param_groups[0]["params"], 1.0)
         opt.step()
         step += 1
         if react:
+            k_of = cfg["codebooks"]
             for key, i in out["idx"].items():
-                k = cfg["codebook"]
-                usage[key] = usage.get(key, torch.zeros(k, dtype=torch.long)) + torch.bincount(i.flatten().cpu(), minlength=k)
-            if step % args.react_every == 0:
-                with torch.no_grad():
-                    model.eval()
-                    res = _residuals(model, x)
-                    model.train()
-                n_dead = reactivate(model, usage, {k: v.cpu() for k, v in res.items()}, gen)
+                k = k_of[key[0]]
+                usage[key] = usage.get(key, torch.zeros(k, dtype=torch.long, device=device)) + torch.bincount(
+                    i.flatten(), minlength=k)
+            if step == 1 or step % args.react_every == 0:
+                n_dead = reactivate(model, usage, out["residuals"], gen)
                 usage = {}
                 print(f"step {step}: reactivated {n_dead} codewords", flush=True)
-        log["psnr"] += float(-10 * torch.log10(mse.detach().clamp_min(1e-10)))
-        log["bpp"] += float(bpp.detach())
-        log["n"] += 1
         pq = log["per_q"].setdefault(q, [0.0, 0.0, 0])
         pq[0] += float(bpp.detach())
         pq[1] += float(-10 * torch.log10(mse.detach().clamp_min(1e-10)))
         pq[2] += 1
+        log["n"] += 1
         if step % args.log_every == 0:
             n = log["n"]
             print(
-                f"step {step} active {active} ecvq {int(ecvq)} q {q} lr {lr:.2e} psnr {log['psnr']/n:.2f} "
-                f"bpp(est) {log['bpp']/n:.3f} {(time.time()-t0)/n:.3f}s/step | "
+                f"step {step}/{total} active {active} ecvq {int(ecvq)} lr {lr:.2e} {(time.time()-t0)/n:.3f}s/step | "
                 + " ".join(f"q{k}:{v[0]/v[2]:.3f}bpp/{v[1]/v[2]:.2f}dB" for k, v in sorted(log["per_q"].items())),
                 flush=True,
             )
-            log = {"psnr": 0.0, "bpp": 0.0, "n": 0, "per_q": {}}
+            log = {"n": 0, "per_q": {}}
             t0 = time.time()
-        if step % args.ckpt_every == 0 or step == args.steps:
-            tmp = ckpt_path + ".tmp"
-            torch.save({"config": cfg, "model": model.state_dict(), "opt": opt.state_dict(), "step": step}, tmp)
-            os.replace(tmp, ckpt_path)
-
-
-def _residuals(model, x) -> dict:
-    """Per (stage, layer) residual vectors of a batch (plain VQ), rows of (M, d)."""
-
-    feats = model.analysis(x)
-    p = None
-    out = {}
-    for s in range(3):
-        z = model.latent(s, feats[s], p)
-        r = z
-        qz = 0
-        for l in range(model.config["layers"][s]):
-            out[(s, l)] = r.permute(0, 2, 3, 1).reshape(-1, r.shape[1])
-            i = model.assign(s, l, r, None, 0.0)
-            cw = model.codewords(s, l, i)
-            r = r - cw
-            qz = qz + cw
-        p = model.synthesis_stage(s, qz, p)
-    return out
+        if step % args.ckpt_every == 0:
+            save_checkpoint(ckpt_path, cfg, model, opt, step, total)
+    save_checkpoint(ckpt_path, cfg, model, opt, step, total)
+    print(f"saved {ckpt_path} at step {step} of {total}", flush=True)
 
 
 def _center_crop(im, size: int):
@@ -212,8 +246,8 @@ def _center_crop(im, size: int):
     return im[:, y : y + size, x : x + size]
 
 
-def refine_tables(model, probs: dict, gamma: float, n_images: int, rounds: int) -> dict:
-    """ECVQ table design (Chou, Lookabaugh & Gray 1989) on full training images.
+def refine_tables(model, probs: dict, lmbda: float, n_images: int, rounds: int) -> dict:
+    """ECVQ table design (Chou, Lookabaugh & Gray 1989) on training images.
 
     Alternates: encode with the current tables (eval mode, as the real encoder
     does), count (context, symbol) pairs, and re-estimate each row as
@@ -226,13 +260,12 @@ def refine_tables(model, probs: dict, gamma: float, n_images: int, rounds: int) 
 
     images = load_images(TRAIN_GLOB)
     step = max(1, len(images) // n_images)
-    images = [_center_crop(im, 256) for im in images[::step][:n_images]]
+    images = [_center_crop(im, 512) for im in images[::step][:n_images]]
     model.eval()
     m = pad_multiple(model.config)
-    k = model.config["codebook"]
     for _ in range(rounds):
         model.tables = IntegerTables({key: quantize_probs(p) for key, p in probs.items()})
-        model.gamma = gamma
+        model.lmbda = lmbda
         counts = {key: np.zeros_like(p) for key, p in probs.items()}
         for im in images:
             _, h, w = im.shape
@@ -243,50 +276,75 @@ def refine_tables(model, probs: dict, gamma: float, n_images: int, rounds: int) 
             for (s, l), i in idx.items():
                 ctx = contexts_for(s, l, idx, i.shape).numpy().reshape(-1)
                 np.add.at(counts[(s, l)], (ctx, i.numpy().reshape(-1)), 1.0)
-        alpha = 0.5 * k
-        probs = {key: (counts[key] + alpha * probs[key]) / (counts[key].sum(-1, keepdims=True) + alpha) for key in probs}
+        probs = {key: (counts[key] + 0.5 * p.shape[1] * p) / (counts[key].sum(-1, keepdims=True) + 0.5 * p.shape[1])
+                 for key, p in probs.items()}
     return probs
 
 
+def compact(args) -> None:
+    """Split a training checkpoint into files of at most ~16 MB (no optimizer state): ``net`` + one per quality."""
+    import torch
+    from safetensors.torch import save_file
+
+    ck = torch.load(args.ckpt, map_location="cpu", weights_only=False)
+    os.makedirs(args.out, exist_ok=True)
+    meta = {"config": json.dumps(ck["config"], sort_keys=True), "step": str(ck["step"]), "total": str(ck.get("total", 0))}
+    state = ck["model"]
+    save_file({k: v.contiguous() for k, v in state.items() if not k.startswith("logits.")},
+              os.path.join(args.out, "net.safetensors"), metadata=meta)
+    for q in range(len(ck["config"]["lambdas"])):
+        part = {k: v.contiguous() for k, v in state.items() if k.startswith(f"logits.q{q}_")}
+        save_file(part, os.path.join(args.out, f"logits_q{q}.safetensors"), metadata=meta)
+    print(f"compacted step {ck['step']} into {args.out}", flush=True)
+
+
+def load_checkpoint(path: str) -> dict:
+    """A ``.pt`` training checkpoint, or a folder written by :func:`compact`: {config, model, step}."""
+    import torch
+
+    if not os.path.isdir(path):
+        return torch.load(path, map_location="cpu", weights_only=False)
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(os.path.join(path, "net.safetensors"), framework="pt") as f:
+        meta = f.metadata()
+    state = load_file(os.path.join(path, "net.safetensors"))
+    for name in sorted(glob.glob(os.path.join(path, "logits_q*.safetensors"))):
+        state.update(load_file(name))
+    return {"config": json.loads(meta["config"]), "model": state, "step": int(meta["step"])}
+
+
 def export(args) -> None:
-    """Write one safetensors file per rate point: transforms + integer tables + config metadata."""
+    """Write one safetensors file: shared transforms + one set of integer tables per rate point."""
     import torch
     from safetensors.numpy import save_file
 
     from .entropy import quantize_probs
     from .model import NVTC, context_plan
 
-    ck = torch.load(args.ckpt, map_location="cpu", weights_only=False)
+    ck = load_checkpoint(args.ckpt)
     cfg = ck["config"]
     model = NVTC(cfg)
     model.load_state_dict(ck["model"])
     model.eval()
-    torch.set_num_threads(1)
-    os.makedirs(args.out, exist_ok=True)
-    gammas = cfg["gammas"]
-    targets = sorted((float(v) for v in args.gammas.split(",")), reverse=True) if args.gammas else sorted(gammas, reverse=True)
-    for quality, gamma in enumerate(targets, start=1):  # quality 1 = lowest rate
-        qi = min(range(len(gammas)), key=lambda i: abs(math.log(gammas[i] / gamma)))  # nearest trained table
-        tensors = {}
-        for name, t in model.state_dict().items():
-            if name.startswith("logits."):
-                continue
-            tensors["net." + name] = t.detach().cpu().numpy().astype(np.float32)
-        probs = {}
-        for s, l, _rows in context_plan(cfg):
-            logits = model.logits[f"q{qi}_s{s}_l{l}"].detach().double()
-            probs[(s, l)] = torch.softmax(logits, -1).numpy()
+    torch.set_num_threads(args.threads)
+    tensors = {"net." + name: t.detach().cpu().numpy().astype(np.float32)
+               for name, t in model.state_dict().items() if not name.startswith("logits.")}
+    for q, lmbda in enumerate(cfg["lambdas"]):  # table set q = quality q + 1; lambdas ascend, so quality 1 = lowest rate
+        probs = {(s, l): torch.softmax(model.logits[f"q{q}_s{s}_l{l}"].detach().double(), -1).numpy()
+                 for s, l, _rows, _k in context_plan(cfg)}
         if args.refine:
-            probs = refine_tables(model, probs, gamma, args.refine, args.refine_rounds)
+            probs = refine_tables(model, probs, float(lmbda), args.refine, args.refine_rounds)
         for (s, l), pr in probs.items():
-            tensors[f"table.s{s}_l{l}"] = quantize_probs(pr)
-        meta_cfg = dict(cfg)
-        meta_cfg["gamma"] = gamma
-        meta = {"config": json.dumps(meta_cfg, sort_keys=True), "quality": str(quality), "format": "aigif-nvtc-1",
-                "train_step": str(ck["step"])}
-        path = os.path.join(args.out, f"nvtc_q{quality}.safetensors")
-        save_file(tensors, path, metadata=meta)
-        print(f"wrote {path} (gamma {gamma}, tables from trained gamma {gammas[qi]})", flush=True)
+            tensors[f"table.q{q + 1}.s{s}_l{l}"] = quantize_probs(pr)
+        print(f"quality {q + 1}: lambda {lmbda}", flush=True)
+    meta = {"config": json.dumps(cfg, sort_keys=True), "format": "aigif-nvtc-2", "train_step": str(ck["step"])}
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    tmp = args.out + ".tmp"
+    save_file(tensors, tmp, metadata=meta)
+    os.replace(tmp, args.out)
+    print(f"wrote {args.out} ({os.path.getsize(args.out)} bytes)", flush=True)
 
 
 def main(argv=None) -> None:
@@ -295,27 +353,34 @@ def main(argv=None) -> None:
     t = sub.add_parser("train")
     t.add_argument("--out", default="runs/nvtc")
     t.add_argument("--data", default=TRAIN_GLOB)
-    t.add_argument("--steps", type=int, default=20000)
-    t.add_argument("--batch", type=int, default=8)
-    t.add_argument("--crop", type=int, default=128)
-    t.add_argument("--lr", type=float, default=1e-3)
-    t.add_argument("--mse-weight", type=float, default=500.0)
+    t.add_argument("--steps", type=int, default=20000, help="total steps of the schedule (fixed by the first run)")
+    t.add_argument("--minutes", type=float, default=0.0, help="stop this run after so many minutes (resume later)")
+    t.add_argument("--extend-to", type=int, default=0, help="on resume: lengthen the schedule to this many steps")
+    t.add_argument("--budget-minutes", type=float, default=0.0,
+                   help="first run only: size the schedule (--steps) to this much training time, measured")
+    t.add_argument("--batch", type=int, default=16)
+    t.add_argument("--crop", type=int, default=256)
+    t.add_argument("--lr", type=float, default=3e-4)
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--device", default="cpu")
+    t.add_argument("--amp", action="store_true", help="bf16 autocast for the transforms (CUDA only)")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--log-every", type=int, default=50)
-    t.add_argument("--ckpt-every", type=int, default=250)
-    t.add_argument("--react-every", type=int, default=100)
-    t.add_argument("--config", default="", help="JSON overrides of the model config (on resume: gammas only)")
-    t.add_argument("--entropy-lr-mult", type=float, default=10.0)
+    t.add_argument("--log-every", type=int, default=100)
+    t.add_argument("--ckpt-every", type=int, default=1000)
+    t.add_argument("--react-every", type=int, default=250)
+    t.add_argument("--config", default="", help="JSON overrides of the model config (first run only)")
+    t.add_argument("--entropy-lr-mult", type=float, default=30.0)
+    c = sub.add_parser("compact")
+    c.add_argument("--ckpt", default="runs/nvtc/last.pt")
+    c.add_argument("--out", required=True)
     e = sub.add_parser("export")
-    e.add_argument("--ckpt", default="runs/nvtc/last.pt")
-    e.add_argument("--out", default="aigif/assets/nvtc")
-    e.add_argument("--gammas", default="", help="comma list of ECVQ penalties to ship (default: the trained ones)")
+    e.add_argument("--ckpt", default="runs/nvtc/last.pt", help="a .pt checkpoint or a folder written by compact")
+    e.add_argument("--out", default="aigif/assets/nvtc/nvtc_v2.safetensors")
     e.add_argument("--refine", type=int, default=0, help="re-estimate tables on this many training images")
     e.add_argument("--refine-rounds", type=int, default=2)
+    e.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
-    {"train": train, "export": export}[args.cmd](args)
+    {"train": train, "compact": compact, "export": export}[args.cmd](args)
 
 
 if __name__ == "__main__":

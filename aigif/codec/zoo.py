@@ -17,27 +17,22 @@ from ..errors import ModelError, ModelMismatchError, RegistryError
 ASSET_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "nvtc")
 
 #: payload model id -> architecture name
-MODEL_IDS = {1: "nvtc-lite-v1"}
+MODEL_IDS = {2: "nvtc-v2"}
 
-#: quality -> (asset file name, fixed config entries)
-# Decoding needs ~150 bytes of working memory per pixel (float activations of the
-# synthesis transforms), so a 30-byte header may not demand more than ~1.2 GiB:
-# 8 Mi pixels (e.g. 4096x2048). Pass max_pixels to decode larger trusted images.
-DEFAULT_MAX_PIXELS = 8 * 2**20
+#: file of each model id: shared transforms + one integer table set per quality
+MODEL_FILES = {2: "nvtc_v2.safetensors"}
 
-MODELS = {
-    1: ("nvtc_q1.safetensors", {"arch": "nvtc-lite", "model_id": 1}),
-    2: ("nvtc_q2.safetensors", {"arch": "nvtc-lite", "model_id": 1}),
-    3: ("nvtc_q3.safetensors", {"arch": "nvtc-lite", "model_id": 1}),
-    4: ("nvtc_q4.safetensors", {"arch": "nvtc-lite", "model_id": 1}),
-}
+# Decoding needs ~250 bytes of working memory per pixel (float activations of the
+# synthesis transforms), so a 24-byte header may not demand more than ~1 GiB:
+# 4 Mi pixels (e.g. 2048x2048, 4096x1024). Pass max_pixels to decode larger trusted images.
+DEFAULT_MAX_PIXELS = 4 * 2**20
 
-#: sha256 of each shipped file (filled by the export step; see spec/codec-nvtc.md)
+#: quality -> (asset file name, fixed config entries); quality q uses table set ``table.q{q}.*``
+MODELS = {q: (MODEL_FILES[2], {"arch": "nvtc-v2", "model_id": 2}) for q in (1, 2, 3, 4)}
+
+#: sha256 of each shipped file (written by the export step; see spec/codec-nvtc.md)
 SHA256: dict = {
-    "nvtc_q1.safetensors": "8b16e8e47aea408856f43b7f676e99fdd3fed565e08bfa32e4b4506ac44d1a86",
-    "nvtc_q2.safetensors": "7a9b716c62a00fea437428939c3cfa141f291a6bbfb85b1f2fdfe5df889ec821",
-    "nvtc_q3.safetensors": "0b13d7209476a0c3f6c2f3408660434c9b8014d351d25f14d3a6a26700d11e9e",
-    "nvtc_q4.safetensors": "40fd0a6706f311f95f63a99a57d6b4836753d53856663f329e5a73038f4e4669",
+    "nvtc_v2.safetensors": "872c79a9b1b22efb057de9e9957bddb7639ea3f225cea57ef766887cdd5581ed",
 }
 
 QUALITIES = tuple(sorted(MODELS))
@@ -64,7 +59,7 @@ def file_sha256(path: str) -> str:
 
 @functools.lru_cache(maxsize=8)
 def load_model(quality: int):
-    """The ready-to-code model of ``quality`` (transforms + integer tables), cached."""
+    """The ready-to-code model of ``quality`` (transforms + that quality's integer tables), cached."""
     import numpy as np
     import torch
     from safetensors import safe_open
@@ -78,7 +73,7 @@ def load_model(quality: int):
     if not os.path.exists(path):
         raise ModelError(f"NVTC weights for quality {quality} missing: {path}")
     want = SHA256.get(name)
-    if want is not None and file_sha256(path) != want:
+    if want and file_sha256(path) != want:
         raise ModelMismatchError(f"{name}: sha256 differs from the registry ({want})")
     with safe_open(path, framework="numpy") as f:
         meta = f.metadata() or {}
@@ -90,12 +85,13 @@ def load_model(quality: int):
     state = {k[4:]: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items() if k.startswith("net.")}
     model.load_state_dict(state, strict=True)
     tables = {}
-    for s, l, rows in context_plan(cfg):
-        t = arrays[f"table.s{s}_l{l}"]
-        if t.shape != (rows, cfg["codebook"]) or t.dtype != np.uint16:
-            raise ModelError(f"{name}: table s{s}_l{l} has shape {t.shape} {t.dtype}")
+    for s, l, rows, k in context_plan(cfg):
+        key = f"table.q{quality}.s{s}_l{l}"
+        t = arrays.get(key)
+        if t is None or t.shape != (rows, k) or t.dtype != np.uint16:
+            raise ModelError(f"{name}: table {key} missing or not uint16 {(rows, k)}")
         tables[(s, l)] = t
     model.tables = IntegerTables(tables)
-    model.gamma = float(cfg["gamma"])
+    model.lmbda = float(cfg["lambdas"][quality - 1])
     model.eval()
     return model
