@@ -1,4 +1,4 @@
-"""Rate-distortion benchmark of the NVTC-lite codec against JPEG, WebP and AVIF (Pillow).
+"""Rate-distortion benchmark of the NVTC codec against JPEG, WebP and AVIF (Pillow).
 
     python benchmarks/bench_codec.py            # 6 Kodak images
     python benchmarks/bench_codec.py --all      # all 24
@@ -110,7 +110,7 @@ def main(argv=None) -> None:
         per_q[q] = {"bpp": float(np.mean(bpps)), "psnr": float(np.mean(psnrs)),
                     "encode_s": float(np.mean(enc_t)), "decode_s": float(np.mean(dec_t)),
                     "decode_s_max": float(np.max(dec_t))}
-    curves["NVTC-lite (ours)"] = [(v["bpp"], v["psnr"]) for v in per_q.values()]
+    curves["NVTC (ours)"] = [(v["bpp"], v["psnr"]) for v in per_q.values()]
     for name, (fmt, settings) in PIL_SETTINGS.items():
         pts = []
         for s in settings:

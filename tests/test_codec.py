@@ -1,4 +1,4 @@
-"""NVTC-lite codec: round trips, exact decoding, real bits, hostile payloads, limits."""
+"""NVTC codec: round trips, exact decoding, real bits, hostile payloads, limits."""
 from __future__ import annotations
 
 import hashlib
@@ -189,3 +189,36 @@ def test_residual_of_identical_reference_is_tiny():
     img = photo(48, 64, seed=2)
     data = compress_residual(img, img, QUALITIES[0])
     assert np.array_equal(decompress_residual(data, img), img) or len(data) < 200
+
+
+def test_strip_decoding_computes_the_whole_image_function():
+    """The finest stage is decoded in strips with a margin of context rows; with block FCs that
+    really mix (random weights, not the shipped near-identity ones) strips equal the whole-image
+    loop, and a margin smaller than the transforms' reach does not (so the check can fail)."""
+    import torch
+
+    from aigif.codec.model import STAGE_FACTORS, NVTC, context_plan
+
+    torch.manual_seed(0)
+    cfg = {"channels": 16, "hidden": 16, "layers": [1, 2, 2], "dims": [4, 4, 4], "codebooks": [8, 8, 8],
+           "lambdas": [50]}
+    model = NVTC(cfg, n_qualities=0).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "block_fc.weight" in name or "conv2" in name:
+                p.normal_(0, 0.3)
+    g = torch.Generator().manual_seed(1)
+    h, w = 1024, 128
+    idx = {(s, l): torch.randint(0, k, (1, h // STAGE_FACTORS[s], w // STAGE_FACTORS[s]), generator=g)
+           for s, l, _rows, k in context_plan(cfg)}
+    with torch.no_grad():
+        whole = model.run(lambda s, l, r, i, shape: (idx[(s, l)], model.codewords(s, l, idx[(s, l)])), (1, h, w))[0]
+    scale = float(whole.abs().max())
+    margin = model.strip_margin()
+    assert margin == 4 * -(-(3 * 2 * 2 + 2) // 4)  # block FCs of 2 layers x 2 units reach 3 rows each, 2 convs 1 row
+    for rows in (32, 40, 100):
+        strips = model.synthesize(idx, strip_rows=rows)
+        assert strips.shape == whole.shape
+        assert float((strips - whole).abs().max()) < 1e-6 * scale, rows  # float rounding only
+    model.strip_margin = lambda: 4
+    assert float((model.synthesize(idx, strip_rows=32) - whole).abs().max()) > 1e-2 * scale

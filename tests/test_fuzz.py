@@ -647,10 +647,10 @@ CODEC_CHILD = textwrap.dedent(r"""
 """)
 
 
-@pytest.mark.parametrize("side, expected", [(4096, "LimitError"), (2048, "ok")])
+@pytest.mark.parametrize("side, expected", [(8192, "LimitError"), (2048, "ok")])
 def test_codec_header_only_payload_cannot_demand_gigabytes(tmp_path, side, expected):
-    """A 24-byte NVTC payload announcing 4096x4096 would need ~2.5 GB of working memory: refused from the
-    header (codec max_pixels, 4 Mi by default) with a LimitError; a 2048x2048 one decodes within a 1 GiB budget."""
+    """A 24-byte NVTC payload announcing 8192x8192 would need ~4 GB of working memory: refused from the
+    header (codec max_pixels, 16 Mi by default) with a LimitError; a 2048x2048 one decodes within a 1 GiB budget."""
     script = tmp_path / "codec_child.py"
     script.write_text(CODEC_CHILD)
     r = subprocess.run([sys.executable, str(script), str(side)], capture_output=True, text=True, timeout=240, cwd=ROOT,

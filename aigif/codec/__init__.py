@@ -1,4 +1,4 @@
-"""Learned pixel / residual codec of aigif: NVTC-lite.
+"""Learned pixel / residual codec of aigif: NVTC (model nvtc-v2).
 
 After Feng et al., "NVTC: Nonlinear Vector Transform Coding" (CVPR 2023):
 multi-stage residual vector quantisation with vector transforms and

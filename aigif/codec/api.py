@@ -124,7 +124,7 @@ def _decode(stream: bytes, quality: int, h: int, w: int) -> np.ndarray:
 
 
 def compress_image(rgb: np.ndarray, quality: int) -> bytes:
-    """Code an RGB image with the learned NVTC-lite codec at ``quality`` (see ``QUALITIES``)."""
+    """Code an RGB image with the learned NVTC codec at ``quality`` (see ``QUALITIES``)."""
     _check_image(rgb)
     name, fixed = zoo.check_quality(quality)
     h, w = rgb.shape[:2]

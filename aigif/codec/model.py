@@ -45,6 +45,8 @@ DEFAULT_CONFIG = {
     "lambdas": [40, 85, 180, 400],  # one entropy model per rate point (per-dimension MSE weight)
 }
 STAGE_FACTORS = (16, 8, 4)
+#: finest-stage positions per decoding strip (about 1.3 Mi pixels)
+STRIP_POSITIONS = 1 << 16
 
 
 def pad_multiple(cfg: dict) -> int:
@@ -125,30 +127,43 @@ class NVTC(nn.Module):
         """(N, H, W) indices -> (N, d, H, W) codewords."""
         return self.codebooks[s][l][idx].permute(0, 3, 1, 2)
 
-    def run(self, pick, shape, targets: list | None = None, active: int = 3) -> tuple:
-        """The decoder loop. ``pick(s, l, r, ctx) -> (indices, codewords)``; ``r`` is None when decoding.
+    def stage(self, s: int, xh: torch.Tensor, pick, idx: dict, targets: list | None = None,
+              active: int = 3) -> torch.Tensor:
+        """The layers of stage ``s`` on the decoder state ``xh`` (N, C, H_s, W_s), before up-sampling.
 
-        ``shape`` is (N, Hp, Wp) of the padded image. Stages ``>= active`` add no
-        codewords (progressive training). Returns (image in [-0.5, 0.5], indices).
+        ``pick(s, l, r, idx, shape) -> (indices, codewords)`` chooses layer l's
+        codewords; ``r`` (the projected residual) is None when decoding. Stages
+        ``>= active`` add no codewords (progressive training).
+        """
+        n, _, hs, ws = xh.shape
+        for l in range(len(self.dec_vt[s])):
+            if s < active:
+                r = None if targets is None else self.proj_in[s][l](targets[s][l] - xh)
+                i, q = pick(s, l, r, idx, (n, hs, ws))
+                idx[(s, l)] = i
+                xh = xh + self.proj_out[s][l](q.to(xh.dtype))
+            xh = self.dec_vt[s][l](xh)
+        return xh
+
+    def to_pixels(self, xh: torch.Tensor) -> torch.Tensor:
+        """Finest-stage state -> image in [-0.5, 0.5]."""
+        return F.pixel_shuffle(self.dec_out(xh), 4)
+
+    def run(self, pick, shape, targets: list | None = None, active: int = 3) -> tuple:
+        """The decoder loop (training, encoding, whole-image decoding). ``shape`` is (N, Hp, Wp).
+
+        Returns (image in [-0.5, 0.5], indices).
         """
         n, hp, wp = shape
-        c = self.config["channels"]
         ref = self.codebooks[0]
-        xh = torch.zeros(n, c, hp // STAGE_FACTORS[0], wp // STAGE_FACTORS[0], device=ref.device, dtype=ref.dtype)
+        xh = torch.zeros(n, self.config["channels"], hp // STAGE_FACTORS[0], wp // STAGE_FACTORS[0],
+                         device=ref.device, dtype=ref.dtype)
         idx: dict = {}
         for s in range(3):
-            hs, ws = xh.shape[-2:]
-            for l in range(len(self.dec_vt[s])):
-                if s < active:
-                    ctx = contexts_for(s, l, idx, (n, hs, ws), xh.device)
-                    r = None if targets is None else self.proj_in[s][l](targets[s][l] - xh)
-                    i, q = pick(s, l, r, ctx)
-                    idx[(s, l)] = i
-                    xh = xh + self.proj_out[s][l](q.to(xh.dtype))
-                xh = self.dec_vt[s][l](xh)
+            xh = self.stage(s, xh, pick, idx, targets, active)
             if s < 2:
                 xh = F.pixel_shuffle(self.dec_up[s](xh), 2)
-        return F.pixel_shuffle(self.dec_out(xh), 4), idx
+        return self.to_pixels(xh), idx
 
     # ---- ECVQ -------------------------------------------------------------
     def assign(self, s: int, l: int, r: torch.Tensor, bits: torch.Tensor | None, lmbda: float) -> torch.Tensor:
@@ -167,7 +182,8 @@ class NVTC(nn.Module):
         numel = x.numel()
         acc = {"bits": x.new_zeros((), dtype=torch.float32), "vq": x.new_zeros((), dtype=torch.float32), "res": {}}
 
-        def pick(s, l, r, ctx):
+        def pick(s, l, r, idx, shape):
+            ctx = contexts_for(s, l, idx, shape, r.device)
             logp = F.log_softmax(self.logits[f"q{quality}_s{s}_l{l}"].float(), -1)  # (contexts, K)
             rows, k = logp.shape
             bits = (-logp.detach() / math.log(2.0))[ctx] if ecvq else None  # (N, H, W, K), no backward
@@ -195,8 +211,8 @@ class NVTC(nn.Module):
         """ECVQ codeword indices of x (1, 3, Hp, Wp) with the integer tables' code lengths (closed loop)."""
         tables = self._require_tables()
 
-        def pick(s, l, r, ctx):
-            bits = torch.from_numpy(tables.bits(s, l))[ctx]
+        def pick(s, l, r, idx, shape):
+            bits = torch.from_numpy(tables.bits(s, l))[contexts_for(s, l, idx, shape)]
             i = self.assign(s, l, r, bits, self.lmbda)
             return i, self.codewords(s, l, i)
 
@@ -235,12 +251,53 @@ class NVTC(nn.Module):
             idx[(s, l)] = torch.from_numpy(decode_symbols(decoder, ctx.numpy(), tables.tables[(s, l)]))
         return idx
 
+    def strip_margin(self) -> int:
+        """Finest-stage rows a strip needs on each side: every block FC reaches ``block - 1`` rows,
+        every residual block 1 row per 3x3 convolution; rounded up to whole blocks."""
+        cfg = self.config
+        b = int(cfg["block"])
+        reach = (b - 1) * int(cfg["units"]) * int(cfg["layers"][2]) + 2 * int(cfg["res_blocks"])
+        return b * math.ceil(reach / b)
+
     @torch.no_grad()
-    def synthesize(self, idx: dict) -> torch.Tensor:
-        """Codeword indices -> image in [-0.5, 0.5] (float path; run single-threaded)."""
+    def synthesize(self, idx: dict, strip_rows: int | None = None) -> torch.Tensor:
+        """Codeword indices -> image in [-0.5, 0.5] (float path; run single-threaded).
+
+        The coarse stages run on the whole image; the finest stage and the
+        output run in horizontal strips of ``strip_rows`` finest-stage rows
+        (default: about ``STRIP_POSITIONS`` positions a strip), each with
+        :meth:`strip_margin` rows of context taken with wrap-around like the
+        transforms' shifted grids, so working memory grows with the width, not
+        the area. Inside a strip the arithmetic is that of the whole image.
+        """
         n, h0, w0 = idx[(0, 0)].shape
-        shape = (n, h0 * STAGE_FACTORS[0], w0 * STAGE_FACTORS[0])
-        return self.run(lambda s, l, r, ctx: (idx[(s, l)], self.codewords(s, l, idx[(s, l)])), shape)[0]
+        h2, w2 = h0 * STAGE_FACTORS[0] // STAGE_FACTORS[2], w0 * STAGE_FACTORS[0] // STAGE_FACTORS[2]
+        rows = strip_rows or max(32, STRIP_POSITIONS // w2 // 4 * 4)
+        margin = self.strip_margin()
+
+        def given(table):
+            return lambda s, l, r, _idx, _shape: (table[(s, l)], self.codewords(s, l, table[(s, l)]))
+
+        if h2 <= rows + 2 * margin:
+            return self.run(given(idx), (n, h0 * STAGE_FACTORS[0], w0 * STAGE_FACTORS[0]))[0]
+        ref = self.codebooks[0]
+        xh = torch.zeros(n, self.config["channels"], h0, w0, dtype=ref.dtype)
+        xh = F.pixel_shuffle(self.dec_up[0](self.stage(0, xh, given(idx), {})), 2)
+        x1 = self.stage(1, xh, given(idx), {})
+        del xh
+        h1 = x1.shape[2]
+        out = torch.empty(n, 3, 4 * h2, 4 * w2, dtype=ref.dtype)
+        for a in range(0, h2, rows):
+            b = min(a + rows, h2)
+            lo, hi = a - margin, b + margin  # multiples of the block: the strip keeps the block grid
+            xs = F.pixel_shuffle(self.dec_up[1](x1.index_select(2, torch.arange(lo // 2, hi // 2) % h1)), 2)
+            sel = torch.arange(lo, hi) % h2
+            part = {(2, l): idx[(2, l)].index_select(1, sel) for l in range(len(self.dec_vt[2]))}
+            xs = self.stage(2, xs, given(part), {})
+            c0, c1 = max(a - 2, 0), min(b + 2, h2)  # rows the two 3x3 convolutions need (zero padding at the edges)
+            y = self.to_pixels(xs[:, :, c0 - lo : c1 - lo])
+            out[:, :, 4 * a : 4 * b] = y[:, :, 4 * (a - c0) : 4 * (b - c0)]
+        return out
 
     @torch.no_grad()
     def decompress(self, strings: list, shape) -> torch.Tensor:

@@ -1,21 +1,23 @@
-"""Train and export the NVTC-lite codec.
+"""Train and export the NVTC codec.
 
-    python -m aigif.codec.train train --out runs/nvtc --steps 20000 [--device cuda] [--threads 1]
-    python -m aigif.codec.train export --ckpt runs/nvtc/last.pt --out aigif/assets/nvtc
+    python -m aigif.codec.train train --out runs/nvtc --budget-minutes 60 [--device cuda --amp]
+    python -m aigif.codec.train compact --ckpt runs/nvtc/last.pt --out runs/nvtc/compact
+    python -m aigif.codec.train export --ckpt runs/nvtc/last.pt --out aigif/assets/nvtc/nvtc_v2.safetensors --refine 24
 
 Data: random crops of ``/work/shared/data/images/train/*.png`` (never Kodak).
-Schedule (fractions of ``--steps``), after NVTC's staged training:
+Schedule (fractions of the total steps), after NVTC's staged training:
 
-1. coarse stages first: only the 1/16 stage is active (finer stages fed zeros),
-   then 1/16 + 1/8, then all three; plain VQ (nearest codeword) with
-   dead-codeword reactivation from the current batch's residuals;
-2. ECVQ: assignment ``argmin ||r - c||^2 + gamma * bits(k | ctx)`` with the
-   conditional prior, gamma drawn per batch from ``config["gammas"]`` (one set
-   of transforms, one entropy model per rate point);
-3. the learning rate decays (cosine) to 1 % at the end.
+1. coarse stages first: only the 1/16 stage adds codewords, then 1/16 + 1/8,
+   then all three; plain VQ (nearest codeword) with dead-codeword
+   reactivation from the current batch's residuals;
+2. from 25 %: ECVQ, ``argmin ||r - c||^2 + bits(k | ctx) / lambda`` with the
+   conditional tables, one rate point per batch (one set of transforms, one
+   entropy model per rate point);
+3. linear warm-up, then cosine decay of the learning rate to 2 %.
 
 Checkpoints (``last.pt``) are written every ``--ckpt-every`` steps; rerunning
-the same command resumes from them.
+the same command resumes from them. ``--budget-minutes`` sizes the schedule
+from a measured step time; ``--minutes`` stops a run early for a later resume.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Pretrained NVTC-lite rate points: a plain dict ``quality -> (asset name, config)``.
+"""Pretrained NVTC rate points: a plain dict ``quality -> (asset name, config)``.
 
 Quality 1 is the lowest rate. The full model config (a plain dict) is stored
 in each file's safetensors metadata; the entries here only pin what a payload
@@ -22,10 +22,10 @@ MODEL_IDS = {2: "nvtc-v2"}
 #: file of each model id: shared transforms + one integer table set per quality
 MODEL_FILES = {2: "nvtc_v2.safetensors"}
 
-# Decoding needs ~250 bytes of working memory per pixel (float activations of the
-# synthesis transforms), so a 24-byte header may not demand more than ~1 GiB:
-# 4 Mi pixels (e.g. 2048x2048, 4096x1024). Pass max_pixels to decode larger trusted images.
-DEFAULT_MAX_PIXELS = 4 * 2**20
+# Decoding runs the finest stage in strips and needs ~64 bytes of working memory per pixel
+# (indices, the coarse stages, the output), so a 24-byte header may not demand more than
+# ~1 GiB: 16 Mi pixels (e.g. 4096x4096). Pass max_pixels to decode larger trusted images.
+DEFAULT_MAX_PIXELS = 16 * 2**20
 
 #: quality -> (asset file name, fixed config entries); quality q uses table set ``table.q{q}.*``
 MODELS = {q: (MODEL_FILES[2], {"arch": "nvtc-v2", "model_id": 2}) for q in (1, 2, 3, 4)}
