@@ -2,6 +2,8 @@
 # Train the NVTC codec on a lent GPU (the device tool), in the background.
 #
 #   benchmarks/gpu_train_nvtc.sh start   # starts training under setsid, shows the first log lines
+#   INIT=aigif/assets/nvtc/nvtc_v2.safetensors BUDGET=25 MINUTES=26 benchmarks/gpu_train_nvtc.sh start
+#                                        # goes on training the shipped model (ECVQ fine-tuning)
 #   benchmarks/gpu_train_nvtc.sh poll    # waits, shows the log, compacts the checkpoint into $OUT/ckpt
 #
 # A device call may run 10 minutes, but a process started with setsid lives until the machine is
@@ -19,6 +21,7 @@ start)
   PYTHONUNBUFFERED=1 setsid nohup python3 -m aigif.codec.train train --device cuda --amp \
     --data "${DATA:-.data/train/*.png}" --out "$RUN" --budget-minutes "${BUDGET:-21}" --minutes "${MINUTES:-22}" \
     --batch "${BATCH:-32}" --crop 256 --lr "${LR:-4e-4}" --log-every 200 --ckpt-every 500 --threads 4 \
+    ${INIT:+--init "$INIT"} \
     >"$RUN/train.log" 2>&1 </dev/null &
   sleep "${WAIT:-100}"
   grep -v reactivated "$RUN/train.log" | tail -20

@@ -222,3 +222,23 @@ def test_strip_decoding_computes_the_whole_image_function():
         assert float((strips - whole).abs().max()) < 1e-6 * scale, rows  # float rounding only
     model.strip_margin = lambda: 4
     assert float((model.synthesize(idx, strip_rows=32) - whole).abs().max()) > 1e-2 * scale
+
+
+def test_training_can_start_from_the_shipped_weights():
+    """``train --init`` turns the shipped file back into a training state (weights + logits close to the tables)."""
+    import torch
+
+    from aigif.codec import zoo
+    from aigif.codec.model import NVTC, context_plan
+    from aigif.codec.train import load_shipped
+
+    state = load_shipped(zoo.asset_path(QUALITIES[0]))
+    model = NVTC(state["config"])
+    model.load_state_dict(state["model"], strict=True)
+    for q in QUALITIES:
+        shipped = zoo.load_model(q)
+        for s, l, _rows, _k in context_plan(state["config"]):
+            p = torch.softmax(model.logits[f"q{q - 1}_s{s}_l{l}"].detach().double(), -1).numpy()
+            t = shipped.tables.tables[(s, l)] / 65536.0
+            assert np.abs(p - t).max() < 0.01
+    assert torch.equal(model.codebooks[2], zoo.load_model(QUALITIES[0]).codebooks[2])

@@ -64,8 +64,10 @@ def random_batch(images, batch: int, crop: int, gen, device):
     return torch.stack(out).float() / 255.0 - 0.5
 
 
-def phase(step: int, total: int) -> tuple[int, bool, bool]:
-    """(active stages, ECVQ on, reactivation on) at ``step``."""
+def phase(step: int, total: int, finetune: bool = False) -> tuple[int, bool, bool]:
+    """(active stages, ECVQ on, reactivation on) at ``step``; fine-tuning a trained model is ECVQ throughout."""
+    if finetune:
+        return 3, True, False
     f = step / max(total, 1)
     if f < 0.04:
         return 1, False, True
@@ -111,11 +113,12 @@ def lr_at(step: int, total: int, peak: float) -> float:
     return peak * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(step, total) / max(total, 1))))
 
 
-def save_checkpoint(path: str, cfg: dict, model, opt, step: int, total: int) -> None:
+def save_checkpoint(path: str, cfg: dict, model, opt, step: int, total: int, finetune: bool = False) -> None:
     import torch
 
     tmp = path + ".tmp"
-    torch.save({"config": cfg, "model": model.state_dict(), "opt": opt.state_dict(), "step": step, "total": total}, tmp)
+    torch.save({"config": cfg, "model": model.state_dict(), "opt": opt.state_dict(), "step": step, "total": total,
+                "finetune": finetune}, tmp)
     os.replace(tmp, path)
 
 
@@ -168,13 +171,22 @@ def train(args) -> None:
         cfg.update(json.loads(args.config))
     step, total = 0, args.steps
     ck = None
+    finetune = bool(args.init)
     if os.path.exists(ckpt_path):
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
         cfg = dict(ck["config"])
         step, total = ck["step"], ck.get("total", args.steps)
+        finetune = ck.get("finetune", False)
         if args.extend_to:
             total = max(total, args.extend_to)
+    init = None
+    if ck is None and args.init:
+        init = load_shipped(args.init)
+        cfg = dict(init["config"])
     model = NVTC(cfg).to(device)
+    if init is not None:
+        model.load_state_dict(init["model"])
+        print(f"initialised from {args.init} (fine-tuning: ECVQ from the first step)", flush=True)
     opt = make_optimizer(model, args.lr, args.entropy_lr_mult)
     images = [im.to(device) for im in load_images(args.data) if min(im.shape[1:]) >= args.crop]
     if ck is None and args.budget_minutes:
@@ -194,7 +206,7 @@ def train(args) -> None:
         if args.minutes and time.time() - t_start > 60 * args.minutes:
             print(f"time budget of {args.minutes} min reached at step {step}", flush=True)
             break
-        active, ecvq, react = phase(step, total)
+        active, ecvq, react = phase(step, total, finetune)
         lr = lr_at(step, total, args.lr)
         for g in opt.param_groups:
             g["lr"] = lr * g["lr_mult"]
@@ -237,8 +249,8 @@ def train(args) -> None:
             log = {"n": 0, "per_q": {}}
             t0 = time.time()
         if step % args.ckpt_every == 0:
-            save_checkpoint(ckpt_path, cfg, model, opt, step, total)
-    save_checkpoint(ckpt_path, cfg, model, opt, step, total)
+            save_checkpoint(ckpt_path, cfg, model, opt, step, total, finetune)
+    save_checkpoint(ckpt_path, cfg, model, opt, step, total, finetune)
     print(f"saved {ckpt_path} at step {step} of {total}", flush=True)
 
 
@@ -300,6 +312,30 @@ def compact(args) -> None:
     print(f"compacted step {ck['step']} into {args.out}", flush=True)
 
 
+def load_shipped(path: str) -> dict:
+    """A shipped weights file (``export``'s output) as a training state: {config, model}.
+
+    The training-time logits are the logs of the shipped integer tables, so a
+    later session can go on training the released model without its checkpoint.
+    """
+    import torch
+    from safetensors import safe_open
+    from safetensors.numpy import load_file
+
+    from .model import context_plan
+
+    with safe_open(path, framework="numpy") as f:
+        meta = f.metadata() or {}
+    cfg = json.loads(meta["config"])
+    arrays = load_file(path)
+    state = {k[4:]: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items() if k.startswith("net.")}
+    for q in range(len(cfg["lambdas"])):
+        for s, l, _rows, _k in context_plan(cfg):
+            t = arrays[f"table.q{q + 1}.s{s}_l{l}"].astype(np.float64) - 0.5  # about undoes quantize_probs (1 + floor)
+            state[f"logits.q{q}_s{s}_l{l}"] = torch.from_numpy(np.log(t / t.sum(-1, keepdims=True))).float()
+    return {"config": cfg, "model": state}
+
+
 def load_checkpoint(path: str) -> dict:
     """A ``.pt`` training checkpoint, or a folder written by :func:`compact`: {config, model, step}."""
     import torch
@@ -357,6 +393,7 @@ def main(argv=None) -> None:
     t.add_argument("--data", default=TRAIN_GLOB)
     t.add_argument("--steps", type=int, default=20000, help="total steps of the schedule (fixed by the first run)")
     t.add_argument("--minutes", type=float, default=0.0, help="stop this run after so many minutes (resume later)")
+    t.add_argument("--init", default="", help="first run only: start from a shipped weights file (fine-tuning)")
     t.add_argument("--extend-to", type=int, default=0, help="on resume: lengthen the schedule to this many steps")
     t.add_argument("--budget-minutes", type=float, default=0.0,
                    help="first run only: size the schedule (--steps) to this much training time, measured")
