@@ -1,0 +1,153 @@
+"""Write the NVTC codec conformance files (``spec/conformance/codec/``).
+
+    .venv/bin/python spec/conformance/make_codec.py
+
+Each ``NAME.nvtc`` payload has a ``NAME.json``:
+
+* valid image payloads: header fields, the number of symbols of every
+  (stage, layer), ``symbols_sha256`` (SHA-256 of every decoded symbol as
+  uint16 little-endian, in decode order: the normative, machine-independent
+  part) and ``pixels`` (the reference decoder's output, a PNG; another float
+  implementation may differ by ``max_abs_diff``);
+* residual payloads: the same plus ``reference`` (the PNG the residual is
+  added to);
+* invalid payloads: ``{"error": KIND}`` with the ``AigifError.kind`` a decoder
+  raises (``spec/codec-nvtc.md`` section 1).
+
+The source images are synthetic (no benchmark data). Rerun only when the
+payload format or the shipped model changes; the test suite checks that the
+library still decodes every file as recorded.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import sys
+import zlib
+
+import numpy as np
+from PIL import Image
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, ROOT)
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "codec")
+
+
+def synthetic(h: int, w: int, seed: int) -> np.ndarray:
+    """A smooth, photo-like image: gradients, an edge, waves, mild noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    r = 128 + 80 * np.sin(x / 9.0 + seed) * np.cos(y / 13.0)
+    g = 90 + 0.6 * x + 0.3 * y
+    b = 60 + 120 * (x + y > (h + w) / 2)
+    return np.clip(np.stack([r, g, b], -1) + rng.normal(0, 3, (h, w, 3)), 0, 255).astype(np.uint8)
+
+
+def symbols_of(data: bytes) -> dict:
+    """Decoded symbols of a payload, {(stage, layer): array}, in decode order."""
+    from aigif.codec import api, zoo
+    from aigif.codec.model import pad_multiple
+
+    quality, _flags, h, w, stream = api._unpack(data, api.DEFAULT_MAX_PIXELS)
+    model = zoo.load_model(quality)
+    m = pad_multiple(model.config)
+    idx = model.decode_indices([stream], (h + (-h % m), w + (-w % m)))
+    return {k: v.numpy() for k, v in idx.items()}
+
+
+def symbols_sha256(symbols: dict) -> str:
+    h = hashlib.sha256()
+    for key in symbols:  # decode order
+        h.update(symbols[key].astype("<u2").tobytes())
+    return h.hexdigest()
+
+
+def header_of(data: bytes) -> dict:
+    from aigif.codec import api
+
+    _m, version, model_id, quality, flags, h, w, length = api.HEADER.unpack_from(data)
+    return {"version": version, "model_id": model_id, "quality": quality, "flags": flags, "height": h, "width": w,
+            "stream_bytes": length}
+
+
+def write_valid(name: str, data: bytes, decoded: np.ndarray, reference: np.ndarray | None = None) -> None:
+    symbols = symbols_of(data) if len(data) > 20 else {}
+    expected = header_of(data)
+    expected["symbols"] = {f"s{s}_l{l}": int(v.size) for (s, l), v in symbols.items()}
+    expected["symbols_sha256"] = symbols_sha256(symbols)
+    expected["pixels"] = f"{name}.png"
+    expected["max_abs_diff"] = 1
+    if reference is not None:
+        expected["reference"] = f"{name}.reference.png"
+        Image.fromarray(reference).save(os.path.join(OUT, f"{name}.reference.png"))
+    Image.fromarray(decoded).save(os.path.join(OUT, f"{name}.png"))
+    with open(os.path.join(OUT, f"{name}.nvtc"), "wb") as f:
+        f.write(data)
+    with open(os.path.join(OUT, f"{name}.json"), "w") as f:
+        json.dump(expected, f, indent=1)
+        f.write("\n")
+
+
+def write_invalid(name: str, data: bytes, kind: str) -> None:
+    with open(os.path.join(OUT, f"{name}.nvtc"), "wb") as f:
+        f.write(data)
+    with open(os.path.join(OUT, f"{name}.json"), "w") as f:
+        json.dump({"error": kind}, f)
+        f.write("\n")
+
+
+def recrc(body: bytes) -> bytes:
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def main() -> None:
+    import torch
+
+    from aigif.codec import QUALITIES, compress_image, compress_residual, decompress_image, decompress_residual
+
+    torch.set_num_threads(1)
+    os.makedirs(OUT, exist_ok=True)
+    for old in os.listdir(OUT):
+        os.remove(os.path.join(OUT, old))
+    img = synthetic(80, 96, seed=1)
+    payloads = {}
+    for q in QUALITIES:
+        data = compress_image(img, q)
+        payloads[q] = data
+        write_valid(f"image-q{q}-96x80", data, decompress_image(data))
+    tall = synthetic(200, 24, seed=2)  # several 64-row pads, a narrow image
+    data = compress_image(tall, QUALITIES[0])
+    write_valid("image-q1-24x200", data, decompress_image(data))
+
+    original = synthetic(64, 64, seed=3)
+    y, x = np.mgrid[0:64, 0:64]
+    offset = (25 * np.sin(x / 20.0) + 15 * np.cos(y / 15.0)).astype(np.int16)[..., None]
+    reference = np.clip(original.astype(np.int16) + offset, 0, 255).astype(np.uint8)
+    data = compress_residual(original, reference, QUALITIES[-1])
+    write_valid("residual-q4-64x64", data, decompress_residual(data, reference), reference)
+    empty = recrc(struct.pack("<4sBBBBHHI", b"NVTC", 1, 2, 1, 3, 64, 64, 0))
+    write_valid("residual-empty-64x64", empty, decompress_residual(empty, reference), reference)
+
+    good = payloads[QUALITIES[0]]
+    body = good[:-4]
+    write_invalid("bad-magic", b"NVTX" + good[4:], "format")
+    write_invalid("truncated-header", good[:10], "truncated")
+    write_invalid("truncated-stream", good[:-9], "truncated")
+    write_invalid("trailing-bytes", good + b"\x00", "corrupt")
+    write_invalid("bad-crc", body + bytes([good[-4] ^ 1]) + good[-3:], "corrupt")
+    write_invalid("version-2", recrc(body[:4] + b"\x02" + body[5:]), "corrupt")
+    write_invalid("model-id-1-retired", recrc(body[:5] + b"\x01" + body[6:]), "unknown-codec")
+    write_invalid("unknown-quality", recrc(body[:6] + b"\x09" + body[7:]), "unknown-codec")
+    write_invalid("reserved-flags", recrc(body[:7] + b"\x10" + body[8:]), "corrupt")
+    write_invalid("empty-flag-on-image", recrc(body[:7] + b"\x02" + body[8:]), "corrupt")
+    write_invalid("zero-width", recrc(body[:10] + b"\x00\x00" + body[12:]), "corrupt")
+    write_invalid("over-pixel-limit", recrc(struct.pack("<4sBBBBHHI", b"NVTC", 1, 2, 1, 0, 65535, 65535, 0)), "limit")
+    write_invalid("stream-length-not-words", recrc(struct.pack("<4sBBBBHHI", b"NVTC", 1, 2, 1, 0, 8, 8, 3) + b"abc"),
+                  "corrupt")
+    print(f"wrote {len(os.listdir(OUT))} files to {OUT}")
+
+
+if __name__ == "__main__":
+    main()
