@@ -32,6 +32,15 @@ def test_compress_image_then_decode_is_exact(tmp_path, photo_png, capsys):
     assert "exact [pixels]" in capsys.readouterr().out
     decoded = np.asarray(Image.open(png))
     assert decoded.shape == (64, 96, 3) and psnr(_photo(), decoded) > 18
+    assert main(["info", str(out)]) == 0
+    assert "pixels: NVTC nvtc-v2 quality 2, image 96x64," in capsys.readouterr().out
+
+
+def test_info_describes_a_broken_payload_without_decoding_it(tmp_path, capsys):
+    from aigif.codec.api import describe
+
+    assert describe(b"NVTC\x01") == "<5 bytes, invalid: NVTC payload: 5 bytes, header needs 20>"
+    assert "crc32 mismatch" in describe(b"NVTC" + bytes(16))
 
 
 def test_target_psnr_picks_the_lowest_quality_that_reaches_it(tmp_path, photo_png):

@@ -81,7 +81,9 @@ def info(
         return
     for key, value in d.items():
         if key in ("residual", "pixels"):
-            value = f"<{len(getattr(doc, key))} bytes>"
+            from ..codec.api import describe
+
+            value = describe(getattr(doc, key))
         elif isinstance(value, (dict, list)):
             value = json.dumps(value, ensure_ascii=False)
         typer.echo(printable(f"{key}: {value}"))

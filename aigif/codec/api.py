@@ -86,6 +86,17 @@ def _unpack(data: bytes, max_pixels: int) -> tuple:
     return quality, flags, h, w, data[HEADER.size:end]
 
 
+def describe(data: bytes) -> str:
+    """One line on a payload from its header (for ``aigif info``); never raises, never decodes."""
+    try:
+        quality, flags, h, w, _stream = _unpack(data, max_pixels=0xFFFF * 0xFFFF)
+    except AigifError as exc:
+        return f"<{len(data)} bytes, invalid: {exc}>"
+    kind = "empty residual" if flags & FLAG_EMPTY else "residual" if flags & FLAG_RESIDUAL else "image"
+    model = zoo.MODEL_IDS[zoo.MODELS[quality][1]["model_id"]]
+    return f"NVTC {model} quality {quality}, {kind} {w}x{h}, {len(data)} bytes ({len(data) * 8 / (w * h):.3f} bpp)"
+
+
 def _encode(rgb: np.ndarray, quality: int) -> bytes:
     import torch
 
