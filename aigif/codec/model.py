@@ -45,6 +45,8 @@ DEFAULT_CONFIG = {
     "lambdas": [40, 85, 180, 400],  # one entropy model per rate point (per-dimension MSE weight)
 }
 STAGE_FACTORS = (16, 8, 4)
+#: (position x codeword) ECVQ costs the encoder holds at a time (rows of a layer are assigned in chunks)
+ENCODE_CHUNK = 1 << 22
 #: finest-stage positions per decoding strip (about 1.3 Mi pixels)
 STRIP_POSITIONS = 1 << 16
 
@@ -212,8 +214,12 @@ class NVTC(nn.Module):
         tables = self._require_tables()
 
         def pick(s, l, r, idx, shape):
-            bits = torch.from_numpy(tables.bits(s, l))[contexts_for(s, l, idx, shape)]
-            i = self.assign(s, l, r, bits, self.lmbda)
+            table = torch.from_numpy(tables.bits(s, l))
+            ctx = contexts_for(s, l, idx, shape)
+            n, _, h, w = r.shape
+            step = max(1, ENCODE_CHUNK // (n * w * table.shape[1]))  # rows whose (position x codeword) costs fit
+            i = torch.cat([self.assign(s, l, r[:, :, y : y + step], table[ctx[:, y : y + step]], self.lmbda)
+                           for y in range(0, h, step)], 1)
             return i, self.codewords(s, l, i)
 
         return self.run(pick, (x.shape[0], x.shape[2], x.shape[3]), self.analysis(x))[1]
