@@ -3,14 +3,18 @@
 Every probability the entropy coder sees is a row of an *integer* frequency
 table (uint16, each row sums to 2**16, every entry >= 1) selected by an
 already-decoded discrete context (the co-located codeword index of the coarser
-stage, or of the previous residual layer). Symbol decoding is therefore exact
-on every machine; no float computed by a network reaches the coder.
+stage, or of the previous residual layer). Layers are coded column by column:
+after the first column every symbol is preceded by a copy flag ("same as the
+left neighbour") whose context is made of integer features of already-decoded
+symbols. Symbol decoding is therefore exact on every machine; no float
+computed by a network reaches the coder.
 
 Coder: ``constriction.stream.queue.RangeEncoder`` / ``RangeDecoder`` (32-bit
-words, 24-bit model precision), each table row wrapped in
-``constriction.stream.model.Categorical(row_as_float64, perfect=False)``.
+words, 24-bit model precision) with the model family
+``constriction.stream.model.Categorical(perfect=False)`` and one float64 row
+of integer weights per symbol.
 
-Training-time entropy models (:class:`ConditionalLogits`) hold float logits;
+Training-time entropy models (:func:`conditional_logits`) hold float logits;
 :func:`quantize_probs` turns them into the integer tables that are shipped.
 """
 from __future__ import annotations
@@ -38,12 +42,17 @@ def quantize_probs(p: np.ndarray) -> np.ndarray:
 
 @dataclass
 class IntegerTables:
-    """Shipped entropy model of one quality: ``tables[(stage, layer)]`` -> uint16 (contexts, K)."""
+    """Shipped entropy model of one quality.
+
+    ``tables[(stage, layer)]``: uint16 (contexts, K) symbol tables;
+    ``flags[(stage, layer)]``: uint16 (FLAG_CONTEXTS, 2) tables of the copy flag.
+    """
 
     tables: dict = field(default_factory=dict)
+    flags: dict = field(default_factory=dict)
 
     def bits(self, stage: int, layer: int) -> np.ndarray:
-        """Code length in bits of every (context, symbol); used only by the encoder's ECVQ."""
+        """Code length in bits of every (context, symbol) of the symbol table (training and ECVQ)."""
         f = self.tables[(stage, layer)].astype(np.float64)
         return (TABLE_BITS - np.log2(f)).astype(np.float32)
 
@@ -51,31 +60,95 @@ class IntegerTables:
         return self.tables[(stage, layer)].shape[0]
 
 
-def encode_symbols(encoder, symbols: np.ndarray, contexts: np.ndarray, table: np.ndarray) -> None:
-    """Append ``symbols`` (flat, raster order) to ``encoder``, grouped by context value.
+# ---- copy flags -------------------------------------------------------------
+#: contexts of the copy flag: 8 * [left == the row's most probable symbol] + 4 * [context == left's context]
+#: + bucket of the left symbol's table entry (thresholds 0.02, 0.1, 0.4 of 2**16)
+FLAG_CONTEXTS = 16
+FLAG_BUCKETS = (1311, 6554, 26214)
 
-    Order on the wire: contexts ascending; inside a context, raster order.
+
+def flag_contexts(left: np.ndarray, ctx: np.ndarray, ctx_left: np.ndarray, table: np.ndarray,
+                  argmax: np.ndarray) -> np.ndarray:
+    """Context (0..15) of the copy flag of a column's symbols; integer features only."""
+    t = table[ctx, left]
+    bucket = sum((t >= v).astype(np.int64) for v in FLAG_BUCKETS)
+    return 8 * (left == argmax[ctx]) + 4 * (ctx == ctx_left) + bucket
+
+
+def _columns(a: np.ndarray) -> np.ndarray:
+    """(N, H, W) -> (N*H, W): the coder walks columns, every row of every image at once."""
+    return a.reshape(-1, a.shape[-1])
+
+
+def encode_layer(encoder, symbols: np.ndarray, contexts: np.ndarray, table: np.ndarray, flags: np.ndarray) -> None:
+    """Append one layer's symbols (N, H, W) to ``encoder`` (order: ``spec/codec-nvtc.md`` section 4).
+
+    Column 0: every row's symbol with its context's row. Column x > 0: first
+    every row's copy flag ``symbol == left neighbour``, then the symbols of the
+    rows whose flag is 0, each with its context's row minus the left symbol.
     """
     import constriction
 
-    symbols = symbols.reshape(-1).astype(np.int32)
-    contexts = contexts.reshape(-1)
-    for c in np.unique(contexts):
-        model = constriction.stream.model.Categorical(table[int(c)].astype(np.float64), perfect=False)
-        encoder.encode(symbols[contexts == c], model)
+    fam = constriction.stream.model.Categorical(perfect=False)
+    sym, ctx = _columns(symbols).astype(np.int64), _columns(contexts).astype(np.int64)
+    tf, ff, argmax = table.astype(np.float64), flags.astype(np.float64), table.argmax(-1)
+    encoder.encode(sym[:, 0].astype(np.int32), fam, tf[ctx[:, 0]])
+    for x in range(1, sym.shape[1]):
+        left, c = sym[:, x - 1], ctx[:, x]
+        copy = sym[:, x] == left
+        encoder.encode(copy.astype(np.int32), fam, ff[flag_contexts(left, c, ctx[:, x - 1], table, argmax)])
+        new = ~copy
+        if new.any():
+            rows = tf[c[new]]
+            rows[np.arange(len(rows)), left[new]] = 0.0
+            encoder.encode(sym[new, x].astype(np.int32), fam, rows)
 
 
-def decode_symbols(decoder, contexts: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`encode_symbols`; ``contexts`` are already-decoded indices."""
+def decode_layer(decoder, contexts: np.ndarray, table: np.ndarray, flags: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`encode_layer`; ``contexts`` (N, H, W) are already-decoded indices."""
     import constriction
 
-    flat = contexts.reshape(-1)
-    out = np.zeros(flat.shape, dtype=np.int64)
-    for c in np.unique(flat):
-        sel = flat == c
-        model = constriction.stream.model.Categorical(table[int(c)].astype(np.float64), perfect=False)
-        out[sel] = decoder.decode(model, int(sel.sum()))
+    fam = constriction.stream.model.Categorical(perfect=False)
+    ctx = _columns(contexts).astype(np.int64)
+    tf, ff, argmax = table.astype(np.float64), flags.astype(np.float64), table.argmax(-1)
+    out = np.zeros(ctx.shape, dtype=np.int64)
+    out[:, 0] = decoder.decode(fam, tf[ctx[:, 0]])
+    for x in range(1, ctx.shape[1]):
+        left, c = out[:, x - 1], ctx[:, x]
+        copy = decoder.decode(fam, ff[flag_contexts(left, c, ctx[:, x - 1], table, argmax)]).astype(bool)
+        col = left.copy()
+        new = ~copy
+        if new.any():
+            rows = tf[c[new]]
+            rows[np.arange(len(rows)), left[new]] = 0.0
+            col[new] = decoder.decode(fam, rows)
+        out[:, x] = col
     return out.reshape(contexts.shape)
+
+
+def layer_code_length(symbols: np.ndarray, contexts: np.ndarray, table: np.ndarray, flags: np.ndarray) -> float:
+    """Ideal code length in bits of :func:`encode_layer` with these integer tables (tests, table design)."""
+    sym, ctx = _columns(symbols).astype(np.int64), _columns(contexts).astype(np.int64)
+    t = table.astype(np.float64)
+    argmax = table.argmax(-1)
+    bits = float(np.sum(TABLE_BITS - np.log2(t[ctx[:, 0], sym[:, 0]])))
+    left, c, cur = sym[:, :-1], ctx[:, 1:], sym[:, 1:]
+    f = flag_contexts(left, c, ctx[:, :-1], table, argmax)
+    copy = cur == left
+    fl = flags.astype(np.float64)
+    bits += float(np.sum(np.log2(fl.sum(-1))[f] - np.log2(fl[f, copy.astype(np.int64)])))
+    new = ~copy
+    bits += float(np.sum(np.log2(TABLE_TOTAL - t[c, left][new]) - np.log2(t[c, cur][new])))
+    return bits
+
+
+def flag_counts(symbols: np.ndarray, contexts: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """(FLAG_CONTEXTS, 2) counts of copy flags of one layer (table design)."""
+    sym, ctx = _columns(symbols).astype(np.int64), _columns(contexts).astype(np.int64)
+    f = flag_contexts(sym[:, :-1], ctx[:, 1:], ctx[:, :-1], table, table.argmax(-1))
+    out = np.zeros((FLAG_CONTEXTS, 2))
+    np.add.at(out, (f.ravel(), (sym[:, 1:] == sym[:, :-1]).astype(np.int64).ravel()), 1.0)
+    return out
 
 
 def conditional_logits(n_qualities: int, plan: list):

@@ -15,7 +15,9 @@ After Feng et al., "NVTC: Nonlinear Vector Transform Coding", CVPR 2023:
 * entropy models: every index is coded with an integer table row chosen by a
   *discrete*, already-decoded context (the previous layer's index at the same
   position, or for a stage's first layer the co-located index of the coarser
-  stage's first layer), so decoding never depends on float rounding.
+  stage's first layer) and, after a layer's first column, a copy flag ("same
+  as the left neighbour", see :mod:`.entropy`), so decoding never depends on
+  float rounding. The encoder's ECVQ prices those real code lengths.
 
 One loop, :meth:`NVTC.run`, serves training, encoding and decoding; only the
 way a layer picks its codeword differs (a ``pick`` callback).
@@ -29,7 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .entropy import IntegerTables, conditional_logits, decode_symbols, encode_symbols
+from .entropy import (TABLE_BITS, TABLE_TOTAL, IntegerTables, conditional_logits, decode_layer, encode_layer,
+                      flag_contexts)
 from .layers import ResBlock, vt_stack
 
 DEFAULT_CONFIG = {
@@ -45,8 +48,6 @@ DEFAULT_CONFIG = {
     "lambdas": [40, 85, 180, 400],  # one entropy model per rate point (per-dimension MSE weight)
 }
 STAGE_FACTORS = (16, 8, 4)
-#: (position x codeword) ECVQ costs the encoder holds at a time (rows of a layer are assigned in chunks)
-ENCODE_CHUNK = 1 << 22
 #: finest-stage positions per decoding strip (about 1.3 Mi pixels)
 STRIP_POSITIONS = 1 << 16
 
@@ -208,18 +209,46 @@ class NVTC(nn.Module):
             raise RuntimeError("entropy tables not loaded: load the model with aigif.codec.zoo.load_model(quality)")
         return self.tables
 
+    def assign_columns(self, s: int, l: int, r: torch.Tensor, ctx: torch.Tensor, tables: IntegerTables) -> torch.Tensor:
+        """ECVQ with the code lengths the coder really spends (copy flags included), column by column.
+
+        In column x > 0 a candidate equal to the left neighbour costs its copy
+        flag; any other costs the flag 0 plus its symbol under the context's
+        row without the left symbol.
+        """
+        table = tables.tables[(s, l)]
+        flags = tables.flags[(s, l)].astype(np.float64)
+        sym_bits = torch.from_numpy(tables.bits(s, l))  # (rows, K)
+        flag_bits = torch.from_numpy(np.log2(flags.sum(-1, keepdims=True)) - np.log2(flags)).float()  # (16, 2)
+        argmax = table.argmax(-1)
+        n, _, h, w = r.shape
+        cb = self.codebooks[s][l].detach().float()
+        rr = r.detach().float().permute(0, 2, 3, 1).reshape(n * h, w, -1)  # rows x columns x d
+        c2 = ctx.reshape(n * h, w)
+        cnp = c2.numpy()
+        out = torch.zeros(n * h, w, dtype=torch.long)
+        lam = self.lmbda
+        for x in range(w):
+            v = rr[:, x]
+            dist = (v * v).sum(-1, keepdim=True) - 2 * v @ cb.t() + (cb * cb).sum(-1)
+            bits = sym_bits[c2[:, x]]
+            if x > 0:
+                left = out[:, x - 1]
+                f = torch.from_numpy(flag_contexts(left.numpy(), cnp[:, x], cnp[:, x - 1], table, argmax))
+                t_left = table[cnp[:, x], left.numpy()].astype(np.float64)
+                renorm = torch.from_numpy(np.log2(TABLE_TOTAL - t_left) - TABLE_BITS).float()  # row without left
+                bits = bits + (flag_bits[f, 0] + renorm)[:, None]
+                bits.scatter_(1, left[:, None], flag_bits[f, 1][:, None])
+            out[:, x] = (dist + bits / lam).argmin(-1)
+        return out.reshape(n, h, w)
+
     @torch.no_grad()
     def encode_indices(self, x: torch.Tensor) -> dict:
         """ECVQ codeword indices of x (1, 3, Hp, Wp) with the integer tables' code lengths (closed loop)."""
         tables = self._require_tables()
 
         def pick(s, l, r, idx, shape):
-            table = torch.from_numpy(tables.bits(s, l))
-            ctx = contexts_for(s, l, idx, shape)
-            n, _, h, w = r.shape
-            step = max(1, ENCODE_CHUNK // (n * w * table.shape[1]))  # rows whose (position x codeword) costs fit
-            i = torch.cat([self.assign(s, l, r[:, :, y : y + step], table[ctx[:, y : y + step]], self.lmbda)
-                           for y in range(0, h, step)], 1)
+            i = self.assign_columns(s, l, r, contexts_for(s, l, idx, shape), tables)
             return i, self.codewords(s, l, i)
 
         return self.run(pick, (x.shape[0], x.shape[2], x.shape[3]), self.analysis(x))[1]
@@ -237,7 +266,7 @@ class NVTC(nn.Module):
         encoder = constriction.stream.queue.RangeEncoder()
         for (s, l), i in idx.items():  # decode order
             ctx = contexts_for(s, l, idx, i.shape)
-            encode_symbols(encoder, i.numpy(), ctx.numpy(), tables.tables[(s, l)])
+            encode_layer(encoder, i.numpy(), ctx.numpy(), tables.tables[(s, l)], tables.flags[(s, l)])
         words = encoder.get_compressed()
         return {"strings": [words.astype("<u4").tobytes()], "shape": tuple(x.shape[-2:])}
 
@@ -254,7 +283,8 @@ class NVTC(nn.Module):
         for s, l, _rows, _k in context_plan(self.config):
             f = STAGE_FACTORS[s]
             ctx = contexts_for(s, l, idx, (1, hp // f, wp // f))
-            idx[(s, l)] = torch.from_numpy(decode_symbols(decoder, ctx.numpy(), tables.tables[(s, l)]))
+            idx[(s, l)] = torch.from_numpy(decode_layer(decoder, ctx.numpy(), tables.tables[(s, l)],
+                                                        tables.flags[(s, l)]))
         return idx
 
     def strip_margin(self) -> int:

@@ -260,16 +260,18 @@ def _center_crop(im, size: int):
     return im[:, y : y + size, x : x + size]
 
 
-def refine_tables(model, probs: dict, lmbda: float, n_images: int, rounds: int) -> dict:
-    """ECVQ table design (Chou, Lookabaugh & Gray 1989) on training images.
+def refine_tables(model, probs: dict, flag_probs: dict, lmbda: float, n_images: int, rounds: int) -> tuple:
+    """ECVQ table design (Chou, Lookabaugh & Gray 1989) on training images, copy flags included.
 
-    Alternates: encode with the current tables (eval mode, as the real encoder
-    does), count (context, symbol) pairs, and re-estimate each row as
-    ``(counts + a * old_row) / (n + a)`` (the learned row is the prior).
+    Alternates: encode with the current integer tables (eval mode, as the real
+    encoder does), count (context, symbol) pairs of the symbols coded with the
+    table (column 0 and those whose copy flag is 0) and (flag context, flag)
+    pairs, and re-estimate each symbol row as ``(counts + a * old_row) / (n + a)``
+    (the learned row is the prior) and each flag row with add-one smoothing.
     """
     import torch
 
-    from .entropy import IntegerTables, quantize_probs
+    from .entropy import IntegerTables, flag_counts, quantize_probs
     from .model import contexts_for, pad_multiple
 
     images = load_images(TRAIN_GLOB)
@@ -278,9 +280,12 @@ def refine_tables(model, probs: dict, lmbda: float, n_images: int, rounds: int) 
     model.eval()
     m = pad_multiple(model.config)
     for _ in range(rounds):
-        model.tables = IntegerTables({key: quantize_probs(p) for key, p in probs.items()})
+        tables = IntegerTables({key: quantize_probs(p) for key, p in probs.items()},
+                               {key: quantize_probs(p) for key, p in flag_probs.items()})
+        model.tables = tables
         model.lmbda = lmbda
         counts = {key: np.zeros_like(p) for key, p in probs.items()}
+        fcounts = {key: np.zeros_like(p) for key, p in flag_probs.items()}
         for im in images:
             _, h, w = im.shape
             im = im[:, : h - h % m, : w - w % m]
@@ -288,11 +293,16 @@ def refine_tables(model, probs: dict, lmbda: float, n_images: int, rounds: int) 
             with torch.no_grad():
                 idx = model.encode_indices(x)
             for (s, l), i in idx.items():
-                ctx = contexts_for(s, l, idx, i.shape).numpy().reshape(-1)
-                np.add.at(counts[(s, l)], (ctx, i.numpy().reshape(-1)), 1.0)
+                sym = i.numpy().reshape(-1, i.shape[-1])
+                ctx = contexts_for(s, l, idx, i.shape).numpy().reshape(sym.shape)
+                coded = np.ones(sym.shape, dtype=bool)
+                coded[:, 1:] = sym[:, 1:] != sym[:, :-1]
+                np.add.at(counts[(s, l)], (ctx[coded], sym[coded]), 1.0)
+                fcounts[(s, l)] += flag_counts(sym, ctx, tables.tables[(s, l)])
         probs = {key: (counts[key] + 0.5 * p.shape[1] * p) / (counts[key].sum(-1, keepdims=True) + 0.5 * p.shape[1])
                  for key, p in probs.items()}
-    return probs
+        flag_probs = {key: (c + 1.0) / (c.sum(-1, keepdims=True) + 2.0) for key, c in fcounts.items()}
+    return probs, flag_probs
 
 
 def compact(args) -> None:
@@ -358,7 +368,7 @@ def export(args) -> None:
     import torch
     from safetensors.numpy import save_file
 
-    from .entropy import quantize_probs
+    from .entropy import FLAG_CONTEXTS, quantize_probs
     from .model import NVTC, context_plan
 
     ck = load_checkpoint(args.ckpt)
@@ -372,10 +382,12 @@ def export(args) -> None:
     for q, lmbda in enumerate(cfg["lambdas"]):  # table set q = quality q + 1; lambdas ascend, so quality 1 = lowest rate
         probs = {(s, l): torch.softmax(model.logits[f"q{q}_s{s}_l{l}"].detach().double(), -1).numpy()
                  for s, l, _rows, _k in context_plan(cfg)}
+        flag_probs = {key: np.full((FLAG_CONTEXTS, 2), 0.5) for key in probs}  # designed by refine_tables
         if args.refine:
-            probs = refine_tables(model, probs, float(lmbda), args.refine, args.refine_rounds)
+            probs, flag_probs = refine_tables(model, probs, flag_probs, float(lmbda), args.refine, args.refine_rounds)
         for (s, l), pr in probs.items():
             tensors[f"table.q{q + 1}.s{s}_l{l}"] = quantize_probs(pr)
+            tensors[f"flag.q{q + 1}.s{s}_l{l}"] = quantize_probs(flag_probs[(s, l)])
         print(f"quality {q + 1}: lambda {lmbda}", flush=True)
     meta = {"config": json.dumps(cfg, sort_keys=True), "format": "aigif-nvtc-2", "train_step": str(ck["step"])}
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
@@ -415,8 +427,9 @@ def main(argv=None) -> None:
     e = sub.add_parser("export")
     e.add_argument("--ckpt", default="runs/nvtc/last.pt", help="a .pt checkpoint or a folder written by compact")
     e.add_argument("--out", default="aigif/assets/nvtc/nvtc_v2.safetensors")
-    e.add_argument("--refine", type=int, default=0, help="re-estimate tables on this many training images")
-    e.add_argument("--refine-rounds", type=int, default=2)
+    e.add_argument("--refine", type=int, default=24,
+                   help="design the tables (and the copy flags' tables) on this many training images; 0: none")
+    e.add_argument("--refine-rounds", type=int, default=3)
     e.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     {"train": train, "compact": compact, "export": export}[args.cmd](args)

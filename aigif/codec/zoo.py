@@ -32,7 +32,7 @@ MODELS = {q: (MODEL_FILES[2], {"arch": "nvtc-v2", "model_id": 2}) for q in (1, 2
 
 #: sha256 of each shipped file (written by the export step; see spec/codec-nvtc.md)
 SHA256: dict = {
-    "nvtc_v2.safetensors": "872c79a9b1b22efb057de9e9957bddb7639ea3f225cea57ef766887cdd5581ed",
+    "nvtc_v2.safetensors": "d32ddb87d8a87dfbfcdaa048755eef6a7a34fc39ab4ef20ef5ca04b652f8a2f3",
 }
 
 QUALITIES = tuple(sorted(MODELS))
@@ -65,7 +65,7 @@ def load_model(quality: int):
     from safetensors import safe_open
     from safetensors.numpy import load_file
 
-    from .entropy import IntegerTables
+    from .entropy import FLAG_CONTEXTS, IntegerTables
     from .model import NVTC, context_plan
 
     name, fixed = check_quality(quality)
@@ -91,7 +91,14 @@ def load_model(quality: int):
         if t is None or t.shape != (rows, k) or t.dtype != np.uint16:
             raise ModelError(f"{name}: table {key} missing or not uint16 {(rows, k)}")
         tables[(s, l)] = t
-    model.tables = IntegerTables(tables)
+    flags = {}
+    for s, l, _rows, _k in context_plan(cfg):
+        key = f"flag.q{quality}.s{s}_l{l}"
+        t = arrays.get(key)
+        if t is None or t.shape != (FLAG_CONTEXTS, 2) or t.dtype != np.uint16:
+            raise ModelError(f"{name}: copy-flag table {key} missing or not uint16 {(FLAG_CONTEXTS, 2)}")
+        flags[(s, l)] = t
+    model.tables = IntegerTables(tables, flags)
     model.lmbda = float(cfg["lambdas"][quality - 1])
     model.eval()
     return model
