@@ -61,18 +61,31 @@ class IntegerTables:
 
 
 # ---- copy flags -------------------------------------------------------------
-#: contexts of the copy flag: 8 * [left == the row's most probable symbol] + 4 * [context == left's context]
-#: + bucket of the left symbol's table entry (thresholds 0.02, 0.1, 0.4 of 2**16)
-FLAG_CONTEXTS = 16
-FLAG_BUCKETS = (1311, 6554, 26214)
+#: contexts of the copy flag (see :func:`flag_contexts`)
+FLAG_CONTEXTS = 128
+FLAG_BUCKETS = (1311, 6554, 26214)  # 0.02, 0.1, 0.4 of 2**16
 
 
-def flag_contexts(left: np.ndarray, ctx: np.ndarray, ctx_left: np.ndarray, table: np.ndarray,
-                  argmax: np.ndarray) -> np.ndarray:
-    """Context (0..15) of the copy flag of a column's symbols; integer features only."""
-    t = table[ctx, left]
+def flag_contexts(sym: np.ndarray, ctx: np.ndarray, x: int, table: np.ndarray, argmax: np.ndarray,
+                  n_images: int) -> np.ndarray:
+    """Context (0..127) of the copy flags of column ``x`` > 0; integer features of decoded symbols only.
+
+    ``sym``/``ctx`` are (rows, W) with rows = images x H (columns < x of ``sym``
+    decoded). With L the left neighbour: 64 * [L is its row's most probable
+    symbol] + 32 * [same context as the left] + 8 * (thresholds of the table
+    entry of L reached) + 4 * [up-left = L] + 2 * [down-left = L] + [left-left = L].
+    """
+    left, c = sym[:, x - 1], ctx[:, x]
+    t = table[c, left]
     bucket = sum((t >= v).astype(np.int64) for v in FLAG_BUCKETS)
-    return 8 * (left == argmax[ctx]) + 4 * (ctx == ctx_left) + bucket
+    col = left.reshape(n_images, -1)
+    up_left = np.full_like(col, -1)
+    up_left[:, 1:] = col[:, :-1]
+    down_left = np.full_like(col, -1)
+    down_left[:, :-1] = col[:, 1:]
+    left_left = sym[:, x - 2] if x >= 2 else np.full_like(left, -1)
+    return (64 * (left == argmax[c]) + 32 * (c == ctx[:, x - 1]) + 8 * bucket
+            + 4 * (up_left.ravel() == left) + 2 * (down_left.ravel() == left) + (left_left == left))
 
 
 def _columns(a: np.ndarray) -> np.ndarray:
@@ -90,13 +103,14 @@ def encode_layer(encoder, symbols: np.ndarray, contexts: np.ndarray, table: np.n
     import constriction
 
     fam = constriction.stream.model.Categorical(perfect=False)
+    n = symbols.shape[0]
     sym, ctx = _columns(symbols).astype(np.int64), _columns(contexts).astype(np.int64)
     tf, ff, argmax = table.astype(np.float64), flags.astype(np.float64), table.argmax(-1)
     encoder.encode(sym[:, 0].astype(np.int32), fam, tf[ctx[:, 0]])
     for x in range(1, sym.shape[1]):
         left, c = sym[:, x - 1], ctx[:, x]
         copy = sym[:, x] == left
-        encoder.encode(copy.astype(np.int32), fam, ff[flag_contexts(left, c, ctx[:, x - 1], table, argmax)])
+        encoder.encode(copy.astype(np.int32), fam, ff[flag_contexts(sym, ctx, x, table, argmax, n)])
         new = ~copy
         if new.any():
             rows = tf[c[new]]
@@ -109,13 +123,14 @@ def decode_layer(decoder, contexts: np.ndarray, table: np.ndarray, flags: np.nda
     import constriction
 
     fam = constriction.stream.model.Categorical(perfect=False)
+    n = contexts.shape[0]
     ctx = _columns(contexts).astype(np.int64)
     tf, ff, argmax = table.astype(np.float64), flags.astype(np.float64), table.argmax(-1)
     out = np.zeros(ctx.shape, dtype=np.int64)
     out[:, 0] = decoder.decode(fam, tf[ctx[:, 0]])
     for x in range(1, ctx.shape[1]):
         left, c = out[:, x - 1], ctx[:, x]
-        copy = decoder.decode(fam, ff[flag_contexts(left, c, ctx[:, x - 1], table, argmax)]).astype(bool)
+        copy = decoder.decode(fam, ff[flag_contexts(out, ctx, x, table, argmax, n)]).astype(bool)
         col = left.copy()
         new = ~copy
         if new.any():
@@ -128,26 +143,29 @@ def decode_layer(decoder, contexts: np.ndarray, table: np.ndarray, flags: np.nda
 
 def layer_code_length(symbols: np.ndarray, contexts: np.ndarray, table: np.ndarray, flags: np.ndarray) -> float:
     """Ideal code length in bits of :func:`encode_layer` with these integer tables (tests, table design)."""
+    n = symbols.shape[0]
     sym, ctx = _columns(symbols).astype(np.int64), _columns(contexts).astype(np.int64)
-    t = table.astype(np.float64)
-    argmax = table.argmax(-1)
+    t, fl, argmax = table.astype(np.float64), flags.astype(np.float64), table.argmax(-1)
     bits = float(np.sum(TABLE_BITS - np.log2(t[ctx[:, 0], sym[:, 0]])))
-    left, c, cur = sym[:, :-1], ctx[:, 1:], sym[:, 1:]
-    f = flag_contexts(left, c, ctx[:, :-1], table, argmax)
-    copy = cur == left
-    fl = flags.astype(np.float64)
-    bits += float(np.sum(np.log2(fl.sum(-1))[f] - np.log2(fl[f, copy.astype(np.int64)])))
-    new = ~copy
-    bits += float(np.sum(np.log2(TABLE_TOTAL - t[c, left][new]) - np.log2(t[c, cur][new])))
+    for x in range(1, sym.shape[1]):
+        left, c, cur = sym[:, x - 1], ctx[:, x], sym[:, x]
+        f = flag_contexts(sym, ctx, x, table, argmax, n)
+        copy = cur == left
+        bits += float(np.sum(np.log2(fl.sum(-1))[f] - np.log2(fl[f, copy.astype(np.int64)])))
+        new = ~copy
+        bits += float(np.sum(np.log2(TABLE_TOTAL - t[c, left][new]) - np.log2(t[c, cur][new])))
     return bits
 
 
 def flag_counts(symbols: np.ndarray, contexts: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """(FLAG_CONTEXTS, 2) counts of copy flags of one layer (table design)."""
+    """(FLAG_CONTEXTS, 2) counts of the copy flags of one layer (N, H, W) (table design)."""
+    n = symbols.shape[0]
     sym, ctx = _columns(symbols).astype(np.int64), _columns(contexts).astype(np.int64)
-    f = flag_contexts(sym[:, :-1], ctx[:, 1:], ctx[:, :-1], table, table.argmax(-1))
+    argmax = table.argmax(-1)
     out = np.zeros((FLAG_CONTEXTS, 2))
-    np.add.at(out, (f.ravel(), (sym[:, 1:] == sym[:, :-1]).astype(np.int64).ravel()), 1.0)
+    for x in range(1, sym.shape[1]):
+        f = flag_contexts(sym, ctx, x, table, argmax, n)
+        np.add.at(out, (f, (sym[:, x] == sym[:, x - 1]).astype(np.int64)), 1.0)
     return out
 
 

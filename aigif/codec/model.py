@@ -234,7 +234,7 @@ class NVTC(nn.Module):
             bits = sym_bits[c2[:, x]]
             if x > 0:
                 left = out[:, x - 1]
-                f = torch.from_numpy(flag_contexts(left.numpy(), cnp[:, x], cnp[:, x - 1], table, argmax))
+                f = torch.from_numpy(flag_contexts(out.numpy(), cnp, x, table, argmax, n))
                 t_left = table[cnp[:, x], left.numpy()].astype(np.float64)
                 renorm = torch.from_numpy(np.log2(TABLE_TOTAL - t_left) - TABLE_BITS).float()  # row without left
                 bits = bits + (flag_bits[f, 0] + renorm)[:, None]

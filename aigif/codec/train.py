@@ -293,12 +293,13 @@ def refine_tables(model, probs: dict, flag_probs: dict, lmbda: float, n_images: 
             with torch.no_grad():
                 idx = model.encode_indices(x)
             for (s, l), i in idx.items():
+                ctx3 = contexts_for(s, l, idx, i.shape).numpy()
+                fcounts[(s, l)] += flag_counts(i.numpy(), ctx3, tables.tables[(s, l)])
                 sym = i.numpy().reshape(-1, i.shape[-1])
-                ctx = contexts_for(s, l, idx, i.shape).numpy().reshape(sym.shape)
+                ctx = ctx3.reshape(sym.shape)
                 coded = np.ones(sym.shape, dtype=bool)
                 coded[:, 1:] = sym[:, 1:] != sym[:, :-1]
                 np.add.at(counts[(s, l)], (ctx[coded], sym[coded]), 1.0)
-                fcounts[(s, l)] += flag_counts(sym, ctx, tables.tables[(s, l)])
         probs = {key: (counts[key] + 0.5 * p.shape[1] * p) / (counts[key].sum(-1, keepdims=True) + 0.5 * p.shape[1])
                  for key, p in probs.items()}
         flag_probs = {key: (c + 1.0) / (c.sum(-1, keepdims=True) + 2.0) for key, c in fcounts.items()}
