@@ -32,7 +32,7 @@ MODELS = {q: (MODEL_FILES[2], {"arch": "nvtc-v2", "model_id": 2}) for q in (1, 2
 
 #: sha256 of each shipped file (written by the export step; see spec/codec-nvtc.md)
 SHA256: dict = {
-    "nvtc_v2.safetensors": "bdfa6d9400a6ebb1c650f5c7792a4b48ce90e01de09c8572c2a1496b50c10069",
+    "nvtc_v2.safetensors": "a8e8ec9eedba0769fcd4a1239e3661ff3ed8aee7f4b2682f3f630e59b956445c",
 }
 
 QUALITIES = tuple(sorted(MODELS))
