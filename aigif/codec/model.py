@@ -78,6 +78,11 @@ def contexts_for(stage: int, layer: int, idx: dict, shape, device=None) -> torch
     return parent.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)
 
 
+def squared_distances(v: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+    """||v - c_k||^2 for every vector (last axis) of ``v`` and codeword row of ``codebook``: (..., K)."""
+    return (v * v).sum(-1, keepdim=True) - 2 * v @ codebook.t() + (codebook * codebook).sum(-1)
+
+
 class NVTC(nn.Module):
     """Transforms + codebooks. Entropy model: ``logits`` (training) or ``tables`` (coding)."""
 
@@ -172,8 +177,7 @@ class NVTC(nn.Module):
     def assign(self, s: int, l: int, r: torch.Tensor, bits: torch.Tensor | None, lmbda: float) -> torch.Tensor:
         """argmin_k ||r - c_k||^2 + bits[..., k] / lmbda; r (N, d, H, W), bits (N, H, W, K). float32."""
         cb = self.codebooks[s][l].detach().float()
-        rr = r.detach().float().permute(0, 2, 3, 1)
-        dist = (rr * rr).sum(-1, keepdim=True) - 2 * rr @ cb.t() + (cb * cb).sum(-1)
+        dist = squared_distances(r.detach().float().permute(0, 2, 3, 1), cb)
         if bits is not None:
             dist = dist + bits.float() / lmbda
         return dist.argmin(-1)
@@ -219,7 +223,7 @@ class NVTC(nn.Module):
         table = tables.tables[(s, l)]
         flags = tables.flags[(s, l)].astype(np.float64)
         sym_bits = torch.from_numpy(tables.bits(s, l))  # (rows, K)
-        flag_bits = torch.from_numpy(np.log2(flags.sum(-1, keepdims=True)) - np.log2(flags)).float()  # (16, 2)
+        flag_bits = torch.from_numpy(np.log2(flags.sum(-1, keepdims=True)) - np.log2(flags)).float()  # (contexts, 2)
         argmax = table.argmax(-1)
         n, _, h, w = r.shape
         cb = self.codebooks[s][l].detach().float()
@@ -229,8 +233,7 @@ class NVTC(nn.Module):
         out = torch.zeros(n * h, w, dtype=torch.long)
         lam = self.lmbda
         for x in range(w):
-            v = rr[:, x]
-            dist = (v * v).sum(-1, keepdim=True) - 2 * v @ cb.t() + (cb * cb).sum(-1)
+            dist = squared_distances(rr[:, x], cb)
             bits = sym_bits[c2[:, x]]
             if x > 0:
                 left = out[:, x - 1]
