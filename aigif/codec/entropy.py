@@ -51,14 +51,6 @@ class IntegerTables:
     tables: dict = field(default_factory=dict)
     flags: dict = field(default_factory=dict)
 
-    def bits(self, stage: int, layer: int) -> np.ndarray:
-        """Code length in bits of every (context, symbol) of the symbol table (training and ECVQ)."""
-        f = self.tables[(stage, layer)].astype(np.float64)
-        return (TABLE_BITS - np.log2(f)).astype(np.float32)
-
-    def rows(self, stage: int, layer: int) -> int:
-        return self.tables[(stage, layer)].shape[0]
-
 
 # ---- copy flags -------------------------------------------------------------
 #: contexts of the copy flag (see :func:`flag_contexts`)
@@ -93,6 +85,13 @@ def _columns(a: np.ndarray) -> np.ndarray:
     return a.reshape(-1, a.shape[-1])
 
 
+def _rows_without_left(tf: np.ndarray, c: np.ndarray, left: np.ndarray) -> np.ndarray:
+    """Context rows with the left symbol's weight set to 0 (a flag 0 says the symbol is not the left one)."""
+    rows = tf[c]
+    rows[np.arange(len(rows)), left] = 0.0
+    return rows
+
+
 def encode_layer(encoder, symbols: np.ndarray, contexts: np.ndarray, table: np.ndarray, flags: np.ndarray) -> None:
     """Append one layer's symbols (N, H, W) to ``encoder`` (order: ``spec/codec-nvtc.md`` section 4).
 
@@ -108,14 +107,12 @@ def encode_layer(encoder, symbols: np.ndarray, contexts: np.ndarray, table: np.n
     tf, ff, argmax = table.astype(np.float64), flags.astype(np.float64), table.argmax(-1)
     encoder.encode(sym[:, 0].astype(np.int32), fam, tf[ctx[:, 0]])
     for x in range(1, sym.shape[1]):
-        left, c = sym[:, x - 1], ctx[:, x]
+        left = sym[:, x - 1]
         copy = sym[:, x] == left
         encoder.encode(copy.astype(np.int32), fam, ff[flag_contexts(sym, ctx, x, table, argmax, n)])
         new = ~copy
         if new.any():
-            rows = tf[c[new]]
-            rows[np.arange(len(rows)), left[new]] = 0.0
-            encoder.encode(sym[new, x].astype(np.int32), fam, rows)
+            encoder.encode(sym[new, x].astype(np.int32), fam, _rows_without_left(tf, ctx[new, x], left[new]))
 
 
 def decode_layer(decoder, contexts: np.ndarray, table: np.ndarray, flags: np.ndarray) -> np.ndarray:
@@ -129,44 +126,67 @@ def decode_layer(decoder, contexts: np.ndarray, table: np.ndarray, flags: np.nda
     out = np.zeros(ctx.shape, dtype=np.int64)
     out[:, 0] = decoder.decode(fam, tf[ctx[:, 0]])
     for x in range(1, ctx.shape[1]):
-        left, c = out[:, x - 1], ctx[:, x]
+        left = out[:, x - 1]
         copy = decoder.decode(fam, ff[flag_contexts(out, ctx, x, table, argmax, n)]).astype(bool)
         col = left.copy()
         new = ~copy
         if new.any():
-            rows = tf[c[new]]
-            rows[np.arange(len(rows)), left[new]] = 0.0
-            col[new] = decoder.decode(fam, rows)
+            col[new] = decoder.decode(fam, _rows_without_left(tf, ctx[new, x], left[new]))
         out[:, x] = col
     return out.reshape(contexts.shape)
+
+
+def code_lengths(table: np.ndarray, flags: np.ndarray) -> tuple:
+    """(symbol bits (contexts, K), flag bits (FLAG_CONTEXTS, 2)) of integer tables, float64."""
+    t, fl = table.astype(np.float64), flags.astype(np.float64)
+    return TABLE_BITS - np.log2(t), np.log2(fl.sum(-1, keepdims=True)) - np.log2(fl)
+
+
+def column_costs(sym: np.ndarray, ctx: np.ndarray, x: int, table: np.ndarray, argmax: np.ndarray, n_images: int,
+                 sym_bits: np.ndarray, flag_bits: np.ndarray) -> np.ndarray:
+    """(rows, K) bits :func:`encode_layer` spends on each possible symbol of column ``x`` (columns < x known).
+
+    Column 0: the context row. Column x > 0: the symbol equal to the left costs
+    its copy flag 1; any other the flag 0 plus its code length in the row
+    without the left symbol. The encoder's ECVQ and the tests use these.
+    """
+    if x == 0:
+        return sym_bits[ctx[:, 0]]
+    left, c = sym[:, x - 1], ctx[:, x]
+    f = flag_contexts(sym, ctx, x, table, argmax, n_images)
+    renorm = np.log2(TABLE_TOTAL - table[c, left].astype(np.float64)) - TABLE_BITS
+    bits = sym_bits[c] + (flag_bits[f, 0] + renorm)[:, None]
+    bits[np.arange(len(c)), left] = flag_bits[f, 1]
+    return bits
 
 
 def layer_code_length(symbols: np.ndarray, contexts: np.ndarray, table: np.ndarray, flags: np.ndarray) -> float:
     """Ideal code length in bits of :func:`encode_layer` with these integer tables (tests, table design)."""
     n = symbols.shape[0]
     sym, ctx = _columns(symbols).astype(np.int64), _columns(contexts).astype(np.int64)
-    t, fl, argmax = table.astype(np.float64), flags.astype(np.float64), table.argmax(-1)
-    bits = float(np.sum(TABLE_BITS - np.log2(t[ctx[:, 0], sym[:, 0]])))
-    for x in range(1, sym.shape[1]):
-        left, c, cur = sym[:, x - 1], ctx[:, x], sym[:, x]
-        f = flag_contexts(sym, ctx, x, table, argmax, n)
-        copy = cur == left
-        bits += float(np.sum(np.log2(fl.sum(-1))[f] - np.log2(fl[f, copy.astype(np.int64)])))
-        new = ~copy
-        bits += float(np.sum(np.log2(TABLE_TOTAL - t[c, left][new]) - np.log2(t[c, cur][new])))
-    return bits
+    sym_bits, flag_bits = code_lengths(table, flags)
+    argmax = table.argmax(-1)
+    rows = np.arange(len(sym))
+    return float(sum(np.sum(column_costs(sym, ctx, x, table, argmax, n, sym_bits, flag_bits)[rows, sym[:, x]])
+                     for x in range(sym.shape[1])))
 
 
-def flag_counts(symbols: np.ndarray, contexts: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """(FLAG_CONTEXTS, 2) counts of the copy flags of one layer (N, H, W) (table design)."""
+def flag_counts(symbols: np.ndarray, contexts: np.ndarray, table: np.ndarray) -> tuple:
+    """Counts of one layer (N, H, W) for table design: ``(flags (FLAG_CONTEXTS, 2), coded)``.
+
+    ``coded`` is the (rows, W) mask of the symbols coded with their context row
+    (column 0 and those whose copy flag is 0).
+    """
     n = symbols.shape[0]
     sym, ctx = _columns(symbols).astype(np.int64), _columns(contexts).astype(np.int64)
     argmax = table.argmax(-1)
     out = np.zeros((FLAG_CONTEXTS, 2))
+    coded = np.ones(sym.shape, dtype=bool)
     for x in range(1, sym.shape[1]):
-        f = flag_contexts(sym, ctx, x, table, argmax, n)
-        np.add.at(out, (f, (sym[:, x] == sym[:, x - 1]).astype(np.int64)), 1.0)
-    return out
+        copy = sym[:, x] == sym[:, x - 1]
+        np.add.at(out, (flag_contexts(sym, ctx, x, table, argmax, n), copy.astype(np.int64)), 1.0)
+        coded[:, x] = ~copy
+    return out, coded
 
 
 def conditional_logits(n_qualities: int, plan: list):

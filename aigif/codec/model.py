@@ -31,8 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .entropy import (TABLE_BITS, TABLE_TOTAL, IntegerTables, conditional_logits, decode_layer, encode_layer,
-                      flag_contexts)
+from .entropy import IntegerTables, code_lengths, column_costs, conditional_logits, decode_layer, encode_layer
 from .layers import ResBlock, vt_stack
 
 DEFAULT_CONFIG = {
@@ -216,34 +215,21 @@ class NVTC(nn.Module):
     def assign_columns(self, s: int, l: int, r: torch.Tensor, ctx: torch.Tensor, tables: IntegerTables) -> torch.Tensor:
         """ECVQ with the code lengths the coder really spends (copy flags included), column by column.
 
-        In column x > 0 a candidate equal to the left neighbour costs its copy
-        flag; any other costs the flag 0 plus its symbol under the context's
-        row without the left symbol.
+        Costs come from :func:`.entropy.column_costs`, so the encoder prices
+        exactly what :func:`.entropy.encode_layer` writes.
         """
         table = tables.tables[(s, l)]
-        flags = tables.flags[(s, l)].astype(np.float64)
-        sym_bits = torch.from_numpy(tables.bits(s, l))  # (rows, K)
-        flag_bits = torch.from_numpy(np.log2(flags.sum(-1, keepdims=True)) - np.log2(flags)).float()  # (contexts, 2)
+        sym_bits, flag_bits = code_lengths(table, tables.flags[(s, l)])
         argmax = table.argmax(-1)
         n, _, h, w = r.shape
         cb = self.codebooks[s][l].detach().float()
         rr = r.detach().float().permute(0, 2, 3, 1).reshape(n * h, w, -1)  # rows x columns x d
-        c2 = ctx.reshape(n * h, w)
-        cnp = c2.numpy()
-        out = torch.zeros(n * h, w, dtype=torch.long)
-        lam = self.lmbda
+        cnp = ctx.reshape(n * h, w).numpy()
+        out = np.zeros((n * h, w), dtype=np.int64)
         for x in range(w):
-            dist = squared_distances(rr[:, x], cb)
-            bits = sym_bits[c2[:, x]]
-            if x > 0:
-                left = out[:, x - 1]
-                f = torch.from_numpy(flag_contexts(out.numpy(), cnp, x, table, argmax, n))
-                t_left = table[cnp[:, x], left.numpy()].astype(np.float64)
-                renorm = torch.from_numpy(np.log2(TABLE_TOTAL - t_left) - TABLE_BITS).float()  # row without left
-                bits = bits + (flag_bits[f, 0] + renorm)[:, None]
-                bits.scatter_(1, left[:, None], flag_bits[f, 1][:, None])
-            out[:, x] = (dist + bits / lam).argmin(-1)
-        return out.reshape(n, h, w)
+            bits = torch.from_numpy(column_costs(out, cnp, x, table, argmax, n, sym_bits, flag_bits)).float()
+            out[:, x] = (squared_distances(rr[:, x], cb) + bits / self.lmbda).argmin(-1).numpy()
+        return torch.from_numpy(out.reshape(n, h, w))
 
     @torch.no_grad()
     def encode_indices(self, x: torch.Tensor) -> dict:

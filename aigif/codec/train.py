@@ -122,6 +122,24 @@ def save_checkpoint(path: str, cfg: dict, model, opt, step: int, total: int, fin
     os.replace(tmp, path)
 
 
+def train_step(model, opt, x, quality: int, active: int, ecvq: bool, amp: bool) -> tuple:
+    """One optimisation step on batch ``x``: returns (model output, mse, bits per pixel)."""
+    import torch
+    import torch.nn.functional as F
+
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+        out = model(x, quality=quality, active=active, ecvq=ecvq)
+    mse = F.mse_loss(out["x_hat"].float(), x)
+    bpp = out["bits"] / (x.shape[0] * x.shape[2] * x.shape[3])
+    # transforms and codebooks see mse + vq (lambda steers ECVQ); only the logits see the rate (bits per dim)
+    loss = mse + out["vq_loss"] + bpp / 3.0
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(opt.param_groups[0]["params"], 1.0)
+    opt.step()
+    return out, mse, bpp
+
+
 def calibrate_steps(cfg: dict, images, args, device) -> int:
     """Schedule length that fits ``--budget-minutes``: time 20 full steps of a throwaway model."""
     import torch
@@ -138,13 +156,7 @@ def calibrate_steps(cfg: dict, images, args, device) -> int:
             if device.type == "cuda":
                 torch.cuda.synchronize()
             t0 = time.time()
-        x = random_batch(images, args.batch, args.crop, gen, device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            out = model(x, quality=0, active=3, ecvq=True)
-        loss = (out["x_hat"].float() - x).pow(2).mean() + out["vq_loss"] + out["bits"] * 1e-6
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        train_step(model, opt, random_batch(images, args.batch, args.crop, gen, device), 0, 3, True, amp)
     if device.type == "cuda":
         torch.cuda.synchronize()
     per_step = (time.time() - t0) / 20
@@ -155,7 +167,6 @@ def calibrate_steps(cfg: dict, images, args, device) -> int:
 
 def train(args) -> None:
     import torch
-    import torch.nn.functional as F
 
     from .model import DEFAULT_CONFIG, NVTC
 
@@ -212,17 +223,7 @@ def train(args) -> None:
             g["lr"] = lr * g["lr_mult"]
         x = random_batch(images, args.batch, args.crop, gen, device)
         q = int(torch.randint(len(cfg["lambdas"]), (1,), generator=gen))
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            out = model(x, quality=q, active=active, ecvq=ecvq)
-        mse = F.mse_loss(out["x_hat"].float(), x)
-        npix = x.shape[0] * x.shape[2] * x.shape[3]
-        bpp = out["bits"] / npix
-        # transforms and codebooks see mse + vq (lambda steers ECVQ); only the logits see the rate (bits per dim)
-        loss = mse + out["vq_loss"] + bpp / 3.0
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(opt.param_groups[0]["params"], 1.0)
-        opt.step()
+        out, mse, bpp = train_step(model, opt, x, q, active, ecvq, amp)
         step += 1
         if react:
             k_of = cfg["codebooks"]
@@ -294,11 +295,9 @@ def refine_tables(model, probs: dict, flag_probs: dict, lmbda: float, n_images: 
                 idx = model.encode_indices(x)
             for (s, l), i in idx.items():
                 ctx3 = contexts_for(s, l, idx, i.shape).numpy()
-                fcounts[(s, l)] += flag_counts(i.numpy(), ctx3, tables.tables[(s, l)])
-                sym = i.numpy().reshape(-1, i.shape[-1])
-                ctx = ctx3.reshape(sym.shape)
-                coded = np.ones(sym.shape, dtype=bool)
-                coded[:, 1:] = sym[:, 1:] != sym[:, :-1]
+                flags_seen, coded = flag_counts(i.numpy(), ctx3, tables.tables[(s, l)])
+                fcounts[(s, l)] += flags_seen
+                sym, ctx = i.numpy().reshape(coded.shape), ctx3.reshape(coded.shape)
                 np.add.at(counts[(s, l)], (ctx[coded], sym[coded]), 1.0)
         probs = {key: (counts[key] + 0.5 * p.shape[1] * p) / (counts[key].sum(-1, keepdims=True) + 0.5 * p.shape[1])
                  for key, p in probs.items()}
