@@ -2,7 +2,7 @@
 # Train the NVTC codec on a lent GPU (the device tool), in the background.
 #
 #   benchmarks/gpu_train_nvtc.sh start   # starts training under setsid, shows the first log lines
-#   INIT=aigif/assets/nvtc/nvtc_v2.safetensors BUDGET=25 MINUTES=26 benchmarks/gpu_train_nvtc.sh start
+#   INIT=aigif/assets/nvtc/nvtc_id3.safetensors BUDGET=25 MINUTES=26 benchmarks/gpu_train_nvtc.sh start
 #                                        # goes on training the shipped model (ECVQ fine-tuning)
 #   benchmarks/gpu_train_nvtc.sh poll    # waits, shows the log, compacts the checkpoint into $OUT/ckpt
 #

@@ -57,3 +57,23 @@ def _maker_on_path(monkeypatch):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     monkeypatch.setitem(sys.modules, "spec_codec", module)
+
+
+def test_spec_pins_the_shipped_weights():
+    """The sha256 table of spec/codec-nvtc.md, the registry and the shipped files agree."""
+    import os
+    import re
+
+    from aigif.codec import zoo
+
+    spec = (ROOT.parent.parent / "codec-nvtc.md").read_text(encoding="utf-8")
+    table = spec.split("<!-- SHA-TABLE -->")[1].split("<!-- /SHA-TABLE -->")[0]
+    rows = re.findall(r"\| ([\d, ]+) \| (\d+) \| `([^`]+)` \| (\d+) \| `([0-9a-f]{64})` \|", table)
+    assert rows, "no sha256 rows in spec/codec-nvtc.md"
+    for qualities, model_id, name, size, sha in rows:
+        assert zoo.SHA256[name] == sha
+        assert zoo.MODEL_FILES[int(model_id)] == name
+        assert sorted(int(q) for q in qualities.split(",")) == [q for q in zoo.QUALITIES if zoo.MODELS[q][0] == name]
+        path = os.path.join(zoo.ASSET_DIR, name)
+        assert os.path.getsize(path) == int(size) and zoo.file_sha256(path) == sha
+    assert {name for _q, _m, name, _s, _h in rows} == set(zoo.SHA256)

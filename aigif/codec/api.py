@@ -69,6 +69,9 @@ def _unpack(data: bytes, max_pixels: int) -> tuple:
         raise CorruptError(f"NVTC payload: crc32 mismatch at offset {end}")
     if version != VERSION:
         raise CorruptError(f"NVTC payload: version {version} at offset 4, expected {VERSION}")
+    if model_id in zoo.RETIRED_MODEL_IDS:
+        raise UnknownCodecError(f"NVTC payload: model id {model_id} at offset 5 is retired "
+                                f"({zoo.RETIRED_MODEL_IDS[model_id]}); re-encode the source image with this version")
     if model_id not in zoo.MODEL_IDS:
         raise UnknownCodecError(f"NVTC payload: unknown model id {model_id} at offset 5; known: {sorted(zoo.MODEL_IDS)}")
     if quality not in zoo.MODELS or zoo.MODELS[quality][1]["model_id"] != model_id:

@@ -58,26 +58,57 @@ FLAG_CONTEXTS = 128
 FLAG_BUCKETS = (1311, 6554, 26214)  # 0.02, 0.1, 0.4 of 2**16
 
 
-def flag_contexts(sym: np.ndarray, ctx: np.ndarray, x: int, table: np.ndarray, argmax: np.ndarray,
-                  n_images: int) -> np.ndarray:
-    """Context (0..127) of the copy flags of column ``x`` > 0; integer features of decoded symbols only.
+def left_features(table: np.ndarray) -> np.ndarray:
+    """(contexts, K) part of the copy-flag context fixed by (context c, left symbol k):
+    64 * [k is row c's most probable symbol] + 8 * (thresholds ``FLAG_BUCKETS`` that ``table[c, k]`` reaches)."""
+    bucket = sum((table >= v).astype(np.int64) for v in FLAG_BUCKETS)
+    return 64 * (np.arange(table.shape[1]) == table.argmax(-1)[:, None]) + 8 * bucket
 
-    ``sym``/``ctx`` are (rows, W) with rows = images x H (columns < x of ``sym``
-    decoded). With L the left neighbour: 64 * [L is its row's most probable
-    symbol] + 32 * [same context as the left] + 8 * (thresholds of the table
-    entry of L reached) + 4 * [up-left = L] + 2 * [down-left = L] + [left-left = L].
+
+def flag_context(left: np.ndarray, c: np.ndarray, same_ctx: np.ndarray, up_left: np.ndarray,
+                 down_left: np.ndarray, left_left: np.ndarray, lf: np.ndarray) -> np.ndarray:
+    """Copy-flag context (0..127) of a symbol with context ``c`` whose left neighbour is ``left``.
+
+    ``lf[c, left]`` (:func:`left_features`) + 32 * [same context as the left]
+    + 4 * [up-left = left] + 2 * [down-left = left] + [left-left = left].
+    All arguments are (rows,).
     """
-    left, c = sym[:, x - 1], ctx[:, x]
-    t = table[c, left]
-    bucket = sum((t >= v).astype(np.int64) for v in FLAG_BUCKETS)
-    col = left.reshape(n_images, -1)
+    return lf[c, left] + 32 * same_ctx + 4 * (up_left == left) + 2 * (down_left == left) + (left_left == left)
+
+
+def candidate_flag_contexts(c: np.ndarray, same_ctx: np.ndarray, up_left: np.ndarray, down_left: np.ndarray,
+                            left_left: np.ndarray, lf: np.ndarray) -> np.ndarray:
+    """(rows, K): :func:`flag_context` for every possible left symbol at once (the encoder's trellis).
+
+    Each neighbour term matches one candidate per row, so it is added to that entry only.
+    """
+    f = lf[c] + 32 * same_ctx[:, None]
+    rows = np.arange(len(c))
+    for bit, other in ((4, up_left), (2, down_left), (1, left_left)):
+        hit = other >= 0
+        f[rows[hit], other[hit]] += bit
+    return f
+
+
+def flag_neighbours(sym: np.ndarray, x: int, n_images: int) -> tuple:
+    """(up-left, down-left, left-left) of every row at column ``x`` > 0 (-1 outside the image)."""
+    col = sym[:, x - 1].reshape(n_images, -1)
     up_left = np.full_like(col, -1)
     up_left[:, 1:] = col[:, :-1]
     down_left = np.full_like(col, -1)
     down_left[:, :-1] = col[:, 1:]
-    left_left = sym[:, x - 2] if x >= 2 else np.full_like(left, -1)
-    return (64 * (left == argmax[c]) + 32 * (c == ctx[:, x - 1]) + 8 * bucket
-            + 4 * (up_left.ravel() == left) + 2 * (down_left.ravel() == left) + (left_left == left))
+    left_left = sym[:, x - 2] if x >= 2 else np.full(len(sym), -1, dtype=sym.dtype)
+    return up_left.ravel(), down_left.ravel(), left_left
+
+
+def flag_contexts(sym: np.ndarray, ctx: np.ndarray, x: int, lf: np.ndarray, n_images: int) -> np.ndarray:
+    """Context (0..127) of the copy flags of column ``x`` > 0; integer features of decoded symbols only.
+
+    ``sym``/``ctx`` are (rows, W) with rows = images x H (columns < x of ``sym``
+    decoded); ``lf`` is :func:`left_features` of the layer's table.
+    """
+    c = ctx[:, x]
+    return flag_context(sym[:, x - 1], c, c == ctx[:, x - 1], *flag_neighbours(sym, x, n_images), lf)
 
 
 def _columns(a: np.ndarray) -> np.ndarray:
@@ -104,12 +135,12 @@ def encode_layer(encoder, symbols: np.ndarray, contexts: np.ndarray, table: np.n
     fam = constriction.stream.model.Categorical(perfect=False)
     n = symbols.shape[0]
     sym, ctx = _columns(symbols).astype(np.int64), _columns(contexts).astype(np.int64)
-    tf, ff, argmax = table.astype(np.float64), flags.astype(np.float64), table.argmax(-1)
+    tf, ff, lf = table.astype(np.float64), flags.astype(np.float64), left_features(table)
     encoder.encode(sym[:, 0].astype(np.int32), fam, tf[ctx[:, 0]])
     for x in range(1, sym.shape[1]):
         left = sym[:, x - 1]
         copy = sym[:, x] == left
-        encoder.encode(copy.astype(np.int32), fam, ff[flag_contexts(sym, ctx, x, table, argmax, n)])
+        encoder.encode(copy.astype(np.int32), fam, ff[flag_contexts(sym, ctx, x, lf, n)])
         new = ~copy
         if new.any():
             encoder.encode(sym[new, x].astype(np.int32), fam, _rows_without_left(tf, ctx[new, x], left[new]))
@@ -122,12 +153,12 @@ def decode_layer(decoder, contexts: np.ndarray, table: np.ndarray, flags: np.nda
     fam = constriction.stream.model.Categorical(perfect=False)
     n = contexts.shape[0]
     ctx = _columns(contexts).astype(np.int64)
-    tf, ff, argmax = table.astype(np.float64), flags.astype(np.float64), table.argmax(-1)
+    tf, ff, lf = table.astype(np.float64), flags.astype(np.float64), left_features(table)
     out = np.zeros(ctx.shape, dtype=np.int64)
     out[:, 0] = decoder.decode(fam, tf[ctx[:, 0]])
     for x in range(1, ctx.shape[1]):
         left = out[:, x - 1]
-        copy = decoder.decode(fam, ff[flag_contexts(out, ctx, x, table, argmax, n)]).astype(bool)
+        copy = decoder.decode(fam, ff[flag_contexts(out, ctx, x, lf, n)]).astype(bool)
         col = left.copy()
         new = ~copy
         if new.any():
@@ -142,7 +173,7 @@ def code_lengths(table: np.ndarray, flags: np.ndarray) -> tuple:
     return TABLE_BITS - np.log2(t), np.log2(fl.sum(-1, keepdims=True)) - np.log2(fl)
 
 
-def column_costs(sym: np.ndarray, ctx: np.ndarray, x: int, table: np.ndarray, argmax: np.ndarray, n_images: int,
+def column_costs(sym: np.ndarray, ctx: np.ndarray, x: int, table: np.ndarray, lf: np.ndarray, n_images: int,
                  sym_bits: np.ndarray, flag_bits: np.ndarray) -> np.ndarray:
     """(rows, K) bits :func:`encode_layer` spends on each possible symbol of column ``x`` (columns < x known).
 
@@ -153,7 +184,7 @@ def column_costs(sym: np.ndarray, ctx: np.ndarray, x: int, table: np.ndarray, ar
     if x == 0:
         return sym_bits[ctx[:, 0]]
     left, c = sym[:, x - 1], ctx[:, x]
-    f = flag_contexts(sym, ctx, x, table, argmax, n_images)
+    f = flag_contexts(sym, ctx, x, lf, n_images)
     renorm = np.log2(TABLE_TOTAL - table[c, left].astype(np.float64)) - TABLE_BITS
     bits = sym_bits[c] + (flag_bits[f, 0] + renorm)[:, None]
     bits[np.arange(len(c)), left] = flag_bits[f, 1]
@@ -165,9 +196,9 @@ def layer_code_length(symbols: np.ndarray, contexts: np.ndarray, table: np.ndarr
     n = symbols.shape[0]
     sym, ctx = _columns(symbols).astype(np.int64), _columns(contexts).astype(np.int64)
     sym_bits, flag_bits = code_lengths(table, flags)
-    argmax = table.argmax(-1)
+    lf = left_features(table)
     rows = np.arange(len(sym))
-    return float(sum(np.sum(column_costs(sym, ctx, x, table, argmax, n, sym_bits, flag_bits)[rows, sym[:, x]])
+    return float(sum(np.sum(column_costs(sym, ctx, x, table, lf, n, sym_bits, flag_bits)[rows, sym[:, x]])
                      for x in range(sym.shape[1])))
 
 
@@ -179,12 +210,12 @@ def flag_counts(symbols: np.ndarray, contexts: np.ndarray, table: np.ndarray) ->
     """
     n = symbols.shape[0]
     sym, ctx = _columns(symbols).astype(np.int64), _columns(contexts).astype(np.int64)
-    argmax = table.argmax(-1)
+    lf = left_features(table)
     out = np.zeros((FLAG_CONTEXTS, 2))
     coded = np.ones(sym.shape, dtype=bool)
     for x in range(1, sym.shape[1]):
         copy = sym[:, x] == sym[:, x - 1]
-        np.add.at(out, (flag_contexts(sym, ctx, x, table, argmax, n), copy.astype(np.int64)), 1.0)
+        np.add.at(out, (flag_contexts(sym, ctx, x, lf, n), copy.astype(np.int64)), 1.0)
         coded[:, x] = ~copy
     return out, coded
 

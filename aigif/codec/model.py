@@ -31,8 +31,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .entropy import IntegerTables, code_lengths, column_costs, conditional_logits, decode_layer, encode_layer
+from .entropy import (IntegerTables, code_lengths, column_costs, conditional_logits, decode_layer, encode_layer,
+                      left_features)
 from .layers import ResBlock, vt_stack
+from .rdo import trellis
 
 DEFAULT_CONFIG = {
     "arch": "nvtc-v2",
@@ -47,6 +49,8 @@ DEFAULT_CONFIG = {
     "lambdas": [40, 85, 180, 400],  # one entropy model per rate point (per-dimension MSE weight)
 }
 STAGE_FACTORS = (16, 8, 4)
+#: trellis passes of the encoder's index search (0: greedy ECVQ only); see :mod:`.rdo`
+RDO_ROUNDS = 2
 #: finest-stage positions per decoding strip (about 1.3 Mi pixels)
 STRIP_POSITIONS = 1 << 16
 
@@ -114,6 +118,7 @@ class NVTC(nn.Module):
         self.logits = conditional_logits(nq, context_plan(cfg)) if nq else None
         self.tables: IntegerTables | None = None
         self.lmbda: float = float(cfg["lambdas"][0])
+        self.rdo_rounds: int = RDO_ROUNDS
 
     # ---- transforms -------------------------------------------------------
     def analysis(self, x: torch.Tensor) -> list:
@@ -220,24 +225,40 @@ class NVTC(nn.Module):
         """
         table = tables.tables[(s, l)]
         sym_bits, flag_bits = code_lengths(table, tables.flags[(s, l)])
-        argmax = table.argmax(-1)
+        lf = left_features(table)
         n, _, h, w = r.shape
         cb = self.codebooks[s][l].detach().float()
         rr = r.detach().float().permute(0, 2, 3, 1).reshape(n * h, w, -1)  # rows x columns x d
         cnp = ctx.reshape(n * h, w).numpy()
         out = np.zeros((n * h, w), dtype=np.int64)
         for x in range(w):
-            bits = torch.from_numpy(column_costs(out, cnp, x, table, argmax, n, sym_bits, flag_bits)).float()
+            bits = torch.from_numpy(column_costs(out, cnp, x, table, lf, n, sym_bits, flag_bits)).float()
             out[:, x] = (squared_distances(rr[:, x], cb) + bits / self.lmbda).argmin(-1).numpy()
+        return torch.from_numpy(out.reshape(n, h, w))
+
+    def assign_rows(self, s: int, l: int, r: torch.Tensor, ctx: torch.Tensor, tables: IntegerTables) -> torch.Tensor:
+        """Greedy ECVQ (:meth:`assign_columns`), then ``rdo_rounds`` passes of the row trellis of :mod:`.rdo`."""
+        greedy = self.assign_columns(s, l, r, ctx, tables)
+        if not self.rdo_rounds:
+            return greedy
+        n, _, h, w = r.shape
+        cb = self.codebooks[s][l].detach().float()
+        rr = r.detach().float().permute(0, 2, 3, 1).reshape(n * h, w, -1)
+
+        def dist(a, b):
+            return squared_distances(rr[a:b], cb).numpy()
+
+        out = trellis(dist, ctx.reshape(n * h, w).numpy().astype(np.int64), greedy.reshape(n * h, w).numpy(),
+                      tables.tables[(s, l)], tables.flags[(s, l)], self.lmbda, n, self.rdo_rounds)
         return torch.from_numpy(out.reshape(n, h, w))
 
     @torch.no_grad()
     def encode_indices(self, x: torch.Tensor) -> dict:
-        """ECVQ codeword indices of x (1, 3, Hp, Wp) with the integer tables' code lengths (closed loop)."""
+        """RD-optimised codeword indices of x (1, 3, Hp, Wp) with the integer tables' code lengths (closed loop)."""
         tables = self._require_tables()
 
         def pick(s, l, r, idx, shape):
-            i = self.assign_columns(s, l, r, contexts_for(s, l, idx, shape), tables)
+            i = self.assign_rows(s, l, r, contexts_for(s, l, idx, shape), tables)
             return i, self.codewords(s, l, i)
 
         return self.run(pick, (x.shape[0], x.shape[2], x.shape[3]), self.analysis(x))[1]

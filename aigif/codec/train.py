@@ -2,7 +2,7 @@
 
     python -m aigif.codec.train train --out runs/nvtc --budget-minutes 60 [--device cuda --amp]
     python -m aigif.codec.train compact --ckpt runs/nvtc/last.pt --out runs/nvtc/compact
-    python -m aigif.codec.train export --ckpt runs/nvtc/last.pt --out aigif/assets/nvtc/nvtc_v2.safetensors --refine 77
+    python -m aigif.codec.train export --ckpt runs/nvtc/last.pt --out aigif/assets/nvtc/nvtc_id3.safetensors --refine 77
 
 Data: random crops of ``/work/shared/data/images/train/*.png`` (never Kodak).
 Schedule (fractions of the total steps), after NVTC's staged training:
@@ -363,32 +363,56 @@ def load_checkpoint(path: str) -> dict:
     return {"config": json.loads(meta["config"]), "model": state, "step": int(meta["step"])}
 
 
-def export(args) -> None:
-    """Write one safetensors file: shared transforms + one set of integer tables per rate point."""
+def quality_tables(ckpt: str, q: int, refine: int, rounds: int, threads: int) -> dict:
+    """Integer symbol and copy-flag tables of rate point ``q`` (0-based) as ``{name: uint16 array}``."""
     import torch
-    from safetensors.numpy import save_file
 
     from .entropy import FLAG_CONTEXTS, quantize_probs
     from .model import NVTC, context_plan
 
-    ck = load_checkpoint(args.ckpt)
+    torch.set_num_threads(threads)
+    ck = load_checkpoint(ckpt)
     cfg = ck["config"]
     model = NVTC(cfg)
     model.load_state_dict(ck["model"])
     model.eval()
-    torch.set_num_threads(args.threads)
+    lmbda = float(cfg["lambdas"][q])
+    probs = {(s, l): torch.softmax(model.logits[f"q{q}_s{s}_l{l}"].detach().double(), -1).numpy()
+             for s, l, _rows, _k in context_plan(cfg)}
+    flag_probs = {key: np.full((FLAG_CONTEXTS, 2), 0.5) for key in probs}  # designed by refine_tables
+    if refine:
+        probs, flag_probs = refine_tables(model, probs, flag_probs, lmbda, refine, rounds)
+    out = {}
+    for (s, l), pr in probs.items():
+        out[f"table.q{q + 1}.s{s}_l{l}"] = quantize_probs(pr)
+        out[f"flag.q{q + 1}.s{s}_l{l}"] = quantize_probs(flag_probs[(s, l)])
+    print(f"quality {q + 1}: lambda {lmbda}", flush=True)
+    return out
+
+
+def export(args) -> None:
+    """Write one safetensors file: shared transforms + one set of integer tables per rate point.
+
+    Table sets are designed by ``--jobs`` processes in parallel (one rate point each).
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    from safetensors.numpy import save_file
+
+    ck = load_checkpoint(args.ckpt)
+    cfg = ck["config"]
     tensors = {"net." + name: t.detach().cpu().numpy().astype(np.float32)
-               for name, t in model.state_dict().items() if not name.startswith("logits.")}
-    for q, lmbda in enumerate(cfg["lambdas"]):  # table set q = quality q + 1; lambdas ascend, so quality 1 = lowest rate
-        probs = {(s, l): torch.softmax(model.logits[f"q{q}_s{s}_l{l}"].detach().double(), -1).numpy()
-                 for s, l, _rows, _k in context_plan(cfg)}
-        flag_probs = {key: np.full((FLAG_CONTEXTS, 2), 0.5) for key in probs}  # designed by refine_tables
-        if args.refine:
-            probs, flag_probs = refine_tables(model, probs, flag_probs, float(lmbda), args.refine, args.refine_rounds)
-        for (s, l), pr in probs.items():
-            tensors[f"table.q{q + 1}.s{s}_l{l}"] = quantize_probs(pr)
-            tensors[f"flag.q{q + 1}.s{s}_l{l}"] = quantize_probs(flag_probs[(s, l)])
-        print(f"quality {q + 1}: lambda {lmbda}", flush=True)
+               for name, t in ck["model"].items() if not name.startswith("logits.")}
+    # table set q = quality q + 1; lambdas ascend, so quality 1 = lowest rate
+    jobs = [(args.ckpt, q, args.refine, args.refine_rounds, max(1, args.threads // max(1, args.jobs)))
+            for q in range(len(cfg["lambdas"]))]
+    if args.jobs > 1:
+        with ProcessPoolExecutor(args.jobs) as pool:
+            parts = list(pool.map(quality_tables, *zip(*jobs)))
+    else:
+        parts = [quality_tables(*j) for j in jobs]
+    for part in parts:
+        tensors.update(part)
     meta = {"config": json.dumps(cfg, sort_keys=True), "format": "aigif-nvtc-2", "train_step": str(ck["step"])}
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     tmp = args.out + ".tmp"
@@ -426,11 +450,12 @@ def main(argv=None) -> None:
     c.add_argument("--out", required=True)
     e = sub.add_parser("export")
     e.add_argument("--ckpt", default="runs/nvtc/last.pt", help="a .pt checkpoint or a folder written by compact")
-    e.add_argument("--out", default="aigif/assets/nvtc/nvtc_v2.safetensors")
+    e.add_argument("--out", default="aigif/assets/nvtc/nvtc_id3.safetensors")
     e.add_argument("--refine", type=int, default=77,
                    help="design the tables (and the copy flags' tables) on this many training images; 0: none")
     e.add_argument("--refine-rounds", type=int, default=3)
     e.add_argument("--threads", type=int, default=2)
+    e.add_argument("--jobs", type=int, default=2, help="rate points designed in parallel processes")
     args = ap.parse_args(argv)
     {"train": train, "compact": compact, "export": export}[args.cmd](args)
 

@@ -17,10 +17,16 @@ from ..errors import ModelError, ModelMismatchError, RegistryError
 ASSET_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "nvtc")
 
 #: payload model id -> architecture name
-MODEL_IDS = {2: "nvtc-v2"}
+MODEL_IDS = {3: "nvtc-v2"}
+
+#: model ids of development versions whose payloads are refused (their weights are not shipped)
+RETIRED_MODEL_IDS = {
+    1: "nvtc-lite-v1 (aigif 0.1 development codec)",
+    2: "nvtc-v2 with greedy-ECVQ tables (replaced by model id 3: same transforms, tables for the row-trellis encoder)",
+}
 
 #: file of each model id: shared transforms + one integer table set per quality
-MODEL_FILES = {2: "nvtc_v2.safetensors"}
+MODEL_FILES = {3: "nvtc_id3.safetensors"}
 
 # Decoding runs the finest stage in strips and needs ~64 bytes of working memory per pixel
 # (indices, the coarse stages, the output), so a 24-byte header may not demand more than
@@ -28,11 +34,11 @@ MODEL_FILES = {2: "nvtc_v2.safetensors"}
 DEFAULT_MAX_PIXELS = 16 * 2**20
 
 #: quality -> (asset file name, fixed config entries); quality q uses table set ``table.q{q}.*``
-MODELS = {q: (MODEL_FILES[2], {"arch": "nvtc-v2", "model_id": 2}) for q in (1, 2, 3, 4)}
+MODELS = {q: (MODEL_FILES[3], {"arch": "nvtc-v2", "model_id": 3}) for q in (1, 2, 3, 4)}
 
 #: sha256 of each shipped file (written by the export step; see spec/codec-nvtc.md)
 SHA256: dict = {
-    "nvtc_v2.safetensors": "a8e8ec9eedba0769fcd4a1239e3661ff3ed8aee7f4b2682f3f630e59b956445c",
+    "nvtc_id3.safetensors": "e1cc17d7230f765efe5ea6523416e09d7d8c0e3dad4f0ba5c420b9f57cbb7ce0",
 }
 
 QUALITIES = tuple(sorted(MODELS))

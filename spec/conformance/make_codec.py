@@ -106,7 +106,9 @@ def main() -> None:
     import torch
 
     from aigif.codec import QUALITIES, compress_image, compress_residual, decompress_image, decompress_residual
+    from aigif.codec.zoo import MODEL_IDS
 
+    (model_id,) = MODEL_IDS
     torch.set_num_threads(1)
     os.makedirs(OUT, exist_ok=True)
     for old in os.listdir(OUT):
@@ -127,7 +129,7 @@ def main() -> None:
     reference = np.clip(original.astype(np.int16) + offset, 0, 255).astype(np.uint8)
     data = compress_residual(original, reference, QUALITIES[-1])
     write_valid("residual-q4-64x64", data, decompress_residual(data, reference), reference)
-    empty = recrc(struct.pack("<4sBBBBHHI", b"NVTC", 1, 2, 1, 3, 64, 64, 0))
+    empty = recrc(struct.pack("<4sBBBBHHI", b"NVTC", 1, model_id, 1, 3, 64, 64, 0))
     write_valid("residual-empty-64x64", empty, decompress_residual(empty, reference), reference)
 
     good = payloads[QUALITIES[0]]
@@ -139,12 +141,13 @@ def main() -> None:
     write_invalid("bad-crc", body + bytes([good[-4] ^ 1]) + good[-3:], "corrupt")
     write_invalid("version-2", recrc(body[:4] + b"\x02" + body[5:]), "corrupt")
     write_invalid("model-id-1-retired", recrc(body[:5] + b"\x01" + body[6:]), "unknown-codec")
+    write_invalid("model-id-2-retired", recrc(body[:5] + b"\x02" + body[6:]), "unknown-codec")
     write_invalid("unknown-quality", recrc(body[:6] + b"\x09" + body[7:]), "unknown-codec")
     write_invalid("reserved-flags", recrc(body[:7] + b"\x10" + body[8:]), "corrupt")
     write_invalid("empty-flag-on-image", recrc(body[:7] + b"\x02" + body[8:]), "corrupt")
     write_invalid("zero-width", recrc(body[:10] + b"\x00\x00" + body[12:]), "corrupt")
-    write_invalid("over-pixel-limit", recrc(struct.pack("<4sBBBBHHI", b"NVTC", 1, 2, 1, 0, 65535, 65535, 0)), "limit")
-    write_invalid("stream-length-not-words", recrc(struct.pack("<4sBBBBHHI", b"NVTC", 1, 2, 1, 0, 8, 8, 3) + b"abc"),
+    write_invalid("over-pixel-limit", recrc(struct.pack("<4sBBBBHHI", b"NVTC", 1, model_id, 1, 0, 65535, 65535, 0)), "limit")
+    write_invalid("stream-length-not-words", recrc(struct.pack("<4sBBBBHHI", b"NVTC", 1, model_id, 1, 0, 8, 8, 3) + b"abc"),
                   "corrupt")
     print(f"wrote {len(os.listdir(OUT))} files to {OUT}")
 
