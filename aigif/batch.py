@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import AigifError, ConfigError
-from .fileio import atomic_write, read_limited, remove_stale_temps
+from .fileio import atomic_write, keep_existing, read_limited, write_output
 from .limits import DEFAULT_LIMITS
 
 SUMMARY_NAME = "aigif-batch-summary.json"
@@ -191,15 +191,11 @@ def convert_one(op: str, in_dir: Path, out_dir: Path, rel: str, engine, *, force
     src, out_rel = in_dir / rel, _output_name(rel, spec.out_suffix)
     dst = out_dir / out_rel
     t = time.perf_counter()
-    if not force and dst.exists():
-        if spec.valid(dst, src):
-            return FileResult(rel, out_rel, "skipped", rank=rank)
-        return FileResult(rel, out_rel, "error", error=f"{out_rel} exists and is not a valid output; left untouched "
-                          "(pass --force to replace it)", rank=rank)
     try:
+        if keep_existing(dst, force=force, is_valid=lambda p: spec.valid(p, src)):
+            return FileResult(rel, out_rel, "skipped", rank=rank)
         data, kind = spec.run(src, engine, options or {})
-        remove_stale_temps(dst)                      # left by a job killed mid-write
-        atomic_write(dst, data, overwrite=force)
+        write_output(dst, data, force=force)
     except Exception as exc:  # one bad file must not stop a million-file job: recorded in the summary
         msg = str(exc) if isinstance(exc, AigifError) else f"{type(exc).__name__}: {exc}"
         return FileResult(rel, out_rel, "error", error=msg[:500], seconds=time.perf_counter() - t, rank=rank)

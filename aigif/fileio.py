@@ -88,6 +88,27 @@ def remove_stale_temps(path: str | os.PathLike) -> int:
     return n
 
 
+def keep_existing(dst: str | os.PathLike, *, force: bool, is_valid) -> bool:
+    """The resume rule of batch jobs for output *dst*.
+
+    True (skip it) when it exists and ``is_valid(dst)``; False when it must be
+    written (absent, or *force*); an existing file that is not a valid output
+    (say the user's own file) raises :class:`OutputExistsError` and stays untouched.
+    """
+    dst = Path(dst)
+    if force or not (dst.exists() or dst.is_symlink()):
+        return False
+    if is_valid(dst):
+        return True
+    raise OutputExistsError(f"{dst} exists and is not a valid output; left untouched (pass --force to replace it)")
+
+
+def write_output(dst: str | os.PathLike, data: bytes, *, force: bool) -> Path:
+    """Clear temps a killed job left beside *dst*, then :func:`atomic_write` (replacing only with *force*)."""
+    remove_stale_temps(dst)
+    return atomic_write(dst, data, overwrite=force)
+
+
 def _mode_for(path: Path) -> int:
     try:
         return path.stat().st_mode & 0o777

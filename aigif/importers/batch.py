@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from ..fileio import remove_stale_temps
+from ..fileio import keep_existing, write_output
 from ..errors import AigifError, ConfigError
 from ..limits import DEFAULT_LIMITS, Limits
 from .decide import KINDS, Options
@@ -121,7 +121,6 @@ def run_batch(paths: Iterable[str | os.PathLike], out: str | os.PathLike, *, eng
               limits: Limits = DEFAULT_LIMITS, on_result: Callable[[FileResult], None] | None = None,
               resolver=None) -> Summary:
     """Convert every image under *paths* into *out*; see the module docstring for the rules."""
-    from ..fileio import atomic_write
     from . import encode_image
 
     pairs = plan_outputs(collect_inputs(paths, recursive), out)
@@ -133,7 +132,7 @@ def run_batch(paths: Iterable[str | os.PathLike], out: str | os.PathLike, *, eng
         for src, dst in pairs:
             if bar is not None:
                 bar.set_postfix_str(src.name[-30:], refresh=False)
-            res = _one(src, dst, engine, codec, options, force, limits, atomic_write, encode_image, resolver)
+            res = _one(src, dst, engine, codec, options, force, limits, encode_image, resolver)
             summary.results.append(res)
             if journal is not None and res.kind != SKIPPED:
                 _append_journal(journal, res)
@@ -147,20 +146,16 @@ def run_batch(paths: Iterable[str | os.PathLike], out: str | os.PathLike, *, eng
     return summary
 
 
-def _one(src, dst, engine, codec, options, force, limits, atomic_write, encode_image, resolver) -> FileResult:
+def _one(src, dst, engine, codec, options, force, limits, encode_image, resolver) -> FileResult:
     try:
         size = src.stat().st_size
     except OSError as exc:
         return FileResult(str(src), str(dst), FAILED, message=f"cannot stat: {exc.strerror}")
-    if dst.exists() and not force:
-        if is_valid_aigif(dst, limits):
-            return FileResult(str(src), str(dst), SKIPPED, size, dst.stat().st_size, message="output exists (resume)")
-        return FileResult(str(src), str(dst), FAILED, size,
-                          message=f"{dst} exists and is not a valid .aigif; left untouched (pass --force to replace it)")
     try:
+        if keep_existing(dst, force=force, is_valid=lambda p: is_valid_aigif(p, limits)):
+            return FileResult(str(src), str(dst), SKIPPED, size, dst.stat().st_size, message="output exists (resume)")
         enc = encode_image(src, engine=engine, codec=codec, options=options, limits=limits, resolver=resolver)
-        remove_stale_temps(dst)                      # left by a batch killed mid-write
-        atomic_write(dst, enc.data, overwrite=force)
+        write_output(dst, enc.data, force=force)
     except AigifError as exc:
         return FileResult(str(src), str(dst), FAILED, size, message=str(exc))
     except Exception as exc:  # a bug or an odd file must not stop the batch; it is reported
