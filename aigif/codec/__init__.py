@@ -9,7 +9,11 @@ integer probability tables, so payloads decode identically everywhere.
     data = compress_image(rgb, quality=2)
     rgb_hat = decompress_image(data)
 
-torch is imported only when a function here is first called.
+Modules: ``api`` (payload), ``model`` (transforms, codebooks, the one
+coding loop), ``entropy`` (integer tables, copy flags, range coding),
+``rdo`` (the encoder's row-trellis index search), ``zoo`` (shipped weights),
+``train`` (training and table design). torch is imported only when a
+function here is first called.
 """
 from __future__ import annotations
 

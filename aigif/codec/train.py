@@ -323,10 +323,12 @@ def compact(args) -> None:
 
 
 def load_shipped(path: str) -> dict:
-    """A shipped weights file (``export``'s output) as a training state: {config, model}.
+    """A shipped weights file (``export``'s output) as a training state: {config, model, flags, step}.
 
     The training-time logits are the logs of the shipped integer tables, so a
-    later session can go on training the released model without its checkpoint.
+    later session can go on training the released model without its checkpoint;
+    ``flags`` (copy-flag probabilities per ``q{q}_s{s}_l{l}``) let ``export``
+    redesign the tables starting from the shipped ones.
     """
     import torch
     from safetensors import safe_open
@@ -343,13 +345,18 @@ def load_shipped(path: str) -> dict:
         for s, l, _rows, _k in context_plan(cfg):
             t = arrays[f"table.q{q + 1}.s{s}_l{l}"].astype(np.float64) - 0.5  # about undoes quantize_probs (1 + floor)
             state[f"logits.q{q}_s{s}_l{l}"] = torch.from_numpy(np.log(t / t.sum(-1, keepdims=True))).float()
-    return {"config": cfg, "model": state}
+    flags = {f"q{q}_s{s}_l{l}": arrays[f"flag.q{q + 1}.s{s}_l{l}"].astype(np.float64) / 65536.0
+             for q in range(len(cfg["lambdas"])) for s, l, _rows, _k in context_plan(cfg)}
+    return {"config": cfg, "model": state, "flags": flags, "step": int(meta.get("train_step", 0))}
 
 
 def load_checkpoint(path: str) -> dict:
-    """A ``.pt`` training checkpoint, or a folder written by :func:`compact`: {config, model, step}."""
+    """A ``.pt`` training checkpoint, a folder written by :func:`compact`, or a shipped
+    ``.safetensors`` file (:func:`load_shipped`): {config, model, step}."""
     import torch
 
+    if path.endswith(".safetensors"):
+        return load_shipped(path)
     if not os.path.isdir(path):
         return torch.load(path, map_location="cpu", weights_only=False)
     from safetensors import safe_open
@@ -379,7 +386,8 @@ def quality_tables(ckpt: str, q: int, refine: int, rounds: int, threads: int) ->
     lmbda = float(cfg["lambdas"][q])
     probs = {(s, l): torch.softmax(model.logits[f"q{q}_s{s}_l{l}"].detach().double(), -1).numpy()
              for s, l, _rows, _k in context_plan(cfg)}
-    flag_probs = {key: np.full((FLAG_CONTEXTS, 2), 0.5) for key in probs}  # designed by refine_tables
+    shipped = ck.get("flags", {})  # a shipped file's copy-flag tables, else designed from scratch by refine_tables
+    flag_probs = {(s, l): shipped.get(f"q{q}_s{s}_l{l}", np.full((FLAG_CONTEXTS, 2), 0.5)) for s, l in probs}
     if refine:
         probs, flag_probs = refine_tables(model, probs, flag_probs, lmbda, refine, rounds)
     out = {}
@@ -449,7 +457,8 @@ def main(argv=None) -> None:
     c.add_argument("--ckpt", default="runs/nvtc/last.pt")
     c.add_argument("--out", required=True)
     e = sub.add_parser("export")
-    e.add_argument("--ckpt", default="runs/nvtc/last.pt", help="a .pt checkpoint or a folder written by compact")
+    e.add_argument("--ckpt", default="runs/nvtc/last.pt",
+                   help="a .pt checkpoint, a folder written by compact, or a shipped .safetensors file (tables redesigned)")
     e.add_argument("--out", default="aigif/assets/nvtc/nvtc_id3.safetensors")
     e.add_argument("--refine", type=int, default=77,
                    help="design the tables (and the copy flags' tables) on this many training images; 0: none")

@@ -38,7 +38,7 @@ MODELS = {q: (MODEL_FILES[3], {"arch": "nvtc-v2", "model_id": 3}) for q in (1, 2
 
 #: sha256 of each shipped file (written by the export step; see spec/codec-nvtc.md)
 SHA256: dict = {
-    "nvtc_id3.safetensors": "e1cc17d7230f765efe5ea6523416e09d7d8c0e3dad4f0ba5c420b9f57cbb7ce0",
+    "nvtc_id3.safetensors": "a42706ba889006a66cbe6778474004129bde12f7f95a6087a6e1db0b94ee262e",
 }
 
 QUALITIES = tuple(sorted(MODELS))
