@@ -241,3 +241,19 @@ def test_training_can_start_from_the_shipped_weights():
             t = shipped.tables.tables[(s, l)] / 65536.0
             assert np.abs(p - t).max() < 0.01
     assert torch.equal(model.codebooks[2], zoo.load_model(QUALITIES[0]).codebooks[2])
+
+
+def test_export_redesigns_tables_from_the_shipped_file():
+    """``export --ckpt FILE.safetensors`` starts from the shipped symbol and copy-flag tables; without refinement
+    they come back as they were (up to the tables -> logits -> tables round trip, < 0.5 % of probability)."""
+    from aigif.codec import zoo
+    from aigif.codec.train import load_checkpoint, quality_tables
+
+    path = zoo.asset_path(QUALITIES[0])
+    ck = load_checkpoint(path)
+    assert ck["step"] > 0 and all(v.shape == (128, 2) for v in ck["flags"].values())
+    tables = quality_tables(path, 1, refine=0, rounds=0, threads=1)  # rate point index 1 = quality 2
+    shipped = zoo.load_model(2).tables
+    for (s, l), t in shipped.tables.items():
+        assert np.abs(tables[f"table.q2.s{s}_l{l}"].astype(np.int64) - t).max() < 0.005 * 65536
+        assert np.array_equal(tables[f"flag.q2.s{s}_l{l}"], shipped.flags[(s, l)])

@@ -38,7 +38,7 @@ MODELS = {q: (MODEL_FILES[3], {"arch": "nvtc-v2", "model_id": 3}) for q in (1, 2
 
 #: sha256 of each shipped file (written by the export step; see spec/codec-nvtc.md)
 SHA256: dict = {
-    "nvtc_id3.safetensors": "a42706ba889006a66cbe6778474004129bde12f7f95a6087a6e1db0b94ee262e",
+    "nvtc_id3.safetensors": "556c8ebc005c5641211f5cdef39c35e5caa5d2cd2284a7d33c2f158dbc49b187",
 }
 
 QUALITIES = tuple(sorted(MODELS))
