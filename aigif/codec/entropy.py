@@ -173,6 +173,12 @@ def code_lengths(table: np.ndarray, flags: np.ndarray) -> tuple:
     return TABLE_BITS - np.log2(t), np.log2(fl.sum(-1, keepdims=True)) - np.log2(fl)
 
 
+def exclusion_bits(t: np.ndarray) -> np.ndarray:
+    """Bits a symbol saves when the row it is coded with drops the left symbol, whose entry is ``t``
+    (``log2(65536 - t) - 16``, <= 0): the renormalisation after a copy flag 0."""
+    return np.log2(TABLE_TOTAL - np.asarray(t, dtype=np.float64)) - TABLE_BITS
+
+
 def column_costs(sym: np.ndarray, ctx: np.ndarray, x: int, table: np.ndarray, lf: np.ndarray, n_images: int,
                  sym_bits: np.ndarray, flag_bits: np.ndarray) -> np.ndarray:
     """(rows, K) bits :func:`encode_layer` spends on each possible symbol of column ``x`` (columns < x known).
@@ -185,8 +191,7 @@ def column_costs(sym: np.ndarray, ctx: np.ndarray, x: int, table: np.ndarray, lf
         return sym_bits[ctx[:, 0]]
     left, c = sym[:, x - 1], ctx[:, x]
     f = flag_contexts(sym, ctx, x, lf, n_images)
-    renorm = np.log2(TABLE_TOTAL - table[c, left].astype(np.float64)) - TABLE_BITS
-    bits = sym_bits[c] + (flag_bits[f, 0] + renorm)[:, None]
+    bits = sym_bits[c] + (flag_bits[f, 0] + exclusion_bits(table[c, left]))[:, None]
     bits[np.arange(len(c)), left] = flag_bits[f, 1]
     return bits
 

@@ -220,6 +220,11 @@ class NVTC(nn.Module):
             raise RuntimeError("entropy tables not loaded: load the model with aigif.codec.zoo.load_model(quality)")
         return self.tables
 
+    def _rows_of(self, s: int, l: int, r: torch.Tensor) -> tuple:
+        """(codebook (K, d), residuals as (images x H, W, d)) in float32: the coder's row/column layout."""
+        n, _, h, w = r.shape
+        return self.codebooks[s][l].detach().float(), r.detach().float().permute(0, 2, 3, 1).reshape(n * h, w, -1)
+
     def assign_columns(self, s: int, l: int, r: torch.Tensor, ctx: torch.Tensor, tables: IntegerTables,
                        lmbda: float | None = None) -> torch.Tensor:
         """ECVQ with the code lengths the coder really spends (copy flags included), column by column.
@@ -231,8 +236,7 @@ class NVTC(nn.Module):
         sym_bits, flag_bits = code_lengths(table, tables.flags[(s, l)])
         lf = left_features(table)
         n, _, h, w = r.shape
-        cb = self.codebooks[s][l].detach().float()
-        rr = r.detach().float().permute(0, 2, 3, 1).reshape(n * h, w, -1)  # rows x columns x d
+        cb, rr = self._rows_of(s, l, r)
         cnp = ctx.reshape(n * h, w).numpy()
         out = np.zeros((n * h, w), dtype=np.int64)
         for x in range(w):
@@ -248,8 +252,7 @@ class NVTC(nn.Module):
         if not self.rdo_rounds:
             return greedy
         n, _, h, w = r.shape
-        cb = self.codebooks[s][l].detach().float()
-        rr = r.detach().float().permute(0, 2, 3, 1).reshape(n * h, w, -1)
+        cb, rr = self._rows_of(s, l, r)
 
         def dist(a, b):
             return squared_distances(rr[a:b], cb).numpy()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .entropy import TABLE_BITS, TABLE_TOTAL, candidate_flag_contexts, code_lengths, flag_neighbours, left_features
+from .entropy import candidate_flag_contexts, code_lengths, exclusion_bits, flag_neighbours, left_features
 
 #: entries of the (rows, W, K) distance and back-pointer arrays held at once (~6 bytes each)
 CHUNK_ENTRIES = 1 << 24
@@ -37,7 +37,7 @@ def trellis(dist, ctx: np.ndarray, guess: np.ndarray, table: np.ndarray, flags: 
     rows, w = ctx.shape
     k = table.shape[1]
     sym_bits, flag_bits = code_lengths(table, flags)
-    renorm = np.log2(TABLE_TOTAL - table.astype(np.float64)) - TABLE_BITS  # (contexts, K)
+    renorm = exclusion_bits(table)  # (contexts, K): after a copy flag 0 with each possible left symbol
     lf = left_features(table)
     step = max(1, CHUNK_ENTRIES // max(1, w * k))
     out = guess
