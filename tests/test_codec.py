@@ -257,3 +257,26 @@ def test_export_redesigns_tables_from_the_shipped_file():
     for (s, l), t in shipped.tables.items():
         assert np.abs(tables[f"table.q2.s{s}_l{l}"].astype(np.int64) - t).max() < 0.005 * 65536
         assert np.array_equal(tables[f"flag.q2.s{s}_l{l}"], shipped.flags[(s, l)])
+
+
+@pytest.mark.parametrize("drop", ["table.q2.s1_l2", "flag.q2.s2_l0"])
+def test_weights_file_missing_a_table_is_a_model_error(tmp_path, monkeypatch, drop):
+    """A weights file without one of a quality's symbol or copy-flag tables is refused by name, not decoded."""
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+
+    from aigif.errors import ModelError
+
+    src = zoo.asset_path(2)
+    with safe_open(src, framework="numpy") as f:
+        meta = f.metadata()
+    arrays = {k: v for k, v in load_file(src).items() if k != drop}
+    save_file(arrays, str(tmp_path / zoo.MODELS[2][0]), metadata=meta)
+    monkeypatch.setattr(zoo, "ASSET_DIR", str(tmp_path))
+    monkeypatch.setattr(zoo, "SHA256", {})
+    zoo.load_model.cache_clear()
+    try:
+        with pytest.raises(ModelError, match=drop.replace(".", r"\.")):
+            zoo.load_model(2)
+    finally:
+        zoo.load_model.cache_clear()

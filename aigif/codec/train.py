@@ -335,12 +335,13 @@ def load_shipped(path: str) -> dict:
     from safetensors.numpy import load_file
 
     from .model import context_plan
+    from .zoo import net_state
 
     with safe_open(path, framework="numpy") as f:
         meta = f.metadata() or {}
     cfg = json.loads(meta["config"])
     arrays = load_file(path)
-    state = {k[4:]: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items() if k.startswith("net.")}
+    state = net_state(arrays)
     for q in range(len(cfg["lambdas"])):
         for s, l, _rows, _k in context_plan(cfg):
             t = arrays[f"table.q{q + 1}.s{s}_l{l}"].astype(np.float64) - 0.5  # about undoes quantize_probs (1 + floor)

@@ -63,11 +63,18 @@ def file_sha256(path: str) -> str:
     return h.hexdigest()
 
 
+def net_state(arrays: dict) -> dict:
+    """The transforms' and codebooks' state dict (torch tensors) from a weights file's ``net.*`` arrays."""
+    import numpy as np
+    import torch
+
+    return {k[4:]: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items() if k.startswith("net.")}
+
+
 @functools.lru_cache(maxsize=8)
 def load_model(quality: int):
     """The ready-to-code model of ``quality`` (transforms + that quality's integer tables), cached."""
     import numpy as np
-    import torch
     from safetensors import safe_open
     from safetensors.numpy import load_file
 
@@ -88,23 +95,18 @@ def load_model(quality: int):
         raise ModelError(f"{name}: arch {cfg.get('arch')!r}, expected {fixed['arch']!r}")
     arrays = load_file(path)
     model = NVTC(cfg, n_qualities=0)
-    state = {k[4:]: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items() if k.startswith("net.")}
-    model.load_state_dict(state, strict=True)
-    tables = {}
-    for s, l, rows, k in context_plan(cfg):
-        key = f"table.q{quality}.s{s}_l{l}"
+    model.load_state_dict(net_state(arrays), strict=True)
+
+    def table(key: str, shape: tuple, what: str):
         t = arrays.get(key)
-        if t is None or t.shape != (rows, k) or t.dtype != np.uint16:
-            raise ModelError(f"{name}: table {key} missing or not uint16 {(rows, k)}")
-        tables[(s, l)] = t
-    flags = {}
-    for s, l, _rows, _k in context_plan(cfg):
-        key = f"flag.q{quality}.s{s}_l{l}"
-        t = arrays.get(key)
-        if t is None or t.shape != (FLAG_CONTEXTS, 2) or t.dtype != np.uint16:
-            raise ModelError(f"{name}: copy-flag table {key} missing or not uint16 {(FLAG_CONTEXTS, 2)}")
-        flags[(s, l)] = t
-    model.tables = IntegerTables(tables, flags)
+        if t is None or t.shape != shape or t.dtype != np.uint16:
+            raise ModelError(f"{name}: {what} {key} missing or not uint16 {shape}")
+        return t
+
+    plan = context_plan(cfg)
+    model.tables = IntegerTables(
+        {(s, l): table(f"table.q{quality}.s{s}_l{l}", (rows, k), "table") for s, l, rows, k in plan},
+        {(s, l): table(f"flag.q{quality}.s{s}_l{l}", (FLAG_CONTEXTS, 2), "copy-flag table") for s, l, _r, _k in plan})
     model.lmbda = float(cfg["lambdas"][quality - 1])
     model.eval()
     return model
