@@ -2,24 +2,37 @@
 # Train the NVTC codec on a lent GPU (the device tool), in the background.
 #
 #   benchmarks/gpu_train_nvtc.sh start   # starts training under setsid, shows the first log lines
-#   INIT=aigif/assets/nvtc/nvtc_id3.safetensors BUDGET=25 MINUTES=26 benchmarks/gpu_train_nvtc.sh start
+#   INIT=aigif/assets/nvtc/nvtc_id4.safetensors BUDGET=25 MINUTES=26 benchmarks/gpu_train_nvtc.sh start
 #                                        # goes on training the shipped model (ECVQ fine-tuning)
 #   benchmarks/gpu_train_nvtc.sh poll    # waits, shows the log, compacts the checkpoint into $OUT/ckpt
 #
 # A device call may run 10 minutes, but a process started with setsid lives until the machine is
 # given back, so one training run spans several calls as long as each poll follows the last within
-# the machine's warm period. Training data travels in .data/train (a copy of ../shared/data/images/train,
-# ignored by git). Afterwards, on the CPU machine:
-#   python -m aigif.codec.train export --ckpt <files_at>/ckpt --refine 12
+# the machine's warm period (if the machine is lost, the last poll's $OUT/ckpt is a compact checkpoint:
+# `export --refine 0` turns it into a weights file that INIT= accepts). Training data travels in .data/
+# (ignored by git; carry it). The PNGs of ../shared/data/images/train plus the tracked tree exceed the
+# 64 MiB a call may carry, so `benchmarks/gpu_train_nvtc.sh data` writes them as lossless WebP
+# (.data/trainw, 35 MB; the default DATA). Afterwards, on the CPU machine:
+#   python -m aigif.codec.train export --ckpt <files_at>/ckpt --refine 77 --refine-rounds 5 --jobs 2
 set -u
 RUN=${RUN:-runs/gpu}
 case ${1:-start} in
+data)
+  python3 - <<'PY'
+import glob, os
+from PIL import Image
+os.makedirs(".data/trainw", exist_ok=True)
+for p in sorted(glob.glob(os.environ.get("SRC", "../shared/data/images/train/*.png"))):
+    Image.open(p).convert("RGB").save(".data/trainw/" + os.path.basename(p)[:-4] + ".webp", lossless=True, method=4)
+PY
+  du -sh .data/trainw
+  ;;
 start)
   mkdir -p "$RUN"
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
   PYTHONUNBUFFERED=1 setsid nohup python3 -m aigif.codec.train train --device cuda --amp \
-    --data "${DATA:-.data/train/*.png}" --out "$RUN" --budget-minutes "${BUDGET:-21}" --minutes "${MINUTES:-22}" \
+    --data "${DATA:-.data/trainw/*.webp}" --out "$RUN" --budget-minutes "${BUDGET:-21}" --minutes "${MINUTES:-22}" \
     --batch "${BATCH:-32}" --crop 256 --lr "${LR:-4e-4}" --log-every 200 --ckpt-every 500 --threads 4 \
     ${INIT:+--init "$INIT"} \
     >"$RUN/train.log" 2>&1 </dev/null &

@@ -142,6 +142,7 @@ def main() -> None:
     write_invalid("version-2", recrc(body[:4] + b"\x02" + body[5:]), "corrupt")
     write_invalid("model-id-1-retired", recrc(body[:5] + b"\x01" + body[6:]), "unknown-codec")
     write_invalid("model-id-2-retired", recrc(body[:5] + b"\x02" + body[6:]), "unknown-codec")
+    write_invalid("model-id-3-retired", recrc(body[:5] + b"\x03" + body[6:]), "unknown-codec")
     write_invalid("unknown-quality", recrc(body[:6] + b"\x09" + body[7:]), "unknown-codec")
     write_invalid("reserved-flags", recrc(body[:7] + b"\x10" + body[8:]), "corrupt")
     write_invalid("empty-flag-on-image", recrc(body[:7] + b"\x02" + body[8:]), "corrupt")
