@@ -280,3 +280,56 @@ def test_weights_file_missing_a_table_is_a_model_error(tmp_path, monkeypatch, dr
             zoo.load_model(2)
     finally:
         zoo.load_model.cache_clear()
+
+
+TINY_TRAIN_CONFIG = {"channels": 16, "hidden": 16, "layers": [1, 1, 1], "dims": [4, 4, 2], "codebooks": [8, 8, 8]}
+
+
+def test_training_code_length_is_the_sum_of_the_chosen_symbols_bits():
+    """The training rate (counts times log-probabilities, counted without a device sync) equals
+    sum -log2 p(symbol | context) over every chosen index: it fails if a count is lost or misplaced."""
+    import math
+
+    import torch
+
+    from aigif.codec.model import NVTC, contexts_for
+
+    torch.manual_seed(0)
+    model = NVTC(TINY_TRAIN_CONFIG)
+    with torch.no_grad():
+        for p in model.logits.values():
+            p.normal_()
+    x = torch.rand(2, 3, 64, 64) - 0.5
+    out = model(x, quality=1)
+    expect = 0.0
+    for (s, l), i in out["idx"].items():
+        ctx = contexts_for(s, l, out["idx"], i.shape)
+        logp = torch.log_softmax(model.logits[f"q1_s{s}_l{l}"].double(), -1)
+        expect -= float(logp[ctx, i].sum().detach()) / math.log(2.0)
+    assert len(out["idx"]) == 3 and expect > 0
+    assert abs(float(out["bits"]) - expect) < 1e-4 * expect
+
+
+def test_budgeted_training_fits_its_schedule_to_the_measured_step_time(tmp_path, monkeypatch, capsys):
+    """A first run with --budget-minutes re-times its real steps and resizes the schedule, then saves a checkpoint
+    that records the new length (tiny model, random images: not a quality test)."""
+    import json
+
+    import torch
+    from PIL import Image
+
+    from aigif.codec import train
+
+    rng = np.random.default_rng(0)
+    for n in range(2):
+        Image.fromarray(rng.integers(0, 256, (80, 96, 3), dtype=np.uint8)).save(tmp_path / f"im{n}.png")
+    monkeypatch.setattr(train, "RECALIBRATE_AT", (2, 6))
+    out = tmp_path / "run"
+    train.main(["train", "--data", str(tmp_path / "*.png"), "--out", str(out), "--budget-minutes", "0.02",
+                "--minutes", "0.5", "--batch", "2", "--crop", "64", "--log-every", "1000",
+                "--config", json.dumps(TINY_TRAIN_CONFIG)])
+    log = capsys.readouterr().out
+    assert "calibration:" in log and "recalibrated:" in log
+    ck = torch.load(out / "last.pt", weights_only=False)
+    planned = int(log.split("recalibrated:")[1].split("->")[1].split()[0])
+    assert ck["total"] == planned and ck["step"] >= 6

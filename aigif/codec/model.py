@@ -205,8 +205,10 @@ class NVTC(nn.Module):
             cw = self.codewords(s, l, i).float()
             rf = r.float()
             acc["vq"] = acc["vq"] + ((rf - cw) ** 2).sum() / numel
-            # code length of the chosen indices from (context, symbol) counts: a dense, cheap backward
-            counts = torch.bincount((ctx * k + i).flatten(), minlength=rows * k).view(rows, k).to(logp.dtype)
+            # code length of the chosen indices from (context, symbol) counts: a dense, cheap backward.
+            # index_add_, not bincount: on CUDA bincount reads its maximum back (a sync per layer)
+            flat = (ctx * k + i).flatten()
+            counts = logp.new_zeros(rows * k).index_add_(0, flat, logp.new_ones(flat.shape)).view(rows, k)
             acc["bits"] = acc["bits"] - (counts * logp).sum() / math.log(2.0)
             acc["res"][(s, l)] = rf.detach().permute(0, 2, 3, 1).reshape(-1, rf.shape[1])
             return i, rf + (cw - rf).detach()

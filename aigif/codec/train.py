@@ -153,15 +153,32 @@ def calibrate_steps(cfg: dict, images, args, device) -> int:
     t0 = 0.0
     for i in range(30):
         if i == 10:
-            if device.type == "cuda":
-                torch.cuda.synchronize()
+            sync(device)
             t0 = time.time()
         train_step(model, opt, random_batch(images, args.batch, args.crop, gen, device), 0, 3, True, amp)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    sync(device)
     per_step = (time.time() - t0) / 20
     total = max(100, int(args.budget_minutes * 60 / per_step))
     print(f"calibration: {per_step:.4f} s/step -> {total} steps in {args.budget_minutes} min", flush=True)
+    return total
+
+
+#: a budgeted first run re-times its own steps between these two and fits the schedule to the budget
+RECALIBRATE_AT = (20, 120)
+
+
+def sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def rescheduled_total(step: int, seconds: float, steps: int, seconds_left: float) -> int:
+    """Schedule length from the real step time (the calibration's throwaway model skips data loading and logging)."""
+    per_step = seconds / max(steps, 1)
+    total = max(step + 1, step + int(seconds_left / per_step))
+    print(f"recalibrated: {per_step:.4f} s/step -> {total} steps in the budget", flush=True)
     return total
 
 
@@ -200,7 +217,8 @@ def train(args) -> None:
         print(f"initialised from {args.init} (fine-tuning: ECVQ from the first step)", flush=True)
     opt = make_optimizer(model, args.lr, args.entropy_lr_mult)
     images = [im.to(device) for im in load_images(args.data) if min(im.shape[1:]) >= args.crop]
-    if ck is None and args.budget_minutes:
+    recalibrate = ck is None and bool(args.budget_minutes)
+    if recalibrate:
         total = calibrate_steps(cfg, images, args, device)
     if ck is not None:
         model.load_state_dict(ck["model"])
@@ -208,7 +226,7 @@ def train(args) -> None:
         print(f"resumed from {ckpt_path} at step {step} of {total}", flush=True)
     gen = torch.Generator().manual_seed(args.seed + step)
     usage: dict = {}
-    t_start = time.time()
+    t_mark = t_start = time.time()
     t0 = time.time()
     log = {"n": 0, "per_q": {}}
     amp = device.type == "cuda" and args.amp
@@ -229,22 +247,32 @@ def train(args) -> None:
             k_of = cfg["codebooks"]
             for key, i in out["idx"].items():
                 k = k_of[key[0]]
-                usage[key] = usage.get(key, torch.zeros(k, dtype=torch.long, device=device)) + torch.bincount(
-                    i.flatten(), minlength=k)
+                flat = i.flatten()
+                usage[key] = usage.get(key, torch.zeros(k, dtype=torch.long, device=device)).index_add_(
+                    0, flat, torch.ones_like(flat))
             if step == 1 or step % args.react_every == 0:
                 n_dead = reactivate(model, usage, out["residuals"], gen)
                 usage = {}
                 print(f"step {step}: reactivated {n_dead} codewords", flush=True)
+        # statistics stay on the device until a log line: a float() per step would stall the GPU queue
         pq = log["per_q"].setdefault(q, [0.0, 0.0, 0])
-        pq[0] += float(bpp.detach())
-        pq[1] += float(-10 * torch.log10(mse.detach().clamp_min(1e-10)))
+        pq[0] = pq[0] + bpp.detach()
+        pq[1] = pq[1] + -10 * torch.log10(mse.detach().clamp_min(1e-10))
         pq[2] += 1
         log["n"] += 1
+        if recalibrate and step == RECALIBRATE_AT[1]:
+            sync(device)
+            total = rescheduled_total(step, time.time() - t_mark, RECALIBRATE_AT[1] - RECALIBRATE_AT[0],
+                                      60 * args.budget_minutes - (time.time() - t_start))
+        if recalibrate and step == RECALIBRATE_AT[0]:
+            sync(device)
+            t_mark = time.time()
         if step % args.log_every == 0:
             n = log["n"]
             print(
                 f"step {step}/{total} active {active} ecvq {int(ecvq)} lr {lr:.2e} {(time.time()-t0)/n:.3f}s/step | "
-                + " ".join(f"q{k}:{v[0]/v[2]:.3f}bpp/{v[1]/v[2]:.2f}dB" for k, v in sorted(log["per_q"].items())),
+                + " ".join(f"q{k}:{float(v[0])/v[2]:.3f}bpp/{float(v[1])/v[2]:.2f}dB"
+                           for k, v in sorted(log["per_q"].items())),
                 flush=True,
             )
             log = {"n": 0, "per_q": {}}
