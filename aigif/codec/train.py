@@ -140,6 +140,17 @@ def train_step(model, opt, x, quality: int, active: int, ecvq: bool, amp: bool) 
     return out, mse, bpp
 
 
+#: a budgeted first run re-times its own steps between these two and fits the schedule to the budget
+RECALIBRATE_AT = (20, 120)
+
+
+def sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def calibrate_steps(cfg: dict, images, args, device) -> int:
     """Schedule length that fits ``--budget-minutes``: time 20 full steps of a throwaway model."""
     import torch
@@ -161,17 +172,6 @@ def calibrate_steps(cfg: dict, images, args, device) -> int:
     total = max(100, int(args.budget_minutes * 60 / per_step))
     print(f"calibration: {per_step:.4f} s/step -> {total} steps in {args.budget_minutes} min", flush=True)
     return total
-
-
-#: a budgeted first run re-times its own steps between these two and fits the schedule to the budget
-RECALIBRATE_AT = (20, 120)
-
-
-def sync(device) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def rescheduled_total(step: int, seconds: float, steps: int, seconds_left: float) -> int:
