@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Train the NVTC codec on a lent GPU (the device tool), in the background.
 #
-#   benchmarks/gpu_train_nvtc.sh start   # starts training under setsid, shows the first log lines
-#   INIT=aigif/assets/nvtc/nvtc_id4.safetensors BUDGET=25 MINUTES=26 benchmarks/gpu_train_nvtc.sh start
-#                                        # goes on training the shipped model (ECVQ fine-tuning)
+#   benchmarks/gpu_train_nvtc.sh data    # here, once: the training photos as lossless WebP in .data/trainw
+#   benchmarks/gpu_train_nvtc.sh start   # device, carry [".data/trainw"]: starts training under setsid
+#   INIT=aigif/assets/nvtc/nvtc_id4.safetensors BATCH=64 LR=2e-4 BUDGET=22 MINUTES=23 benchmarks/gpu_train_nvtc.sh start
+#                                        # goes on training the shipped model (ECVQ fine-tuning; fits a
+#                                        # 30-minute device budget with the machine's start and the polls)
 #   benchmarks/gpu_train_nvtc.sh poll    # waits, shows the log, compacts the checkpoint into $OUT/ckpt
 #
 # A device call may run 10 minutes, but a process started with setsid lives until the machine is
