@@ -69,8 +69,8 @@ def test_payload_size_is_the_entropy_coded_size():
     img = photo(128, 192, seed=1)
     q = QUALITIES[len(QUALITIES) // 2]
     data = compress_image(img, q)
-    _, _, h, w, stream = api._unpack(data, api.DEFAULT_MAX_PIXELS)
-    assert len(data) == api.HEADER.size + len(stream) + 4
+    _, _, h, w, stream, post = api._unpack(data, api.DEFAULT_MAX_PIXELS)
+    assert len(data) == api.HEADER.size + len(stream) + (2 + len(post) if post else 0) + 4
     model = zoo.load_model(q)
     idx = model.decode_indices([stream], (128, 192))
     ideal = 0.0

@@ -11,7 +11,8 @@ integer probability tables, so payloads decode identically everywhere.
 
 Modules: ``api`` (payload), ``model`` (transforms, codebooks, the one
 coding loop), ``entropy`` (integer tables, copy flags, range coding),
-``rdo`` (the encoder's row-trellis index search), ``zoo`` (shipped weights),
+``rdo`` (the encoder's row-trellis index search), ``postfilter`` (the
+per-image integer Wiener filter), ``zoo`` (shipped weights),
 ``train`` (training and table design). torch is imported only when a
 function here is first called.
 """
@@ -22,11 +23,11 @@ from .zoo import DEFAULT_MAX_PIXELS, QUALITIES
 __all__ = ["DEFAULT_MAX_PIXELS", "QUALITIES", "compress_to_target", "compress_image", "decompress_image", "compress_residual", "decompress_residual"]
 
 
-def compress_image(rgb, quality: int) -> bytes:
+def compress_image(rgb, quality: int, *, post_filter: bool = True) -> bytes:
     """See :func:`aigif.codec.api.compress_image`."""
     from .api import compress_image as f
 
-    return f(rgb, quality)
+    return f(rgb, quality, post_filter=post_filter)
 
 
 def decompress_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS):
@@ -36,11 +37,11 @@ def decompress_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS):
     return f(data, max_pixels=max_pixels)
 
 
-def compress_residual(original, reference, quality: int) -> bytes:
+def compress_residual(original, reference, quality: int, *, post_filter: bool = True) -> bytes:
     """See :func:`aigif.codec.api.compress_residual`."""
     from .api import compress_residual as f
 
-    return f(original, reference, quality)
+    return f(original, reference, quality, post_filter=post_filter)
 
 
 def decompress_residual(data: bytes, reference, *, max_pixels: int = DEFAULT_MAX_PIXELS):

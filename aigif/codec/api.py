@@ -6,10 +6,11 @@ Payload (all integers little-endian, see ``spec/codec-nvtc.md``)::
     version u8 1
     model_id u8   (zoo.MODEL_IDS)
     quality u8    (zoo.MODELS)
-    flags  u8     bit0 residual, bit1 empty residual, bits2-3 residual shift
+    flags  u8     bit0 residual, bit1 empty residual, bits2-3 residual shift, bit4 post filter
     height u16, width u16
     length u32    byte length of the range-coded stream (multiple of 4)
     stream        constriction RangeEncoder words (u32 LE)
+    [post  u16 length + block, only with flag bit4: the per-image filter of :mod:`.postfilter`]
     crc32  u32    zlib.crc32 of everything before it
 """
 from __future__ import annotations
@@ -20,13 +21,18 @@ import zlib
 import numpy as np
 
 from ..errors import AigifError, ConfigError, CorruptError, FormatError, LimitError, TruncatedError, UnknownCodecError
-from . import zoo
+from . import postfilter, zoo
 
 MAGIC = b"NVTC"
 VERSION = 1
 HEADER = struct.Struct("<4sBBBBHHI")
 FLAG_RESIDUAL = 1
 FLAG_EMPTY = 2
+FLAG_POST = 16
+KNOWN_FLAGS = 0x1F
+#: RD slope of the shipped model on Kodak, dB per e-fold of rate: the encoder keeps a post filter only when
+#: its PSNR gain beats what the filter's bytes would buy on the codec's own curve
+POST_FILTER_DB_PER_NEPER = 3.8
 DEFAULT_MAX_PIXELS = zoo.DEFAULT_MAX_PIXELS
 DECODE_THREADS = 1
 
@@ -41,13 +47,17 @@ def _check_image(rgb, what: str = "image") -> np.ndarray:
     return rgb
 
 
-def _pack(model_id: int, quality: int, flags: int, h: int, w: int, stream: bytes) -> bytes:
+def _pack(model_id: int, quality: int, flags: int, h: int, w: int, stream: bytes, post: bytes = b"") -> bytes:
+    if post:
+        flags |= FLAG_POST
     body = HEADER.pack(MAGIC, VERSION, model_id, quality, flags, h, w, len(stream)) + stream
+    if post:
+        body += struct.pack("<H", len(post)) + post
     return body + struct.pack("<I", zlib.crc32(body))
 
 
 def _unpack(data: bytes, max_pixels: int) -> tuple:
-    """Validate a payload; returns (quality, flags, h, w, stream). Never trusts a length."""
+    """Validate a payload; returns (quality, flags, h, w, stream, post block). Never trusts a length."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise FormatError(f"NVTC payload must be bytes, got {type(data).__name__}")
     data = bytes(data)
@@ -62,6 +72,15 @@ def _unpack(data: bytes, max_pixels: int) -> tuple:
     if len(data) < end + 4:
         raise TruncatedError(f"NVTC payload: stream of {length} bytes announced at offset 12, only "
                              f"{max(len(data) - HEADER.size - 4, 0)} present")
+    post_at = end
+    if flags & FLAG_POST:
+        if len(data) < end + 2 + 4:
+            raise TruncatedError(f"NVTC payload: post-filter length missing at offset {end}")
+        (post_len,) = struct.unpack_from("<H", data, end)
+        end += 2 + post_len
+        if len(data) < end + 4:
+            raise TruncatedError(f"NVTC payload: post filter of {post_len} bytes announced at offset {post_at}, "
+                                 f"only {max(len(data) - post_at - 2 - 4, 0)} present")
     if len(data) > end + 4:
         raise CorruptError(f"NVTC payload: {len(data) - end - 4} trailing bytes after the crc at offset {end}")
     (crc,) = struct.unpack_from("<I", data, end)
@@ -76,31 +95,39 @@ def _unpack(data: bytes, max_pixels: int) -> tuple:
         raise UnknownCodecError(f"NVTC payload: unknown model id {model_id} at offset 5; known: {sorted(zoo.MODEL_IDS)}")
     if quality not in zoo.MODELS or zoo.MODELS[quality][1]["model_id"] != model_id:
         raise UnknownCodecError(f"NVTC payload: unknown quality {quality} at offset 6; known: {list(zoo.QUALITIES)}")
-    if flags & ~0x0F:
-        raise CorruptError(f"NVTC payload: reserved flag bits set in {flags:#04x} at offset 7")
+    if flags & ~KNOWN_FLAGS:
+        raise CorruptError(f"NVTC payload: reserved flag bits set in {flags:#04x} at offset 7 "
+                           "(written by a newer encoder?)")
     if h == 0 or w == 0:
         raise CorruptError(f"NVTC payload: empty image {w}x{h} at offset 8")
     if h * w > max_pixels:
         raise LimitError(f"NVTC payload: {w}x{h} = {w * h} pixels exceeds max_pixels={max_pixels}")
     if length % 4:
         raise CorruptError(f"NVTC payload: stream length {length} at offset 12 is not a multiple of 4")
-    if (flags & FLAG_EMPTY) and (length or not flags & FLAG_RESIDUAL):
-        raise CorruptError("NVTC payload: empty flag on a non-empty or non-residual payload")
-    return quality, flags, h, w, data[HEADER.size:end]
+    if (flags & FLAG_EMPTY) and (length or not flags & FLAG_RESIDUAL or flags & FLAG_POST):
+        raise CorruptError("NVTC payload: empty flag on a non-empty, post-filtered or non-residual payload")
+    post = data[post_at + 2 : end] if flags & FLAG_POST else b""
+    if post and len(post) > postfilter.MAX_BLOCK_BYTES:
+        raise CorruptError(f"NVTC payload: post filter of {len(post)} bytes, at most {postfilter.MAX_BLOCK_BYTES}")
+    if flags & FLAG_POST:
+        postfilter.unpack(post)  # validate before anything is decoded
+    return quality, flags, h, w, data[HEADER.size : HEADER.size + length], post
 
 
 def describe(data: bytes) -> str:
     """One line on a payload from its header (for ``aigif info``); never raises, never decodes."""
     try:
-        quality, flags, h, w, _stream = _unpack(data, max_pixels=0xFFFF * 0xFFFF)
+        quality, flags, h, w, _stream, _post = _unpack(data, max_pixels=0xFFFF * 0xFFFF)
     except AigifError as exc:
         return f"<{len(data)} bytes, invalid: {exc}>"
     kind = "empty residual" if flags & FLAG_EMPTY else "residual" if flags & FLAG_RESIDUAL else "image"
     model = zoo.MODEL_IDS[zoo.MODELS[quality][1]["model_id"]]
-    return f"NVTC {model} quality {quality}, {kind} {w}x{h}, {len(data)} bytes ({len(data) * 8 / (w * h):.3f} bpp)"
+    post = " + post filter" if flags & FLAG_POST else ""
+    return f"NVTC {model} quality {quality}, {kind} {w}x{h}{post}, {len(data)} bytes ({len(data) * 8 / (w * h):.3f} bpp)"
 
 
-def _encode(rgb: np.ndarray, quality: int) -> bytes:
+def _encode(rgb: np.ndarray, quality: int, post_filter: bool = True) -> tuple:
+    """(range-coded stream, post-filter block or b"") of ``rgb`` at ``quality``."""
     import torch
 
     from .model import pad_multiple
@@ -110,12 +137,42 @@ def _encode(rgb: np.ndarray, quality: int) -> bytes:
     h, w = rgb.shape[:2]
     padded = np.pad(rgb, ((0, -h % m), (0, -w % m), (0, 0)), mode="edge")
     x = torch.from_numpy(np.ascontiguousarray(padded)).permute(2, 0, 1)[None].float() / 255.0 - 0.5
-    return model.compress(x)["strings"][0]
+    coded = model.compress(x)
+    stream = coded["strings"][0]
+    if not post_filter:
+        return stream, b""
+    decoded = _synthesize(model, coded["indices"], h, w)
+    return stream, _choose_post_filter(decoded, rgb, HEADER.size + len(stream) + 4)
 
 
-def _decode(stream: bytes, quality: int, h: int, w: int) -> np.ndarray:
+def _choose_post_filter(decoded: np.ndarray, target: np.ndarray, payload_bytes: int) -> bytes:
+    """The post-filter block fitted to this image, or b"" when its gain does not pay for its bytes."""
+    import math
+
+    pf = postfilter.fit(decoded, target)
+    block = postfilter.pack(pf)
+    before, after = _mse(decoded, target), _mse(postfilter.apply(decoded, pf), target)
+    if after >= before:
+        return b""
+    gain_db = math.inf if after == 0 else 10 * math.log10(before / after)
+    return block if gain_db > POST_FILTER_DB_PER_NEPER * math.log1p((len(block) + 2) / payload_bytes) else b""
+
+
+def _synthesize(model, idx: dict, h: int, w: int) -> np.ndarray:
+    """Indices -> uint8 (h, w, 3): the float path with ``DECODE_THREADS`` torch threads, rounded and cropped."""
     import torch
 
+    saved = torch.get_num_threads()
+    torch.set_num_threads(DECODE_THREADS)
+    try:
+        x = model.synthesize(idx)
+    finally:
+        torch.set_num_threads(saved)
+    img = ((x[0] + 0.5) * 255.0).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    return np.ascontiguousarray(img[:h, :w])
+
+
+def _decode(stream: bytes, quality: int, h: int, w: int, post: bytes = b"") -> np.ndarray:
     from .model import pad_multiple
 
     model = zoo.load_model(quality)
@@ -127,37 +184,36 @@ def _decode(stream: bytes, quality: int, h: int, w: int) -> np.ndarray:
         raise
     except Exception as exc:  # constriction rejects some impossible streams
         raise CorruptError(f"NVTC payload: range-coded stream does not decode ({exc})") from exc
-    saved = torch.get_num_threads()
-    torch.set_num_threads(DECODE_THREADS)
-    try:
-        x = model.synthesize(idx)
-    finally:
-        torch.set_num_threads(saved)
-    img = ((x[0] + 0.5) * 255.0).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
-    return np.ascontiguousarray(img[:h, :w])
+    img = _synthesize(model, idx, h, w)
+    return postfilter.apply(img, postfilter.unpack(post)) if post else img
 
 
-def compress_image(rgb: np.ndarray, quality: int) -> bytes:
-    """Code an RGB image with the learned NVTC codec at ``quality`` (see ``QUALITIES``)."""
+def compress_image(rgb: np.ndarray, quality: int, *, post_filter: bool = True) -> bytes:
+    """Code an RGB image with the learned NVTC codec at ``quality`` (see ``QUALITIES``).
+
+    ``post_filter``: let the encoder add the per-image filter of :mod:`.postfilter`
+    when it pays for itself (costs one decoder pass at encode time).
+    """
     _check_image(rgb)
     name, fixed = zoo.check_quality(quality)
     h, w = rgb.shape[:2]
-    return _pack(fixed["model_id"], quality, 0, h, w, _encode(rgb, quality))
+    stream, post = _encode(rgb, quality, post_filter)
+    return _pack(fixed["model_id"], quality, 0, h, w, stream, post)
 
 
 def decompress_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode a :func:`compress_image` payload to a uint8 (H, W, 3) array."""
-    quality, flags, h, w, stream = _unpack(data, max_pixels)
+    quality, flags, h, w, stream, post = _unpack(data, max_pixels)
     if flags & FLAG_RESIDUAL:
         raise CorruptError("NVTC payload is a residual; use decompress_residual(data, reference)")
-    return _decode(stream, quality, h, w)
+    return _decode(stream, quality, h, w, post)
 
 
-def _psnr_mse(a: np.ndarray, b: np.ndarray) -> float:
+def _mse(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
 
 
-def compress_residual(original: np.ndarray, reference: np.ndarray, quality: int) -> bytes:
+def compress_residual(original: np.ndarray, reference: np.ndarray, quality: int, *, post_filter: bool = True) -> bytes:
     """Code ``original - reference`` (reference = the regenerated image).
 
     The residual is mapped to an image ``128 + round(diff / 2**shift)`` (shift 0
@@ -173,12 +229,12 @@ def compress_residual(original: np.ndarray, reference: np.ndarray, quality: int)
     diff = original.astype(np.int16) - reference.astype(np.int16)
     shift = 0 if np.percentile(np.abs(diff), 99.5) <= 120 else 1
     coded = np.clip(np.round(diff / float(1 << shift)) + 128, 0, 255).astype(np.uint8)
-    stream = _encode(coded, quality)
+    stream, post = _encode(coded, quality, post_filter)
     flags = FLAG_RESIDUAL | (shift << 2)
-    approx = _apply_residual(reference, _decode(stream, quality, h, w), shift)
-    if _psnr_mse(approx, original) >= _psnr_mse(reference, original):
+    approx = _apply_residual(reference, _decode(stream, quality, h, w, post), shift)
+    if _mse(approx, original) >= _mse(reference, original):
         return _pack(fixed["model_id"], quality, FLAG_RESIDUAL | FLAG_EMPTY, h, w, b"")
-    return _pack(fixed["model_id"], quality, flags, h, w, stream)
+    return _pack(fixed["model_id"], quality, flags, h, w, stream, post)
 
 
 def _apply_residual(reference: np.ndarray, coded: np.ndarray, shift: int) -> np.ndarray:
@@ -189,11 +245,11 @@ def _apply_residual(reference: np.ndarray, coded: np.ndarray, shift: int) -> np.
 def decompress_residual(data: bytes, reference: np.ndarray, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Approximate original = reference + decoded residual."""
     _check_image(reference, "reference")
-    quality, flags, h, w, stream = _unpack(data, max_pixels)
+    quality, flags, h, w, stream, post = _unpack(data, max_pixels)
     if not flags & FLAG_RESIDUAL:
         raise CorruptError("NVTC payload is an image, not a residual; use decompress_image")
     if reference.shape[:2] != (h, w):
         raise CorruptError(f"NVTC residual is {w}x{h}, reference is {reference.shape[1]}x{reference.shape[0]}")
     if flags & FLAG_EMPTY:
         return reference.copy()
-    return _apply_residual(reference, _decode(stream, quality, h, w), (flags >> 2) & 3)
+    return _apply_residual(reference, _decode(stream, quality, h, w, post), (flags >> 2) & 3)

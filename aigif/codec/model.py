@@ -278,7 +278,7 @@ class NVTC(nn.Module):
     def compress(self, x: torch.Tensor) -> dict:
         """x: (1, 3, Hp, Wp) in [-0.5, 0.5], sides multiple of :func:`pad_multiple`.
 
-        Returns {"strings": [range-coded bytes], "shape": (Hp, Wp)}.
+        Returns {"strings": [range-coded bytes], "shape": (Hp, Wp), "indices": the coded indices}.
         """
         import constriction
 
@@ -289,7 +289,7 @@ class NVTC(nn.Module):
             ctx = contexts_for(s, l, idx, i.shape)
             encode_layer(encoder, i.numpy(), ctx.numpy(), tables.tables[(s, l)], tables.flags[(s, l)])
         words = encoder.get_compressed()
-        return {"strings": [words.astype("<u4").tobytes()], "shape": tuple(x.shape[-2:])}
+        return {"strings": [words.astype("<u4").tobytes()], "shape": tuple(x.shape[-2:]), "indices": idx}
 
     @torch.no_grad()
     def decode_indices(self, strings: list, shape) -> dict:

@@ -11,6 +11,8 @@ Each ``NAME.nvtc`` payload has a ``NAME.json``:
   implementation may differ by ``max_abs_diff``);
 * residual payloads: the same plus ``reference`` (the PNG the residual is
   added to);
+* payloads with a post filter (flags bit 4) also record it as ``post_filter``
+  (``shape``, ``shift`` and the 3 x 24 integer ``weights``, section 5a);
 * invalid payloads: ``{"error": KIND}`` with the ``AigifError.kind`` a decoder
   raises (``spec/codec-nvtc.md`` section 1).
 
@@ -50,7 +52,7 @@ def symbols_of(data: bytes) -> dict:
     from aigif.codec import api, zoo
     from aigif.codec.model import pad_multiple
 
-    quality, _flags, h, w, stream = api._unpack(data, api.DEFAULT_MAX_PIXELS)
+    quality, _flags, h, w, stream, _post = api._unpack(data, api.DEFAULT_MAX_PIXELS)
     model = zoo.load_model(quality)
     m = pad_multiple(model.config)
     idx = model.decode_indices([stream], (h + (-h % m), w + (-w % m)))
@@ -62,6 +64,17 @@ def symbols_sha256(symbols: dict) -> str:
     for key in symbols:  # decode order
         h.update(symbols[key].astype("<u2").tobytes())
     return h.hexdigest()
+
+
+def post_filter_of(data: bytes) -> dict | None:
+    """The parsed post filter of a payload (section 5a), or None."""
+    from aigif.codec import api, postfilter
+
+    post = api._unpack(data, api.DEFAULT_MAX_PIXELS)[5]
+    if not post:
+        return None
+    pf = postfilter.unpack(post)
+    return {"shape": post[0], "shift": pf.shift, "weights": pf.weights.tolist()}
 
 
 def header_of(data: bytes) -> dict:
@@ -79,6 +92,9 @@ def write_valid(name: str, data: bytes, decoded: np.ndarray, reference: np.ndarr
     expected["symbols_sha256"] = symbols_sha256(symbols)
     expected["pixels"] = f"{name}.png"
     expected["max_abs_diff"] = 1
+    post = post_filter_of(data)
+    if post is not None:
+        expected["post_filter"] = post
     if reference is not None:
         expected["reference"] = f"{name}.reference.png"
         Image.fromarray(reference).save(os.path.join(OUT, f"{name}.reference.png"))
@@ -105,7 +121,7 @@ def recrc(body: bytes) -> bytes:
 def main() -> None:
     import torch
 
-    from aigif.codec import QUALITIES, compress_image, compress_residual, decompress_image, decompress_residual
+    from aigif.codec import QUALITIES, api, compress_image, compress_residual, decompress_image, decompress_residual
     from aigif.codec.zoo import MODEL_IDS
 
     (model_id,) = MODEL_IDS
@@ -122,6 +138,16 @@ def main() -> None:
     tall = synthetic(200, 24, seed=2)  # several 64-row pads, a narrow image
     data = compress_image(tall, QUALITIES[0])
     write_valid("image-q1-24x200", data, decompress_image(data))
+    plain = compress_image(img, QUALITIES[2], post_filter=False)
+    write_valid("image-q3-96x80-no-post-filter", plain, decompress_image(plain))
+    keep = api.POST_FILTER_DB_PER_NEPER
+    api.POST_FILTER_DB_PER_NEPER = 0.0  # keep every filter that helps: small images rarely pay for one
+    try:
+        post = compress_image(synthetic(80, 96, seed=4), QUALITIES[1])
+    finally:
+        api.POST_FILTER_DB_PER_NEPER = keep
+    assert post_filter_of(post) is not None
+    write_valid("image-q2-96x80-post-filter", post, decompress_image(post))
 
     original = synthetic(64, 64, seed=3)
     y, x = np.mgrid[0:64, 0:64]
@@ -144,7 +170,18 @@ def main() -> None:
     write_invalid("model-id-2-retired", recrc(body[:5] + b"\x02" + body[6:]), "unknown-codec")
     write_invalid("model-id-3-retired", recrc(body[:5] + b"\x03" + body[6:]), "unknown-codec")
     write_invalid("unknown-quality", recrc(body[:6] + b"\x09" + body[7:]), "unknown-codec")
-    write_invalid("reserved-flags", recrc(body[:7] + b"\x10" + body[8:]), "corrupt")
+    write_invalid("reserved-flags", recrc(body[:7] + b"\x20" + body[8:]), "corrupt")
+    (length,) = struct.unpack_from("<I", post, 12)
+    at = 16 + length  # the post filter's u16 length
+    pbody = post[:-4]
+    write_invalid("post-filter-missing", recrc(pbody[:at]), "truncated")
+    write_invalid("post-filter-truncated", pbody[:-3] + post[-4:], "truncated")
+    write_invalid("post-filter-bad-shape", recrc(pbody[: at + 2] + b"\x07" + pbody[at + 3 :]), "corrupt")
+    write_invalid("post-filter-shift-0", recrc(pbody[: at + 3] + b"\x00" + pbody[at + 4 :]), "corrupt")
+    write_invalid("post-filter-extra-byte",
+                  recrc(pbody[:at] + struct.pack("<H", len(pbody) - at - 1) + pbody[at + 2 :] + b"\x00"), "corrupt")
+    write_invalid("post-filter-on-empty-residual", recrc(pbody[:7] + bytes([pbody[7] | 3]) + pbody[8:]), "corrupt")
+    write_invalid("post-filter-on-image-without-flag", recrc(pbody[:7] + bytes([pbody[7] & ~16]) + pbody[8:]), "corrupt")
     write_invalid("empty-flag-on-image", recrc(body[:7] + b"\x02" + body[8:]), "corrupt")
     write_invalid("zero-width", recrc(body[:10] + b"\x00\x00" + body[12:]), "corrupt")
     write_invalid("over-pixel-limit", recrc(struct.pack("<4sBBBBHHI", b"NVTC", 1, model_id, 1, 0, 65535, 65535, 0)), "limit")
