@@ -69,14 +69,17 @@ def test_payload_size_is_the_entropy_coded_size():
     img = photo(128, 192, seed=1)
     q = QUALITIES[len(QUALITIES) // 2]
     data = compress_image(img, q)
-    _, _, h, w, stream, post = api._unpack(data, api.DEFAULT_MAX_PIXELS)
+    _, flags, h, w, stream, post = api._unpack(data, api.DEFAULT_MAX_PIXELS)
     assert len(data) == api.HEADER.size + len(stream) + (2 + len(post) if post else 0) + 4
+    adaptive = bool(flags & api.FLAG_ADAPTIVE)
+    assert adaptive  # the default
     model = zoo.load_model(q)
-    idx = model.decode_indices([stream], (128, 192))
+    idx = model.decode_indices([stream], (128, 192), adaptive)
     ideal = 0.0
     for (s, l), i in idx.items():
         ctx = contexts_for(s, l, idx, i.shape)
-        ideal += layer_code_length(i.numpy(), ctx.numpy(), model.tables.tables[(s, l)], model.tables.flags[(s, l)])
+        ideal += layer_code_length(i.numpy(), ctx.numpy(), model.tables.tables[(s, l)], model.tables.flags[(s, l)],
+                                   adaptive)
     max_bits = sum(int(i.numel()) * 8 for i in idx.values())
     bits = len(stream) * 8
     assert bits < max_bits  # entropy coding beats fixed-length indices

@@ -151,5 +151,5 @@ def test_post_filter_payload_errors(monkeypatch):
         decompress_image(recrc(body[:at] + struct.pack("<H", len(body) - at - 1) + body[at + 2 :] + b"\x00"))
     with pytest.raises(CorruptError):  # the empty-residual flag with a filter
         decompress_image(recrc(body[:7] + bytes([body[7] | api.FLAG_EMPTY | api.FLAG_RESIDUAL]) + body[8:]))
-    with pytest.raises(CorruptError):  # bits 5-7 stay reserved
-        decompress_image(recrc(body[:7] + bytes([body[7] | 0x20]) + body[8:]))
+    with pytest.raises(CorruptError):  # bits 6-7 stay reserved
+        decompress_image(recrc(body[:7] + bytes([body[7] | 0x40]) + body[8:]))

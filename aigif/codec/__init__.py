@@ -23,11 +23,11 @@ from .zoo import DEFAULT_MAX_PIXELS, QUALITIES
 __all__ = ["DEFAULT_MAX_PIXELS", "QUALITIES", "compress_to_target", "compress_image", "decompress_image", "compress_residual", "decompress_residual"]
 
 
-def compress_image(rgb, quality: int, *, post_filter: bool = True) -> bytes:
+def compress_image(rgb, quality: int, *, post_filter: bool = True, adaptive: bool = True) -> bytes:
     """See :func:`aigif.codec.api.compress_image`."""
     from .api import compress_image as f
 
-    return f(rgb, quality, post_filter=post_filter)
+    return f(rgb, quality, post_filter=post_filter, adaptive=adaptive)
 
 
 def decompress_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS):
@@ -37,11 +37,11 @@ def decompress_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS):
     return f(data, max_pixels=max_pixels)
 
 
-def compress_residual(original, reference, quality: int, *, post_filter: bool = True) -> bytes:
+def compress_residual(original, reference, quality: int, *, post_filter: bool = True, adaptive: bool = True) -> bytes:
     """See :func:`aigif.codec.api.compress_residual`."""
     from .api import compress_residual as f
 
-    return f(original, reference, quality, post_filter=post_filter)
+    return f(original, reference, quality, post_filter=post_filter, adaptive=adaptive)
 
 
 def decompress_residual(data: bytes, reference, *, max_pixels: int = DEFAULT_MAX_PIXELS):

@@ -6,7 +6,8 @@ Payload (all integers little-endian, see ``spec/codec-nvtc.md``)::
     version u8 1
     model_id u8   (zoo.MODEL_IDS)
     quality u8    (zoo.MODELS)
-    flags  u8     bit0 residual, bit1 empty residual, bits2-3 residual shift, bit4 post filter
+    flags  u8     bit0 residual, bit1 empty residual, bits2-3 residual shift, bit4 post filter,
+                  bit5 adaptive entropy coding (rows that learn the image, :class:`.entropy.CoderRows`)
     height u16, width u16
     length u32    byte length of the range-coded stream (multiple of 4)
     stream        constriction RangeEncoder words (u32 LE)
@@ -29,7 +30,8 @@ HEADER = struct.Struct("<4sBBBBHHI")
 FLAG_RESIDUAL = 1
 FLAG_EMPTY = 2
 FLAG_POST = 16
-KNOWN_FLAGS = 0x1F
+FLAG_ADAPTIVE = 32
+KNOWN_FLAGS = 0x3F
 #: RD slope of the shipped model on Kodak, dB per e-fold of rate: the encoder keeps a post filter only when
 #: its PSNR gain beats what the filter's bytes would buy on the codec's own curve
 POST_FILTER_DB_PER_NEPER = 3.8
@@ -104,8 +106,8 @@ def _unpack(data: bytes, max_pixels: int) -> tuple:
         raise LimitError(f"NVTC payload: {w}x{h} = {w * h} pixels exceeds max_pixels={max_pixels}")
     if length % 4:
         raise CorruptError(f"NVTC payload: stream length {length} at offset 12 is not a multiple of 4")
-    if (flags & FLAG_EMPTY) and (length or not flags & FLAG_RESIDUAL or flags & FLAG_POST):
-        raise CorruptError("NVTC payload: empty flag on a non-empty, post-filtered or non-residual payload")
+    if (flags & FLAG_EMPTY) and (length or not flags & FLAG_RESIDUAL or flags & (FLAG_POST | FLAG_ADAPTIVE)):
+        raise CorruptError("NVTC payload: empty flag on a non-empty, post-filtered, adaptive or non-residual payload")
     post = data[post_at + 2 : end] if flags & FLAG_POST else b""
     if post and len(post) > postfilter.MAX_BLOCK_BYTES:
         raise CorruptError(f"NVTC payload: post filter of {len(post)} bytes, at most {postfilter.MAX_BLOCK_BYTES}")
@@ -122,11 +124,11 @@ def describe(data: bytes) -> str:
         return f"<{len(data)} bytes, invalid: {exc}>"
     kind = "empty residual" if flags & FLAG_EMPTY else "residual" if flags & FLAG_RESIDUAL else "image"
     model = zoo.MODEL_IDS[zoo.MODELS[quality][1]["model_id"]]
-    post = " + post filter" if flags & FLAG_POST else ""
+    post = (" + post filter" if flags & FLAG_POST else "") + (", adaptive coding" if flags & FLAG_ADAPTIVE else "")
     return f"NVTC {model} quality {quality}, {kind} {w}x{h}{post}, {len(data)} bytes ({len(data) * 8 / (w * h):.3f} bpp)"
 
 
-def _encode(rgb: np.ndarray, quality: int, post_filter: bool = True) -> tuple:
+def _encode(rgb: np.ndarray, quality: int, post_filter: bool = True, adaptive: bool = True) -> tuple:
     """(range-coded stream, post-filter block or b"") of ``rgb`` at ``quality``."""
     import torch
 
@@ -137,7 +139,7 @@ def _encode(rgb: np.ndarray, quality: int, post_filter: bool = True) -> tuple:
     h, w = rgb.shape[:2]
     padded = np.pad(rgb, ((0, -h % m), (0, -w % m), (0, 0)), mode="edge")
     x = torch.from_numpy(np.ascontiguousarray(padded)).permute(2, 0, 1)[None].float() / 255.0 - 0.5
-    coded = model.compress(x)
+    coded = model.compress(x, adaptive)
     stream = coded["strings"][0]
     if not post_filter:
         return stream, b""
@@ -172,14 +174,14 @@ def _synthesize(model, idx: dict, h: int, w: int) -> np.ndarray:
     return np.ascontiguousarray(img[:h, :w])
 
 
-def _decode(stream: bytes, quality: int, h: int, w: int, post: bytes = b"") -> np.ndarray:
+def _decode(stream: bytes, quality: int, h: int, w: int, post: bytes = b"", adaptive: bool = False) -> np.ndarray:
     from .model import pad_multiple
 
     model = zoo.load_model(quality)
     m = pad_multiple(model.config)
     shape = (h + (-h % m), w + (-w % m))
     try:
-        idx = model.decode_indices([stream], shape)
+        idx = model.decode_indices([stream], shape, adaptive)
     except AigifError:
         raise
     except Exception as exc:  # constriction rejects some impossible streams
@@ -188,17 +190,18 @@ def _decode(stream: bytes, quality: int, h: int, w: int, post: bytes = b"") -> n
     return postfilter.apply(img, postfilter.unpack(post)) if post else img
 
 
-def compress_image(rgb: np.ndarray, quality: int, *, post_filter: bool = True) -> bytes:
+def compress_image(rgb: np.ndarray, quality: int, *, post_filter: bool = True, adaptive: bool = True) -> bytes:
     """Code an RGB image with the learned NVTC codec at ``quality`` (see ``QUALITIES``).
 
     ``post_filter``: let the encoder add the per-image filter of :mod:`.postfilter`
     when it pays for itself (costs one decoder pass at encode time).
+    ``adaptive``: entropy-code with rows that learn the image (flags bit 5; 1-2 % smaller).
     """
     _check_image(rgb)
     name, fixed = zoo.check_quality(quality)
     h, w = rgb.shape[:2]
-    stream, post = _encode(rgb, quality, post_filter)
-    return _pack(fixed["model_id"], quality, 0, h, w, stream, post)
+    stream, post = _encode(rgb, quality, post_filter, adaptive)
+    return _pack(fixed["model_id"], quality, FLAG_ADAPTIVE if adaptive else 0, h, w, stream, post)
 
 
 def decompress_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -206,14 +209,15 @@ def decompress_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np
     quality, flags, h, w, stream, post = _unpack(data, max_pixels)
     if flags & FLAG_RESIDUAL:
         raise CorruptError("NVTC payload is a residual; use decompress_residual(data, reference)")
-    return _decode(stream, quality, h, w, post)
+    return _decode(stream, quality, h, w, post, bool(flags & FLAG_ADAPTIVE))
 
 
 def _mse(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
 
 
-def compress_residual(original: np.ndarray, reference: np.ndarray, quality: int, *, post_filter: bool = True) -> bytes:
+def compress_residual(original: np.ndarray, reference: np.ndarray, quality: int, *, post_filter: bool = True,
+                      adaptive: bool = True) -> bytes:
     """Code ``original - reference`` (reference = the regenerated image).
 
     The residual is mapped to an image ``128 + round(diff / 2**shift)`` (shift 0
@@ -229,9 +233,9 @@ def compress_residual(original: np.ndarray, reference: np.ndarray, quality: int,
     diff = original.astype(np.int16) - reference.astype(np.int16)
     shift = 0 if np.percentile(np.abs(diff), 99.5) <= 120 else 1
     coded = np.clip(np.round(diff / float(1 << shift)) + 128, 0, 255).astype(np.uint8)
-    stream, post = _encode(coded, quality, post_filter)
-    flags = FLAG_RESIDUAL | (shift << 2)
-    approx = _apply_residual(reference, _decode(stream, quality, h, w, post), shift)
+    stream, post = _encode(coded, quality, post_filter, adaptive)
+    flags = FLAG_RESIDUAL | (shift << 2) | (FLAG_ADAPTIVE if adaptive else 0)
+    approx = _apply_residual(reference, _decode(stream, quality, h, w, post, adaptive), shift)
     if _mse(approx, original) >= _mse(reference, original):
         return _pack(fixed["model_id"], quality, FLAG_RESIDUAL | FLAG_EMPTY, h, w, b"")
     return _pack(fixed["model_id"], quality, flags, h, w, stream, post)
@@ -252,4 +256,5 @@ def decompress_residual(data: bytes, reference: np.ndarray, *, max_pixels: int =
         raise CorruptError(f"NVTC residual is {w}x{h}, reference is {reference.shape[1]}x{reference.shape[0]}")
     if flags & FLAG_EMPTY:
         return reference.copy()
-    return _apply_residual(reference, _decode(stream, quality, h, w, post), (flags >> 2) & 3)
+    return _apply_residual(reference, _decode(stream, quality, h, w, post, bool(flags & FLAG_ADAPTIVE)),
+                           (flags >> 2) & 3)

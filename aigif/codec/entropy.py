@@ -14,6 +14,11 @@ words, 24-bit model precision) with the model family
 ``constriction.stream.model.Categorical(perfect=False)`` and one float64 row
 of integer weights per symbol.
 
+*Adaptive* layers (payload flag, :class:`CoderRows`) add to every table row
+the counts of what this layer has coded with it in the columns before, so
+the rows learn the image as it is decoded: still integers only, updated
+after each whole column.
+
 Training-time entropy models (:func:`conditional_logits`) hold float logits;
 :func:`quantize_probs` turns them into the integer tables that are shipped.
 """
@@ -111,59 +116,104 @@ def flag_contexts(sym: np.ndarray, ctx: np.ndarray, x: int, lf: np.ndarray, n_im
     return flag_context(sym[:, x - 1], c, c == ctx[:, x - 1], *flag_neighbours(sym, x, n_images), lf)
 
 
+#: adaptive rows: a symbol coded with context c adds this much to its entry of row c (the table's rows sum
+#: to 2**16, so the table weighs as much as 128 symbols), a copy flag this much to its flag row (64 flags)
+ADAPT_SYMBOL_STEP = 512
+ADAPT_FLAG_STEP = 1024
+
+
+class CoderRows:
+    """The integer weight rows the coder uses for one layer (float64 arrays of exact integers).
+
+    Static: the table's rows. Adaptive: ``table[c] + ADAPT_SYMBOL_STEP * count[c]``
+    and ``flags[f] + ADAPT_FLAG_STEP * count[f]`` with the counts of the
+    symbols / flags this layer coded in earlier columns (:meth:`update`).
+    """
+
+    def __init__(self, table: np.ndarray, flags: np.ndarray, adaptive: bool = False):
+        self.tf, self.ff = table.astype(np.float64), flags.astype(np.float64)
+        self.adaptive = adaptive
+        self.sym_counts = np.zeros_like(self.tf) if adaptive else None
+        self.flag_counts = np.zeros_like(self.ff) if adaptive else None
+
+    def symbol_rows(self, c: np.ndarray) -> np.ndarray:
+        rows = self.tf[c]
+        return rows + ADAPT_SYMBOL_STEP * self.sym_counts[c] if self.adaptive else rows
+
+    def flag_rows(self, f: np.ndarray) -> np.ndarray:
+        rows = self.ff[f]
+        return rows + ADAPT_FLAG_STEP * self.flag_counts[f] if self.adaptive else rows
+
+    def update(self, c: np.ndarray, k: np.ndarray, f: np.ndarray | None = None, e: np.ndarray | None = None) -> None:
+        """After a column: symbols ``k`` were coded with rows ``c``, flags ``e`` with flag rows ``f``."""
+        if not self.adaptive:
+            return
+        np.add.at(self.sym_counts, (c, k), 1.0)
+        if f is not None:
+            np.add.at(self.flag_counts, (f, e), 1.0)
+
+
 def _columns(a: np.ndarray) -> np.ndarray:
     """(N, H, W) -> (N*H, W): the coder walks columns, every row of every image at once."""
     return a.reshape(-1, a.shape[-1])
 
 
-def _rows_without_left(tf: np.ndarray, c: np.ndarray, left: np.ndarray) -> np.ndarray:
+def _rows_without_left(rows: np.ndarray, left: np.ndarray) -> np.ndarray:
     """Context rows with the left symbol's weight set to 0 (a flag 0 says the symbol is not the left one)."""
-    rows = tf[c]
     rows[np.arange(len(rows)), left] = 0.0
     return rows
 
 
-def encode_layer(encoder, symbols: np.ndarray, contexts: np.ndarray, table: np.ndarray, flags: np.ndarray) -> None:
+def encode_layer(encoder, symbols: np.ndarray, contexts: np.ndarray, table: np.ndarray, flags: np.ndarray,
+                 adaptive: bool = False) -> None:
     """Append one layer's symbols (N, H, W) to ``encoder`` (order: ``spec/codec-nvtc.md`` section 4).
 
     Column 0: every row's symbol with its context's row. Column x > 0: first
     every row's copy flag ``symbol == left neighbour``, then the symbols of the
     rows whose flag is 0, each with its context's row minus the left symbol.
+    ``adaptive``: rows of :class:`CoderRows` that count what earlier columns coded.
     """
     import constriction
 
     fam = constriction.stream.model.Categorical(perfect=False)
     n = symbols.shape[0]
     sym, ctx = _columns(symbols).astype(np.int64), _columns(contexts).astype(np.int64)
-    tf, ff, lf = table.astype(np.float64), flags.astype(np.float64), left_features(table)
-    encoder.encode(sym[:, 0].astype(np.int32), fam, tf[ctx[:, 0]])
+    rows, lf = CoderRows(table, flags, adaptive), left_features(table)
+    encoder.encode(sym[:, 0].astype(np.int32), fam, rows.symbol_rows(ctx[:, 0]))
+    rows.update(ctx[:, 0], sym[:, 0])
     for x in range(1, sym.shape[1]):
         left = sym[:, x - 1]
         copy = sym[:, x] == left
-        encoder.encode(copy.astype(np.int32), fam, ff[flag_contexts(sym, ctx, x, lf, n)])
+        f = flag_contexts(sym, ctx, x, lf, n)
+        encoder.encode(copy.astype(np.int32), fam, rows.flag_rows(f))
         new = ~copy
         if new.any():
-            encoder.encode(sym[new, x].astype(np.int32), fam, _rows_without_left(tf, ctx[new, x], left[new]))
+            encoder.encode(sym[new, x].astype(np.int32), fam, _rows_without_left(rows.symbol_rows(ctx[new, x]), left[new]))
+        rows.update(ctx[new, x], sym[new, x], f, copy.astype(np.int64))
 
 
-def decode_layer(decoder, contexts: np.ndarray, table: np.ndarray, flags: np.ndarray) -> np.ndarray:
+def decode_layer(decoder, contexts: np.ndarray, table: np.ndarray, flags: np.ndarray,
+                 adaptive: bool = False) -> np.ndarray:
     """Inverse of :func:`encode_layer`; ``contexts`` (N, H, W) are already-decoded indices."""
     import constriction
 
     fam = constriction.stream.model.Categorical(perfect=False)
     n = contexts.shape[0]
     ctx = _columns(contexts).astype(np.int64)
-    tf, ff, lf = table.astype(np.float64), flags.astype(np.float64), left_features(table)
+    rows, lf = CoderRows(table, flags, adaptive), left_features(table)
     out = np.zeros(ctx.shape, dtype=np.int64)
-    out[:, 0] = decoder.decode(fam, tf[ctx[:, 0]])
+    out[:, 0] = decoder.decode(fam, rows.symbol_rows(ctx[:, 0]))
+    rows.update(ctx[:, 0], out[:, 0])
     for x in range(1, ctx.shape[1]):
         left = out[:, x - 1]
-        copy = decoder.decode(fam, ff[flag_contexts(out, ctx, x, lf, n)]).astype(bool)
+        f = flag_contexts(out, ctx, x, lf, n)
+        copy = decoder.decode(fam, rows.flag_rows(f)).astype(bool)
         col = left.copy()
         new = ~copy
         if new.any():
-            col[new] = decoder.decode(fam, _rows_without_left(tf, ctx[new, x], left[new]))
+            col[new] = decoder.decode(fam, _rows_without_left(rows.symbol_rows(ctx[new, x]), left[new]))
         out[:, x] = col
+        rows.update(ctx[new, x], col[new], f, copy.astype(np.int64))
     return out.reshape(contexts.shape)
 
 
@@ -196,8 +246,11 @@ def column_costs(sym: np.ndarray, ctx: np.ndarray, x: int, table: np.ndarray, lf
     return bits
 
 
-def layer_code_length(symbols: np.ndarray, contexts: np.ndarray, table: np.ndarray, flags: np.ndarray) -> float:
+def layer_code_length(symbols: np.ndarray, contexts: np.ndarray, table: np.ndarray, flags: np.ndarray,
+                      adaptive: bool = False) -> float:
     """Ideal code length in bits of :func:`encode_layer` with these integer tables (tests, table design)."""
+    if adaptive:
+        return _adaptive_code_length(symbols, contexts, table, flags)
     n = symbols.shape[0]
     sym, ctx = _columns(symbols).astype(np.int64), _columns(contexts).astype(np.int64)
     sym_bits, flag_bits = code_lengths(table, flags)
@@ -205,6 +258,28 @@ def layer_code_length(symbols: np.ndarray, contexts: np.ndarray, table: np.ndarr
     rows = np.arange(len(sym))
     return float(sum(np.sum(column_costs(sym, ctx, x, table, lf, n, sym_bits, flag_bits)[rows, sym[:, x]])
                      for x in range(sym.shape[1])))
+
+
+def _adaptive_code_length(symbols: np.ndarray, contexts: np.ndarray, table: np.ndarray, flags: np.ndarray) -> float:
+    n = symbols.shape[0]
+    sym, ctx = _columns(symbols).astype(np.int64), _columns(contexts).astype(np.int64)
+    rows, lf = CoderRows(table, flags, True), left_features(table)
+
+    def bits(w: np.ndarray, k: np.ndarray) -> float:
+        return float(np.sum(np.log2(w.sum(-1)) - np.log2(w[np.arange(len(k)), k])))
+
+    total = bits(rows.symbol_rows(ctx[:, 0]), sym[:, 0])
+    rows.update(ctx[:, 0], sym[:, 0])
+    for x in range(1, sym.shape[1]):
+        left = sym[:, x - 1]
+        copy = sym[:, x] == left
+        f = flag_contexts(sym, ctx, x, lf, n)
+        total += bits(rows.flag_rows(f), copy.astype(np.int64))
+        new = ~copy
+        if new.any():
+            total += bits(_rows_without_left(rows.symbol_rows(ctx[new, x]), left[new]), sym[new, x])
+        rows.update(ctx[new, x], sym[new, x], f, copy.astype(np.int64))
+    return total
 
 
 def flag_counts(symbols: np.ndarray, contexts: np.ndarray, table: np.ndarray) -> tuple:

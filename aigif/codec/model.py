@@ -275,8 +275,9 @@ class NVTC(nn.Module):
         return self.run(pick, (x.shape[0], x.shape[2], x.shape[3]), self.analysis(x))[1]
 
     @torch.no_grad()
-    def compress(self, x: torch.Tensor) -> dict:
+    def compress(self, x: torch.Tensor, adaptive: bool = False) -> dict:
         """x: (1, 3, Hp, Wp) in [-0.5, 0.5], sides multiple of :func:`pad_multiple`.
+        ``adaptive``: code with rows that learn the image (:class:`.entropy.CoderRows`).
 
         Returns {"strings": [range-coded bytes], "shape": (Hp, Wp), "indices": the coded indices}.
         """
@@ -287,12 +288,12 @@ class NVTC(nn.Module):
         encoder = constriction.stream.queue.RangeEncoder()
         for (s, l), i in idx.items():  # decode order
             ctx = contexts_for(s, l, idx, i.shape)
-            encode_layer(encoder, i.numpy(), ctx.numpy(), tables.tables[(s, l)], tables.flags[(s, l)])
+            encode_layer(encoder, i.numpy(), ctx.numpy(), tables.tables[(s, l)], tables.flags[(s, l)], adaptive)
         words = encoder.get_compressed()
         return {"strings": [words.astype("<u4").tobytes()], "shape": tuple(x.shape[-2:]), "indices": idx}
 
     @torch.no_grad()
-    def decode_indices(self, strings: list, shape) -> dict:
+    def decode_indices(self, strings: list, shape, adaptive: bool = False) -> dict:
         """Entropy-decode every codeword index (exact integer arithmetic only)."""
         import constriction
 
@@ -305,7 +306,7 @@ class NVTC(nn.Module):
             f = STAGE_FACTORS[s]
             ctx = contexts_for(s, l, idx, (1, hp // f, wp // f))
             idx[(s, l)] = torch.from_numpy(decode_layer(decoder, ctx.numpy(), tables.tables[(s, l)],
-                                                        tables.flags[(s, l)]))
+                                                        tables.flags[(s, l)], adaptive))
         return idx
 
     def strip_margin(self) -> int:
@@ -357,6 +358,6 @@ class NVTC(nn.Module):
         return out
 
     @torch.no_grad()
-    def decompress(self, strings: list, shape) -> torch.Tensor:
+    def decompress(self, strings: list, shape, adaptive: bool = False) -> torch.Tensor:
         """Inverse of :meth:`compress`: (1, 3, Hp, Wp) in [-0.5, 0.5]."""
-        return self.synthesize(self.decode_indices(strings, shape))
+        return self.synthesize(self.decode_indices(strings, shape, adaptive))

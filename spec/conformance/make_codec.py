@@ -52,10 +52,10 @@ def symbols_of(data: bytes) -> dict:
     from aigif.codec import api, zoo
     from aigif.codec.model import pad_multiple
 
-    quality, _flags, h, w, stream, _post = api._unpack(data, api.DEFAULT_MAX_PIXELS)
+    quality, flags, h, w, stream, _post = api._unpack(data, api.DEFAULT_MAX_PIXELS)
     model = zoo.load_model(quality)
     m = pad_multiple(model.config)
-    idx = model.decode_indices([stream], (h + (-h % m), w + (-w % m)))
+    idx = model.decode_indices([stream], (h + (-h % m), w + (-w % m)), bool(flags & api.FLAG_ADAPTIVE))
     return {k: v.numpy() for k, v in idx.items()}
 
 
@@ -138,8 +138,10 @@ def main() -> None:
     tall = synthetic(200, 24, seed=2)  # several 64-row pads, a narrow image
     data = compress_image(tall, QUALITIES[0])
     write_valid("image-q1-24x200", data, decompress_image(data))
-    plain = compress_image(img, QUALITIES[2], post_filter=False)
-    write_valid("image-q3-96x80-no-post-filter", plain, decompress_image(plain))
+    plain = compress_image(img, QUALITIES[2], post_filter=False, adaptive=False)
+    write_valid("image-q3-96x80-plain", plain, decompress_image(plain))  # flags 0: static rows, no filter
+    static = compress_image(img, QUALITIES[3], adaptive=False)
+    write_valid("image-q4-96x80-static-rows", static, decompress_image(static))
     keep = api.POST_FILTER_DB_PER_NEPER
     api.POST_FILTER_DB_PER_NEPER = 0.0  # keep every filter that helps: small images rarely pay for one
     try:
@@ -170,7 +172,7 @@ def main() -> None:
     write_invalid("model-id-2-retired", recrc(body[:5] + b"\x02" + body[6:]), "unknown-codec")
     write_invalid("model-id-3-retired", recrc(body[:5] + b"\x03" + body[6:]), "unknown-codec")
     write_invalid("unknown-quality", recrc(body[:6] + b"\x09" + body[7:]), "unknown-codec")
-    write_invalid("reserved-flags", recrc(body[:7] + b"\x20" + body[8:]), "corrupt")
+    write_invalid("reserved-flags", recrc(body[:7] + b"\x40" + body[8:]), "corrupt")
     (length,) = struct.unpack_from("<I", post, 12)
     at = 16 + length  # the post filter's u16 length
     pbody = post[:-4]
