@@ -2,6 +2,7 @@
 
     python benchmarks/bench_codec.py            # 6 Kodak images
     python benchmarks/bench_codec.py --all      # all 24
+    python benchmarks/bench_codec.py --ablation # also without adaptive coding / post filter
 
 Rates are real payload sizes (bytes * 8 / pixels); PSNR is on RGB, 8 bit.
 Prints a table, BD-rate vs WebP, writes benchmarks/results/codec_rd.json and
@@ -28,6 +29,12 @@ PIL_SETTINGS = {
     "JPEG": ("JPEG", [5, 10, 20, 30, 45, 60, 75, 85, 92]),
     "WebP": ("WEBP", [0, 5, 15, 30, 50, 70, 85, 95]),
     "AVIF": ("AVIF", [5, 10, 25, 40, 55, 70, 85]),
+}
+#: --ablation: NVTC curves with parts of the coding switched off (compress_image keywords)
+ABLATION = {
+    "NVTC static rows, no filter": {"adaptive": False, "post_filter": False},
+    "NVTC no post filter": {"post_filter": False},
+    "NVTC static rows": {"adaptive": False},
 }
 ANCHORS = {
     "WebP (published Kodak)": [(0.234, 28.33), (0.461, 30.94)],
@@ -79,6 +86,8 @@ def main(argv=None) -> None:
     ap.add_argument("--qualities", default="", help="comma list (default: all shipped)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--ablation", action="store_true",
+                    help="also measure NVTC without adaptive coding and/or without the post filter")
     args = ap.parse_args(argv)
 
     import torch
@@ -93,24 +102,31 @@ def main(argv=None) -> None:
     images = [np.asarray(Image.open(f).convert("RGB")) for f in files]
 
     curves: dict = {}
-    per_q = {}
-    for q in qualities:
-        bpps, psnrs, enc_t, dec_t = [], [], [], []
-        compress_image(images[0][:64, :64], q)  # load weights outside the timing
-        for img in images:
-            t0 = time.perf_counter()
-            data = compress_image(img, q)
-            t1 = time.perf_counter()
-            rec = decompress_image(data)
-            t2 = time.perf_counter()
-            bpps.append(len(data) * 8 / (img.shape[0] * img.shape[1]))
-            psnrs.append(psnr(img, rec))
-            enc_t.append(t1 - t0)
-            dec_t.append(t2 - t1)
-        per_q[q] = {"bpp": float(np.mean(bpps)), "psnr": float(np.mean(psnrs)),
-                    "encode_s": float(np.mean(enc_t)), "decode_s": float(np.mean(dec_t)),
-                    "decode_s_max": float(np.max(dec_t))}
+    def nvtc_points(**options) -> dict:
+        per_q = {}
+        for q in qualities:
+            bpps, psnrs, enc_t, dec_t = [], [], [], []
+            compress_image(images[0][:64, :64], q)  # load weights outside the timing
+            for img in images:
+                t0 = time.perf_counter()
+                data = compress_image(img, q, **options)
+                t1 = time.perf_counter()
+                rec = decompress_image(data)
+                t2 = time.perf_counter()
+                bpps.append(len(data) * 8 / (img.shape[0] * img.shape[1]))
+                psnrs.append(psnr(img, rec))
+                enc_t.append(t1 - t0)
+                dec_t.append(t2 - t1)
+            per_q[q] = {"bpp": float(np.mean(bpps)), "psnr": float(np.mean(psnrs)),
+                        "encode_s": float(np.mean(enc_t)), "decode_s": float(np.mean(dec_t)),
+                        "decode_s_max": float(np.max(dec_t))}
+        return per_q
+
+    per_q = nvtc_points()
     curves["NVTC (ours)"] = [(v["bpp"], v["psnr"]) for v in per_q.values()]
+    if args.ablation:
+        for name, options in ABLATION.items():
+            curves[name] = [(v["bpp"], v["psnr"]) for v in nvtc_points(**options).values()]
     for name, (fmt, settings) in PIL_SETTINGS.items():
         pts = []
         for s in settings:

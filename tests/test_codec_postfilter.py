@@ -53,7 +53,7 @@ def test_strips_do_not_change_the_result(monkeypatch):
     img = photo(37, 21, seed=4)
     target = photo(37, 21, seed=5)
     whole_fit, whole = postfilter.fit(img, target), postfilter.apply(img, random_filter(6))
-    monkeypatch.setattr(postfilter, "STRIP_ROWS", 5)
+    monkeypatch.setattr(postfilter, "STRIP_PIXELS", 5 * 21)  # strips of 5 rows
     assert np.array_equal(postfilter.apply(img, random_filter(6)), whole)
     assert np.array_equal(postfilter.fit(img, target).weights, whole_fit.weights)
 

@@ -34,8 +34,8 @@ MAX_SHIFT = 15
 #: a weight's varint has at most 3 bytes (|w| < 2**20), so a block is at most 2 + 3 * 24 * 3 bytes
 MAX_VARINT_BYTES = 3
 MAX_BLOCK_BYTES = 2 + 3 * WEIGHTS_PER_CHANNEL * MAX_VARINT_BYTES
-#: rows filtered (or fitted) at once: working memory grows with the width, not the area
-STRIP_ROWS = 256
+#: pixels filtered (or fitted) at once, in whole rows: working memory stays ~25 MB whatever the image size
+STRIP_PIXELS = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -57,14 +57,19 @@ def _pad(img: np.ndarray) -> np.ndarray:
     return np.pad(img, ((MARGIN, MARGIN), (MARGIN, MARGIN), (0, 0)), mode="edge")
 
 
+def _strips(h: int, w: int):
+    rows = max(1, STRIP_PIXELS // max(w, 1))
+    for a in range(0, h, rows):
+        yield a, min(a + rows, h)
+
+
 def apply(img: np.ndarray, pf: PostFilter) -> np.ndarray:
     """The filtered image (uint8 (H, W, 3)); integer arithmetic, identical on every machine."""
     h, w = img.shape[:2]
     padded = _pad(img)
     out = np.empty_like(img)
     half = 1 << (pf.shift - 1)
-    for a in range(0, h, STRIP_ROWS):
-        b = min(a + STRIP_ROWS, h)
+    for a, b in _strips(h, w):
         for c in range(3):
             f = _features(padded, c, a, b, w)
             acc = f @ pf.weights[c, :-1] + pf.weights[c, -1] + half
@@ -80,8 +85,7 @@ def fit(decoded: np.ndarray, target: np.ndarray, shift: int = DEFAULT_SHIFT) -> 
     n = WEIGHTS_PER_CHANNEL
     ata = np.zeros((3, n, n))
     atb = np.zeros((3, n))
-    for a in range(0, h, STRIP_ROWS):
-        b = min(a + STRIP_ROWS, h)
+    for a, b in _strips(h, w):
         for c in range(3):
             f = _features(padded, c, a, b, w).astype(np.float64)
             m = np.concatenate([f, np.ones((len(f), 1))], 1)
