@@ -164,6 +164,35 @@ def _rows_without_left(rows: np.ndarray, left: np.ndarray) -> np.ndarray:
     return rows
 
 
+def _walk_layer(ctx: np.ndarray, n_images: int, table: np.ndarray, flags: np.ndarray, adaptive: bool, code,
+                sym: np.ndarray | None = None) -> np.ndarray:
+    """The column walk of ``spec/codec-nvtc.md`` section 4, shared by encoder, decoder and code length.
+
+    ``code(weights, values)`` codes ``values`` with one weight row each and
+    returns them; with ``values`` None (decoding) it returns the decoded ones.
+    ``sym`` (rows, W) are the known symbols when encoding. Returns the symbols.
+    """
+    out = np.zeros(ctx.shape, dtype=np.int64) if sym is None else sym
+
+    def known(v):
+        return None if sym is None else v
+
+    rows, lf = CoderRows(table, flags, adaptive), left_features(table)
+    out[:, 0] = code(rows.symbol_rows(ctx[:, 0]), known(out[:, 0]))
+    rows.update(ctx[:, 0], out[:, 0])
+    for x in range(1, ctx.shape[1]):
+        left = out[:, x - 1]
+        f = flag_contexts(out, ctx, x, lf, n_images)
+        copy = code(rows.flag_rows(f), known((out[:, x] == left).astype(np.int64))).astype(bool)
+        col = left.copy()
+        new = ~copy
+        if new.any():
+            col[new] = code(_rows_without_left(rows.symbol_rows(ctx[new, x]), left[new]), known(out[new, x]))
+        out[:, x] = col
+        rows.update(ctx[new, x], col[new], f, copy.astype(np.int64))
+    return out
+
+
 def encode_layer(encoder, symbols: np.ndarray, contexts: np.ndarray, table: np.ndarray, flags: np.ndarray,
                  adaptive: bool = False) -> None:
     """Append one layer's symbols (N, H, W) to ``encoder`` (order: ``spec/codec-nvtc.md`` section 4).
@@ -176,20 +205,13 @@ def encode_layer(encoder, symbols: np.ndarray, contexts: np.ndarray, table: np.n
     import constriction
 
     fam = constriction.stream.model.Categorical(perfect=False)
-    n = symbols.shape[0]
-    sym, ctx = _columns(symbols).astype(np.int64), _columns(contexts).astype(np.int64)
-    rows, lf = CoderRows(table, flags, adaptive), left_features(table)
-    encoder.encode(sym[:, 0].astype(np.int32), fam, rows.symbol_rows(ctx[:, 0]))
-    rows.update(ctx[:, 0], sym[:, 0])
-    for x in range(1, sym.shape[1]):
-        left = sym[:, x - 1]
-        copy = sym[:, x] == left
-        f = flag_contexts(sym, ctx, x, lf, n)
-        encoder.encode(copy.astype(np.int32), fam, rows.flag_rows(f))
-        new = ~copy
-        if new.any():
-            encoder.encode(sym[new, x].astype(np.int32), fam, _rows_without_left(rows.symbol_rows(ctx[new, x]), left[new]))
-        rows.update(ctx[new, x], sym[new, x], f, copy.astype(np.int64))
+
+    def code(weights, values):
+        encoder.encode(values.astype(np.int32), fam, weights)
+        return values
+
+    _walk_layer(_columns(contexts).astype(np.int64), symbols.shape[0], table, flags, adaptive, code,
+                _columns(symbols).astype(np.int64))
 
 
 def decode_layer(decoder, contexts: np.ndarray, table: np.ndarray, flags: np.ndarray,
@@ -198,22 +220,11 @@ def decode_layer(decoder, contexts: np.ndarray, table: np.ndarray, flags: np.nda
     import constriction
 
     fam = constriction.stream.model.Categorical(perfect=False)
-    n = contexts.shape[0]
-    ctx = _columns(contexts).astype(np.int64)
-    rows, lf = CoderRows(table, flags, adaptive), left_features(table)
-    out = np.zeros(ctx.shape, dtype=np.int64)
-    out[:, 0] = decoder.decode(fam, rows.symbol_rows(ctx[:, 0]))
-    rows.update(ctx[:, 0], out[:, 0])
-    for x in range(1, ctx.shape[1]):
-        left = out[:, x - 1]
-        f = flag_contexts(out, ctx, x, lf, n)
-        copy = decoder.decode(fam, rows.flag_rows(f)).astype(bool)
-        col = left.copy()
-        new = ~copy
-        if new.any():
-            col[new] = decoder.decode(fam, _rows_without_left(rows.symbol_rows(ctx[new, x]), left[new]))
-        out[:, x] = col
-        rows.update(ctx[new, x], col[new], f, copy.astype(np.int64))
+
+    def code(weights, _values):
+        return decoder.decode(fam, weights).astype(np.int64)
+
+    out = _walk_layer(_columns(contexts).astype(np.int64), contexts.shape[0], table, flags, adaptive, code)
     return out.reshape(contexts.shape)
 
 
@@ -261,25 +272,15 @@ def layer_code_length(symbols: np.ndarray, contexts: np.ndarray, table: np.ndarr
 
 
 def _adaptive_code_length(symbols: np.ndarray, contexts: np.ndarray, table: np.ndarray, flags: np.ndarray) -> float:
-    n = symbols.shape[0]
-    sym, ctx = _columns(symbols).astype(np.int64), _columns(contexts).astype(np.int64)
-    rows, lf = CoderRows(table, flags, True), left_features(table)
+    total = [0.0]
 
-    def bits(w: np.ndarray, k: np.ndarray) -> float:
-        return float(np.sum(np.log2(w.sum(-1)) - np.log2(w[np.arange(len(k)), k])))
+    def code(weights, values):
+        total[0] += float(np.sum(np.log2(weights.sum(-1)) - np.log2(weights[np.arange(len(values)), values])))
+        return values
 
-    total = bits(rows.symbol_rows(ctx[:, 0]), sym[:, 0])
-    rows.update(ctx[:, 0], sym[:, 0])
-    for x in range(1, sym.shape[1]):
-        left = sym[:, x - 1]
-        copy = sym[:, x] == left
-        f = flag_contexts(sym, ctx, x, lf, n)
-        total += bits(rows.flag_rows(f), copy.astype(np.int64))
-        new = ~copy
-        if new.any():
-            total += bits(_rows_without_left(rows.symbol_rows(ctx[new, x]), left[new]), sym[new, x])
-        rows.update(ctx[new, x], sym[new, x], f, copy.astype(np.int64))
-    return total
+    _walk_layer(_columns(contexts).astype(np.int64), symbols.shape[0], table, flags, True, code,
+                _columns(symbols).astype(np.int64))
+    return total[0]
 
 
 def flag_counts(symbols: np.ndarray, contexts: np.ndarray, table: np.ndarray) -> tuple:
