@@ -129,7 +129,10 @@ def describe(data: bytes) -> str:
 
 
 def _encode(rgb: np.ndarray, quality: int, post_filter: bool = True, adaptive: bool = True) -> tuple:
-    """(range-coded stream, post-filter block or b"") of ``rgb`` at ``quality``."""
+    """(range-coded stream, post-filter block or b"", what the decoder will output or None) of ``rgb``.
+
+    The decoder's output is known only when the post filter was tried (it needs one decoder pass).
+    """
     import torch
 
     from .model import pad_multiple
@@ -142,22 +145,27 @@ def _encode(rgb: np.ndarray, quality: int, post_filter: bool = True, adaptive: b
     coded = model.compress(x, adaptive)
     stream = coded["strings"][0]
     if not post_filter:
-        return stream, b""
+        return stream, b"", None
     decoded = _synthesize(model, coded["indices"], h, w)
-    return stream, _choose_post_filter(decoded, rgb, HEADER.size + len(stream) + 4)
+    post, decoded = _choose_post_filter(decoded, rgb, HEADER.size + len(stream) + 4)
+    return stream, post, decoded
 
 
-def _choose_post_filter(decoded: np.ndarray, target: np.ndarray, payload_bytes: int) -> bytes:
-    """The post-filter block fitted to this image, or b"" when its gain does not pay for its bytes."""
+def _choose_post_filter(decoded: np.ndarray, target: np.ndarray, payload_bytes: int) -> tuple:
+    """(post-filter block fitted to this image, the decoder's output with it), or (b"", ``decoded``)
+    when its gain does not pay for its bytes."""
     import math
 
     pf = postfilter.fit(decoded, target)
     block = postfilter.pack(pf)
-    before, after = _mse(decoded, target), _mse(postfilter.apply(decoded, pf), target)
+    filtered = postfilter.apply(decoded, pf)
+    before, after = _mse(decoded, target), _mse(filtered, target)
     if after >= before:
-        return b""
+        return b"", decoded
     gain_db = math.inf if after == 0 else 10 * math.log10(before / after)
-    return block if gain_db > POST_FILTER_DB_PER_NEPER * math.log1p((len(block) + 2) / payload_bytes) else b""
+    if gain_db > POST_FILTER_DB_PER_NEPER * math.log1p((len(block) + 2) / payload_bytes):
+        return block, filtered
+    return b"", decoded
 
 
 def _synthesize(model, idx: dict, h: int, w: int) -> np.ndarray:
@@ -200,7 +208,7 @@ def compress_image(rgb: np.ndarray, quality: int, *, post_filter: bool = True, a
     _check_image(rgb)
     name, fixed = zoo.check_quality(quality)
     h, w = rgb.shape[:2]
-    stream, post = _encode(rgb, quality, post_filter, adaptive)
+    stream, post, _decoded = _encode(rgb, quality, post_filter, adaptive)
     return _pack(fixed["model_id"], quality, FLAG_ADAPTIVE if adaptive else 0, h, w, stream, post)
 
 
@@ -233,9 +241,11 @@ def compress_residual(original: np.ndarray, reference: np.ndarray, quality: int,
     diff = original.astype(np.int16) - reference.astype(np.int16)
     shift = 0 if np.percentile(np.abs(diff), 99.5) <= 120 else 1
     coded = np.clip(np.round(diff / float(1 << shift)) + 128, 0, 255).astype(np.uint8)
-    stream, post = _encode(coded, quality, post_filter, adaptive)
+    stream, post, decoded = _encode(coded, quality, post_filter, adaptive)
     flags = FLAG_RESIDUAL | (shift << 2) | (FLAG_ADAPTIVE if adaptive else 0)
-    approx = _apply_residual(reference, _decode(stream, quality, h, w, post, adaptive), shift)
+    if decoded is None:
+        decoded = _decode(stream, quality, h, w, post, adaptive)
+    approx = _apply_residual(reference, decoded, shift)
     if _mse(approx, original) >= _mse(reference, original):
         return _pack(fixed["model_id"], quality, FLAG_RESIDUAL | FLAG_EMPTY, h, w, b"")
     return _pack(fixed["model_id"], quality, flags, h, w, stream, post)
