@@ -52,9 +52,8 @@ def _check_image(rgb, what: str = "image") -> np.ndarray:
 def _pack(model_id: int, quality: int, flags: int, h: int, w: int, stream: bytes, post: bytes = b"") -> bytes:
     if post:
         flags |= FLAG_POST
-    body = HEADER.pack(MAGIC, VERSION, model_id, quality, flags, h, w, len(stream)) + stream
-    if post:
-        body += struct.pack("<H", len(post)) + post
+    post_block = struct.pack("<H", len(post)) + post if post else b""
+    body = HEADER.pack(MAGIC, VERSION, model_id, quality, flags, h, w, len(stream)) + stream + post_block
     return body + struct.pack("<I", zlib.crc32(body))
 
 
@@ -108,11 +107,10 @@ def _unpack(data: bytes, max_pixels: int) -> tuple:
         raise CorruptError(f"NVTC payload: stream length {length} at offset 12 is not a multiple of 4")
     if (flags & FLAG_EMPTY) and (length or not flags & FLAG_RESIDUAL or flags & (FLAG_POST | FLAG_ADAPTIVE)):
         raise CorruptError("NVTC payload: empty flag on a non-empty, post-filtered, adaptive or non-residual payload")
-    post = data[post_at + 2 : end] if flags & FLAG_POST else b""
-    if post and len(post) > postfilter.MAX_BLOCK_BYTES:
-        raise CorruptError(f"NVTC payload: post filter of {len(post)} bytes, at most {postfilter.MAX_BLOCK_BYTES}")
+    post = b""
     if flags & FLAG_POST:
-        postfilter.unpack(post)  # validate before anything is decoded
+        post = data[post_at + 2 : end]
+        postfilter.unpack(post)  # validate (at most MAX_BLOCK_BYTES, exact syntax) before anything is decoded
     return quality, flags, h, w, data[HEADER.size : HEADER.size + length], post
 
 
