@@ -8,10 +8,11 @@
 #     python3 benchmarks/cuda_determinism.py --device cuda
 #
 # The image holds torch, transformers, accelerate, safetensors, msgpack, peft, typer, tqdm, numpy
-# and pillow (see the device tool's KINDS.md); these are the rest of pyproject's dependencies.
+# and pillow (see the device tool's KINDS.md); these are the rest of pyproject's dependencies (and diffusers'
+# importlib-metadata).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-  -d .whl diffusers zstandard constriction sd-parsers
+  -d .whl diffusers zstandard constriction sd-parsers importlib-metadata
 ls -la .whl

@@ -7,6 +7,9 @@
 #                                        # goes on training the shipped model (ECVQ fine-tuning; fits a
 #                                        # 30-minute device budget with the machine's start and the polls)
 #   benchmarks/gpu_train_nvtc.sh poll    # waits, shows the log, compacts the checkpoint into $OUT/ckpt
+#   INIT=aigif/assets/nvtc/nvtc_id4.safetensors BATCH=64 LR=1e-4 BUDGET=8 MINUTES=8.5 benchmarks/gpu_train_nvtc.sh run
+#                                        # one call (timeout_s 600) for a 15-minute device budget: trains in
+#                                        # the foreground, then compacts the checkpoint into $OUT/ckpt
 #
 # A device call may run 10 minutes, but a process started with setsid lives until the machine is
 # given back, so one training run spans several calls as long as each poll follows the last within
@@ -29,15 +32,26 @@ for p in sorted(glob.glob(os.environ.get("SRC", "../shared/data/images/train/*.p
 PY
   du -sh .data/trainw
   ;;
-start)
+start|run)
+  mode=$1
   mkdir -p "$RUN"
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
-  PYTHONUNBUFFERED=1 setsid nohup python3 -m aigif.codec.train train --device cuda --amp \
-    --data "${DATA:-.data/trainw/*.webp}" --out "$RUN" --budget-minutes "${BUDGET:-21}" --minutes "${MINUTES:-22}" \
-    --batch "${BATCH:-32}" --crop 256 --lr "${LR:-4e-4}" --log-every 200 --ckpt-every 500 --threads 4 \
-    ${INIT:+--init "$INIT"} \
-    >"$RUN/train.log" 2>&1 </dev/null &
+  train() {
+    PYTHONUNBUFFERED=1 python3 -m aigif.codec.train train --device cuda --amp \
+      --data "${DATA:-.data/trainw/*.webp}" --out "$RUN" --budget-minutes "${BUDGET:-21}" --minutes "${MINUTES:-22}" \
+      --batch "${BATCH:-32}" --crop 256 --lr "${LR:-4e-4}" --log-every 200 --ckpt-every 500 --threads 4 \
+      ${INIT:+--init "$INIT"} >"$RUN/train.log" 2>&1 </dev/null
+  }
+  if [ "$mode" = run ]; then
+    train
+    grep -v reactivated "$RUN/train.log" | tail -"${LINES:-30}"
+    cp "$RUN/train.log" "$OUT/train.log"
+    python3 -m aigif.codec.train compact --ckpt "$RUN/last.pt" --out "$OUT/ckpt"
+    exit
+  fi
+  export -f train; export RUN
+  setsid nohup bash -c train >/dev/null 2>&1 </dev/null &
   sleep "${WAIT:-100}"
   grep -v reactivated "$RUN/train.log" | tail -20
   nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader
