@@ -263,6 +263,88 @@ def test_bf16_training_step_on_cpu():
     assert not torch.equal(before, model.dec_out[-1].weight)
 
 
+def _brute_copy_aware(dist, sym_bits, ctx, flag_bits, lmbda):
+    """Reference of NVTC.assign_copy_aware: one position at a time, left to right."""
+    n, h, w, k = dist.shape
+    out = np.zeros((n, h, w), dtype=np.int64)
+    for a in range(n):
+        for y in range(h):
+            for x in range(w):
+                cost = dist[a, y, x] + sym_bits[ctx[a, y, x]] / lmbda
+                if x:
+                    fc = int(ctx[a, y, x] == ctx[a, y, x - 1])
+                    cost = cost + flag_bits[fc, 0] / lmbda
+                    left = out[a, y, x - 1]
+                    cost[left] = dist[a, y, x, left] + flag_bits[fc, 1] / lmbda
+                out[a, y, x] = int(np.argmin(cost))
+    return out
+
+
+def test_copy_aware_training_ecvq_prices_the_copy_flag():
+    """Training ECVQ with copy flags equals a position-by-position reference; free copies make runs,
+    prohibitive ones none."""
+    import torch
+
+    from aigif.codec.model import NVTC, squared_distances
+
+    torch.manual_seed(3)
+    model = NVTC({"channels": 16, "hidden": 16, "codebooks": [16, 8, 8]}, n_qualities=1)
+    r = torch.randn(2, 4, 3, 7)  # stage 2: d = 4, K = 8
+    ctx = torch.randint(0, 8, (2, 3, 7))
+    ctx[0, 0, 3:] = ctx[0, 0, 2]  # some equal neighbouring contexts (flag context 1)
+    sym_bits = torch.rand(8, 8) * 6
+    flag_bits = torch.tensor([[0.3, 2.5], [0.9, 1.2]])
+    i, fc, copied = model.assign_copy_aware(2, 0, r, ctx, sym_bits, flag_bits, 2.0)
+    dist = squared_distances(r.permute(0, 2, 3, 1), model.codebooks[2][0].detach()).numpy()
+    want = _brute_copy_aware(dist, sym_bits.numpy(), ctx.numpy(), flag_bits.numpy(), 2.0)
+    assert np.array_equal(i.numpy(), want)
+    assert np.array_equal(copied[..., 1:].numpy(), want[..., 1:] == want[..., :-1]) and not copied[..., 0].any()
+    assert np.array_equal(fc[..., 1:].numpy(), (ctx[..., 1:] == ctx[..., :-1]).numpy())
+    assert copied.any() and not copied.all()
+    never = model.assign_copy_aware(2, 0, r, ctx, sym_bits, torch.tensor([[0.0, 1e9], [0.0, 1e9]]), 2.0)[2]
+    assert not never.any()
+    runs = model.assign_copy_aware(2, 0, r, ctx, sym_bits, torch.tensor([[1e9, 0.0], [1e9, 0.0]]), 2.0)[0]
+    assert torch.equal(runs, runs[..., :1].expand_as(runs))
+
+
+def test_copy_aware_training_rate_counts_flags_and_new_symbols():
+    """``forward(copy_aware=True)``: the rate is the flag bits of columns > 0 plus the symbol bits of the
+    symbols that are not copies, each from the learned logits; a training step moves the flag logits."""
+    import math
+
+    import torch
+    import torch.nn.functional as F
+
+    from aigif.codec.model import NVTC, contexts_for
+    from aigif.codec.train import make_optimizer, train_step
+
+    torch.manual_seed(0)
+    model = NVTC({"channels": 16, "hidden": 16, "codebooks": [16, 8, 8]}, n_qualities=1)
+    model.add_copy_logits()
+    with torch.no_grad():
+        for key, p in model.logits.items():
+            p.copy_(torch.randn_like(p))
+    x = torch.rand(2, 3, 64, 64) - 0.5
+    with torch.no_grad():
+        out = model(x, 0, 3, True, copy_aware=True)
+    want = 0.0
+    for (s, l), i in out["idx"].items():
+        ctx = contexts_for(s, l, out["idx"], i.shape)
+        logp = F.log_softmax(model.logits[f"q0_s{s}_l{l}"], -1)
+        flogp = F.log_softmax(model.logits[f"q0_s{s}_l{l}_copy"], -1)
+        copied = i[..., 1:] == i[..., :-1]
+        fc = (ctx[..., 1:] == ctx[..., :-1]).long()
+        want -= float(flogp[fc, copied.long()].sum())
+        coded = torch.ones_like(i, dtype=torch.bool)
+        coded[..., 1:] = ~copied
+        want -= float(logp[ctx[coded], i[coded]].sum())
+    assert abs(float(out["bits"]) - want / math.log(2.0)) < 1e-3 * want
+    opt = make_optimizer(model, 1e-2, 1.0)
+    before = model.logits["q0_s2_l0_copy"].detach().clone()
+    train_step(model, opt, x, 0, 3, True, amp=False, copy_aware=True)
+    assert not torch.equal(before, model.logits["q0_s2_l0_copy"])
+
+
 def test_export_redesigns_tables_from_the_shipped_file():
     """``export --ckpt FILE.safetensors`` starts from the shipped symbol and copy-flag tables; without refinement
     they come back as they were (up to the tables -> logits -> tables round trip, < 0.5 % of probability)."""

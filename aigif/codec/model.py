@@ -190,26 +190,76 @@ class NVTC(nn.Module):
         return dist.argmin(-1)
 
     # ---- training ---------------------------------------------------------
-    def forward(self, x: torch.Tensor, quality: int = 0, active: int = 3, ecvq: bool = True) -> dict:
-        """Training pass: x_hat, bits (learned logits), vq loss (sum of squared errors / numel), indices, residuals."""
+    def add_copy_logits(self) -> None:
+        """Training-time copy-flag model for ``forward(copy_aware=True)``: per (quality, stage, layer) a
+        (2, 2) logit table, flag context "same table context as the left neighbour" x flag. Kept in
+        ``logits`` (key suffix ``_copy``) so it trains with the entropy model; ``export`` ignores it."""
+        for key in [k for k in self.logits.keys() if not k.endswith("_copy")]:
+            if f"{key}_copy" not in self.logits:
+                self.logits[f"{key}_copy"] = nn.Parameter(torch.zeros(2, 2, device=self.logits[key].device))
+
+    def assign_copy_aware(self, s: int, l: int, r: torch.Tensor, ctx: torch.Tensor, sym_bits: torch.Tensor,
+                          flag_bits: torch.Tensor, lmbda: float) -> tuple:
+        """Greedy ECVQ column by column with the coder's copy flag: the left neighbour's codeword costs
+        its flag-1 bits, any other the flag-0 bits plus its code length (the row's renormalisation
+        without the left symbol is left out). Returns (indices, flag contexts, copied) as (N, H, W)."""
+        cb = self.codebooks[s][l].detach().float()
+        # column-major (W, N, H, K): every column a contiguous block
+        dist = squared_distances(r.detach().float().permute(3, 0, 2, 1), cb)
+        cost = dist + sym_bits[ctx.permute(2, 0, 1)] / lmbda
+        fc = torch.zeros_like(ctx)
+        fc[..., 1:] = (ctx[..., 1:] == ctx[..., :-1]).long()
+        fcol = fc.permute(2, 0, 1)
+        new_bits, copy_bits = (flag_bits[fcol, 0] / lmbda)[..., None], (flag_bits[fcol, 1] / lmbda)[..., None]
+        out = torch.empty(fcol.shape, dtype=torch.long, device=ctx.device)
+        out[0] = cost[0].argmin(-1)
+        for x in range(1, len(out)):
+            left = out[x - 1][..., None]
+            c = cost[x] + new_bits[x]
+            out[x] = c.scatter_(-1, left, dist[x].gather(-1, left) + copy_bits[x]).argmin(-1)
+        out = out.permute(1, 2, 0)
+        copied = torch.zeros_like(ctx, dtype=torch.bool)
+        copied[..., 1:] = out[..., 1:] == out[..., :-1]
+        return out, fc, copied
+
+    def forward(self, x: torch.Tensor, quality: int = 0, active: int = 3, ecvq: bool = True,
+                copy_aware: bool = False) -> dict:
+        """Training pass: x_hat, bits (learned logits), vq loss (sum of squared errors / numel), indices, residuals.
+
+        ``copy_aware`` (needs :meth:`add_copy_logits`): ECVQ and the rate count the copy flags the
+        coder spends (a symbol equal to its left neighbour costs a flag only), as the encoder prices them.
+        """
         lmbda = float(self.config["lambdas"][quality])
         numel = x.numel()
         acc = {"bits": x.new_zeros((), dtype=torch.float32), "vq": x.new_zeros((), dtype=torch.float32), "res": {}}
+        ln2 = math.log(2.0)
 
         def pick(s, l, r, idx, shape):
             ctx = contexts_for(s, l, idx, shape, r.device)
-            logp = F.log_softmax(self.logits[f"q{quality}_s{s}_l{l}"].float(), -1)  # (contexts, K)
+            key = f"q{quality}_s{s}_l{l}"
+            logp = F.log_softmax(self.logits[key].float(), -1)  # (contexts, K)
             rows, k = logp.shape
-            bits = (-logp.detach() / math.log(2.0))[ctx] if ecvq else None  # (N, H, W, K), no backward
-            i = self.assign(s, l, r, bits, lmbda)
+            coded = None
+            if ecvq and copy_aware:
+                flogp = F.log_softmax(self.logits[f"{key}_copy"].float(), -1)  # (flag contexts, 2)
+                i, fc, copied = self.assign_copy_aware(s, l, r, ctx, -logp.detach() / ln2, -flogp.detach() / ln2,
+                                                       lmbda)
+                coded = ~copied
+                fflat = (fc[..., 1:] * 2 + copied[..., 1:].long()).flatten()
+                fcounts = flogp.new_zeros(4).index_add_(0, fflat, flogp.new_ones(fflat.shape)).view(2, 2)
+                acc["bits"] = acc["bits"] - (fcounts * flogp).sum() / ln2
+            else:
+                bits = (-logp.detach() / ln2)[ctx] if ecvq else None  # (N, H, W, K), no backward
+                i = self.assign(s, l, r, bits, lmbda)
             cw = self.codewords(s, l, i).float()
             rf = r.float()
             acc["vq"] = acc["vq"] + ((rf - cw) ** 2).sum() / numel
             # code length of the chosen indices from (context, symbol) counts: a dense, cheap backward.
             # index_add_, not bincount: on CUDA bincount reads its maximum back (a sync per layer)
             flat = (ctx * k + i).flatten()
-            counts = logp.new_zeros(rows * k).index_add_(0, flat, logp.new_ones(flat.shape)).view(rows, k)
-            acc["bits"] = acc["bits"] - (counts * logp).sum() / math.log(2.0)
+            ones = logp.new_ones(flat.shape) if coded is None else coded.flatten().to(logp.dtype)
+            counts = logp.new_zeros(rows * k).index_add_(0, flat, ones).view(rows, k)
+            acc["bits"] = acc["bits"] - (counts * logp).sum() / ln2
             acc["res"][(s, l)] = rf.detach().permute(0, 2, 3, 1).reshape(-1, rf.shape[1])
             return i, rf + (cw - rf).detach()
 

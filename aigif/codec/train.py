@@ -15,6 +15,11 @@ Schedule (fractions of the total steps), after NVTC's staged training:
    entropy model per rate point);
 3. linear warm-up, then cosine decay of the learning rate to 2 %.
 
+``--copy-aware`` makes the training ECVQ price the coder's copy flags (a
+symbol equal to its left neighbour costs a learned flag only), column by
+column, as the encoder does: without it training sees far fewer copies than
+the coder writes (measured on id 4: 64 % vs 86-96 % at the finest stage).
+
 Checkpoints (``last.pt``) are written every ``--ckpt-every`` steps; rerunning
 the same command resumes from them. ``--budget-minutes`` sizes the schedule
 from a measured step time; ``--minutes`` stops a run early for a later resume.
@@ -122,13 +127,13 @@ def save_checkpoint(path: str, cfg: dict, model, opt, step: int, total: int, fin
     os.replace(tmp, path)
 
 
-def train_step(model, opt, x, quality: int, active: int, ecvq: bool, amp: bool) -> tuple:
+def train_step(model, opt, x, quality: int, active: int, ecvq: bool, amp: bool, copy_aware: bool = False) -> tuple:
     """One optimisation step on batch ``x``: returns (model output, mse, bits per pixel)."""
     import torch
     import torch.nn.functional as F
 
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
-        out = model(x, quality=quality, active=active, ecvq=ecvq)
+        out = model(x, quality=quality, active=active, ecvq=ecvq, copy_aware=copy_aware)
     mse = F.mse_loss(out["x_hat"].float(), x)
     bpp = out["bits"] / (x.shape[0] * x.shape[2] * x.shape[3])
     # transforms and codebooks see mse + vq (lambda steers ECVQ); only the logits see the rate (bits per dim)
@@ -158,6 +163,8 @@ def calibrate_steps(cfg: dict, images, args, device) -> int:
     from .model import NVTC
 
     model = NVTC(cfg).to(device)
+    if args.copy_aware:
+        model.add_copy_logits()
     opt = make_optimizer(model, args.lr, args.entropy_lr_mult)
     gen = torch.Generator().manual_seed(12345)
     amp = args.amp
@@ -166,7 +173,8 @@ def calibrate_steps(cfg: dict, images, args, device) -> int:
         if i == 10:
             sync(device)
             t0 = time.time()
-        train_step(model, opt, random_batch(images, args.batch, args.crop, gen, device), 0, 3, True, amp)
+        train_step(model, opt, random_batch(images, args.batch, args.crop, gen, device), 0, 3, True, amp,
+                   args.copy_aware)
     sync(device)
     per_step = (time.time() - t0) / 20
     total = max(100, int(args.budget_minutes * 60 / per_step))
@@ -215,6 +223,8 @@ def train(args) -> None:
     if init is not None:
         model.load_state_dict(init["model"])
         print(f"initialised from {args.init} (fine-tuning: ECVQ from the first step)", flush=True)
+    if args.copy_aware:
+        model.add_copy_logits()
     opt = make_optimizer(model, args.lr, args.entropy_lr_mult)
     images = [im.to(device) for im in load_images(args.data) if min(im.shape[1:]) >= args.crop]
     recalibrate = ck is None and bool(args.budget_minutes)
@@ -241,7 +251,7 @@ def train(args) -> None:
             g["lr"] = lr * g["lr_mult"]
         x = random_batch(images, args.batch, args.crop, gen, device)
         q = int(torch.randint(len(cfg["lambdas"]), (1,), generator=gen))
-        out, mse, bpp = train_step(model, opt, x, q, active, ecvq, amp)
+        out, mse, bpp = train_step(model, opt, x, q, active, ecvq, amp, args.copy_aware)
         step += 1
         if react:
             k_of = cfg["codebooks"]
@@ -410,6 +420,8 @@ def quality_tables(ckpt: str, q: int, refine: int, rounds: int, threads: int) ->
     ck = load_checkpoint(ckpt)
     cfg = ck["config"]
     model = NVTC(cfg)
+    if any(k.endswith("_copy") for k in ck["model"]):
+        model.add_copy_logits()  # a --copy-aware run's flag logits: not exported (refine_tables designs the flags)
     model.load_state_dict(ck["model"])
     model.eval()
     lmbda = float(cfg["lambdas"][q])
@@ -482,6 +494,8 @@ def main(argv=None) -> None:
     t.add_argument("--ckpt-every", type=int, default=1000)
     t.add_argument("--react-every", type=int, default=250)
     t.add_argument("--config", default="", help="JSON overrides of the model config (first run only)")
+    t.add_argument("--copy-aware", action="store_true",
+                   help="ECVQ and rate count the coder's copy flags (pass it again on resume)")
     t.add_argument("--entropy-lr-mult", type=float, default=30.0)
     c = sub.add_parser("compact")
     c.add_argument("--ckpt", default="runs/nvtc/last.pt")
