@@ -10,7 +10,8 @@
 #   INIT=aigif/assets/nvtc/nvtc_id4.safetensors BATCH=64 LR=1e-4 BUDGET=7.7 MINUTES=8.1 COPY_AWARE=1 benchmarks/gpu_train_nvtc.sh run
 #                                        # one call (timeout_s 600) for a 15-minute device budget: trains in
 #                                        # the foreground, then compacts the checkpoint into $OUT/ckpt
-#                                        # (COPY_AWARE=1: train --copy-aware; set it again on a resume)
+#                                        # (COPY_AWARE=1: train --copy-aware, MIN_SCALE=0.5: --min-scale 0.5;
+#                                        # set them again on a resume)
 #
 # A device call may run 10 minutes, but a process started with setsid lives until the machine is
 # given back, so one training run spans several calls as long as each poll follows the last within
@@ -42,7 +43,7 @@ start|run)
     PYTHONUNBUFFERED=1 python3 -m aigif.codec.train train --device cuda --amp \
       --data "${DATA:-.data/trainw/*.webp}" --out "$RUN" --budget-minutes "${BUDGET:-21}" --minutes "${MINUTES:-22}" \
       --batch "${BATCH:-32}" --crop 256 --lr "${LR:-4e-4}" --log-every 200 --ckpt-every 500 --threads 4 \
-      ${INIT:+--init "$INIT"} ${COPY_AWARE:+--copy-aware} >"$RUN/train.log" 2>&1 </dev/null
+      ${INIT:+--init "$INIT"} ${COPY_AWARE:+--copy-aware} ${MIN_SCALE:+--min-scale "$MIN_SCALE"} >"$RUN/train.log" 2>&1 </dev/null
   }
   if [ "$mode" = run ]; then
     train

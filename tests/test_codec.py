@@ -345,6 +345,24 @@ def test_copy_aware_training_rate_counts_flags_and_new_symbols():
     assert not torch.equal(before, model.logits["q0_s2_l0_copy"])
 
 
+def test_scale_augmentation_shrinks_wider_crops():
+    """``random_batch(min_scale=0.5)``: crops keep their size and range, reproduce with the same seed, and
+    hold shrunk content: a 2-pixel checkerboard averages towards grey, which a plain crop never does."""
+    import torch
+
+    from aigif.codec.train import random_batch
+
+    yy, xx = torch.meshgrid(torch.arange(96), torch.arange(128), indexing="ij")
+    board = (((yy // 2 + xx // 2) % 2) * 255).to(torch.uint8).expand(3, 96, 128).contiguous()
+    plain = random_batch([board], 8, 32, torch.Generator().manual_seed(1), "cpu")
+    a = random_batch([board], 8, 32, torch.Generator().manual_seed(1), "cpu", min_scale=0.5)
+    b = random_batch([board], 8, 32, torch.Generator().manual_seed(1), "cpu", min_scale=0.5)
+    assert a.shape == plain.shape == (8, 3, 32, 32) and torch.equal(a, b)
+    assert float(a.min()) >= -0.5 and float(a.max()) <= 0.5
+    assert set(plain.unique().tolist()) == {-0.5, 0.5}
+    assert float(a.abs().mean()) < 0.45  # shrunk crops blend the squares
+
+
 def test_export_redesigns_tables_from_the_shipped_file():
     """``export --ckpt FILE.safetensors`` starts from the shipped symbol and copy-flag tables; without refinement
     they come back as they were (up to the tables -> logits -> tables round trip, < 0.5 % of probability)."""

@@ -50,23 +50,36 @@ def load_images(pattern: str):
     return [torch.from_numpy(np.array(Image.open(f).convert("RGB"))).permute(2, 0, 1).contiguous() for f in files]
 
 
-def random_batch(images, batch: int, crop: int, gen, device):
-    """``batch`` random crops (random flips and transpositions) in [-0.5, 0.5]; ``images`` already on ``device``."""
+def random_batch(images, batch: int, crop: int, gen, device, min_scale: float = 1.0):
+    """``batch`` random crops (random flips and transpositions) in [-0.5, 0.5]; ``images`` already on ``device``.
+
+    ``min_scale`` < 1: each crop is first taken ``crop / s`` pixels wide for a random scale ``s`` in
+    [min_scale, 1] (as far as the image allows) and shrunk to ``crop`` with an antialiased filter:
+    more distinct content from few photos, and their sensor noise and JPEG traces shrink with them.
+    """
     import torch
+    import torch.nn.functional as F
 
     out = []
     for _ in range(batch):
         im = images[int(torch.randint(len(images), (1,), generator=gen))]
         _, h, w = im.shape
-        y = int(torch.randint(h - crop + 1, (1,), generator=gen))
-        x = int(torch.randint(w - crop + 1, (1,), generator=gen))
-        c = im[:, y : y + crop, x : x + crop]
+        size = crop
+        if min_scale < 1.0:
+            s = min_scale + (1.0 - min_scale) * float(torch.rand((), generator=gen))
+            size = min(int(round(crop / s)), h, w)
+        y = int(torch.randint(h - size + 1, (1,), generator=gen))
+        x = int(torch.randint(w - size + 1, (1,), generator=gen))
+        c = im[:, y : y + size, x : x + size]
+        if size != crop:
+            c = F.interpolate(c[None].float(), size=(crop, crop), mode="bilinear", antialias=True,
+                              align_corners=False)[0].round().clamp(0, 255)
         if torch.rand((), generator=gen) < 0.5:
             c = c.flip(2)
         if torch.rand((), generator=gen) < 0.5:
             c = c.transpose(1, 2)
-        out.append(c)
-    return torch.stack(out).float() / 255.0 - 0.5
+        out.append(c.float())
+    return torch.stack(out) / 255.0 - 0.5
 
 
 def phase(step: int, total: int, finetune: bool = False) -> tuple[int, bool, bool]:
@@ -249,7 +262,7 @@ def train(args) -> None:
         lr = lr_at(step, total, args.lr)
         for g in opt.param_groups:
             g["lr"] = lr * g["lr_mult"]
-        x = random_batch(images, args.batch, args.crop, gen, device)
+        x = random_batch(images, args.batch, args.crop, gen, device, args.min_scale)
         q = int(torch.randint(len(cfg["lambdas"]), (1,), generator=gen))
         out, mse, bpp = train_step(model, opt, x, q, active, ecvq, amp, args.copy_aware)
         step += 1
@@ -494,6 +507,8 @@ def main(argv=None) -> None:
     t.add_argument("--ckpt-every", type=int, default=1000)
     t.add_argument("--react-every", type=int, default=250)
     t.add_argument("--config", default="", help="JSON overrides of the model config (first run only)")
+    t.add_argument("--min-scale", type=float, default=1.0,
+                   help="scale augmentation: crops shrunk by a random factor in [min-scale, 1] (e.g. 0.5)")
     t.add_argument("--copy-aware", action="store_true",
                    help="ECVQ and rate count the coder's copy flags (pass it again on resume)")
     t.add_argument("--entropy-lr-mult", type=float, default=30.0)
