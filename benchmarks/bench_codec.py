@@ -2,7 +2,7 @@
 
     python benchmarks/bench_codec.py            # 6 Kodak images
     python benchmarks/bench_codec.py --all      # all 24
-    python benchmarks/bench_codec.py --ablation # also without adaptive coding / post filter
+    python benchmarks/bench_codec.py --ablation # also without adaptive coding / post filter / transposing
 
 Rates are real payload sizes (bytes * 8 / pixels); PSNR is on RGB, 8 bit.
 Prints a table, BD-rate vs WebP, writes benchmarks/results/codec_rd.json and
@@ -35,6 +35,7 @@ ABLATION = {
     "NVTC static rows, no filter": {"adaptive": False, "post_filter": False},
     "NVTC no post filter": {"post_filter": False},
     "NVTC static rows": {"adaptive": False},
+    "NVTC rows only": {"transpose": False},
 }
 ANCHORS = {
     "WebP (published Kodak)": [(0.234, 28.33), (0.461, 30.94)],
@@ -87,7 +88,7 @@ def main(argv=None) -> None:
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--ablation", action="store_true",
-                    help="also measure NVTC without adaptive coding and/or without the post filter")
+                    help="also measure NVTC without adaptive coding and/or the post filter, or never transposed")
     args = ap.parse_args(argv)
 
     import torch

@@ -68,7 +68,7 @@ def test_payload_size_is_the_entropy_coded_size():
 
     img = photo(128, 192, seed=1)
     q = QUALITIES[len(QUALITIES) // 2]
-    data = compress_image(img, q)
+    data = compress_image(img, q, transpose=False)
     _, flags, h, w, stream, post = api._unpack(data, api.DEFAULT_MAX_PIXELS)
     assert len(data) == api.HEADER.size + len(stream) + (2 + len(post) if post else 0) + 4
     adaptive = bool(flags & api.FLAG_ADAPTIVE)

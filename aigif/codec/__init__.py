@@ -23,11 +23,12 @@ from .zoo import DEFAULT_MAX_PIXELS, QUALITIES
 __all__ = ["DEFAULT_MAX_PIXELS", "QUALITIES", "compress_to_target", "compress_image", "decompress_image", "compress_residual", "decompress_residual"]
 
 
-def compress_image(rgb, quality: int, *, post_filter: bool = True, adaptive: bool = True) -> bytes:
+def compress_image(rgb, quality: int, *, post_filter: bool = True, adaptive: bool = True,
+                   transpose: bool | None = None) -> bytes:
     """See :func:`aigif.codec.api.compress_image`."""
     from .api import compress_image as f
 
-    return f(rgb, quality, post_filter=post_filter, adaptive=adaptive)
+    return f(rgb, quality, post_filter=post_filter, adaptive=adaptive, transpose=transpose)
 
 
 def decompress_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS):
@@ -37,11 +38,12 @@ def decompress_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS):
     return f(data, max_pixels=max_pixels)
 
 
-def compress_residual(original, reference, quality: int, *, post_filter: bool = True, adaptive: bool = True) -> bytes:
+def compress_residual(original, reference, quality: int, *, post_filter: bool = True, adaptive: bool = True,
+                      transpose: bool | None = None) -> bytes:
     """See :func:`aigif.codec.api.compress_residual`."""
     from .api import compress_residual as f
 
-    return f(original, reference, quality, post_filter=post_filter, adaptive=adaptive)
+    return f(original, reference, quality, post_filter=post_filter, adaptive=adaptive, transpose=transpose)
 
 
 def decompress_residual(data: bytes, reference, *, max_pixels: int = DEFAULT_MAX_PIXELS):

@@ -7,7 +7,8 @@ Payload (all integers little-endian, see ``spec/codec-nvtc.md``)::
     model_id u8   (zoo.MODEL_IDS)
     quality u8    (zoo.MODELS)
     flags  u8     bit0 residual, bit1 empty residual, bits2-3 residual shift, bit4 post filter,
-                  bit5 adaptive entropy coding (rows that learn the image, :class:`.entropy.CoderRows`)
+                  bit5 adaptive entropy coding (rows that learn the image, :class:`.entropy.CoderRows`),
+                  bit6 transposed (the stream codes the image's transpose: rows run down its columns)
     height u16, width u16
     length u32    byte length of the range-coded stream (multiple of 4)
     stream        constriction RangeEncoder words (u32 LE)
@@ -31,7 +32,8 @@ FLAG_RESIDUAL = 1
 FLAG_EMPTY = 2
 FLAG_POST = 16
 FLAG_ADAPTIVE = 32
-KNOWN_FLAGS = 0x3F
+FLAG_TRANSPOSED = 64
+KNOWN_FLAGS = 0x7F
 #: RD slope of the shipped model on Kodak, dB per e-fold of rate: the encoder keeps a post filter only when
 #: its PSNR gain beats what the filter's bytes would buy on the codec's own curve
 POST_FILTER_DB_PER_NEPER = 3.8
@@ -105,8 +107,10 @@ def _unpack(data: bytes, max_pixels: int) -> tuple:
         raise LimitError(f"NVTC payload: {w}x{h} = {w * h} pixels exceeds max_pixels={max_pixels}")
     if length % 4:
         raise CorruptError(f"NVTC payload: stream length {length} at offset 12 is not a multiple of 4")
-    if (flags & FLAG_EMPTY) and (length or not flags & FLAG_RESIDUAL or flags & (FLAG_POST | FLAG_ADAPTIVE)):
-        raise CorruptError("NVTC payload: empty flag on a non-empty, post-filtered, adaptive or non-residual payload")
+    if (flags & FLAG_EMPTY) and (length or not flags & FLAG_RESIDUAL
+                                 or flags & (FLAG_POST | FLAG_ADAPTIVE | FLAG_TRANSPOSED)):
+        raise CorruptError("NVTC payload: empty flag on a non-empty, post-filtered, adaptive, transposed or "
+                           "non-residual payload")
     post = b""
     if flags & FLAG_POST:
         post = data[post_at + 2 : end]
@@ -122,7 +126,8 @@ def describe(data: bytes) -> str:
         return f"<{len(data)} bytes, invalid: {exc}>"
     kind = "empty residual" if flags & FLAG_EMPTY else "residual" if flags & FLAG_RESIDUAL else "image"
     model = zoo.MODEL_IDS[zoo.MODELS[quality][1]["model_id"]]
-    post = (" + post filter" if flags & FLAG_POST else "") + (", adaptive coding" if flags & FLAG_ADAPTIVE else "")
+    post = ((" + post filter" if flags & FLAG_POST else "") + (", adaptive coding" if flags & FLAG_ADAPTIVE else "")
+            + (", transposed" if flags & FLAG_TRANSPOSED else ""))
     return f"NVTC {model} quality {quality}, {kind} {w}x{h}{post}, {len(data)} bytes ({len(data) * 8 / (w * h):.3f} bpp)"
 
 
@@ -147,6 +152,37 @@ def _encode(rgb: np.ndarray, quality: int, post_filter: bool = True, adaptive: b
     decoded = _synthesize(model, coded["indices"], h, w)
     post, decoded = _choose_post_filter(decoded, rgb, HEADER.size + len(stream) + 4)
     return stream, post, decoded
+
+
+def _transposed(img: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(img.transpose(1, 0, 2))
+
+
+def _encode_oriented(rgb: np.ndarray, quality: int, post_filter: bool, adaptive: bool, transpose) -> tuple:
+    """(flag bits, stream, post-filter block, the decoder's output in ``rgb``'s orientation or None) of the better
+    orientation: the rows of the coder's copy flags run along the image's rows, or (transposed) down its
+    columns. ``transpose`` None tries both and keeps the one with the lower rate-distortion cost on the
+    codec's own curve (``POST_FILTER_DB_PER_NEPER``); True / False forces one."""
+    import math
+
+    best = None
+    options = (False, True) if transpose is None else (bool(transpose),)
+    for t in options:
+        src = _transposed(rgb) if t else rgb
+        stream, post, decoded = _encode(src, quality, post_filter, adaptive)
+        if len(options) == 1:
+            return (FLAG_TRANSPOSED if t else 0), stream, post, (_transposed(decoded) if t and decoded is not None
+                                                                 else decoded)
+        if decoded is None:
+            decoded = _decode(stream, quality, src.shape[0], src.shape[1], post, adaptive)
+        if t:
+            decoded = _transposed(decoded)
+        mse = _mse(decoded, rgb)
+        size = HEADER.size + len(stream) + (2 + len(post) if post else 0) + 4
+        cost = (10 * math.log10(mse) if mse else -math.inf) + POST_FILTER_DB_PER_NEPER * math.log(size)
+        if best is None or cost < best[0]:
+            best = (cost, FLAG_TRANSPOSED if t else 0, stream, post, decoded)
+    return best[1:]
 
 
 def _choose_post_filter(decoded: np.ndarray, target: np.ndarray, payload_bytes: int) -> tuple:
@@ -180,6 +216,13 @@ def _synthesize(model, idx: dict, h: int, w: int) -> np.ndarray:
     return np.ascontiguousarray(img[:h, :w])
 
 
+def _decode_payload(quality: int, flags: int, h: int, w: int, stream: bytes, post: bytes) -> np.ndarray:
+    """The coded image of an unpacked payload, in the payload's (h, w) orientation."""
+    if flags & FLAG_TRANSPOSED:
+        return _transposed(_decode(stream, quality, w, h, post, bool(flags & FLAG_ADAPTIVE)))
+    return _decode(stream, quality, h, w, post, bool(flags & FLAG_ADAPTIVE))
+
+
 def _decode(stream: bytes, quality: int, h: int, w: int, post: bytes = b"", adaptive: bool = False) -> np.ndarray:
     from .model import pad_multiple
 
@@ -196,18 +239,21 @@ def _decode(stream: bytes, quality: int, h: int, w: int, post: bytes = b"", adap
     return postfilter.apply(img, postfilter.unpack(post)) if post else img
 
 
-def compress_image(rgb: np.ndarray, quality: int, *, post_filter: bool = True, adaptive: bool = True) -> bytes:
+def compress_image(rgb: np.ndarray, quality: int, *, post_filter: bool = True, adaptive: bool = True,
+                   transpose: bool | None = None) -> bytes:
     """Code an RGB image with the learned NVTC codec at ``quality`` (see ``QUALITIES``).
 
     ``post_filter``: let the encoder add the per-image filter of :mod:`.postfilter`
     when it pays for itself (costs one decoder pass at encode time).
     ``adaptive``: entropy-code with rows that learn the image (flags bit 5; 1-2 % smaller).
+    ``transpose``: None codes the image both ways and keeps the better (flags bit 6; twice the
+    encoding time; portrait photos gain most), True / False forces one orientation.
     """
     _check_image(rgb)
     name, fixed = zoo.check_quality(quality)
     h, w = rgb.shape[:2]
-    stream, post, _decoded = _encode(rgb, quality, post_filter, adaptive)
-    return _pack(fixed["model_id"], quality, FLAG_ADAPTIVE if adaptive else 0, h, w, stream, post)
+    orient, stream, post, _decoded = _encode_oriented(rgb, quality, post_filter, adaptive, transpose)
+    return _pack(fixed["model_id"], quality, orient | (FLAG_ADAPTIVE if adaptive else 0), h, w, stream, post)
 
 
 def decompress_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -215,7 +261,7 @@ def decompress_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np
     quality, flags, h, w, stream, post = _unpack(data, max_pixels)
     if flags & FLAG_RESIDUAL:
         raise CorruptError("NVTC payload is a residual; use decompress_residual(data, reference)")
-    return _decode(stream, quality, h, w, post, bool(flags & FLAG_ADAPTIVE))
+    return _decode_payload(quality, flags, h, w, stream, post)
 
 
 def _mse(a: np.ndarray, b: np.ndarray) -> float:
@@ -223,7 +269,7 @@ def _mse(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def compress_residual(original: np.ndarray, reference: np.ndarray, quality: int, *, post_filter: bool = True,
-                      adaptive: bool = True) -> bytes:
+                      adaptive: bool = True, transpose: bool | None = None) -> bytes:
     """Code ``original - reference`` (reference = the regenerated image).
 
     The residual is mapped to an image ``128 + round(diff / 2**shift)`` (shift 0
@@ -239,10 +285,10 @@ def compress_residual(original: np.ndarray, reference: np.ndarray, quality: int,
     diff = original.astype(np.int16) - reference.astype(np.int16)
     shift = 0 if np.percentile(np.abs(diff), 99.5) <= 120 else 1
     coded = np.clip(np.round(diff / float(1 << shift)) + 128, 0, 255).astype(np.uint8)
-    stream, post, decoded = _encode(coded, quality, post_filter, adaptive)
-    flags = FLAG_RESIDUAL | (shift << 2) | (FLAG_ADAPTIVE if adaptive else 0)
+    orient, stream, post, decoded = _encode_oriented(coded, quality, post_filter, adaptive, transpose)
+    flags = FLAG_RESIDUAL | (shift << 2) | (FLAG_ADAPTIVE if adaptive else 0) | orient
     if decoded is None:
-        decoded = _decode(stream, quality, h, w, post, adaptive)
+        decoded = _decode_payload(quality, flags, h, w, stream, post)
     approx = _apply_residual(reference, decoded, shift)
     if _mse(approx, original) >= _mse(reference, original):
         return _pack(fixed["model_id"], quality, FLAG_RESIDUAL | FLAG_EMPTY, h, w, b"")
@@ -264,5 +310,4 @@ def decompress_residual(data: bytes, reference: np.ndarray, *, max_pixels: int =
         raise CorruptError(f"NVTC residual is {w}x{h}, reference is {reference.shape[1]}x{reference.shape[0]}")
     if flags & FLAG_EMPTY:
         return reference.copy()
-    return _apply_residual(reference, _decode(stream, quality, h, w, post, bool(flags & FLAG_ADAPTIVE)),
-                           (flags >> 2) & 3)
+    return _apply_residual(reference, _decode_payload(quality, flags, h, w, stream, post), (flags >> 2) & 3)

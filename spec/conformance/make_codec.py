@@ -55,6 +55,8 @@ def symbols_of(data: bytes) -> dict:
     quality, flags, h, w, stream, _post = api._unpack(data, api.DEFAULT_MAX_PIXELS)
     model = zoo.load_model(quality)
     m = pad_multiple(model.config)
+    if flags & api.FLAG_TRANSPOSED:  # section 5b: the stream codes a width x height image
+        h, w = w, h
     idx = model.decode_indices([stream], (h + (-h % m), w + (-w % m)), bool(flags & api.FLAG_ADAPTIVE))
     return {k: v.numpy() for k, v in idx.items()}
 
@@ -138,9 +140,9 @@ def main() -> None:
     tall = synthetic(200, 24, seed=2)  # several 64-row pads, a narrow image
     data = compress_image(tall, QUALITIES[0])
     write_valid("image-q1-24x200", data, decompress_image(data))
-    plain = compress_image(img, QUALITIES[2], post_filter=False, adaptive=False)
+    plain = compress_image(img, QUALITIES[2], post_filter=False, adaptive=False, transpose=False)
     write_valid("image-q3-96x80-plain", plain, decompress_image(plain))  # flags 0: static rows, no filter
-    static = compress_image(img, QUALITIES[3], adaptive=False)
+    static = compress_image(img, QUALITIES[3], adaptive=False, transpose=False)
     write_valid("image-q4-96x80-static-rows", static, decompress_image(static))
     keep = api.POST_FILTER_DB_PER_NEPER
     api.POST_FILTER_DB_PER_NEPER = 0.0  # keep every filter that helps: small images rarely pay for one
@@ -150,6 +152,9 @@ def main() -> None:
         api.POST_FILTER_DB_PER_NEPER = keep
     assert post_filter_of(post) is not None
     write_valid("image-q2-96x80-post-filter", post, decompress_image(post))
+    flipped = compress_image(synthetic(96, 72, seed=5), QUALITIES[1], transpose=True)
+    assert flipped[7] & api.FLAG_TRANSPOSED
+    write_valid("image-q2-72x96-transposed", flipped, decompress_image(flipped))  # coded as 72 rows x 96 columns
 
     original = synthetic(64, 64, seed=3)
     y, x = np.mgrid[0:64, 0:64]
@@ -172,7 +177,7 @@ def main() -> None:
     write_invalid("model-id-2-retired", recrc(body[:5] + b"\x02" + body[6:]), "unknown-codec")
     write_invalid("model-id-3-retired", recrc(body[:5] + b"\x03" + body[6:]), "unknown-codec")
     write_invalid("unknown-quality", recrc(body[:6] + b"\x09" + body[7:]), "unknown-codec")
-    write_invalid("reserved-flags", recrc(body[:7] + b"\x40" + body[8:]), "corrupt")
+    write_invalid("reserved-flags", recrc(body[:7] + b"\x80" + body[8:]), "corrupt")
     (length,) = struct.unpack_from("<I", post, 12)
     at = 16 + length  # the post filter's u16 length
     pbody = post[:-4]
@@ -183,6 +188,8 @@ def main() -> None:
     write_invalid("post-filter-extra-byte",
                   recrc(pbody[:at] + struct.pack("<H", len(pbody) - at - 1) + pbody[at + 2 :] + b"\x00"), "corrupt")
     write_invalid("post-filter-on-empty-residual", recrc(pbody[:7] + bytes([pbody[7] | 3]) + pbody[8:]), "corrupt")
+    write_invalid("transposed-empty-residual",
+                  recrc(empty[:7] + bytes([empty[7] | api.FLAG_TRANSPOSED]) + empty[8:-4]), "corrupt")
     write_invalid("post-filter-on-image-without-flag", recrc(pbody[:7] + bytes([pbody[7] & ~16]) + pbody[8:]), "corrupt")
     write_invalid("empty-flag-on-image", recrc(body[:7] + b"\x02" + body[8:]), "corrupt")
     write_invalid("zero-width", recrc(body[:10] + b"\x00\x00" + body[12:]), "corrupt")
