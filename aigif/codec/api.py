@@ -51,6 +51,11 @@ def _check_image(rgb, what: str = "image") -> np.ndarray:
     return rgb
 
 
+def _payload_bytes(stream: bytes, post: bytes = b"") -> int:
+    """Length of the payload :func:`_pack` writes around ``stream`` and ``post``."""
+    return HEADER.size + len(stream) + (2 + len(post) if post else 0) + 4
+
+
 def _pack(model_id: int, quality: int, flags: int, h: int, w: int, stream: bytes, post: bytes = b"") -> bytes:
     if post:
         flags |= FLAG_POST
@@ -150,7 +155,7 @@ def _encode(rgb: np.ndarray, quality: int, post_filter: bool = True, adaptive: b
     if not post_filter:
         return stream, b"", None
     decoded = _synthesize(model, coded["indices"], h, w)
-    post, decoded = _choose_post_filter(decoded, rgb, HEADER.size + len(stream) + 4)
+    post, decoded = _choose_post_filter(decoded, rgb, _payload_bytes(stream))
     return stream, post, decoded
 
 
@@ -170,19 +175,19 @@ def _encode_oriented(rgb: np.ndarray, quality: int, post_filter: bool, adaptive:
     for t in options:
         src = _transposed(rgb) if t else rgb
         stream, post, decoded = _encode(src, quality, post_filter, adaptive)
-        if len(options) == 1:
-            return (FLAG_TRANSPOSED if t else 0), stream, post, (_transposed(decoded) if t and decoded is not None
-                                                                 else decoded)
-        if decoded is None:
+        if decoded is None and len(options) > 1:
             decoded = _decode(stream, quality, src.shape[0], src.shape[1], post, adaptive)
-        if t:
+        if t and decoded is not None:
             decoded = _transposed(decoded)
+        found = (FLAG_TRANSPOSED if t else 0, stream, post, decoded)
+        if len(options) == 1:
+            return found
         mse = _mse(decoded, rgb)
-        size = HEADER.size + len(stream) + (2 + len(post) if post else 0) + 4
-        cost = (10 * math.log10(mse) if mse else -math.inf) + POST_FILTER_DB_PER_NEPER * math.log(size)
+        cost = (10 * math.log10(mse) if mse else -math.inf) + POST_FILTER_DB_PER_NEPER * math.log(
+            _payload_bytes(stream, post))
         if best is None or cost < best[0]:
-            best = (cost, FLAG_TRANSPOSED if t else 0, stream, post, decoded)
-    return best[1:]
+            best = (cost, found)
+    return best[1]
 
 
 def _choose_post_filter(decoded: np.ndarray, target: np.ndarray, payload_bytes: int) -> tuple:
