@@ -36,6 +36,22 @@ def test_compress_image_then_decode_is_exact(tmp_path, photo_png, capsys):
     assert "pixels: NVTC nvtc-v2 quality 2, image 96x64" in capsys.readouterr().out
 
 
+def test_compress_image_fast_codes_rows_first_only(tmp_path, capsys):
+    """``--fast`` never writes a transposed payload; the default keeps the transposed one when it is cheaper."""
+    from aigif.codec.api import FLAG_TRANSPOSED
+
+    from .test_codec_transpose import _columns_image
+
+    src = tmp_path / "columns.png"
+    Image.fromarray(_columns_image(64, 128)).save(src)
+    flags = {}
+    for name, extra in (("auto", []), ("fast", ["--fast"])):
+        out = tmp_path / f"{name}.aigif"
+        assert main(["compress-image", str(src), "-o", str(out), "--quality", "1", *extra]) == 0
+        flags[name] = aigif.load(out).pixels[7]
+    assert flags["auto"] & FLAG_TRANSPOSED and not flags["fast"] & FLAG_TRANSPOSED
+
+
 def test_info_describes_a_broken_payload_without_decoding_it(tmp_path, capsys):
     from aigif.codec.api import describe
 

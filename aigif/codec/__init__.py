@@ -53,13 +53,14 @@ def decompress_residual(data: bytes, reference, *, max_pixels: int = DEFAULT_MAX
     return f(data, reference, max_pixels=max_pixels)
 
 
-def compress_to_target(rgb, target_psnr: float, qualities=None) -> tuple[int, bytes, float]:
+def compress_to_target(rgb, target_psnr: float, qualities=None, *, transpose: bool | None = None
+                       ) -> tuple[int, bytes, float]:
     """The lowest quality whose decoded PSNR reaches *target_psnr* (else the highest): ``(quality, payload, psnr)``."""
     from ..fidelity import psnr
 
     best = None
     for q in sorted(qualities or QUALITIES):
-        payload = compress_image(rgb, q)
+        payload = compress_image(rgb, q, transpose=transpose)
         p = psnr(rgb, decompress_image(payload, max_pixels=rgb.shape[0] * rgb.shape[1]))
         best = (q, payload, p)
         if p >= target_psnr:
