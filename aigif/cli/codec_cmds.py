@@ -45,7 +45,7 @@ def compress_image(
     quality: Optional[int] = typer.Option(None, "--quality", "-q", help="NVTC rate point 1..4 (default: chosen by --target-psnr)."),
     target_psnr: float = typer.Option(32.0, "--target-psnr", help="Lowest quality whose PSNR reaches this (dB)."),
     fast: bool = typer.Option(False, "--fast", help="Code rows first only: half the encoding time, a little "
-                              "larger for images whose structure runs down the columns (portraits)."),
+                              "larger for images whose structure runs down the columns."),
     force: bool = typer.Option(False, "--force", "-f"),
 ) -> None:
     """Store an image's pixels with the learned NVTC codec (for images with no usable syntax)."""

@@ -252,7 +252,7 @@ def compress_image(rgb: np.ndarray, quality: int, *, post_filter: bool = True, a
     when it pays for itself (costs one decoder pass at encode time).
     ``adaptive``: entropy-code with rows that learn the image (flags bit 5; 1-2 % smaller).
     ``transpose``: None codes the image both ways and keeps the better (flags bit 6; twice the
-    encoding time; portrait photos gain most), True / False forces one orientation.
+    encoding time; which way wins depends on the image), True / False forces one orientation.
     """
     _check_image(rgb)
     name, fixed = zoo.check_quality(quality)
