@@ -24,12 +24,11 @@ def cli_compress_image(image: Path, output: Path, *, quality: int | None = None,
     rgb = read_image(image)
     transpose = False if fast else None
     if quality is None:
-        quality, payload, p = codec.compress_to_target(rgb, target_psnr, transpose=transpose)
-        decoded = codec.decompress_image(payload, max_pixels=rgb.shape[0] * rgb.shape[1])
+        quality, payload, _ = codec.compress_to_target(rgb, target_psnr, transpose=transpose)
     else:
         payload = codec.compress_image(rgb, quality, transpose=transpose)
-        decoded = codec.decompress_image(payload, max_pixels=rgb.shape[0] * rgb.shape[1])
-        p = psnr(rgb, decoded)
+    decoded = codec.decompress_image(payload, max_pixels=rgb.shape[0] * rgb.shape[1])
+    p = psnr(rgb, decoded)
     # The fingerprint is of the decoded pixels, so `aigif decode` can confirm it reproduced them exactly.
     data = dumps(Document(pixels=payload, fingerprint=fingerprint(decoded)))
     write_output(output, data, force)
