@@ -37,19 +37,24 @@ def test_compress_image_then_decode_is_exact(tmp_path, photo_png, capsys):
 
 
 def test_compress_image_fast_codes_rows_first_only(tmp_path, capsys):
-    """``--fast`` never writes a transposed payload; the default keeps the transposed one when it is cheaper."""
-    from aigif.codec.api import FLAG_TRANSPOSED
+    """``--fast`` writes the rows-first payload (never transposed, bit 6; layer directions kept); the default
+    writes the better of both orientations, as ``compress_image`` does."""
+    from aigif.codec import compress_image
+    from aigif.codec.api import FLAG_DIRECTIONS, FLAG_TRANSPOSED
 
     from .test_codec_transpose import _columns_image
 
     src = tmp_path / "columns.png"
-    Image.fromarray(_columns_image(64, 128)).save(src)
-    flags = {}
+    img = _columns_image(64, 128)
+    Image.fromarray(img).save(src)
+    payloads = {}
     for name, extra in (("auto", []), ("fast", ["--fast"])):
         out = tmp_path / f"{name}.aigif"
         assert main(["compress-image", str(src), "-o", str(out), "--quality", "1", *extra]) == 0
-        flags[name] = aigif.load(out).pixels[7]
-    assert flags["auto"] & FLAG_TRANSPOSED and not flags["fast"] & FLAG_TRANSPOSED
+        payloads[name] = aigif.load(out).pixels
+    assert payloads["fast"] == compress_image(img, 1, transpose=False)
+    assert not payloads["fast"][7] & FLAG_TRANSPOSED and payloads["fast"][7] & FLAG_DIRECTIONS
+    assert payloads["auto"] == compress_image(img, 1)
 
 
 def test_info_describes_a_broken_payload_without_decoding_it(tmp_path, capsys):

@@ -73,13 +73,14 @@ def test_payload_size_is_the_entropy_coded_size():
     assert len(data) == api.HEADER.size + len(stream) + (2 + len(post) if post else 0) + 4
     adaptive = bool(flags & api.FLAG_ADAPTIVE)
     assert adaptive  # the default
+    assert flags & api.FLAG_DIRECTIONS  # the default
     model = zoo.load_model(q)
-    idx = model.decode_indices([stream], (128, 192), adaptive)
-    ideal = 0.0
+    idx, transposed = model.decode_indices([stream], (128, 192), adaptive, directions=True)
+    ideal = float(len(idx))  # one direction bit per layer
     for (s, l), i in idx.items():
         ctx = contexts_for(s, l, idx, i.shape)
         ideal += layer_code_length(i.numpy(), ctx.numpy(), model.tables.tables[(s, l)], model.tables.flags[(s, l)],
-                                   adaptive)
+                                   adaptive, transposed[(s, l)])
     max_bits = sum(int(i.numel()) * 8 for i in idx.values())
     bits = len(stream) * 8
     assert bits < max_bits  # entropy coding beats fixed-length indices

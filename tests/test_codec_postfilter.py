@@ -151,5 +151,3 @@ def test_post_filter_payload_errors(monkeypatch):
         decompress_image(recrc(body[:at] + struct.pack("<H", len(body) - at - 1) + body[at + 2 :] + b"\x00"))
     with pytest.raises(CorruptError):  # the empty-residual flag with a filter
         decompress_image(recrc(body[:7] + bytes([body[7] | api.FLAG_EMPTY | api.FLAG_RESIDUAL]) + body[8:]))
-    with pytest.raises(CorruptError):  # bit 7 stays reserved
-        decompress_image(recrc(body[:7] + bytes([body[7] | 0x80]) + body[8:]))

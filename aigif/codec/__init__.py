@@ -24,11 +24,12 @@ __all__ = ["DEFAULT_MAX_PIXELS", "QUALITIES", "compress_to_target", "compress_im
 
 
 def compress_image(rgb, quality: int, *, post_filter: bool = True, adaptive: bool = True,
-                   transpose: bool | None = None) -> bytes:
+                   transpose: bool | None = None, layer_directions: bool = True) -> bytes:
     """See :func:`aigif.codec.api.compress_image`."""
     from .api import compress_image as f
 
-    return f(rgb, quality, post_filter=post_filter, adaptive=adaptive, transpose=transpose)
+    return f(rgb, quality, post_filter=post_filter, adaptive=adaptive, transpose=transpose,
+             layer_directions=layer_directions)
 
 
 def decompress_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS):
@@ -39,11 +40,12 @@ def decompress_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS):
 
 
 def compress_residual(original, reference, quality: int, *, post_filter: bool = True, adaptive: bool = True,
-                      transpose: bool | None = None) -> bytes:
+                      transpose: bool | None = None, layer_directions: bool = True) -> bytes:
     """See :func:`aigif.codec.api.compress_residual`."""
     from .api import compress_residual as f
 
-    return f(original, reference, quality, post_filter=post_filter, adaptive=adaptive, transpose=transpose)
+    return f(original, reference, quality, post_filter=post_filter, adaptive=adaptive, transpose=transpose,
+             layer_directions=layer_directions)
 
 
 def decompress_residual(data: bytes, reference, *, max_pixels: int = DEFAULT_MAX_PIXELS):

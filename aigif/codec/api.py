@@ -8,7 +8,8 @@ Payload (all integers little-endian, see ``spec/codec-nvtc.md``)::
     quality u8    (zoo.MODELS)
     flags  u8     bit0 residual, bit1 empty residual, bits2-3 residual shift, bit4 post filter,
                   bit5 adaptive entropy coding (rows that learn the image, :class:`.entropy.CoderRows`),
-                  bit6 transposed (the stream codes the image's transpose: rows run down its columns)
+                  bit6 transposed (the stream codes the image's transpose: rows run down its columns),
+                  bit7 layer directions (a bit in front of every layer: coded along rows or down columns)
     height u16, width u16
     length u32    byte length of the range-coded stream (multiple of 4)
     stream        constriction RangeEncoder words (u32 LE)
@@ -33,7 +34,7 @@ FLAG_EMPTY = 2
 FLAG_POST = 16
 FLAG_ADAPTIVE = 32
 FLAG_TRANSPOSED = 64
-KNOWN_FLAGS = 0x7F
+FLAG_DIRECTIONS = 128
 #: RD slope of the shipped model on Kodak, dB per e-fold of rate: the encoder keeps a post filter only when
 #: its PSNR gain beats what the filter's bytes would buy on the codec's own curve
 POST_FILTER_DB_PER_NEPER = 3.8
@@ -103,9 +104,6 @@ def _unpack(data: bytes, max_pixels: int) -> tuple:
         raise UnknownCodecError(f"NVTC payload: unknown model id {model_id} at offset 5; known: {sorted(zoo.MODEL_IDS)}")
     if quality not in zoo.MODELS or zoo.MODELS[quality][1]["model_id"] != model_id:
         raise UnknownCodecError(f"NVTC payload: unknown quality {quality} at offset 6; known: {list(zoo.QUALITIES)}")
-    if flags & ~KNOWN_FLAGS:
-        raise CorruptError(f"NVTC payload: reserved flag bits set in {flags:#04x} at offset 7 "
-                           "(written by a newer encoder?)")
     if h == 0 or w == 0:
         raise CorruptError(f"NVTC payload: empty image {w}x{h} at offset 8")
     if h * w > max_pixels:
@@ -113,9 +111,9 @@ def _unpack(data: bytes, max_pixels: int) -> tuple:
     if length % 4:
         raise CorruptError(f"NVTC payload: stream length {length} at offset 12 is not a multiple of 4")
     if (flags & FLAG_EMPTY) and (length or not flags & FLAG_RESIDUAL
-                                 or flags & (FLAG_POST | FLAG_ADAPTIVE | FLAG_TRANSPOSED)):
-        raise CorruptError("NVTC payload: empty flag on a non-empty, post-filtered, adaptive, transposed or "
-                           "non-residual payload")
+                                 or flags & (FLAG_POST | FLAG_ADAPTIVE | FLAG_TRANSPOSED | FLAG_DIRECTIONS)):
+        raise CorruptError("NVTC payload: empty flag on a non-empty, post-filtered, adaptive, transposed, "
+                           "layer-directed or non-residual payload")
     post = b""
     if flags & FLAG_POST:
         post = data[post_at + 2 : end]
@@ -132,11 +130,13 @@ def describe(data: bytes) -> str:
     kind = "empty residual" if flags & FLAG_EMPTY else "residual" if flags & FLAG_RESIDUAL else "image"
     model = zoo.MODEL_IDS[zoo.MODELS[quality][1]["model_id"]]
     post = ((" + post filter" if flags & FLAG_POST else "") + (", adaptive coding" if flags & FLAG_ADAPTIVE else "")
-            + (", transposed" if flags & FLAG_TRANSPOSED else ""))
+            + (", transposed" if flags & FLAG_TRANSPOSED else "")
+            + (", layer directions" if flags & FLAG_DIRECTIONS else ""))
     return f"NVTC {model} quality {quality}, {kind} {w}x{h}{post}, {len(data)} bytes ({len(data) * 8 / (w * h):.3f} bpp)"
 
 
-def _encode(rgb: np.ndarray, quality: int, post_filter: bool = True, adaptive: bool = True) -> tuple:
+def _encode(rgb: np.ndarray, quality: int, post_filter: bool = True, adaptive: bool = True,
+            directions: bool = True) -> tuple:
     """(range-coded stream, post-filter block or b"", what the decoder will output or None) of ``rgb``.
 
     The decoder's output is known only when the post filter was tried (it needs one decoder pass).
@@ -150,7 +150,7 @@ def _encode(rgb: np.ndarray, quality: int, post_filter: bool = True, adaptive: b
     h, w = rgb.shape[:2]
     padded = np.pad(rgb, ((0, -h % m), (0, -w % m), (0, 0)), mode="edge")
     x = torch.from_numpy(np.ascontiguousarray(padded)).permute(2, 0, 1)[None].float() / 255.0 - 0.5
-    coded = model.compress(x, adaptive)
+    coded = model.compress(x, adaptive, directions)
     stream = coded["strings"][0]
     if not post_filter:
         return stream, b"", None
@@ -163,7 +163,8 @@ def _transposed(img: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(img.transpose(1, 0, 2))
 
 
-def _encode_oriented(rgb: np.ndarray, quality: int, post_filter: bool, adaptive: bool, transpose) -> tuple:
+def _encode_oriented(rgb: np.ndarray, quality: int, post_filter: bool, adaptive: bool, transpose,
+                     directions: bool) -> tuple:
     """(flag bits, stream, post-filter block, the decoder's output in ``rgb``'s orientation or None) of the better
     orientation: the rows of the coder's copy flags run along the image's rows, or (transposed) down its
     columns. ``transpose`` None tries both and keeps the one with the lower rate-distortion cost on the
@@ -174,9 +175,9 @@ def _encode_oriented(rgb: np.ndarray, quality: int, post_filter: bool, adaptive:
     options = (False, True) if transpose is None else (bool(transpose),)
     for t in options:
         src = _transposed(rgb) if t else rgb
-        stream, post, decoded = _encode(src, quality, post_filter, adaptive)
+        stream, post, decoded = _encode(src, quality, post_filter, adaptive, directions)
         if decoded is None and len(options) > 1:
-            decoded = _decode(stream, quality, src.shape[0], src.shape[1], post, adaptive)
+            decoded = _decode(stream, quality, src.shape[0], src.shape[1], post, adaptive, directions)
         if t and decoded is not None:
             decoded = _transposed(decoded)
         found = (FLAG_TRANSPOSED if t else 0, stream, post, decoded)
@@ -223,19 +224,21 @@ def _synthesize(model, idx: dict, h: int, w: int) -> np.ndarray:
 
 def _decode_payload(quality: int, flags: int, h: int, w: int, stream: bytes, post: bytes) -> np.ndarray:
     """The coded image of an unpacked payload, in the payload's (h, w) orientation."""
+    adaptive, directions = bool(flags & FLAG_ADAPTIVE), bool(flags & FLAG_DIRECTIONS)
     if flags & FLAG_TRANSPOSED:
-        return _transposed(_decode(stream, quality, w, h, post, bool(flags & FLAG_ADAPTIVE)))
-    return _decode(stream, quality, h, w, post, bool(flags & FLAG_ADAPTIVE))
+        return _transposed(_decode(stream, quality, w, h, post, adaptive, directions))
+    return _decode(stream, quality, h, w, post, adaptive, directions)
 
 
-def _decode(stream: bytes, quality: int, h: int, w: int, post: bytes = b"", adaptive: bool = False) -> np.ndarray:
+def _decode(stream: bytes, quality: int, h: int, w: int, post: bytes = b"", adaptive: bool = False,
+            directions: bool = False) -> np.ndarray:
     from .model import pad_multiple
 
     model = zoo.load_model(quality)
     m = pad_multiple(model.config)
     shape = (h + (-h % m), w + (-w % m))
     try:
-        idx = model.decode_indices([stream], shape, adaptive)
+        idx = model.decode_indices([stream], shape, adaptive, directions)[0]
     except AigifError:
         raise
     except Exception as exc:  # constriction rejects some impossible streams
@@ -245,7 +248,7 @@ def _decode(stream: bytes, quality: int, h: int, w: int, post: bytes = b"", adap
 
 
 def compress_image(rgb: np.ndarray, quality: int, *, post_filter: bool = True, adaptive: bool = True,
-                   transpose: bool | None = None) -> bytes:
+                   transpose: bool | None = None, layer_directions: bool = True) -> bytes:
     """Code an RGB image with the learned NVTC codec at ``quality`` (see ``QUALITIES``).
 
     ``post_filter``: let the encoder add the per-image filter of :mod:`.postfilter`
@@ -253,12 +256,19 @@ def compress_image(rgb: np.ndarray, quality: int, *, post_filter: bool = True, a
     ``adaptive``: entropy-code with rows that learn the image (flags bit 5; 1-2 % smaller).
     ``transpose``: None codes the image both ways and keeps the better (flags bit 6; twice the
     encoding time; which way wins depends on the image), True / False forces one orientation.
+    ``layer_directions``: let every quantisation layer be coded along rows or down columns,
+    whichever its search finds cheaper (flags bit 7; ~2.4 % smaller at equal PSNR on Kodak, the
+    index search runs twice).
     """
     _check_image(rgb)
     name, fixed = zoo.check_quality(quality)
     h, w = rgb.shape[:2]
-    orient, stream, post, _decoded = _encode_oriented(rgb, quality, post_filter, adaptive, transpose)
-    return _pack(fixed["model_id"], quality, orient | (FLAG_ADAPTIVE if adaptive else 0), h, w, stream, post)
+    orient, stream, post, _decoded = _encode_oriented(rgb, quality, post_filter, adaptive, transpose, layer_directions)
+    return _pack(fixed["model_id"], quality, orient | _coding_flags(adaptive, layer_directions), h, w, stream, post)
+
+
+def _coding_flags(adaptive: bool, layer_directions: bool) -> int:
+    return (FLAG_ADAPTIVE if adaptive else 0) | (FLAG_DIRECTIONS if layer_directions else 0)
 
 
 def decompress_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -274,7 +284,7 @@ def _mse(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def compress_residual(original: np.ndarray, reference: np.ndarray, quality: int, *, post_filter: bool = True,
-                      adaptive: bool = True, transpose: bool | None = None) -> bytes:
+                      adaptive: bool = True, transpose: bool | None = None, layer_directions: bool = True) -> bytes:
     """Code ``original - reference`` (reference = the regenerated image).
 
     The residual is mapped to an image ``128 + round(diff / 2**shift)`` (shift 0
@@ -290,8 +300,8 @@ def compress_residual(original: np.ndarray, reference: np.ndarray, quality: int,
     diff = original.astype(np.int16) - reference.astype(np.int16)
     shift = 0 if np.percentile(np.abs(diff), 99.5) <= 120 else 1
     coded = np.clip(np.round(diff / float(1 << shift)) + 128, 0, 255).astype(np.uint8)
-    orient, stream, post, decoded = _encode_oriented(coded, quality, post_filter, adaptive, transpose)
-    flags = FLAG_RESIDUAL | (shift << 2) | (FLAG_ADAPTIVE if adaptive else 0) | orient
+    orient, stream, post, decoded = _encode_oriented(coded, quality, post_filter, adaptive, transpose, layer_directions)
+    flags = FLAG_RESIDUAL | (shift << 2) | _coding_flags(adaptive, layer_directions) | orient
     if decoded is None:
         decoded = _decode_payload(quality, flags, h, w, stream, post)
     approx = _apply_residual(reference, decoded, shift)

@@ -193,14 +193,20 @@ def _walk_layer(ctx: np.ndarray, n_images: int, table: np.ndarray, flags: np.nda
     return out
 
 
+def _oriented(a: np.ndarray, transposed: bool) -> np.ndarray:
+    """(N, H, W) as the coder walks it: along rows, or (``transposed``) the (N, W, H) transpose."""
+    return np.ascontiguousarray(a.transpose(0, 2, 1)) if transposed else a
+
+
 def encode_layer(encoder, symbols: np.ndarray, contexts: np.ndarray, table: np.ndarray, flags: np.ndarray,
-                 adaptive: bool = False) -> None:
+                 adaptive: bool = False, transposed: bool = False) -> None:
     """Append one layer's symbols (N, H, W) to ``encoder`` (order: ``spec/codec-nvtc.md`` section 4).
 
     Column 0: every row's symbol with its context's row. Column x > 0: first
     every row's copy flag ``symbol == left neighbour``, then the symbols of the
     rows whose flag is 0, each with its context's row minus the left symbol.
     ``adaptive``: rows of :class:`CoderRows` that count what earlier columns coded.
+    ``transposed``: walk the layer's transpose (its columns become the coder's rows).
     """
     import constriction
 
@@ -210,12 +216,13 @@ def encode_layer(encoder, symbols: np.ndarray, contexts: np.ndarray, table: np.n
         encoder.encode(values.astype(np.int32), fam, weights)
         return values
 
+    symbols, contexts = _oriented(symbols, transposed), _oriented(contexts, transposed)
     _walk_layer(_columns(contexts).astype(np.int64), symbols.shape[0], table, flags, adaptive, code,
                 _columns(symbols).astype(np.int64))
 
 
 def decode_layer(decoder, contexts: np.ndarray, table: np.ndarray, flags: np.ndarray,
-                 adaptive: bool = False) -> np.ndarray:
+                 adaptive: bool = False, transposed: bool = False) -> np.ndarray:
     """Inverse of :func:`encode_layer`; ``contexts`` (N, H, W) are already-decoded indices."""
     import constriction
 
@@ -224,8 +231,27 @@ def decode_layer(decoder, contexts: np.ndarray, table: np.ndarray, flags: np.nda
     def code(weights, _values):
         return decoder.decode(fam, weights).astype(np.int64)
 
-    out = _walk_layer(_columns(contexts).astype(np.int64), contexts.shape[0], table, flags, adaptive, code)
-    return out.reshape(contexts.shape)
+    walked = _oriented(contexts, transposed)
+    out = _walk_layer(_columns(walked).astype(np.int64), walked.shape[0], table, flags, adaptive, code)
+    return _oriented(out.reshape(walked.shape), transposed)
+
+
+#: weights of a layer's direction bit (payload flags bit 7): both values equally likely, exactly 1 bit
+DIRECTION_WEIGHTS = np.ones((1, 2))
+
+
+def encode_direction(encoder, transposed: bool) -> None:
+    """The bit in front of a layer's symbols: 1 = the layer is coded down its columns."""
+    import constriction
+
+    encoder.encode(np.array([int(transposed)], dtype=np.int32), constriction.stream.model.Categorical(perfect=False),
+                   DIRECTION_WEIGHTS)
+
+
+def decode_direction(decoder) -> bool:
+    import constriction
+
+    return bool(decoder.decode(constriction.stream.model.Categorical(perfect=False), DIRECTION_WEIGHTS)[0])
 
 
 def code_lengths(table: np.ndarray, flags: np.ndarray) -> tuple:
@@ -258,8 +284,9 @@ def column_costs(sym: np.ndarray, ctx: np.ndarray, x: int, table: np.ndarray, lf
 
 
 def layer_code_length(symbols: np.ndarray, contexts: np.ndarray, table: np.ndarray, flags: np.ndarray,
-                      adaptive: bool = False) -> float:
+                      adaptive: bool = False, transposed: bool = False) -> float:
     """Ideal code length in bits of :func:`encode_layer` with these integer tables (tests, table design)."""
+    symbols, contexts = _oriented(symbols, transposed), _oriented(contexts, transposed)
     if adaptive:
         return _adaptive_code_length(symbols, contexts, table, flags)
     n = symbols.shape[0]

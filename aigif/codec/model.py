@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .entropy import (IntegerTables, code_lengths, column_costs, conditional_logits, decode_layer, encode_layer,
-                      left_features)
+from .entropy import (IntegerTables, code_lengths, column_costs, conditional_logits, decode_direction, decode_layer,
+                      encode_direction, encode_layer, layer_code_length, left_features)
 from .layers import ResBlock, vt_stack
 from .rdo import trellis
 
@@ -313,38 +313,74 @@ class NVTC(nn.Module):
                       tables.tables[(s, l)], tables.flags[(s, l)], lmbda, n, self.rdo_rounds)
         return torch.from_numpy(out.reshape(n, h, w))
 
+    def layer_cost(self, s: int, l: int, r: torch.Tensor, ctx: torch.Tensor, idx: torch.Tensor,
+                   tables: IntegerTables, transposed: bool = False) -> float:
+        """Distortion + static code length / lambda of one layer's indices (N, H, W), coded along rows
+        or (``transposed``) down columns: what the row trellis minimises, measured exactly."""
+        cb, rr = self._rows_of(s, l, r)
+        dist = float(((rr - cb[idx.reshape(rr.shape[:2])]) ** 2).sum())
+        bits = layer_code_length(idx.numpy(), ctx.numpy(), tables.tables[(s, l)], tables.flags[(s, l)],
+                                 transposed=transposed)
+        return dist + bits / (self.lmbda * STAGE_LAMBDA_SCALE[s])
+
+    def assign_oriented(self, s: int, l: int, r: torch.Tensor, ctx: torch.Tensor, tables: IntegerTables) -> tuple:
+        """(indices, transposed): the row search of :meth:`assign_rows` run along the layer's rows and
+        along its columns (on the transposed grid, the way the coder then walks it), keeping the
+        choice with the lower :meth:`layer_cost`. Layers differ in which way their runs go."""
+        rows = self.assign_rows(s, l, r, ctx, tables)
+        cols = self.assign_rows(s, l, r.transpose(2, 3), ctx.transpose(1, 2), tables).transpose(1, 2).contiguous()
+        if self.layer_cost(s, l, r, ctx, cols, tables, True) < self.layer_cost(s, l, r, ctx, rows, tables):
+            return cols, True
+        return rows, False
+
     @torch.no_grad()
-    def encode_indices(self, x: torch.Tensor) -> dict:
-        """RD-optimised codeword indices of x (1, 3, Hp, Wp) with the integer tables' code lengths (closed loop)."""
+    def encode_indices(self, x: torch.Tensor, directions: bool = False) -> tuple:
+        """RD-optimised codeword indices of x (1, 3, Hp, Wp) with the integer tables' code lengths (closed loop).
+
+        Returns (indices, transposed): ``transposed[(s, l)]`` says the layer is coded down its columns
+        (only with ``directions``; otherwise every layer is coded along rows).
+        """
         tables = self._require_tables()
+        transposed: dict = {}
 
         def pick(s, l, r, idx, shape):
-            i = self.assign_rows(s, l, r, contexts_for(s, l, idx, shape), tables)
+            ctx = contexts_for(s, l, idx, shape)
+            if directions:
+                i, transposed[(s, l)] = self.assign_oriented(s, l, r, ctx, tables)
+            else:
+                i, transposed[(s, l)] = self.assign_rows(s, l, r, ctx, tables), False
             return i, self.codewords(s, l, i)
 
-        return self.run(pick, (x.shape[0], x.shape[2], x.shape[3]), self.analysis(x))[1]
+        return self.run(pick, (x.shape[0], x.shape[2], x.shape[3]), self.analysis(x))[1], transposed
 
     @torch.no_grad()
-    def compress(self, x: torch.Tensor, adaptive: bool = False) -> dict:
+    def compress(self, x: torch.Tensor, adaptive: bool = False, directions: bool = False) -> dict:
         """x: (1, 3, Hp, Wp) in [-0.5, 0.5], sides multiple of :func:`pad_multiple`.
         ``adaptive``: code with rows that learn the image (:class:`.entropy.CoderRows`).
+        ``directions``: every layer starts with a bit saying whether it is coded along rows or down
+        columns, the encoder trying both (flags bit 7 of the payload).
 
-        Returns {"strings": [range-coded bytes], "shape": (Hp, Wp), "indices": the coded indices}.
+        Returns {"strings": [range-coded bytes], "shape": (Hp, Wp), "indices": the coded indices,
+        "transposed": the layers coded down columns}.
         """
         import constriction
 
         tables = self._require_tables()
-        idx = self.encode_indices(x)
+        idx, transposed = self.encode_indices(x, directions)
         encoder = constriction.stream.queue.RangeEncoder()
         for (s, l), i in idx.items():  # decode order
             ctx = contexts_for(s, l, idx, i.shape)
-            encode_layer(encoder, i.numpy(), ctx.numpy(), tables.tables[(s, l)], tables.flags[(s, l)], adaptive)
+            if directions:
+                encode_direction(encoder, transposed[(s, l)])
+            encode_layer(encoder, i.numpy(), ctx.numpy(), tables.tables[(s, l)], tables.flags[(s, l)], adaptive,
+                         transposed[(s, l)])
         words = encoder.get_compressed()
-        return {"strings": [words.astype("<u4").tobytes()], "shape": tuple(x.shape[-2:]), "indices": idx}
+        return {"strings": [words.astype("<u4").tobytes()], "shape": tuple(x.shape[-2:]), "indices": idx,
+                "transposed": transposed}
 
     @torch.no_grad()
-    def decode_indices(self, strings: list, shape, adaptive: bool = False) -> dict:
-        """Entropy-decode every codeword index (exact integer arithmetic only)."""
+    def decode_indices(self, strings: list, shape, adaptive: bool = False, directions: bool = False) -> tuple:
+        """Entropy-decode every codeword index (exact integer arithmetic only): (indices, transposed)."""
         import constriction
 
         tables = self._require_tables()
@@ -352,12 +388,14 @@ class NVTC(nn.Module):
         words = np.frombuffer(strings[0], dtype="<u4").astype(np.uint32)
         decoder = constriction.stream.queue.RangeDecoder(words)
         idx: dict = {}
+        transposed: dict = {}
         for s, l, _rows, _k in context_plan(self.config):
             f = STAGE_FACTORS[s]
             ctx = contexts_for(s, l, idx, (1, hp // f, wp // f))
+            transposed[(s, l)] = decode_direction(decoder) if directions else False
             idx[(s, l)] = torch.from_numpy(decode_layer(decoder, ctx.numpy(), tables.tables[(s, l)],
-                                                        tables.flags[(s, l)], adaptive))
-        return idx
+                                                        tables.flags[(s, l)], adaptive, transposed[(s, l)]))
+        return idx, transposed
 
     def strip_margin(self) -> int:
         """Finest-stage rows a strip needs on each side: every block FC reaches ``block - 1`` rows,
@@ -408,6 +446,6 @@ class NVTC(nn.Module):
         return out
 
     @torch.no_grad()
-    def decompress(self, strings: list, shape, adaptive: bool = False) -> torch.Tensor:
+    def decompress(self, strings: list, shape, adaptive: bool = False, directions: bool = False) -> torch.Tensor:
         """Inverse of :meth:`compress`: (1, 3, Hp, Wp) in [-0.5, 0.5]."""
-        return self.synthesize(self.decode_indices(strings, shape, adaptive))
+        return self.synthesize(self.decode_indices(strings, shape, adaptive, directions)[0])

@@ -343,9 +343,11 @@ def refine_tables(model, probs: dict, flag_probs: dict, lmbda: float, n_images: 
             im = im[:, : h - h % m, : w - w % m]
             x = im[None].float() / 255.0 - 0.5
             with torch.no_grad():
-                idx = model.encode_indices(x)
+                idx, transposed = model.encode_indices(x, directions=True)
             for (s, l), i in idx.items():
                 ctx3 = contexts_for(s, l, idx, i.shape).numpy()
+                if transposed[(s, l)]:  # count in the orientation the coder walks
+                    i, ctx3 = i.transpose(1, 2).contiguous(), np.ascontiguousarray(ctx3.transpose(0, 2, 1))
                 flags_seen, coded = flag_counts(i.numpy(), ctx3, tables.tables[(s, l)])
                 fcounts[(s, l)] += flags_seen
                 sym, ctx = i.numpy().reshape(coded.shape), ctx3.reshape(coded.shape)

@@ -13,6 +13,8 @@ Each ``NAME.nvtc`` payload has a ``NAME.json``:
   added to);
 * payloads with a post filter (flags bit 4) also record it as ``post_filter``
   (``shape``, ``shift`` and the 3 x 24 integer ``weights``, section 5a);
+* payloads with layer directions (flags bit 7) list the layers coded down
+  their columns as ``transposed_layers`` (section 4);
 * invalid payloads: ``{"error": KIND}`` with the ``AigifError.kind`` a decoder
   raises (``spec/codec-nvtc.md`` section 1).
 
@@ -49,6 +51,20 @@ def synthetic(h: int, w: int, seed: int) -> np.ndarray:
 
 def symbols_of(data: bytes) -> dict:
     """Decoded symbols of a payload, {(stage, layer): array}, in decode order."""
+    return decode_symbols(data)[0]
+
+
+def transposed_layers_of(data: bytes) -> list | None:
+    """Names of the layers coded down their columns (flags bit 7, section 4), or None without bit 7."""
+    from aigif.codec import api
+
+    if not data[7] & api.FLAG_DIRECTIONS:
+        return None
+    return [f"s{s}_l{l}" for (s, l), t in decode_symbols(data)[1].items() if t]
+
+
+def decode_symbols(data: bytes) -> tuple:
+    """({(stage, layer): symbols}, {(stage, layer): coded down columns}) of a payload, in decode order."""
     from aigif.codec import api, zoo
     from aigif.codec.model import pad_multiple
 
@@ -57,8 +73,9 @@ def symbols_of(data: bytes) -> dict:
     m = pad_multiple(model.config)
     if flags & api.FLAG_TRANSPOSED:  # section 5b: the stream codes a width x height image
         h, w = w, h
-    idx = model.decode_indices([stream], (h + (-h % m), w + (-w % m)), bool(flags & api.FLAG_ADAPTIVE))
-    return {k: v.numpy() for k, v in idx.items()}
+    idx, transposed = model.decode_indices([stream], (h + (-h % m), w + (-w % m)), bool(flags & api.FLAG_ADAPTIVE),
+                                           bool(flags & api.FLAG_DIRECTIONS))
+    return {k: v.numpy() for k, v in idx.items()}, transposed
 
 
 def symbols_sha256(symbols: dict) -> str:
@@ -97,6 +114,9 @@ def write_valid(name: str, data: bytes, decoded: np.ndarray, reference: np.ndarr
     post = post_filter_of(data)
     if post is not None:
         expected["post_filter"] = post
+    layers = transposed_layers_of(data) if symbols else None
+    if layers is not None:
+        expected["transposed_layers"] = layers
     if reference is not None:
         expected["reference"] = f"{name}.reference.png"
         Image.fromarray(reference).save(os.path.join(OUT, f"{name}.reference.png"))
@@ -140,10 +160,14 @@ def main() -> None:
     tall = synthetic(200, 24, seed=2)  # several 64-row pads, a narrow image
     data = compress_image(tall, QUALITIES[0])
     write_valid("image-q1-24x200", data, decompress_image(data))
-    plain = compress_image(img, QUALITIES[2], post_filter=False, adaptive=False, transpose=False)
+    plain = compress_image(img, QUALITIES[2], post_filter=False, adaptive=False, transpose=False,
+                           layer_directions=False)
     write_valid("image-q3-96x80-plain", plain, decompress_image(plain))  # flags 0: static rows, no filter
-    static = compress_image(img, QUALITIES[3], adaptive=False, transpose=False)
+    static = compress_image(img, QUALITIES[3], adaptive=False, transpose=False, layer_directions=False)
     write_valid("image-q4-96x80-static-rows", static, decompress_image(static))
+    directed = compress_image(synthetic(96, 128, seed=6), QUALITIES[0], adaptive=False, transpose=False)
+    assert 0 < len(transposed_layers_of(directed)) < 11  # both directions occur
+    write_valid("image-q1-128x96-static-directions", directed, decompress_image(directed))
     keep = api.POST_FILTER_DB_PER_NEPER
     api.POST_FILTER_DB_PER_NEPER = 0.0  # keep every filter that helps: small images rarely pay for one
     try:
@@ -152,7 +176,7 @@ def main() -> None:
         api.POST_FILTER_DB_PER_NEPER = keep
     assert post_filter_of(post) is not None
     write_valid("image-q2-96x80-post-filter", post, decompress_image(post))
-    flipped = compress_image(synthetic(96, 72, seed=5), QUALITIES[1], transpose=True)
+    flipped = compress_image(synthetic(96, 72, seed=5), QUALITIES[1], transpose=True, layer_directions=False)
     assert flipped[7] & api.FLAG_TRANSPOSED
     write_valid("image-q2-72x96-transposed", flipped, decompress_image(flipped))  # coded as 72 rows x 96 columns
 
@@ -177,7 +201,6 @@ def main() -> None:
     write_invalid("model-id-2-retired", recrc(body[:5] + b"\x02" + body[6:]), "unknown-codec")
     write_invalid("model-id-3-retired", recrc(body[:5] + b"\x03" + body[6:]), "unknown-codec")
     write_invalid("unknown-quality", recrc(body[:6] + b"\x09" + body[7:]), "unknown-codec")
-    write_invalid("reserved-flags", recrc(body[:7] + b"\x80" + body[8:]), "corrupt")
     (length,) = struct.unpack_from("<I", post, 12)
     at = 16 + length  # the post filter's u16 length
     pbody = post[:-4]
@@ -190,6 +213,8 @@ def main() -> None:
     write_invalid("post-filter-on-empty-residual", recrc(pbody[:7] + bytes([pbody[7] | 3]) + pbody[8:]), "corrupt")
     write_invalid("transposed-empty-residual",
                   recrc(empty[:7] + bytes([empty[7] | api.FLAG_TRANSPOSED]) + empty[8:-4]), "corrupt")
+    write_invalid("directions-empty-residual",
+                  recrc(empty[:7] + bytes([empty[7] | api.FLAG_DIRECTIONS]) + empty[8:-4]), "corrupt")
     write_invalid("post-filter-on-image-without-flag", recrc(pbody[:7] + bytes([pbody[7] & ~16]) + pbody[8:]), "corrupt")
     write_invalid("empty-flag-on-image", recrc(body[:7] + b"\x02" + body[8:]), "corrupt")
     write_invalid("zero-width", recrc(body[:10] + b"\x00\x00" + body[12:]), "corrupt")

@@ -1,0 +1,131 @@
+"""NVTC layer directions (flags bit 7, spec section 4): every layer may be coded down its columns."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aigif.codec import QUALITIES, api, compress_image, compress_residual, decompress_image, decompress_residual
+
+from .test_codec import photo
+from .test_codec_postfilter import recrc
+from .test_codec_transpose import _columns_image
+
+torch = pytest.importorskip("torch")
+
+
+def _random_layer(seed: int, n=1, h=6, w=9, k=16, rows=4):
+    """Symbols with horizontal runs, their contexts and valid integer tables."""
+    from aigif.codec.entropy import FLAG_CONTEXTS, quantize_probs
+
+    rng = np.random.default_rng(seed)
+    sym = np.repeat(rng.integers(0, k, (n, h, (w + 2) // 3)), 3, axis=2)[..., :w]
+    ctx = rng.integers(0, rows, (n, h, w))
+    table = quantize_probs(rng.dirichlet(np.ones(k), rows))
+    flags = quantize_probs(rng.dirichlet(np.ones(2), FLAG_CONTEXTS))
+    return sym.astype(np.int64), ctx.astype(np.int64), table, flags
+
+
+@pytest.mark.parametrize("adaptive", [False, True])
+def test_transposed_layer_round_trip_and_length(adaptive):
+    """A transposed layer is the transposed grids coded as they are: same bits, decoded back untransposed."""
+    import constriction
+
+    from aigif.codec.entropy import (decode_direction, decode_layer, encode_direction, encode_layer,
+                                     layer_code_length)
+
+    sym, ctx, table, flags = _random_layer(1)
+    enc = constriction.stream.queue.RangeEncoder()
+    encode_direction(enc, True)
+    encode_layer(enc, sym, ctx, table, flags, adaptive, transposed=True)
+    encode_direction(enc, False)
+    encode_layer(enc, sym, ctx, table, flags, adaptive)
+    dec = constriction.stream.queue.RangeDecoder(enc.get_compressed())
+    assert decode_direction(dec) is True
+    assert np.array_equal(decode_layer(dec, ctx, table, flags, adaptive, transposed=True), sym)
+    assert decode_direction(dec) is False
+    assert np.array_equal(decode_layer(dec, ctx, table, flags, adaptive), sym)
+    t = (0, 2, 1)
+    assert layer_code_length(sym, ctx, table, flags, adaptive, transposed=True) == pytest.approx(
+        layer_code_length(sym.transpose(t).copy(), ctx.transpose(t).copy(), table, flags, adaptive))
+    # runs go along rows here: walking the columns costs more
+    assert layer_code_length(sym, ctx, table, flags, transposed=True) > layer_code_length(sym, ctx, table, flags)
+
+
+def test_layers_follow_the_structure():
+    """Column structure: most layers are coded down their columns; its transpose: most along rows."""
+    from aigif.codec import zoo
+    from aigif.codec.model import pad_multiple
+
+    q = QUALITIES[0]
+    model = zoo.load_model(q)
+    img = _columns_image(64, 128)
+    counts = []
+    for src in (img, np.ascontiguousarray(img.transpose(1, 0, 2))):
+        x = torch.from_numpy(src).permute(2, 0, 1)[None].float() / 255 - 0.5
+        assert x.shape[-1] % pad_multiple(model.config) == 0 and x.shape[-2] % pad_multiple(model.config) == 0
+        idx, transposed = model.encode_indices(x, directions=True)
+        _, rows_only = model.encode_indices(x)
+        assert not any(rows_only.values())
+        counts.append(sum(transposed.values()))
+    assert counts[0] > len(idx) // 2 > counts[1]
+
+
+def test_chosen_direction_is_the_cheaper_one():
+    """The encoder keeps, per layer, the direction whose search found the lower distortion + rate."""
+    from aigif.codec import zoo
+    from aigif.codec.model import contexts_for
+
+    model = zoo.load_model(QUALITIES[1])
+    x = torch.from_numpy(photo(64, 128, seed=5)).permute(2, 0, 1)[None].float() / 255 - 0.5
+    seen = []
+    orig = model.assign_rows
+
+    def spy(s, l, r, ctx, tables):
+        out = orig(s, l, r, ctx, tables)
+        seen.append(out)
+        return out
+
+    model.assign_rows = spy
+    try:
+        targets = model.analysis(x)
+        shape = (1, 64 // 16, 128 // 16)
+        xh = torch.zeros(1, model.config["channels"], *shape[1:])
+        r = model.proj_in[0][0](targets[0][0] - xh)
+        ctx = contexts_for(0, 0, {}, shape)
+        chosen, t = model.assign_oriented(0, 0, r, ctx, model.tables)
+    finally:
+        del model.assign_rows
+    rows, cols = seen[0], seen[1].transpose(1, 2)
+    costs = [model.layer_cost(0, 0, r, ctx, rows, model.tables), model.layer_cost(0, 0, r, ctx, cols, model.tables, True)]
+    assert t == (costs[1] < costs[0])
+    assert torch.equal(chosen, cols if t else rows)
+
+
+def test_payload_flag_and_decoding():
+    img = photo(80, 112, seed=7)
+    q = QUALITIES[2]
+    data = compress_image(img, q, transpose=False)
+    plain = compress_image(img, q, transpose=False, layer_directions=False)
+    assert data[7] & api.FLAG_DIRECTIONS and not plain[7] & api.FLAG_DIRECTIONS
+    assert "layer directions" in api.describe(data) and "layer directions" not in api.describe(plain)
+    out = decompress_image(data)
+    assert out.shape == img.shape
+    assert api._mse(out, img) < api._mse(np.full_like(img, 128), img) / 10
+    # the decoder reads the direction bits only with the flag: a stream read the other way decodes otherwise
+    body = data[:-4]
+    try:
+        wrong = decompress_image(recrc(body[:7] + bytes([body[7] & ~api.FLAG_DIRECTIONS]) + body[8:]))
+    except api.AigifError:
+        wrong = None
+    assert wrong is None or not np.array_equal(wrong, out)
+
+
+def test_residual_with_layer_directions():
+    original = photo(48, 80, seed=12)
+    y, x = np.mgrid[0:48, 0:80]
+    reference = np.clip(original.astype(np.int16) + (20 * np.sin(y / 7.0))[..., None].astype(np.int16), 0, 255
+                        ).astype(np.uint8)
+    data = compress_residual(original, reference, QUALITIES[-1], transpose=False)
+    assert data[7] & api.FLAG_DIRECTIONS and data[7] & api.FLAG_RESIDUAL
+    out = decompress_residual(data, reference)
+    assert api._mse(out, original) < api._mse(reference, original)
