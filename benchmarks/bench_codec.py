@@ -35,9 +35,9 @@ ABLATION = {
     "NVTC static rows, no filter": {"adaptive": False, "post_filter": False},
     "NVTC no post filter": {"post_filter": False},
     "NVTC static rows": {"adaptive": False},
-    "NVTC rows only": {"transpose": False},
+    "NVTC best (both orientations)": {"transpose": None},
     "NVTC no layer directions": {"layer_directions": False},
-    "NVTC rows only, no layer directions": {"transpose": False, "layer_directions": False},
+    "NVTC both orientations, no layer directions": {"transpose": None, "layer_directions": False},
 }
 ANCHORS = {
     "WebP (published Kodak)": [(0.234, 28.33), (0.461, 30.94)],
@@ -90,8 +90,8 @@ def main(argv=None) -> None:
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--ablation", action="store_true",
-                    help="also measure NVTC without adaptive coding and/or the post filter, never transposed, "
-                         "or without layer directions")
+                    help="also measure NVTC without adaptive coding and/or the post filter or layer directions, "
+                         "and with both orientations tried")
     args = ap.parse_args(argv)
 
     import torch

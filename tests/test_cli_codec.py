@@ -5,6 +5,7 @@ from PIL import Image
 
 import aigif
 from aigif.cli import EXIT_ERROR, main
+from aigif.cli.codec_cmds import cli_compress_image
 from aigif.fidelity import psnr
 
 
@@ -36,11 +37,12 @@ def test_compress_image_then_decode_is_exact(tmp_path, photo_png, capsys):
     assert "pixels: NVTC nvtc-v2 quality 2, image 96x64" in capsys.readouterr().out
 
 
-def test_compress_image_fast_codes_rows_first_only(tmp_path, capsys):
-    """``--fast`` writes the rows-first payload (never transposed, bit 6; layer directions kept); the default
-    writes the better of both orientations, as ``compress_image`` does."""
+def test_compress_image_effort_options(tmp_path, capsys):
+    """``--fast`` codes every layer along rows, the default lets each layer pick its direction, ``--best``
+    also tries the transposed image: the payloads ``compress_image`` writes with those options."""
     from aigif.codec import compress_image
-    from aigif.codec.api import FLAG_DIRECTIONS, FLAG_TRANSPOSED
+    from aigif.codec.api import FLAG_DIRECTIONS
+    from aigif.errors import ConfigError
 
     from .test_codec_transpose import _columns_image
 
@@ -48,13 +50,16 @@ def test_compress_image_fast_codes_rows_first_only(tmp_path, capsys):
     img = _columns_image(64, 128)
     Image.fromarray(img).save(src)
     payloads = {}
-    for name, extra in (("auto", []), ("fast", ["--fast"])):
+    for name, extra in (("default", []), ("fast", ["--fast"]), ("best", ["--best"])):
         out = tmp_path / f"{name}.aigif"
         assert main(["compress-image", str(src), "-o", str(out), "--quality", "1", *extra]) == 0
         payloads[name] = aigif.load(out).pixels
-    assert payloads["fast"] == compress_image(img, 1, transpose=False)
-    assert not payloads["fast"][7] & FLAG_TRANSPOSED and payloads["fast"][7] & FLAG_DIRECTIONS
-    assert payloads["auto"] == compress_image(img, 1)
+    assert payloads["default"] == compress_image(img, 1) and payloads["default"][7] & FLAG_DIRECTIONS
+    assert payloads["fast"] == compress_image(img, 1, layer_directions=False)
+    assert not payloads["fast"][7] & FLAG_DIRECTIONS
+    assert payloads["best"] == compress_image(img, 1, transpose=None)
+    with pytest.raises(ConfigError):
+        cli_compress_image(src, tmp_path / "x.aigif", quality=1, fast=True, best=True)
 
 
 def test_info_describes_a_broken_payload_without_decoding_it(tmp_path, capsys):

@@ -75,12 +75,12 @@ def test_payload_size_is_the_entropy_coded_size():
     assert adaptive  # the default
     assert flags & api.FLAG_DIRECTIONS  # the default
     model = zoo.load_model(q)
-    idx, transposed = model.decode_indices([stream], (128, 192), adaptive, directions=True)
-    ideal = float(len(idx))  # one direction bit per layer
+    idx, directions = model.decode_indices([stream], (128, 192), adaptive, directions=True)
+    ideal = 2.0 * len(idx)  # a 2-bit direction per layer
     for (s, l), i in idx.items():
         ctx = contexts_for(s, l, idx, i.shape)
         ideal += layer_code_length(i.numpy(), ctx.numpy(), model.tables.tables[(s, l)], model.tables.flags[(s, l)],
-                                   adaptive, transposed[(s, l)])
+                                   adaptive, directions[(s, l)])
     max_bits = sum(int(i.numel()) * 8 for i in idx.values())
     bits = len(stream) * 8
     assert bits < max_bits  # entropy coding beats fixed-length indices

@@ -18,7 +18,7 @@ def test_codec_conformance_suite_is_present():
     kinds = [("error" in json.loads(p.with_suffix(".json").read_text())) for p in FILES]
     assert kinds.count(False) >= 7 and kinds.count(True) >= 16
     assert any("post_filter" in json.loads(p.with_suffix(".json").read_text()) for p in FILES)
-    assert any(json.loads(p.with_suffix(".json").read_text()).get("transposed_layers") for p in FILES)
+    assert any(json.loads(p.with_suffix(".json").read_text()).get("layer_directions") for p in FILES)
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
@@ -32,12 +32,12 @@ def test_codec_conformance_file(path):
             decompress_image(data)
         assert info.value.kind == expected["error"], str(info.value)
         return
-    from spec_codec import header_of, post_filter_of, symbols_of, symbols_sha256, transposed_layers_of
+    from spec_codec import header_of, post_filter_of, layer_directions_of, symbols_of, symbols_sha256
 
     header = header_of(data)
     assert post_filter_of(data) == expected.get("post_filter")
     if header["stream_bytes"]:
-        assert transposed_layers_of(data) == expected.get("transposed_layers")
+        assert layer_directions_of(data) == expected.get("layer_directions")
     assert {k: expected[k] for k in header} == header
     symbols = symbols_of(data) if header["stream_bytes"] else {}
     assert {f"s{s}_l{l}": int(v.size) for (s, l), v in symbols.items()} == expected["symbols"]

@@ -1,4 +1,4 @@
-"""NVTC layer directions (flags bit 7, spec section 4): every layer may be coded down its columns."""
+"""NVTC layer directions (flags bit 7, spec section 4): every layer is walked along rows or columns, either way."""
 from __future__ import annotations
 
 import numpy as np
@@ -25,54 +25,74 @@ def _random_layer(seed: int, n=1, h=6, w=9, k=16, rows=4):
     return sym.astype(np.int64), ctx.astype(np.int64), table, flags
 
 
+@pytest.mark.parametrize("direction", [1, 2, 3])
 @pytest.mark.parametrize("adaptive", [False, True])
-def test_transposed_layer_round_trip_and_length(adaptive):
-    """A transposed layer is the transposed grids coded as they are: same bits, decoded back untransposed."""
+def test_walked_layer_round_trip_and_length(adaptive, direction):
+    """A layer walked in a direction is its walked grids coded as they are: same bits, decoded back in place."""
     import constriction
 
     from aigif.codec.entropy import (decode_direction, decode_layer, encode_direction, encode_layer,
-                                     layer_code_length)
+                                     layer_code_length, unwalk_grid, walk_grid)
 
     sym, ctx, table, flags = _random_layer(1)
     enc = constriction.stream.queue.RangeEncoder()
-    encode_direction(enc, True)
-    encode_layer(enc, sym, ctx, table, flags, adaptive, transposed=True)
-    encode_direction(enc, False)
+    encode_direction(enc, direction)
+    encode_layer(enc, sym, ctx, table, flags, adaptive, direction)
+    encode_direction(enc, 0)
     encode_layer(enc, sym, ctx, table, flags, adaptive)
     dec = constriction.stream.queue.RangeDecoder(enc.get_compressed())
-    assert decode_direction(dec) is True
-    assert np.array_equal(decode_layer(dec, ctx, table, flags, adaptive, transposed=True), sym)
-    assert decode_direction(dec) is False
+    assert decode_direction(dec) == direction
+    assert np.array_equal(decode_layer(dec, ctx, table, flags, adaptive, direction), sym)
+    assert decode_direction(dec) == 0
     assert np.array_equal(decode_layer(dec, ctx, table, flags, adaptive), sym)
-    t = (0, 2, 1)
-    assert layer_code_length(sym, ctx, table, flags, adaptive, transposed=True) == pytest.approx(
-        layer_code_length(sym.transpose(t).copy(), ctx.transpose(t).copy(), table, flags, adaptive))
-    # runs go along rows here: walking the columns costs more
-    assert layer_code_length(sym, ctx, table, flags, transposed=True) > layer_code_length(sym, ctx, table, flags)
+    walked = walk_grid(sym, direction)
+    assert np.array_equal(unwalk_grid(walked, direction), sym)
+    assert layer_code_length(sym, ctx, table, flags, adaptive, direction) == pytest.approx(
+        layer_code_length(walked, walk_grid(ctx, direction), table, flags, adaptive))
+    if direction % 2:  # runs go along rows here: walking the columns costs more
+        assert layer_code_length(sym, ctx, table, flags, direction=direction) > layer_code_length(sym, ctx, table,
+                                                                                                   flags)
+
+
+def test_walk_grids_follow_the_spec_table():
+    """spec section 4: t=1 I'[y,x] = I[x,y]; t=2 I[y, W-1-x]; t=3 I[H-1-x, y]; the torch twin agrees."""
+    from aigif.codec.entropy import walk_grid
+    from aigif.codec.model import _walk_features
+
+    a = np.arange(2 * 3 * 5).reshape(2, 3, 5)
+    h, w = 3, 5
+    for t, want in ((0, lambda y, x: a[:, y, x]), (1, lambda y, x: a[:, x, y]), (2, lambda y, x: a[:, y, w - 1 - x]),
+                    (3, lambda y, x: a[:, h - 1 - x, y])):
+        g = walk_grid(a, t)
+        assert g.shape == ((2, h, w) if t % 2 == 0 else (2, w, h))
+        for y in range(g.shape[1]):
+            for x in range(g.shape[2]):
+                assert np.array_equal(g[:, y, x], want(y, x))
+        assert np.array_equal(_walk_features(torch.from_numpy(a), t, 1).numpy(), g)
+        feats = torch.from_numpy(np.stack([a, -a], 1))  # (N, d, H, W)
+        assert np.array_equal(_walk_features(feats, t)[:, 0].numpy(), g)
 
 
 def test_layers_follow_the_structure():
-    """Column structure: most layers are coded down their columns; its transpose: most along rows."""
+    """Column structure: most layers are walked down the columns; its transpose: most along rows."""
     from aigif.codec import zoo
-    from aigif.codec.model import pad_multiple
 
-    q = QUALITIES[0]
-    model = zoo.load_model(q)
+    model = zoo.load_model(QUALITIES[0])
     img = _columns_image(64, 128)
     counts = []
     for src in (img, np.ascontiguousarray(img.transpose(1, 0, 2))):
         x = torch.from_numpy(src).permute(2, 0, 1)[None].float() / 255 - 0.5
-        assert x.shape[-1] % pad_multiple(model.config) == 0 and x.shape[-2] % pad_multiple(model.config) == 0
-        idx, transposed = model.encode_indices(x, directions=True)
+        idx, directions = model.encode_indices(x, directions=True)
         _, rows_only = model.encode_indices(x)
         assert not any(rows_only.values())
-        counts.append(sum(transposed.values()))
+        counts.append(sum(d % 2 for d in directions.values()))
     assert counts[0] > len(idx) // 2 > counts[1]
 
 
-def test_chosen_direction_is_the_cheaper_one():
-    """The encoder keeps, per layer, the direction whose search found the lower distortion + rate."""
+def test_chosen_direction_is_the_cheapest():
+    """The encoder keeps, per layer, the direction whose search found the lowest distortion + rate."""
     from aigif.codec import zoo
+    from aigif.codec.entropy import unwalk_grid
     from aigif.codec.model import contexts_for
 
     model = zoo.load_model(QUALITIES[1])
@@ -92,20 +112,21 @@ def test_chosen_direction_is_the_cheaper_one():
         xh = torch.zeros(1, model.config["channels"], *shape[1:])
         r = model.proj_in[0][0](targets[0][0] - xh)
         ctx = contexts_for(0, 0, {}, shape)
-        chosen, t = model.assign_oriented(0, 0, r, ctx, model.tables)
+        chosen, t = model.assign_directed(0, 0, r, ctx, model.tables)
     finally:
         del model.assign_rows
-    rows, cols = seen[0], seen[1].transpose(1, 2)
-    costs = [model.layer_cost(0, 0, r, ctx, rows, model.tables), model.layer_cost(0, 0, r, ctx, cols, model.tables, True)]
-    assert t == (costs[1] < costs[0])
-    assert torch.equal(chosen, cols if t else rows)
+    assert len(seen) == 4
+    found = [torch.from_numpy(unwalk_grid(i.numpy(), d)) for d, i in enumerate(seen)]
+    costs = [model.layer_cost(0, 0, r, ctx, i, model.tables, d) for d, i in enumerate(found)]
+    assert t == int(np.argmin(costs))
+    assert torch.equal(chosen, found[t])
 
 
 def test_payload_flag_and_decoding():
     img = photo(80, 112, seed=7)
     q = QUALITIES[2]
-    data = compress_image(img, q, transpose=False)
-    plain = compress_image(img, q, transpose=False, layer_directions=False)
+    data = compress_image(img, q)
+    plain = compress_image(img, q, layer_directions=False)
     assert data[7] & api.FLAG_DIRECTIONS and not plain[7] & api.FLAG_DIRECTIONS
     assert "layer directions" in api.describe(data) and "layer directions" not in api.describe(plain)
     out = decompress_image(data)
@@ -125,7 +146,7 @@ def test_residual_with_layer_directions():
     y, x = np.mgrid[0:48, 0:80]
     reference = np.clip(original.astype(np.int16) + (20 * np.sin(y / 7.0))[..., None].astype(np.int16), 0, 255
                         ).astype(np.uint8)
-    data = compress_residual(original, reference, QUALITIES[-1], transpose=False)
+    data = compress_residual(original, reference, QUALITIES[-1])
     assert data[7] & api.FLAG_DIRECTIONS and data[7] & api.FLAG_RESIDUAL
     out = decompress_residual(data, reference)
     assert api._mse(out, original) < api._mse(reference, original)

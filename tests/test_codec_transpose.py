@@ -47,11 +47,12 @@ def test_encoder_keeps_the_cheaper_orientation():
 
     for src in (img, np.ascontiguousarray(img.transpose(1, 0, 2))):
         both = [compress_image(src, q, transpose=t, layer_directions=False) for t in (False, True)]
-        auto = compress_image(src, q, layer_directions=False)
+        auto = compress_image(src, q, transpose=None, layer_directions=False)
         assert auto == min(both, key=lambda d: cost(d, src))
     costs = [cost(compress_image(img, q, transpose=t, layer_directions=False), img) for t in (False, True)]
     assert costs[1] < costs[0]  # the columns' structure made into rows is cheaper
-    assert compress_image(img, q, layer_directions=False)[7] & api.FLAG_TRANSPOSED
+    assert compress_image(img, q, transpose=None, layer_directions=False)[7] & api.FLAG_TRANSPOSED
+    assert not compress_image(img, q)[7] & api.FLAG_TRANSPOSED  # the default codes one way
 
 
 def test_transposed_residual_round_trip():

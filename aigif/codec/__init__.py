@@ -24,7 +24,7 @@ __all__ = ["DEFAULT_MAX_PIXELS", "QUALITIES", "compress_to_target", "compress_im
 
 
 def compress_image(rgb, quality: int, *, post_filter: bool = True, adaptive: bool = True,
-                   transpose: bool | None = None, layer_directions: bool = True) -> bytes:
+                   transpose: bool | None = False, layer_directions: bool = True) -> bytes:
     """See :func:`aigif.codec.api.compress_image`."""
     from .api import compress_image as f
 
@@ -40,7 +40,7 @@ def decompress_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS):
 
 
 def compress_residual(original, reference, quality: int, *, post_filter: bool = True, adaptive: bool = True,
-                      transpose: bool | None = None, layer_directions: bool = True) -> bytes:
+                      transpose: bool | None = False, layer_directions: bool = True) -> bytes:
     """See :func:`aigif.codec.api.compress_residual`."""
     from .api import compress_residual as f
 
@@ -55,17 +55,16 @@ def decompress_residual(data: bytes, reference, *, max_pixels: int = DEFAULT_MAX
     return f(data, reference, max_pixels=max_pixels)
 
 
-def compress_to_target(rgb, target_psnr: float, qualities=None, *, transpose: bool | None = None
-                       ) -> tuple[int, bytes, float]:
+def compress_to_target(rgb, target_psnr: float, qualities=None, *, transpose: bool | None = False,
+                       layer_directions: bool = True) -> tuple[int, bytes, float]:
     """The lowest quality whose decoded PSNR reaches *target_psnr* (else the highest): ``(quality, payload, psnr)``."""
     from ..fidelity import psnr
 
     best = None
     for q in sorted(qualities or QUALITIES):
-        payload = compress_image(rgb, q, transpose=transpose)
+        payload = compress_image(rgb, q, transpose=transpose, layer_directions=layer_directions)
         p = psnr(rgb, decompress_image(payload, max_pixels=rgb.shape[0] * rgb.shape[1]))
         best = (q, payload, p)
         if p >= target_psnr:
             break
     return best
-

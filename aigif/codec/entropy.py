@@ -193,20 +193,40 @@ def _walk_layer(ctx: np.ndarray, n_images: int, table: np.ndarray, flags: np.nda
     return out
 
 
-def _oriented(a: np.ndarray, transposed: bool) -> np.ndarray:
-    """(N, H, W) as the coder walks it: along rows, or (``transposed``) the (N, W, H) transpose."""
-    return np.ascontiguousarray(a.transpose(0, 2, 1)) if transposed else a
+#: the ways the coder may walk a layer (payload flags bit 7): 0 rows left to right, 1 columns top to
+#: bottom, 2 rows right to left, 3 columns bottom to top (spec/codec-nvtc.md section 4)
+DIRECTIONS = 4
+
+
+def walk_grid(a: np.ndarray, direction: int) -> np.ndarray:
+    """(N, H, W) as the coder walks it in ``direction``: the grid whose rows, left to right, it codes."""
+    if direction == 1:
+        a = a.transpose(0, 2, 1)
+    elif direction == 2:
+        a = a[:, :, ::-1]
+    elif direction == 3:
+        a = a.transpose(0, 2, 1)[:, :, ::-1]
+    return np.ascontiguousarray(a)
+
+
+def unwalk_grid(a: np.ndarray, direction: int) -> np.ndarray:
+    """Inverse of :func:`walk_grid`."""
+    if direction == 3:
+        a = a[:, :, ::-1].transpose(0, 2, 1)
+    elif direction:
+        a = walk_grid(a, direction)
+    return np.ascontiguousarray(a)
 
 
 def encode_layer(encoder, symbols: np.ndarray, contexts: np.ndarray, table: np.ndarray, flags: np.ndarray,
-                 adaptive: bool = False, transposed: bool = False) -> None:
+                 adaptive: bool = False, direction: int = 0) -> None:
     """Append one layer's symbols (N, H, W) to ``encoder`` (order: ``spec/codec-nvtc.md`` section 4).
 
     Column 0: every row's symbol with its context's row. Column x > 0: first
     every row's copy flag ``symbol == left neighbour``, then the symbols of the
     rows whose flag is 0, each with its context's row minus the left symbol.
     ``adaptive``: rows of :class:`CoderRows` that count what earlier columns coded.
-    ``transposed``: walk the layer's transpose (its columns become the coder's rows).
+    ``direction``: the way the coder walks the layer (:func:`walk_grid`; 0 = along its rows).
     """
     import constriction
 
@@ -216,13 +236,13 @@ def encode_layer(encoder, symbols: np.ndarray, contexts: np.ndarray, table: np.n
         encoder.encode(values.astype(np.int32), fam, weights)
         return values
 
-    symbols, contexts = _oriented(symbols, transposed), _oriented(contexts, transposed)
+    symbols, contexts = walk_grid(symbols, direction), walk_grid(contexts, direction)
     _walk_layer(_columns(contexts).astype(np.int64), symbols.shape[0], table, flags, adaptive, code,
                 _columns(symbols).astype(np.int64))
 
 
 def decode_layer(decoder, contexts: np.ndarray, table: np.ndarray, flags: np.ndarray,
-                 adaptive: bool = False, transposed: bool = False) -> np.ndarray:
+                 adaptive: bool = False, direction: int = 0) -> np.ndarray:
     """Inverse of :func:`encode_layer`; ``contexts`` (N, H, W) are already-decoded indices."""
     import constriction
 
@@ -231,27 +251,27 @@ def decode_layer(decoder, contexts: np.ndarray, table: np.ndarray, flags: np.nda
     def code(weights, _values):
         return decoder.decode(fam, weights).astype(np.int64)
 
-    walked = _oriented(contexts, transposed)
+    walked = walk_grid(contexts, direction)
     out = _walk_layer(_columns(walked).astype(np.int64), walked.shape[0], table, flags, adaptive, code)
-    return _oriented(out.reshape(walked.shape), transposed)
+    return unwalk_grid(out.reshape(walked.shape), direction)
 
 
-#: weights of a layer's direction bit (payload flags bit 7): both values equally likely, exactly 1 bit
-DIRECTION_WEIGHTS = np.ones((1, 2))
+#: weights of a layer's direction symbol (payload flags bit 7): all four equally likely, exactly 2 bits
+DIRECTION_WEIGHTS = np.ones((1, DIRECTIONS))
 
 
-def encode_direction(encoder, transposed: bool) -> None:
-    """The bit in front of a layer's symbols: 1 = the layer is coded down its columns."""
+def encode_direction(encoder, direction: int) -> None:
+    """The symbol in front of a layer's symbols: the way the coder walks it (:func:`walk_grid`)."""
     import constriction
 
-    encoder.encode(np.array([int(transposed)], dtype=np.int32), constriction.stream.model.Categorical(perfect=False),
+    encoder.encode(np.array([direction], dtype=np.int32), constriction.stream.model.Categorical(perfect=False),
                    DIRECTION_WEIGHTS)
 
 
-def decode_direction(decoder) -> bool:
+def decode_direction(decoder) -> int:
     import constriction
 
-    return bool(decoder.decode(constriction.stream.model.Categorical(perfect=False), DIRECTION_WEIGHTS)[0])
+    return int(decoder.decode(constriction.stream.model.Categorical(perfect=False), DIRECTION_WEIGHTS)[0])
 
 
 def code_lengths(table: np.ndarray, flags: np.ndarray) -> tuple:
@@ -284,9 +304,9 @@ def column_costs(sym: np.ndarray, ctx: np.ndarray, x: int, table: np.ndarray, lf
 
 
 def layer_code_length(symbols: np.ndarray, contexts: np.ndarray, table: np.ndarray, flags: np.ndarray,
-                      adaptive: bool = False, transposed: bool = False) -> float:
+                      adaptive: bool = False, direction: int = 0) -> float:
     """Ideal code length in bits of :func:`encode_layer` with these integer tables (tests, table design)."""
-    symbols, contexts = _oriented(symbols, transposed), _oriented(contexts, transposed)
+    symbols, contexts = walk_grid(symbols, direction), walk_grid(contexts, direction)
     if adaptive:
         return _adaptive_code_length(symbols, contexts, table, flags)
     n = symbols.shape[0]

@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .entropy import (IntegerTables, code_lengths, column_costs, conditional_logits, decode_direction, decode_layer,
-                      encode_direction, encode_layer, layer_code_length, left_features)
+from .entropy import (DIRECTIONS, IntegerTables, code_lengths, column_costs, conditional_logits, decode_direction,
+                      decode_layer, encode_direction, encode_layer, layer_code_length, left_features, unwalk_grid)
 from .layers import ResBlock, vt_stack
 from .rdo import trellis
 
@@ -82,6 +82,19 @@ def contexts_for(stage: int, layer: int, idx: dict, shape, device=None) -> torch
         return torch.zeros(shape, dtype=torch.long, device=device)
     parent = idx[(stage - 1, 0)]
     return parent.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)
+
+
+def _walk_features(a: torch.Tensor, direction: int, grid_dim: int = 2) -> torch.Tensor:
+    """A layer's residuals (N, d, H, W) (or contexts (N, H, W), ``grid_dim`` 1) as the coder walks them
+    in ``direction``: torch twin of :func:`.entropy.walk_grid`."""
+    h, w = grid_dim, grid_dim + 1
+    if direction == 1:
+        return a.transpose(h, w)
+    if direction == 2:
+        return a.flip(w)
+    if direction == 3:
+        return a.transpose(h, w).flip(w)
+    return a
 
 
 def squared_distances(v: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
@@ -314,73 +327,76 @@ class NVTC(nn.Module):
         return torch.from_numpy(out.reshape(n, h, w))
 
     def layer_cost(self, s: int, l: int, r: torch.Tensor, ctx: torch.Tensor, idx: torch.Tensor,
-                   tables: IntegerTables, transposed: bool = False) -> float:
-        """Distortion + static code length / lambda of one layer's indices (N, H, W), coded along rows
-        or (``transposed``) down columns: what the row trellis minimises, measured exactly."""
+                   tables: IntegerTables, direction: int = 0) -> float:
+        """Distortion + static code length / lambda of one layer's indices (N, H, W) coded in ``direction``
+        (:func:`.entropy.walk_grid`): what the row trellis minimises, measured exactly."""
         cb, rr = self._rows_of(s, l, r)
         dist = float(((rr - cb[idx.reshape(rr.shape[:2])]) ** 2).sum())
         bits = layer_code_length(idx.numpy(), ctx.numpy(), tables.tables[(s, l)], tables.flags[(s, l)],
-                                 transposed=transposed)
+                                 direction=direction)
         return dist + bits / (self.lmbda * STAGE_LAMBDA_SCALE[s])
 
-    def assign_oriented(self, s: int, l: int, r: torch.Tensor, ctx: torch.Tensor, tables: IntegerTables) -> tuple:
-        """(indices, transposed): the row search of :meth:`assign_rows` run along the layer's rows and
-        along its columns (on the transposed grid, the way the coder then walks it), keeping the
-        choice with the lower :meth:`layer_cost`. Layers differ in which way their runs go."""
-        rows = self.assign_rows(s, l, r, ctx, tables)
-        cols = self.assign_rows(s, l, r.transpose(2, 3), ctx.transpose(1, 2), tables).transpose(1, 2).contiguous()
-        if self.layer_cost(s, l, r, ctx, cols, tables, True) < self.layer_cost(s, l, r, ctx, rows, tables):
-            return cols, True
-        return rows, False
+    def assign_directed(self, s: int, l: int, r: torch.Tensor, ctx: torch.Tensor, tables: IntegerTables) -> tuple:
+        """(indices, direction): the row search of :meth:`assign_rows` run on the layer's grid walked in each
+        of the coder's four directions (rows or columns, either way), keeping the one with the lowest
+        :meth:`layer_cost`. Layers differ in which way their runs go."""
+        best = None
+        for d in range(DIRECTIONS):
+            i = self.assign_rows(s, l, _walk_features(r, d), _walk_features(ctx, d, 1), tables)
+            i = torch.from_numpy(unwalk_grid(i.numpy(), d))
+            cost = self.layer_cost(s, l, r, ctx, i, tables, d)
+            if best is None or cost < best[0]:
+                best = (cost, i, d)
+        return best[1], best[2]
 
     @torch.no_grad()
     def encode_indices(self, x: torch.Tensor, directions: bool = False) -> tuple:
         """RD-optimised codeword indices of x (1, 3, Hp, Wp) with the integer tables' code lengths (closed loop).
 
-        Returns (indices, transposed): ``transposed[(s, l)]`` says the layer is coded down its columns
-        (only with ``directions``; otherwise every layer is coded along rows).
+        Returns (indices, directions): ``directions[(s, l)]`` is the way the coder walks the layer
+        (:func:`.entropy.walk_grid`), chosen per layer with ``directions``, else 0 (along rows).
         """
         tables = self._require_tables()
-        transposed: dict = {}
+        chosen: dict = {}
 
         def pick(s, l, r, idx, shape):
             ctx = contexts_for(s, l, idx, shape)
             if directions:
-                i, transposed[(s, l)] = self.assign_oriented(s, l, r, ctx, tables)
+                i, chosen[(s, l)] = self.assign_directed(s, l, r, ctx, tables)
             else:
-                i, transposed[(s, l)] = self.assign_rows(s, l, r, ctx, tables), False
+                i, chosen[(s, l)] = self.assign_rows(s, l, r, ctx, tables), 0
             return i, self.codewords(s, l, i)
 
-        return self.run(pick, (x.shape[0], x.shape[2], x.shape[3]), self.analysis(x))[1], transposed
+        return self.run(pick, (x.shape[0], x.shape[2], x.shape[3]), self.analysis(x))[1], chosen
 
     @torch.no_grad()
     def compress(self, x: torch.Tensor, adaptive: bool = False, directions: bool = False) -> dict:
         """x: (1, 3, Hp, Wp) in [-0.5, 0.5], sides multiple of :func:`pad_multiple`.
         ``adaptive``: code with rows that learn the image (:class:`.entropy.CoderRows`).
-        ``directions``: every layer starts with a bit saying whether it is coded along rows or down
-        columns, the encoder trying both (flags bit 7 of the payload).
+        ``directions``: every layer starts with a symbol saying which way the coder walks it, the
+        encoder trying all four (flags bit 7 of the payload).
 
         Returns {"strings": [range-coded bytes], "shape": (Hp, Wp), "indices": the coded indices,
-        "transposed": the layers coded down columns}.
+        "directions": every layer's walk direction}.
         """
         import constriction
 
         tables = self._require_tables()
-        idx, transposed = self.encode_indices(x, directions)
+        idx, chosen = self.encode_indices(x, directions)
         encoder = constriction.stream.queue.RangeEncoder()
         for (s, l), i in idx.items():  # decode order
             ctx = contexts_for(s, l, idx, i.shape)
             if directions:
-                encode_direction(encoder, transposed[(s, l)])
+                encode_direction(encoder, chosen[(s, l)])
             encode_layer(encoder, i.numpy(), ctx.numpy(), tables.tables[(s, l)], tables.flags[(s, l)], adaptive,
-                         transposed[(s, l)])
+                         chosen[(s, l)])
         words = encoder.get_compressed()
         return {"strings": [words.astype("<u4").tobytes()], "shape": tuple(x.shape[-2:]), "indices": idx,
-                "transposed": transposed}
+                "directions": chosen}
 
     @torch.no_grad()
     def decode_indices(self, strings: list, shape, adaptive: bool = False, directions: bool = False) -> tuple:
-        """Entropy-decode every codeword index (exact integer arithmetic only): (indices, transposed)."""
+        """Entropy-decode every codeword index (exact integer arithmetic only): (indices, walk directions)."""
         import constriction
 
         tables = self._require_tables()
@@ -388,14 +404,14 @@ class NVTC(nn.Module):
         words = np.frombuffer(strings[0], dtype="<u4").astype(np.uint32)
         decoder = constriction.stream.queue.RangeDecoder(words)
         idx: dict = {}
-        transposed: dict = {}
+        chosen: dict = {}
         for s, l, _rows, _k in context_plan(self.config):
             f = STAGE_FACTORS[s]
             ctx = contexts_for(s, l, idx, (1, hp // f, wp // f))
-            transposed[(s, l)] = decode_direction(decoder) if directions else False
+            chosen[(s, l)] = decode_direction(decoder) if directions else 0
             idx[(s, l)] = torch.from_numpy(decode_layer(decoder, ctx.numpy(), tables.tables[(s, l)],
-                                                        tables.flags[(s, l)], adaptive, transposed[(s, l)]))
-        return idx, transposed
+                                                        tables.flags[(s, l)], adaptive, chosen[(s, l)]))
+        return idx, chosen
 
     def strip_margin(self) -> int:
         """Finest-stage rows a strip needs on each side: every block FC reaches ``block - 1`` rows,

@@ -323,7 +323,7 @@ def refine_tables(model, probs: dict, flag_probs: dict, lmbda: float, n_images: 
     """
     import torch
 
-    from .entropy import IntegerTables, flag_counts, quantize_probs
+    from .entropy import IntegerTables, flag_counts, quantize_probs, walk_grid
     from .model import contexts_for, pad_multiple
 
     images = load_images(TRAIN_GLOB)
@@ -343,14 +343,14 @@ def refine_tables(model, probs: dict, flag_probs: dict, lmbda: float, n_images: 
             im = im[:, : h - h % m, : w - w % m]
             x = im[None].float() / 255.0 - 0.5
             with torch.no_grad():
-                idx, transposed = model.encode_indices(x, directions=True)
+                idx, directions = model.encode_indices(x, directions=True)
             for (s, l), i in idx.items():
-                ctx3 = contexts_for(s, l, idx, i.shape).numpy()
-                if transposed[(s, l)]:  # count in the orientation the coder walks
-                    i, ctx3 = i.transpose(1, 2).contiguous(), np.ascontiguousarray(ctx3.transpose(0, 2, 1))
-                flags_seen, coded = flag_counts(i.numpy(), ctx3, tables.tables[(s, l)])
+                # counted on the grid the coder walks
+                ctx3 = walk_grid(contexts_for(s, l, idx, i.shape).numpy(), directions[(s, l)])
+                i = walk_grid(i.numpy(), directions[(s, l)])
+                flags_seen, coded = flag_counts(i, ctx3, tables.tables[(s, l)])
                 fcounts[(s, l)] += flags_seen
-                sym, ctx = i.numpy().reshape(coded.shape), ctx3.reshape(coded.shape)
+                sym, ctx = i.reshape(coded.shape), ctx3.reshape(coded.shape)
                 np.add.at(counts[(s, l)], (ctx[coded], sym[coded]), 1.0)
         probs = {key: (counts[key] + 0.5 * p.shape[1] * p) / (counts[key].sum(-1, keepdims=True) + 0.5 * p.shape[1])
                  for key, p in probs.items()}
