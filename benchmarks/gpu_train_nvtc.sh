@@ -3,11 +3,11 @@
 #
 #   benchmarks/gpu_train_nvtc.sh data    # here, once: the training photos as lossless WebP in .data/trainw
 #   benchmarks/gpu_train_nvtc.sh start   # device, carry [".data/trainw"]: starts training under setsid
-#   INIT=aigif/assets/nvtc/nvtc_id4.safetensors BATCH=64 LR=2e-4 BUDGET=22 MINUTES=23 benchmarks/gpu_train_nvtc.sh start
+#   INIT=aigif/assets/nvtc/nvtc_id5.safetensors BATCH=64 LR=2e-4 BUDGET=22 MINUTES=23 benchmarks/gpu_train_nvtc.sh start
 #                                        # goes on training the shipped model (ECVQ fine-tuning; fits a
 #                                        # 30-minute device budget with the machine's start and the polls)
 #   benchmarks/gpu_train_nvtc.sh poll    # waits, shows the log, compacts the checkpoint into $OUT/ckpt
-#   INIT=aigif/assets/nvtc/nvtc_id4.safetensors BATCH=64 LR=1e-4 BUDGET=7.7 MINUTES=8.1 COPY_AWARE=1 benchmarks/gpu_train_nvtc.sh run
+#   INIT=aigif/assets/nvtc/nvtc_id5.safetensors BATCH=64 LR=1e-4 BUDGET=7.7 MINUTES=8.1 COPY_AWARE=1 benchmarks/gpu_train_nvtc.sh run
 #                                        # one call (timeout_s 600) for a 15-minute device budget: trains in
 #                                        # the foreground, then compacts the checkpoint into $OUT/ckpt
 #                                        # (COPY_AWARE=1: train --copy-aware, MIN_SCALE=0.5: --min-scale 0.5;

@@ -2,7 +2,7 @@
 
     python -m aigif.codec.train train --out runs/nvtc --budget-minutes 60 [--device cuda --amp]
     python -m aigif.codec.train compact --ckpt runs/nvtc/last.pt --out runs/nvtc/compact
-    python -m aigif.codec.train export --ckpt runs/nvtc/last.pt --out aigif/assets/nvtc/nvtc_id4.safetensors --refine 77
+    python -m aigif.codec.train export --ckpt runs/nvtc/last.pt --out aigif/assets/nvtc/nvtc_id5.safetensors --refine 77
 
 Data: random crops of ``/work/shared/data/images/train/*.png`` (never Kodak).
 Schedule (fractions of the total steps), after NVTC's staged training:
@@ -520,7 +520,7 @@ def main(argv=None) -> None:
     e = sub.add_parser("export")
     e.add_argument("--ckpt", default="runs/nvtc/last.pt",
                    help="a .pt checkpoint, a folder written by compact, or a shipped .safetensors file (tables redesigned)")
-    e.add_argument("--out", default="aigif/assets/nvtc/nvtc_id4.safetensors")
+    e.add_argument("--out", default="aigif/assets/nvtc/nvtc_id5.safetensors")
     e.add_argument("--refine", type=int, default=77,
                    help="design the tables (and the copy flags' tables) on this many training images; 0: none")
     e.add_argument("--refine-rounds", type=int, default=3)

@@ -17,17 +17,19 @@ from ..errors import ModelError, ModelMismatchError, RegistryError
 ASSET_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "nvtc")
 
 #: payload model id -> architecture name
-MODEL_IDS = {4: "nvtc-v2"}
+MODEL_IDS = {5: "nvtc-v2"}
 
 #: model ids of development versions whose payloads are refused (their weights are not shipped)
 RETIRED_MODEL_IDS = {
     1: "nvtc-lite-v1 (aigif 0.1 development codec)",
     2: "nvtc-v2 with greedy-ECVQ tables (replaced by model id 3: same transforms, tables for the row-trellis encoder)",
     3: "nvtc-v2 trained for 7,900 GPU steps (replaced by model id 4: the same architecture trained 5,100 steps longer)",
+    4: "nvtc-v2 with tables designed for rows-only coding (replaced by model id 5: same transforms, tables designed "
+       "for layer directions)",
 }
 
 #: file of each model id: shared transforms + one integer table set per quality
-MODEL_FILES = {4: "nvtc_id4.safetensors"}
+MODEL_FILES = {5: "nvtc_id5.safetensors"}
 
 # Decoding runs the finest stage in strips and needs ~64 bytes of working memory per pixel
 # (indices, the coarse stages, the output), so a 24-byte header may not demand more than
@@ -35,11 +37,11 @@ MODEL_FILES = {4: "nvtc_id4.safetensors"}
 DEFAULT_MAX_PIXELS = 16 * 2**20
 
 #: quality -> (asset file name, fixed config entries); quality q uses table set ``table.q{q}.*``
-MODELS = {q: (MODEL_FILES[4], {"arch": "nvtc-v2", "model_id": 4}) for q in (1, 2, 3, 4)}
+MODELS = {q: (MODEL_FILES[5], {"arch": "nvtc-v2", "model_id": 5}) for q in (1, 2, 3, 4)}
 
 #: sha256 of each shipped file (written by the export step; see spec/codec-nvtc.md)
 SHA256: dict = {
-    "nvtc_id4.safetensors": "84f9dc0a8f130fc7cfa29315d172c81e70ad7b79ce65210f39dcc978b20be308",
+    "nvtc_id5.safetensors": "651385af96be0aac687a1ee777ca8f5a10d50af531f3dce49bdd73d982c7f219",
 }
 
 QUALITIES = tuple(sorted(MODELS))

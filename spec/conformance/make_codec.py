@@ -200,6 +200,7 @@ def main() -> None:
     write_invalid("model-id-1-retired", recrc(body[:5] + b"\x01" + body[6:]), "unknown-codec")
     write_invalid("model-id-2-retired", recrc(body[:5] + b"\x02" + body[6:]), "unknown-codec")
     write_invalid("model-id-3-retired", recrc(body[:5] + b"\x03" + body[6:]), "unknown-codec")
+    write_invalid("model-id-4-retired", recrc(body[:5] + b"\x04" + body[6:]), "unknown-codec")
     write_invalid("unknown-quality", recrc(body[:6] + b"\x09" + body[7:]), "unknown-codec")
     (length,) = struct.unpack_from("<I", post, 12)
     at = 16 + length  # the post filter's u16 length
