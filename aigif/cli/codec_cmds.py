@@ -49,7 +49,7 @@ def compress_image(
     fast: bool = typer.Option(False, "--fast", help="Code every layer along rows (no direction search): half "
                               "the encoding time, ~3 % larger."),
     best: bool = typer.Option(False, "--best", help="Also code the transposed image and keep the smaller: "
-                              "twice the encoding time, ~0.3 % smaller."),
+                              "twice the encoding time, ~0.5 % smaller."),
     force: bool = typer.Option(False, "--force", "-f"),
 ) -> None:
     """Store an image's pixels with the learned NVTC codec (for images with no usable syntax)."""

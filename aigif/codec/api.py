@@ -258,7 +258,7 @@ def compress_image(rgb: np.ndarray, quality: int, *, post_filter: bool = True, a
     cheapest: along rows or columns, either way (flags bit 7; about 3 % smaller at equal PSNR on
     Kodak; the index search runs four times, doubling the encoding time).
     ``transpose``: True codes the image's transpose (flags bit 6), None codes it both ways and
-    keeps the better (twice the encoding time again, ~0.3 % smaller with layer directions).
+    keeps the better (twice the encoding time again, ~0.5 % smaller with layer directions).
     """
     _check_image(rgb)
     name, fixed = zoo.check_quality(quality)
