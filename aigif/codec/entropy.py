@@ -199,23 +199,22 @@ DIRECTIONS = 4
 
 
 def walk_grid(a: np.ndarray, direction: int) -> np.ndarray:
-    """(N, H, W) as the coder walks it in ``direction``: the grid whose rows, left to right, it codes."""
+    """A layer's grid (last two axes: (..., H, W); symbols, contexts or the encoder's residuals) as the
+    coder walks it in ``direction``: the grid whose rows, left to right, it codes."""
     if direction == 1:
-        a = a.transpose(0, 2, 1)
+        a = a.swapaxes(-1, -2)
     elif direction == 2:
-        a = a[:, :, ::-1]
+        a = a[..., ::-1]
     elif direction == 3:
-        a = a.transpose(0, 2, 1)[:, :, ::-1]
+        a = a.swapaxes(-1, -2)[..., ::-1]
     return np.ascontiguousarray(a)
 
 
 def unwalk_grid(a: np.ndarray, direction: int) -> np.ndarray:
     """Inverse of :func:`walk_grid`."""
     if direction == 3:
-        a = a[:, :, ::-1].transpose(0, 2, 1)
-    elif direction:
-        a = walk_grid(a, direction)
-    return np.ascontiguousarray(a)
+        return np.ascontiguousarray(a[..., ::-1].swapaxes(-1, -2))
+    return walk_grid(a, direction)  # the other walks are their own inverses
 
 
 def encode_layer(encoder, symbols: np.ndarray, contexts: np.ndarray, table: np.ndarray, flags: np.ndarray,

@@ -32,7 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .entropy import (DIRECTIONS, IntegerTables, code_lengths, column_costs, conditional_logits, decode_direction,
-                      decode_layer, encode_direction, encode_layer, layer_code_length, left_features, unwalk_grid)
+                      decode_layer, encode_direction, encode_layer, layer_code_length, left_features, unwalk_grid,
+                      walk_grid)
 from .layers import ResBlock, vt_stack
 from .rdo import trellis
 
@@ -82,19 +83,6 @@ def contexts_for(stage: int, layer: int, idx: dict, shape, device=None) -> torch
         return torch.zeros(shape, dtype=torch.long, device=device)
     parent = idx[(stage - 1, 0)]
     return parent.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)
-
-
-def _walk_features(a: torch.Tensor, direction: int, grid_dim: int = 2) -> torch.Tensor:
-    """A layer's residuals (N, d, H, W) (or contexts (N, H, W), ``grid_dim`` 1) as the coder walks them
-    in ``direction``: torch twin of :func:`.entropy.walk_grid`."""
-    h, w = grid_dim, grid_dim + 1
-    if direction == 1:
-        return a.transpose(h, w)
-    if direction == 2:
-        return a.flip(w)
-    if direction == 3:
-        return a.transpose(h, w).flip(w)
-    return a
 
 
 def squared_distances(v: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
@@ -342,7 +330,8 @@ class NVTC(nn.Module):
         :meth:`layer_cost`. Layers differ in which way their runs go."""
         best = None
         for d in range(DIRECTIONS):
-            i = self.assign_rows(s, l, _walk_features(r, d), _walk_features(ctx, d, 1), tables)
+            walked = (torch.from_numpy(walk_grid(r.detach().numpy(), d)), torch.from_numpy(walk_grid(ctx.numpy(), d)))
+            i = self.assign_rows(s, l, *walked, tables)
             i = torch.from_numpy(unwalk_grid(i.numpy(), d))
             cost = self.layer_cost(s, l, r, ctx, i, tables, d)
             if best is None or cost < best[0]:
