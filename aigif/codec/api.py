@@ -24,7 +24,7 @@ import zlib
 import numpy as np
 
 from ..errors import AigifError, ConfigError, CorruptError, FormatError, LimitError, TruncatedError, UnknownCodecError
-from . import postfilter, zoo
+from . import classfilter, postfilter, zoo
 
 MAGIC = b"NVTC"
 VERSION = 1
@@ -117,7 +117,7 @@ def _unpack(data: bytes, max_pixels: int) -> tuple:
     post = b""
     if flags & FLAG_POST:
         post = data[post_at + 2 : end]
-        postfilter.unpack(post)  # validate (at most MAX_BLOCK_BYTES, exact syntax) before anything is decoded
+        postfilter.unpack(post)  # validate (exact syntax, bounded sizes) before anything is decoded
     return quality, flags, h, w, data[HEADER.size : HEADER.size + length], post
 
 
@@ -196,9 +196,11 @@ def _choose_post_filter(decoded: np.ndarray, target: np.ndarray, payload_bytes: 
     when its gain does not pay for its bytes."""
     import math
 
-    pf = postfilter.fit(decoded, target)
-    block = postfilter.pack(pf)
-    filtered = postfilter.apply(decoded, pf)
+    pf = classfilter.fit(decoded, target, payload_bytes, POST_FILTER_DB_PER_NEPER)
+    if pf is None:
+        return b"", decoded
+    block = classfilter.pack(pf)
+    filtered = classfilter.apply(decoded, pf)
     before, after = _mse(decoded, target), _mse(filtered, target)
     if after >= before:
         return b"", decoded
@@ -251,8 +253,8 @@ def compress_image(rgb: np.ndarray, quality: int, *, post_filter: bool = True, a
                    transpose: bool | None = False, layer_directions: bool = True) -> bytes:
     """Code an RGB image with the learned NVTC codec at ``quality`` (see ``QUALITIES``).
 
-    ``post_filter``: let the encoder add the per-image filter of :mod:`.postfilter`
-    when it pays for itself (costs one decoder pass at encode time).
+    ``post_filter``: let the encoder add the per-image filters of :mod:`.classfilter` (one per run
+    of activity classes) when they pay for themselves (costs one decoder pass at encode time).
     ``adaptive``: entropy-code with rows that learn the image (flags bit 5; 1-2 % smaller).
     ``layer_directions``: every quantisation layer is coded in the direction its search finds
     cheapest: along rows or columns, either way (flags bit 7; about 3 % smaller at equal PSNR on

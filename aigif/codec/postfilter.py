@@ -1,4 +1,8 @@
-"""Per-image post filter of NVTC payloads: a least-squares (Wiener) filter sent with the image.
+"""Per-image post filter of NVTC payloads: least-squares (Wiener) filters sent with the image.
+
+The block's first byte is its *shape*: 1 is the single filter below, 2 the
+activity-classified filters of :mod:`.classfilter`, which the encoder writes
+(shape 1 still decodes). :func:`unpack`, :func:`pack` and :func:`apply` take either.
 
 The shared decoder is trained for every image at once; a few dozen integer
 weights fitted by the encoder to *this* image remove part of what is left
@@ -23,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import CorruptError
+from . import classfilter
 
 #: shape id 1: offsets (dy, dx) of the 5x5 square without its 4 corners, raster order
 SHAPE_DIAMOND5 = 1
@@ -63,8 +68,10 @@ def _strips(h: int, w: int):
         yield a, min(a + rows, h)
 
 
-def apply(img: np.ndarray, pf: PostFilter) -> np.ndarray:
+def apply(img: np.ndarray, pf) -> np.ndarray:
     """The filtered image (uint8 (H, W, 3)); integer arithmetic, identical on every machine."""
+    if isinstance(pf, classfilter.ClassifiedFilter):
+        return classfilter.apply(img, pf)
     h, w = img.shape[:2]
     padded = _pad(img)
     out = np.empty_like(img)
@@ -79,7 +86,8 @@ def apply(img: np.ndarray, pf: PostFilter) -> np.ndarray:
 
 
 def fit(decoded: np.ndarray, target: np.ndarray, shift: int = DEFAULT_SHIFT) -> PostFilter:
-    """Least-squares weights that bring ``decoded`` closest to ``target`` (both uint8 (H, W, 3)), quantised."""
+    """Least-squares shape-1 weights that bring ``decoded`` closest to ``target`` (both uint8 (H, W, 3)),
+    quantised (the encoder fits shape 2, :func:`.classfilter.fit`; this one makes shape-1 test streams)."""
     h, w = decoded.shape[:2]
     padded = _pad(decoded)
     n = WEIGHTS_PER_CHANNEL
@@ -101,8 +109,10 @@ def fit(decoded: np.ndarray, target: np.ndarray, shift: int = DEFAULT_SHIFT) -> 
     return PostFilter(shift, weights)
 
 
-def pack(pf: PostFilter) -> bytes:
+def pack(pf) -> bytes:
     """The payload's post-filter block."""
+    if isinstance(pf, classfilter.ClassifiedFilter):
+        return classfilter.pack(pf)
     out = bytearray([SHAPE_DIAMOND5, pf.shift])
     for v in pf.weights.ravel().tolist():
         z = (v << 1) ^ (v >> 63)  # zigzag
@@ -115,12 +125,16 @@ def pack(pf: PostFilter) -> bytes:
     return bytes(out)
 
 
-def unpack(block: bytes) -> PostFilter:
-    """Parse a post-filter block; any deviation from section 5a raises ``CorruptError``."""
+def unpack(block: bytes):
+    """Parse a post-filter block (a :class:`PostFilter` or a :class:`.classfilter.ClassifiedFilter`);
+    any deviation from section 5a raises ``CorruptError``."""
     if len(block) < 2:
         raise CorruptError(f"NVTC post filter: block of {len(block)} bytes, needs at least 2")
+    if block[0] == classfilter.SHAPE_CLASSIFIED:
+        return classfilter.unpack(block)
     if block[0] != SHAPE_DIAMOND5:
-        raise CorruptError(f"NVTC post filter: unknown shape {block[0]} (known: {SHAPE_DIAMOND5})")
+        raise CorruptError(f"NVTC post filter: unknown shape {block[0]} "
+                           f"(known: {SHAPE_DIAMOND5}, {classfilter.SHAPE_CLASSIFIED})")
     shift = block[1]
     if not 1 <= shift <= MAX_SHIFT:
         raise CorruptError(f"NVTC post filter: shift {shift} outside 1..{MAX_SHIFT}")

@@ -93,7 +93,10 @@ def post_filter_of(data: bytes) -> dict | None:
     if not post:
         return None
     pf = postfilter.unpack(post)
-    return {"shape": post[0], "shift": pf.shift, "weights": pf.weights.tolist()}
+    if post[0] == 1:
+        return {"shape": 1, "shift": pf.shift, "weights": pf.weights.tolist()}
+    return {"shape": post[0], "shift": pf.shift, "starts": list(pf.starts), "order": pf.order,
+            "weights": pf.weights.tolist()}
 
 
 def header_of(data: bytes) -> dict:
@@ -144,6 +147,7 @@ def main() -> None:
     import torch
 
     from aigif.codec import QUALITIES, api, compress_image, compress_residual, decompress_image, decompress_residual
+    from aigif.codec import postfilter
     from aigif.codec.zoo import MODEL_IDS
 
     (model_id,) = MODEL_IDS
@@ -174,8 +178,16 @@ def main() -> None:
         post = compress_image(synthetic(80, 96, seed=4), QUALITIES[1])
     finally:
         api.POST_FILTER_DB_PER_NEPER = keep
-    assert post_filter_of(post) is not None
+    assert post_filter_of(post)["shape"] == 2 and len(post_filter_of(post)["starts"]) > 1
     write_valid("image-q2-96x80-post-filter", post, decompress_image(post))
+    # shape 1 (one filter for the whole image; the reference encoder now writes shape 2)
+    src = synthetic(80, 96, seed=4)
+    unfiltered = compress_image(src, QUALITIES[1], post_filter=False)
+    quality, flags, h, w, stream, _ = api._unpack(unfiltered, api.DEFAULT_MAX_PIXELS)
+    block = postfilter.pack(postfilter.fit(decompress_image(unfiltered), src))
+    shape1 = api._pack(model_id, quality, flags, h, w, stream, block)
+    assert post_filter_of(shape1)["shape"] == 1
+    write_valid("image-q2-96x80-post-filter-shape1", shape1, decompress_image(shape1))
     flipped = compress_image(synthetic(96, 72, seed=5), QUALITIES[1], transpose=True, layer_directions=False)
     assert flipped[7] & api.FLAG_TRANSPOSED
     write_valid("image-q2-72x96-transposed", flipped, decompress_image(flipped))  # coded as 72 rows x 96 columns
@@ -209,6 +221,9 @@ def main() -> None:
     write_invalid("post-filter-truncated", pbody[:-3] + post[-4:], "truncated")
     write_invalid("post-filter-bad-shape", recrc(pbody[: at + 2] + b"\x07" + pbody[at + 3 :]), "corrupt")
     write_invalid("post-filter-shift-0", recrc(pbody[: at + 3] + b"\x00" + pbody[at + 4 :]), "corrupt")
+    write_invalid("post-filter-13-filters", recrc(pbody[: at + 4] + b"\x0d" + pbody[at + 5 :]), "corrupt")
+    write_invalid("post-filter-class-starts-not-increasing",
+                  recrc(pbody[: at + 6] + b"\x00" + pbody[at + 7 :]), "corrupt")
     write_invalid("post-filter-extra-byte",
                   recrc(pbody[:at] + struct.pack("<H", len(pbody) - at - 1) + pbody[at + 2 :] + b"\x00"), "corrupt")
     write_invalid("post-filter-on-empty-residual", recrc(pbody[:7] + bytes([pbody[7] | 3]) + pbody[8:]), "corrupt")

@@ -1,0 +1,162 @@
+"""Post filter shape 2 (spec/codec-nvtc.md section 5a): activity classes, symmetric filters, exp-Golomb block."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aigif.codec import classfilter, postfilter
+from aigif.codec.classfilter import ClassifiedFilter
+from aigif.errors import CorruptError
+
+from .test_codec import photo
+
+
+def random_filter(seed: int, n_filters: int = 3, scale: int = 40, shift: int = 8, order: int = 3) -> ClassifiedFilter:
+    rng = np.random.default_rng(seed)
+    starts = (0,) + tuple(sorted(rng.choice(np.arange(1, classfilter.N_CLASSES), n_filters - 1, replace=False)))
+    weights = rng.integers(-scale, scale + 1, (n_filters, 3, classfilter.WEIGHTS_PER_CHANNEL)).astype(np.int64)
+    return ClassifiedFilter(shift, tuple(int(s) for s in starts), weights, order)
+
+
+def reference_class(img: np.ndarray, y: int, x: int) -> int:
+    """Section 5a's activity class written out with plain Python integers."""
+    h, w = img.shape[:2]
+
+    def luma(yy, xx):
+        p = img[min(max(yy, 0), h - 1), min(max(xx, 0), w - 1)]
+        return int(p[0]) + 2 * int(p[1]) + int(p[2])
+
+    def lap(yy, xx):
+        yy, xx = min(max(yy, 0), h - 1), min(max(xx, 0), w - 1)  # the Laplacian is edge-replicated itself
+        c = luma(yy, xx)
+        return abs(2 * c - luma(yy - 1, xx) - luma(yy + 1, xx)) + abs(2 * c - luma(yy, xx - 1) - luma(yy, xx + 1))
+
+    act = sum(lap(y + i, x + j) for i in range(-2, 3) for j in range(-2, 3))
+    return sum(act >= t for t in classfilter.THRESHOLDS)
+
+
+def reference_apply(img: np.ndarray, pf: ClassifiedFilter) -> np.ndarray:
+    h, w = img.shape[:2]
+    out = np.zeros_like(img)
+    at = lambda y, x, c: int(img[min(max(y, 0), h - 1), min(max(x, 0), w - 1), c])  # noqa: E731
+    for y in range(h):
+        for x in range(w):
+            cls = reference_class(img, y, x)
+            f = max(j for j, s in enumerate(pf.starts) if s <= cls)
+            for c in range(3):
+                wt = [int(v) for v in pf.weights[f, c]]
+                acc = wt[0] * at(y, x, c)
+                acc += sum(wv * (at(y + dy, x + dx, c) + at(y - dy, x - dx, c))
+                           for wv, (dy, dx) in zip(wt[1:], classfilter.PAIRS))
+                i = 1 + len(classfilter.PAIRS)
+                for o in range(3):
+                    if o != c:
+                        for dy, dx in classfilter.CROSS:
+                            acc += wt[i] * at(y + dy, x + dx, o)
+                            i += 1
+                acc += wt[i]
+                out[y, x, c] = min(max(at(y, x, c) + ((acc + (1 << (pf.shift - 1))) >> pf.shift), 0), 255)
+    return out
+
+
+def test_geometry():
+    assert len(classfilter.PAIRS) == 12 and classfilter.WEIGHTS_PER_CHANNEL == 24
+    taps = set(classfilter.PAIRS) | {(-dy, -dx) for dy, dx in classfilter.PAIRS} | {(0, 0)}
+    assert taps == {(dy, dx) for dy in range(-3, 4) for dx in range(-3, 4) if abs(dy) + abs(dx) <= 3}
+    assert list(classfilter.PAIRS) == sorted(classfilter.PAIRS)
+    assert list(classfilter.THRESHOLDS) == sorted(set(classfilter.THRESHOLDS))
+
+
+@pytest.mark.parametrize("seed,shape", [(0, (9, 11)), (1, (1, 1)), (2, (3, 14)), (3, (13, 2))])
+def test_apply_is_the_normative_integer_formula(seed, shape):
+    rng = np.random.default_rng(seed)
+    img = rng.integers(0, 256, shape + (3,)).astype(np.uint8)
+    if seed == 0:  # flat and busy halves: several classes
+        img[:, :5] = 128
+    pf = random_filter(seed, n_filters=1 + seed % 4, scale=300)
+    assert np.array_equal(classfilter.apply(img, pf), reference_apply(img, pf))
+    assert np.array_equal(postfilter.apply(img, pf), reference_apply(img, pf))
+
+
+def test_classes_span_the_range():
+    img = photo(64, 64, seed=3)
+    img[:20] = 90  # flat band: class 0
+    cls = classfilter.classes(img, 0, 64)
+    assert cls.min() == 0 and cls.max() > 3
+    assert all(cls[y, x] == reference_class(img, y, x) for y, x in [(0, 0), (19, 5), (20, 30), (63, 63), (40, 2)])
+
+
+def test_strips_do_not_change_the_result(monkeypatch):
+    img, target = photo(37, 21, seed=4), photo(37, 21, seed=5)
+    pf = random_filter(6)
+    whole = classfilter.apply(img, pf)
+    stats = classfilter.statistics(img, target)
+    monkeypatch.setattr(classfilter, "STRIP_PIXELS", 5 * 21)  # strips of 5 rows
+    assert np.array_equal(classfilter.apply(img, pf), whole)
+    for a, b in zip(classfilter.statistics(img, target), stats):
+        assert np.allclose(a, b)
+
+
+def test_fit_recovers_a_known_filter():
+    """The decoded image is the target seen through a blur: the fitted filters undo most of it."""
+    target = photo(96, 80, seed=7)
+    t = target.astype(np.float64)
+    blurred = (2 * t + np.roll(t, 1, 1) + np.roll(t, -1, 1)) / 4 + 3.0
+    decoded = np.clip(np.round(blurred), 0, 255).astype(np.uint8)
+    pf = classfilter.fit(decoded, target, payload_bytes=2000, db_per_neper=3.8)
+    assert pf is not None
+    before = np.mean((decoded.astype(float) - target) ** 2)
+    after = np.mean((classfilter.apply(decoded, pf).astype(float) - target) ** 2)
+    assert after < 0.5 * before
+
+
+def test_fit_sends_nothing_when_nothing_is_to_gain():
+    img = photo(48, 48, seed=8)
+    assert classfilter.fit(img, img, payload_bytes=500, db_per_neper=3.8) is None
+
+
+def test_fit_merges_classes_by_their_cost():
+    """With free bits every class gets its own filter; with dear bits fewer filters remain."""
+    target = photo(80, 80, seed=9)
+    noisy = np.clip(target.astype(int) + np.random.default_rng(0).integers(-6, 7, target.shape), 0, 255)
+    decoded = noisy.astype(np.uint8)
+    free = classfilter.fit(decoded, target, payload_bytes=10 ** 9, db_per_neper=0.0)
+    dear = classfilter.fit(decoded, target, payload_bytes=100, db_per_neper=3.8)
+    assert free is not None and len(free.starts) > 1
+    assert dear is None or len(dear.starts) < len(free.starts)
+
+
+@pytest.mark.parametrize("seed,order", [(0, 0), (1, 3), (2, 7), (3, 15)])
+def test_block_round_trip(seed, order):
+    pf = random_filter(seed, n_filters=1 + 3 * seed, scale=classfilter.MAX_WEIGHT, shift=1 + seed * 4, order=order)
+    block = classfilter.pack(pf)
+    assert block[0] == classfilter.SHAPE_CLASSIFIED
+    assert len(block) == classfilter.block_bytes(len(pf.starts), classfilter.exp_golomb_bits(pf.weights, order))
+    back = postfilter.unpack(block)
+    assert back.shift == pf.shift and back.starts == pf.starts and back.order == order
+    assert np.array_equal(back.weights, pf.weights)
+
+
+def _block(n_filters=2, starts=b"\x05", order=0, shift=8, weights=None) -> bytes:
+    bits = "1" * (n_filters * 3 * classfilter.WEIGHTS_PER_CHANNEL) if weights is None else weights
+    bits += "0" * (-len(bits) % 8)
+    body = bytes(int(bits[i : i + 8], 2) for i in range(0, len(bits), 8))
+    return bytes([2, shift, n_filters, order]) + starts + body
+
+
+def test_block_of_zero_weights_parses():
+    pf = postfilter.unpack(_block())
+    assert pf.starts == (0, 5) and not pf.weights.any()
+
+
+@pytest.mark.parametrize("block", [
+    b"\x02", b"\x02\x08\x01",  # short
+    _block(shift=0), _block(shift=16), _block(n_filters=0, starts=b""), _block(n_filters=13, starts=bytes(range(1, 13))),
+    _block(order=16), _block(starts=b"\x00"), _block(starts=b"\x0c"), _block(n_filters=3, starts=b"\x05\x05"),
+    _block(n_filters=3, starts=b"\x06\x05"), _block()[:-1], _block() + b"\x00",
+    _block(weights="1" * 143 + "0" * 22),  # prefix of 22 zeros
+    _block(n_filters=1, starts=b"", weights="1" * 72 + "1"),  # padding bit set
+])
+def test_hostile_blocks_are_corrupt(block):
+    with pytest.raises(CorruptError):
+        postfilter.unpack(block)
