@@ -11,11 +11,13 @@ from aigif.errors import CorruptError
 from .test_codec import photo
 
 
-def random_filter(seed: int, n_filters: int = 3, scale: int = 40, shift: int = 8, order: int = 3) -> ClassifiedFilter:
+def random_filter(seed: int, n_filters: int = 3, scale: int = 40, shift: int = 8, order: int = 3,
+                  bands: int = 0, band_order: int = 1) -> ClassifiedFilter:
     rng = np.random.default_rng(seed)
     starts = (0,) + tuple(sorted(rng.choice(np.arange(1, classfilter.N_CLASSES), n_filters - 1, replace=False)))
     weights = rng.integers(-scale, scale + 1, (n_filters, 3, classfilter.WEIGHTS_PER_CHANNEL)).astype(np.int64)
-    return ClassifiedFilter(shift, tuple(int(s) for s in starts), weights, order)
+    offsets = rng.integers(-classfilter.MAX_OFFSET, classfilter.MAX_OFFSET + 1, (3, bands)) if bands else None
+    return ClassifiedFilter(shift, tuple(int(s) for s in starts), weights, order, offsets, band_order)
 
 
 def reference_class(img: np.ndarray, y: int, x: int) -> int:
@@ -55,7 +57,8 @@ def reference_apply(img: np.ndarray, pf: ClassifiedFilter) -> np.ndarray:
                             acc += wt[i] * at(y + dy, x + dx, o)
                             i += 1
                 acc += wt[i]
-                out[y, x, c] = min(max(at(y, x, c) + ((acc + (1 << (pf.shift - 1))) >> pf.shift), 0), 255)
+                offset = int(pf.offsets[c][at(y, x, c) * pf.bands // 256]) if pf.bands else 0
+                out[y, x, c] = min(max(at(y, x, c) + ((acc + (1 << (pf.shift - 1))) >> pf.shift) + offset, 0), 255)
     return out
 
 
@@ -73,7 +76,7 @@ def test_apply_is_the_normative_integer_formula(seed, shape):
     img = rng.integers(0, 256, shape + (3,)).astype(np.uint8)
     if seed == 0:  # flat and busy halves: several classes
         img[:, :5] = 128
-    pf = random_filter(seed, n_filters=1 + seed % 4, scale=300)
+    pf = random_filter(seed, n_filters=1 + seed % 4, scale=300, bands=classfilter.BAND_COUNTS[seed])
     assert np.array_equal(classfilter.apply(img, pf), reference_apply(img, pf))
     assert np.array_equal(postfilter.apply(img, pf), reference_apply(img, pf))
 
@@ -128,25 +131,51 @@ def test_fit_merges_classes_by_their_cost():
 
 @pytest.mark.parametrize("seed,order", [(0, 0), (1, 3), (2, 7), (3, 15)])
 def test_block_round_trip(seed, order):
-    pf = random_filter(seed, n_filters=1 + 3 * seed, scale=classfilter.MAX_WEIGHT, shift=1 + seed * 4, order=order)
+    bands = classfilter.BAND_COUNTS[seed]
+    pf = random_filter(seed, n_filters=1 + 3 * seed, scale=classfilter.MAX_WEIGHT, shift=1 + seed * 4, order=order,
+                       bands=bands, band_order=seed)
     block = classfilter.pack(pf)
     assert block[0] == classfilter.SHAPE_CLASSIFIED
-    assert len(block) == classfilter.block_bytes(len(pf.starts), classfilter.exp_golomb_bits(pf.weights, order))
+    bits = classfilter.exp_golomb_bits(pf.weights, order)
+    if bands:
+        bits += classfilter.exp_golomb_bits(classfilter.band_differences(pf.offsets), seed)
+    assert len(block) == classfilter.block_bytes(len(pf.starts), bits)
     back = postfilter.unpack(block)
-    assert back.shift == pf.shift and back.starts == pf.starts and back.order == order
+    assert back.shift == pf.shift and back.starts == pf.starts and back.order == order and back.bands == bands
     assert np.array_equal(back.weights, pf.weights)
+    assert (back.offsets is None) == (pf.offsets is None)
+    if bands:
+        assert np.array_equal(back.offsets, pf.offsets) and back.band_order == seed
 
 
-def _block(n_filters=2, starts=b"\x05", order=0, shift=8, weights=None) -> bytes:
+def test_fit_corrects_an_intensity_bias():
+    """Dark samples decoded 6 levels too dark: band offsets put them back (a filter alone cannot)."""
+    target = photo(64, 64, seed=11)
+    decoded = np.where(target < 64, np.clip(target.astype(int) - 6, 0, 255), target).astype(np.uint8)
+    pf = classfilter.fit(decoded, target, payload_bytes=3000, db_per_neper=3.8)
+    assert pf is not None and pf.bands
+    before = np.mean((decoded.astype(float) - target) ** 2)
+    assert np.mean((classfilter.apply(decoded, pf).astype(float) - target) ** 2) < 0.5 * before
+
+
+def _block(n_filters=2, starts=b"\x05", order=0, shift=8, weights=None, bands=0, band_order=0, offsets="") -> bytes:
     bits = "1" * (n_filters * 3 * classfilter.WEIGHTS_PER_CHANNEL) if weights is None else weights
+    bits += offsets
     bits += "0" * (-len(bits) % 8)
     body = bytes(int(bits[i : i + 8], 2) for i in range(0, len(bits), 8))
-    return bytes([2, shift, n_filters, order]) + starts + body
+    return bytes([2, shift, n_filters, order, bands, band_order]) + starts + body
 
 
 def test_block_of_zero_weights_parses():
     pf = postfilter.unpack(_block())
-    assert pf.starts == (0, 5) and not pf.weights.any()
+    assert pf.starts == (0, 5) and not pf.weights.any() and pf.offsets is None
+    steps = "011" + "1" * 23  # order 0: +1 (zigzag 2 = "011"), then 23 steps of 0
+    pf = postfilter.unpack(_block(bands=8, offsets=steps))
+    assert pf.offsets.tolist() == [[1] * 8, [0] * 8, [0] * 8]
+
+
+#: order-0 exp-Golomb of zigzag 2 * 128 = 256 (offset +128): 8 zeros, then 100000001
+PLUS_128 = "0" * 8 + "100000001"
 
 
 @pytest.mark.parametrize("block", [
@@ -156,6 +185,9 @@ def test_block_of_zero_weights_parses():
     _block(n_filters=3, starts=b"\x06\x05"), _block()[:-1], _block() + b"\x00",
     _block(weights="1" * 143 + "0" * 22),  # prefix of 22 zeros
     _block(n_filters=1, starts=b"", weights="1" * 72 + "1"),  # padding bit set
+    _block(bands=7, offsets="1" * 21), _block(bands=64, offsets="1" * 192), _block(band_order=16),
+    _block(bands=8, offsets="1" * 23),  # ends inside the offsets
+    _block(bands=8, offsets=PLUS_128 * 2 + "1" * 22),  # offset 256 > 255
 ])
 def test_hostile_blocks_are_corrupt(block):
     with pytest.raises(CorruptError):

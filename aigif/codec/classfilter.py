@@ -41,17 +41,28 @@ MAX_WEIGHT = (1 << 20) - 1
 MAX_PREFIX = 21
 #: pixels filtered (or fitted) at once, in whole rows
 STRIP_PIXELS = 1 << 16
+#: band offsets: a sample of value v in channel c gets offsets[c][v * B >> 8]; B is one of these (0: none)
+BAND_COUNTS = (0, 8, 16, 32)
+MAX_OFFSET = 255
 
 
 @dataclass(frozen=True)
 class ClassifiedFilter:
     """``starts``: the first class of every filter (starts[0] == 0, increasing); ``weights`` (F, 3,
-    WEIGHTS_PER_CHANNEL) int64 in units of 2**-shift of a level; ``order``: the exp-Golomb order of the block."""
+    WEIGHTS_PER_CHANNEL) int64 in units of 2**-shift of a level; ``order``: the exp-Golomb order of
+    the weights; ``offsets`` (3, B) int64 levels added by intensity band (B in ``BAND_COUNTS``, or
+    None), coded as differences with exp-Golomb order ``band_order``."""
 
     shift: int
     starts: tuple
     weights: np.ndarray
     order: int = 3
+    offsets: np.ndarray | None = None
+    band_order: int = 0
+
+    @property
+    def bands(self) -> int:
+        return 0 if self.offsets is None else self.offsets.shape[1]
 
     def class_to_filter(self) -> np.ndarray:
         lut = np.zeros(N_CLASSES, dtype=np.int64)
@@ -120,7 +131,10 @@ def apply(img: np.ndarray, pf: ClassifiedFilter) -> np.ndarray:
         for c in range(3):
             acc = np.einsum("ij,ij->i", features(padded, c, a, b, w), pf.weights[which, c]) + half
             centre = img[a:b, :, c].astype(np.int64).ravel()
-            out[a:b, :, c] = np.clip(centre + (acc >> pf.shift), 0, 255).reshape(b - a, w)
+            corr = acc >> pf.shift
+            if pf.bands:
+                corr += pf.offsets[c][(centre * pf.bands) >> 8]
+            out[a:b, :, c] = np.clip(centre + corr, 0, 255).reshape(b - a, w)
     return out
 
 
@@ -154,27 +168,36 @@ class _Bits:
 
 def unpack(block: bytes) -> ClassifiedFilter:
     """Parse a shape-2 block (``block[0] == 2``); any deviation from section 5a raises ``CorruptError``."""
-    if len(block) < 4:
-        raise CorruptError(f"NVTC post filter: shape-2 block of {len(block)} bytes, needs at least 4")
-    shift, n_filters, order = block[1], block[2], block[3]
+    if len(block) < 6:
+        raise CorruptError(f"NVTC post filter: shape-2 block of {len(block)} bytes, needs at least 6")
+    shift, n_filters, order, bands, band_order = block[1:6]
     if not 1 <= shift <= MAX_SHIFT:
         raise CorruptError(f"NVTC post filter: shift {shift} outside 1..{MAX_SHIFT}")
     if not 1 <= n_filters <= N_CLASSES:
         raise CorruptError(f"NVTC post filter: {n_filters} filters, allowed 1..{N_CLASSES}")
-    if order > MAX_EG_ORDER:
-        raise CorruptError(f"NVTC post filter: exp-Golomb order {order} above {MAX_EG_ORDER}")
-    head = 4 + n_filters - 1
+    if max(order, band_order) > MAX_EG_ORDER:
+        raise CorruptError(f"NVTC post filter: exp-Golomb order {max(order, band_order)} above {MAX_EG_ORDER}")
+    if bands not in BAND_COUNTS:
+        raise CorruptError(f"NVTC post filter: {bands} intensity bands, allowed {list(BAND_COUNTS)}")
+    head = 6 + n_filters - 1
     if len(block) < head:
         raise CorruptError("NVTC post filter: block ends inside the class starts")
-    starts = (0,) + tuple(block[4:head])
+    starts = (0,) + tuple(block[6:head])
     if any(not starts[i] < starts[i + 1] for i in range(len(starts) - 1)) or starts[-1] >= N_CLASSES:
         raise CorruptError(f"NVTC post filter: class starts {list(starts)} not increasing within 0..{N_CLASSES - 1}")
     bits = _Bits(block, head)
     values = [bits.exp_golomb(order) for _ in range(n_filters * 3 * WEIGHTS_PER_CHANNEL)]
+    offsets = None
+    if bands:
+        offsets = np.cumsum(np.array([bits.exp_golomb(band_order) for _ in range(3 * bands)],
+                                     dtype=np.int64).reshape(3, bands), axis=1)
+        if np.abs(offsets).max() > MAX_OFFSET:
+            raise CorruptError(f"NVTC post filter: a band offset outside +-{MAX_OFFSET}")
     end = (bits.bit + 7) >> 3
     if end != len(block) or bits.read(end * 8 - bits.bit):
-        raise CorruptError("NVTC post filter: padding after the last weight is not a zero-filled last byte")
-    return ClassifiedFilter(shift, starts, np.array(values, dtype=np.int64).reshape(n_filters, 3, -1), order)
+        raise CorruptError("NVTC post filter: padding after the last value is not a zero-filled last byte")
+    return ClassifiedFilter(shift, starts, np.array(values, dtype=np.int64).reshape(n_filters, 3, -1), order,
+                            offsets, band_order)
 
 
 # ---- encoding -------------------------------------------------------------
@@ -193,22 +216,31 @@ def exp_golomb_bits(values: np.ndarray, k: int) -> int:
 def pack(pf: ClassifiedFilter) -> bytes:
     """The payload's post-filter block of a shape-2 filter."""
     n = len(pf.starts)
-    out = bytearray([SHAPE_CLASSIFIED, pf.shift, n, pf.order]) + bytes(pf.starts[1:])
+    out = bytearray([SHAPE_CLASSIFIED, pf.shift, n, pf.order, pf.bands, pf.band_order]) + bytes(pf.starts[1:])
     bits: list = []
-    k = pf.order
-    for z in _zigzag(pf.weights).ravel().tolist():
-        m = (z >> k) + 1
-        nbits = m.bit_length()
-        bits += [0] * (nbits - 1) + [int(ch) for ch in format(m, "b")]
-        bits += [(z >> i) & 1 for i in range(k - 1, -1, -1)]
+    _put_exp_golomb(bits, pf.weights, pf.order)
+    if pf.bands:
+        _put_exp_golomb(bits, band_differences(pf.offsets), pf.band_order)
     bits += [0] * (-len(bits) % 8)
     for i in range(0, len(bits), 8):
         out.append(int("".join(map(str, bits[i : i + 8])), 2))
     return bytes(out)
 
 
-def block_bytes(n_filters: int, weight_bits: int) -> int:
-    return 4 + n_filters - 1 + (weight_bits + 7) // 8
+def _put_exp_golomb(bits: list, values: np.ndarray, k: int) -> None:
+    for z in _zigzag(values).ravel().tolist():
+        m = (z >> k) + 1
+        bits += [0] * (m.bit_length() - 1) + [int(ch) for ch in format(m, "b")]
+        bits += [(z >> i) & 1 for i in range(k - 1, -1, -1)]
+
+
+def band_differences(offsets: np.ndarray) -> np.ndarray:
+    """What the block stores of (3, B) band offsets: each channel's first offset, then the steps between."""
+    return np.diff(offsets, axis=1, prepend=0)
+
+
+def block_bytes(n_filters: int, value_bits: int) -> int:
+    return 6 + n_filters - 1 + (value_bits + 7) // 8
 
 
 def statistics(decoded: np.ndarray, target: np.ndarray) -> tuple:
@@ -278,4 +310,37 @@ def fit(decoded: np.ndarray, target: np.ndarray, payload_bytes: int, db_per_nepe
             if cost < best_cost:
                 best_cost = cost
                 best = ClassifiedFilter(shift, edges[:-1], np.stack([p[0] for p in parts]), k)
-    return best
+    if best is None:  # band offsets alone may still pay
+        best = ClassifiedFilter(shift, (0,), np.zeros((1, 3, WEIGHTS_PER_CHANNEL), dtype=np.int64), 0)
+    return _with_bands(best, decoded, target, payload_bytes, db_per_neper)
+
+
+def _with_bands(pf: ClassifiedFilter, decoded: np.ndarray, target: np.ndarray, payload_bytes: int,
+                db_per_neper: float) -> ClassifiedFilter | None:
+    """``pf`` with the band offsets (count, values, order) of the lowest measured cost, or None when
+    neither the filters nor the offsets beat sending no block."""
+    filtered = apply(decoded, pf).astype(np.int64)
+    err = target.astype(np.int64) - filtered
+    dec = decoded.astype(np.int64)
+
+    def cost(out, block):
+        mse = float(np.mean((out - target) ** 2)) if out is not None else float(np.mean(err ** 2))
+        return 10 * math.log10(max(mse, 1e-9)) + db_per_neper * math.log(payload_bytes + 2 + block)
+
+    weight_bits = min(exp_golomb_bits(pf.weights, k) for k in range(MAX_EG_ORDER + 1))
+    none_cost = 10 * math.log10(max(float(np.mean((dec - target) ** 2)), 1e-9)) + db_per_neper * math.log(payload_bytes)
+    best = (cost(filtered, block_bytes(len(pf.starts), weight_bits)), pf)
+    for bands in BAND_COUNTS[1:]:
+        band = (dec * bands) >> 8
+        offsets = np.zeros((3, bands), dtype=np.int64)
+        for c in range(3):
+            n = np.bincount(band[..., c].ravel(), minlength=bands)
+            total = np.bincount(band[..., c].ravel(), err[..., c].ravel(), minlength=bands)
+            offsets[c] = np.clip(np.round(total / np.maximum(n, 1)), -MAX_OFFSET, MAX_OFFSET)
+        out = np.clip(filtered + offsets[np.arange(3), band], 0, 255)
+        diffs = band_differences(offsets)
+        order = int(np.argmin([exp_golomb_bits(diffs, k) for k in range(MAX_EG_ORDER + 1)]))
+        c_ = cost(out, block_bytes(len(pf.starts), weight_bits + exp_golomb_bits(diffs, order)))
+        if c_ < best[0]:
+            best = (c_, ClassifiedFilter(pf.shift, pf.starts, pf.weights, pf.order, offsets, order))
+    return best[1] if best[0] < none_cost else None

@@ -96,6 +96,7 @@ def post_filter_of(data: bytes) -> dict | None:
     if post[0] == 1:
         return {"shape": 1, "shift": pf.shift, "weights": pf.weights.tolist()}
     return {"shape": post[0], "shift": pf.shift, "starts": list(pf.starts), "order": pf.order,
+            "band_order": pf.band_order, "offsets": None if pf.offsets is None else pf.offsets.tolist(),
             "weights": pf.weights.tolist()}
 
 
@@ -223,7 +224,8 @@ def main() -> None:
     write_invalid("post-filter-shift-0", recrc(pbody[: at + 3] + b"\x00" + pbody[at + 4 :]), "corrupt")
     write_invalid("post-filter-13-filters", recrc(pbody[: at + 4] + b"\x0d" + pbody[at + 5 :]), "corrupt")
     write_invalid("post-filter-class-starts-not-increasing",
-                  recrc(pbody[: at + 6] + b"\x00" + pbody[at + 7 :]), "corrupt")
+                  recrc(pbody[: at + 8] + b"\x00" + pbody[at + 9 :]), "corrupt")
+    write_invalid("post-filter-7-bands", recrc(pbody[: at + 6] + b"\x07" + pbody[at + 7 :]), "corrupt")
     write_invalid("post-filter-extra-byte",
                   recrc(pbody[:at] + struct.pack("<H", len(pbody) - at - 1) + pbody[at + 2 :] + b"\x00"), "corrupt")
     write_invalid("post-filter-on-empty-residual", recrc(pbody[:7] + bytes([pbody[7] | 3]) + pbody[8:]), "corrupt")
