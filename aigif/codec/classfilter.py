@@ -7,8 +7,11 @@ of VVC, shape 2 sorts every pixel into one of ``N_CLASSES`` activity classes
 for free), and the encoder merges runs of adjacent classes into as many
 filters as pay for their bits. Each filter is point-symmetric (one weight per
 pair of opposite taps of the radius-3 diamond), reads a 5-sample cross of the
-two other channels and has an offset. Weights are exp-Golomb coded.
-On Kodak this lowers the BD-rate by about 1.4 points over shape 1.
+two other channels and has an offset. Then offsets by intensity band (the
+decoded sample's value, 8-32 bands per channel, like HEVC's sample adaptive
+offset) undo the shared decoder's intensity-dependent bias. Values are
+exp-Golomb coded. On Kodak 24 this takes the BD-rate against WebP from -6.1 %
+(shape 1) to -8.5 %.
 
 Everything the decoder does is integer arithmetic on the 8-bit image.
 """
