@@ -12,12 +12,17 @@ from .test_codec import photo
 
 
 def random_filter(seed: int, n_filters: int = 3, scale: int = 40, shift: int = 8, order: int = 3,
-                  bands: int = 0, band_order: int = 1) -> ClassifiedFilter:
+                  bands: int = 0, band_order: int = 1, block_log2: int = 0, shape=(16, 16)) -> ClassifiedFilter:
     rng = np.random.default_rng(seed)
     starts = (0,) + tuple(sorted(rng.choice(np.arange(1, classfilter.N_CLASSES), n_filters - 1, replace=False)))
     weights = rng.integers(-scale, scale + 1, (n_filters, 3, classfilter.WEIGHTS_PER_CHANNEL)).astype(np.int64)
     offsets = rng.integers(-classfilter.MAX_OFFSET, classfilter.MAX_OFFSET + 1, (3, bands)) if bands else None
-    return ClassifiedFilter(shift, tuple(int(s) for s in starts), weights, order, offsets, band_order)
+    blocks = None
+    if block_log2:
+        grid = classfilter.block_grid(*shape, block_log2)
+        blocks = rng.integers(-classfilter.MAX_OFFSET, classfilter.MAX_OFFSET + 1, (3,) + grid)
+    return ClassifiedFilter(shift, tuple(int(s) for s in starts), weights, order, offsets, band_order, block_log2,
+                            blocks, seed % 4)
 
 
 def reference_class(img: np.ndarray, y: int, x: int) -> int:
@@ -58,6 +63,8 @@ def reference_apply(img: np.ndarray, pf: ClassifiedFilter) -> np.ndarray:
                             i += 1
                 acc += wt[i]
                 offset = int(pf.offsets[c][at(y, x, c) * pf.bands // 256]) if pf.bands else 0
+                if pf.block_log2:
+                    offset += int(pf.blocks[c][y >> pf.block_log2][x >> pf.block_log2])
                 out[y, x, c] = min(max(at(y, x, c) + ((acc + (1 << (pf.shift - 1))) >> pf.shift) + offset, 0), 255)
     return out
 
@@ -76,7 +83,11 @@ def test_apply_is_the_normative_integer_formula(seed, shape):
     img = rng.integers(0, 256, shape + (3,)).astype(np.uint8)
     if seed == 0:  # flat and busy halves: several classes
         img[:, :5] = 128
-    pf = random_filter(seed, n_filters=1 + seed % 4, scale=300, bands=classfilter.BAND_COUNTS[seed])
+    pf = random_filter(seed, n_filters=1 + seed % 4, scale=300, bands=classfilter.BAND_COUNTS[seed],
+                       block_log2=classfilter.BLOCK_LOG2[3 - seed], shape=shape)
+    if pf.block_log2:  # small blocks, so that several occur in these small images
+        pf = classfilter.ClassifiedFilter(pf.shift, pf.starts, pf.weights, pf.order, pf.offsets, pf.band_order, 1,
+                                          np.random.default_rng(seed).integers(-9, 10, (3,) + classfilter.block_grid(*shape, 1)))
     assert np.array_equal(classfilter.apply(img, pf), reference_apply(img, pf))
     assert np.array_equal(postfilter.apply(img, pf), reference_apply(img, pf))
 
@@ -133,19 +144,24 @@ def test_fit_merges_classes_by_their_cost():
 def test_block_round_trip(seed, order):
     bands = classfilter.BAND_COUNTS[seed]
     pf = random_filter(seed, n_filters=1 + 3 * seed, scale=classfilter.MAX_WEIGHT, shift=1 + seed * 4, order=order,
-                       bands=bands, band_order=seed)
+                       bands=bands, band_order=seed, block_log2=classfilter.BLOCK_LOG2[3 - seed], shape=(100, 37))
     block = classfilter.pack(pf)
     assert block[0] == classfilter.SHAPE_CLASSIFIED
     bits = classfilter.exp_golomb_bits(pf.weights, order)
     if bands:
         bits += classfilter.exp_golomb_bits(classfilter.band_differences(pf.offsets), seed)
+    if pf.block_log2:
+        bits += classfilter.exp_golomb_bits(pf.blocks, pf.block_order)
     assert len(block) == classfilter.block_bytes(len(pf.starts), bits)
-    back = postfilter.unpack(block)
+    back = postfilter.unpack(block, 100, 37)
     assert back.shift == pf.shift and back.starts == pf.starts and back.order == order and back.bands == bands
     assert np.array_equal(back.weights, pf.weights)
     assert (back.offsets is None) == (pf.offsets is None)
     if bands:
         assert np.array_equal(back.offsets, pf.offsets) and back.band_order == seed
+    assert back.block_log2 == pf.block_log2 and (back.blocks is None) == (pf.blocks is None)
+    if pf.block_log2:
+        assert np.array_equal(back.blocks, pf.blocks) and back.blocks.shape[1:] == classfilter.block_grid(100, 37, pf.block_log2)
 
 
 def test_fit_corrects_an_intensity_bias():
@@ -153,24 +169,37 @@ def test_fit_corrects_an_intensity_bias():
     target = photo(64, 64, seed=11)
     decoded = np.where(target < 64, np.clip(target.astype(int) - 6, 0, 255), target).astype(np.uint8)
     pf = classfilter.fit(decoded, target, payload_bytes=3000, db_per_neper=3.8)
-    assert pf is not None and pf.bands
+    assert pf is not None and (pf.bands or pf.block_log2)
     before = np.mean((decoded.astype(float) - target) ** 2)
     assert np.mean((classfilter.apply(decoded, pf).astype(float) - target) ** 2) < 0.5 * before
 
 
-def _block(n_filters=2, starts=b"\x05", order=0, shift=8, weights=None, bands=0, band_order=0, offsets="") -> bytes:
+def test_fit_corrects_a_shifted_region():
+    """The top-left 32x32 block decoded 8 levels too bright: a block offset takes it back."""
+    target = photo(64, 64, seed=12)
+    decoded = target.astype(int)
+    decoded[:32, :32] += 8
+    decoded = np.clip(decoded, 0, 255).astype(np.uint8)
+    pf = classfilter.fit(decoded, target, payload_bytes=3000, db_per_neper=3.8)
+    assert pf is not None and pf.block_log2 in (4, 5)
+    before = np.mean((decoded.astype(float) - target) ** 2)
+    assert np.mean((classfilter.apply(decoded, pf).astype(float) - target) ** 2) < 0.2 * before
+
+
+def _block(n_filters=2, starts=b"\x05", order=0, shift=8, weights=None, bands=0, band_order=0, offsets="",
+           block_log2=0, blocks="") -> bytes:
     bits = "1" * (n_filters * 3 * classfilter.WEIGHTS_PER_CHANNEL) if weights is None else weights
-    bits += offsets
+    bits += offsets + blocks
     bits += "0" * (-len(bits) % 8)
     body = bytes(int(bits[i : i + 8], 2) for i in range(0, len(bits), 8))
-    return bytes([2, shift, n_filters, order, bands, band_order]) + starts + body
+    return bytes([2, shift, n_filters, order, bands, band_order, block_log2, 0]) + starts + body
 
 
 def test_block_of_zero_weights_parses():
-    pf = postfilter.unpack(_block())
+    pf = postfilter.unpack(_block(), 20, 20)
     assert pf.starts == (0, 5) and not pf.weights.any() and pf.offsets is None
     steps = "011" + "1" * 23  # order 0: +1 (zigzag 2 = "011"), then 23 steps of 0
-    pf = postfilter.unpack(_block(bands=8, offsets=steps))
+    pf = postfilter.unpack(_block(bands=8, offsets=steps), 20, 20)
     assert pf.offsets.tolist() == [[1] * 8, [0] * 8, [0] * 8]
 
 
@@ -188,7 +217,22 @@ PLUS_128 = "0" * 8 + "100000001"
     _block(bands=7, offsets="1" * 21), _block(bands=64, offsets="1" * 192), _block(band_order=16),
     _block(bands=8, offsets="1" * 23),  # ends inside the offsets
     _block(bands=8, offsets=PLUS_128 * 2 + "1" * 22),  # offset 256 > 255
+    _block(block_log2=3, blocks="1" * 48), _block(block_log2=7, blocks="1" * 3),
+    _block(block_log2=4, blocks="1" * 11),  # 20x20: 2x2 blocks, 12 values; ends inside
+    _block(block_log2=4, blocks="0" * 9 + "1000000001" + "1" * 11),  # block offset 256 (zigzag 512)
+    _block(block_log2=4, blocks="1" * 12) + b"\x00",
 ])
 def test_hostile_blocks_are_corrupt(block):
     with pytest.raises(CorruptError):
-        postfilter.unpack(block)
+        postfilter.unpack(block, 20, 20)
+
+
+def test_block_offsets_of_a_huge_image_are_refused_before_reading():
+    """A 65535 x 65535 grid of 16-pixel blocks needs 50 M values: more than any block's bits."""
+    with pytest.raises(CorruptError, match="cannot fit"):
+        postfilter.unpack(_block(block_log2=4, blocks="1" * 12), 0xFFFF, 0xFFFF)
+
+
+def test_block_offsets_parse():
+    pf = postfilter.unpack(_block(block_log2=4, blocks="011" + "1" * 11), 20, 20)
+    assert pf.blocks.shape == (3, 2, 2) and pf.blocks[0, 0, 0] == 1 and pf.blocks.sum() == 1

@@ -75,7 +75,7 @@ def test_block_round_trip(seed):
     pf = random_filter(seed, scale=(1 << 20) - 1, shift=1 + seed * 4)
     block = postfilter.pack(pf)
     assert len(block) <= postfilter.MAX_BLOCK_BYTES
-    back = postfilter.unpack(block)
+    back = postfilter.unpack(block, 8, 8)
     assert back.shift == pf.shift and np.array_equal(back.weights, pf.weights)
 
 
@@ -86,7 +86,7 @@ def test_block_round_trip(seed):
 ])
 def test_hostile_blocks_are_corrupt(block):
     with pytest.raises(CorruptError):
-        postfilter.unpack(block)
+        postfilter.unpack(block, 8, 8)
 
 
 def _forced(monkeypatch, keep: bool) -> None:
@@ -105,7 +105,7 @@ def test_payload_with_post_filter_is_the_filtered_decode(monkeypatch):
     assert stream == plain_stream  # the filter never changes the symbols
     base = decompress_image(plain)
     out = decompress_image(data)
-    assert np.array_equal(out, postfilter.apply(base, postfilter.unpack(post)))
+    assert np.array_equal(out, postfilter.apply(base, postfilter.unpack(post, *base.shape[:2])))
     assert np.mean((out.astype(float) - img) ** 2) < np.mean((base.astype(float) - img) ** 2)
     assert "post filter" in api.describe(data)
     _forced(monkeypatch, keep=False)

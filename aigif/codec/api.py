@@ -117,7 +117,8 @@ def _unpack(data: bytes, max_pixels: int) -> tuple:
     post = b""
     if flags & FLAG_POST:
         post = data[post_at + 2 : end]
-        postfilter.unpack(post)  # validate (exact syntax, bounded sizes) before anything is decoded
+        coded = (w, h) if flags & FLAG_TRANSPOSED else (h, w)  # the filter runs on the coded image (5b)
+        postfilter.unpack(post, *coded)  # validate (exact syntax, bounded sizes) before anything is decoded
     return quality, flags, h, w, data[HEADER.size : HEADER.size + length], post
 
 
@@ -246,7 +247,7 @@ def _decode(stream: bytes, quality: int, h: int, w: int, post: bytes = b"", adap
     except Exception as exc:  # constriction rejects some impossible streams
         raise CorruptError(f"NVTC payload: range-coded stream does not decode ({exc})") from exc
     img = _synthesize(model, idx, h, w)
-    return postfilter.apply(img, postfilter.unpack(post)) if post else img
+    return postfilter.apply(img, postfilter.unpack(post, h, w)) if post else img
 
 
 def compress_image(rgb: np.ndarray, quality: int, *, post_filter: bool = True, adaptive: bool = True,

@@ -47,6 +47,10 @@ STRIP_PIXELS = 1 << 16
 #: band offsets: a sample of value v in channel c gets offsets[c][v * B >> 8]; B is one of these (0: none)
 BAND_COUNTS = (0, 8, 16, 32)
 MAX_OFFSET = 255
+#: block offsets: side 2**log2 of the square blocks (0: none)
+BLOCK_LOG2 = (0, 4, 5, 6)
+#: a post-filter block's length is a u16 (spec section 1)
+MAX_BLOCK_BYTES = 0xFFFF
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,9 @@ class ClassifiedFilter:
     """``starts``: the first class of every filter (starts[0] == 0, increasing); ``weights`` (F, 3,
     WEIGHTS_PER_CHANNEL) int64 in units of 2**-shift of a level; ``order``: the exp-Golomb order of
     the weights; ``offsets`` (3, B) int64 levels added by intensity band (B in ``BAND_COUNTS``, or
-    None), coded as differences with exp-Golomb order ``band_order``."""
+    None), coded as differences with exp-Golomb order ``band_order``; ``blocks`` (3, ceil(H / 2**block_log2),
+    ceil(W / 2**block_log2)) int64 levels added by square block of side 2**block_log2 (or None), exp-Golomb
+    order ``block_order``."""
 
     shift: int
     starts: tuple
@@ -62,6 +68,9 @@ class ClassifiedFilter:
     order: int = 3
     offsets: np.ndarray | None = None
     band_order: int = 0
+    block_log2: int = 0
+    blocks: np.ndarray | None = None
+    block_order: int = 0
 
     @property
     def bands(self) -> int:
@@ -137,6 +146,9 @@ def apply(img: np.ndarray, pf: ClassifiedFilter) -> np.ndarray:
             corr = acc >> pf.shift
             if pf.bands:
                 corr += pf.offsets[c][(centre * pf.bands) >> 8]
+            if pf.block_log2:
+                z = pf.block_log2
+                corr += pf.blocks[c][(np.arange(a, b) >> z)[:, None], (np.arange(w) >> z)[None, :]].ravel()
             out[a:b, :, c] = np.clip(centre + corr, 0, 255).reshape(b - a, w)
     return out
 
@@ -169,23 +181,33 @@ class _Bits:
         return v
 
 
-def unpack(block: bytes) -> ClassifiedFilter:
-    """Parse a shape-2 block (``block[0] == 2``); any deviation from section 5a raises ``CorruptError``."""
-    if len(block) < 6:
-        raise CorruptError(f"NVTC post filter: shape-2 block of {len(block)} bytes, needs at least 6")
-    shift, n_filters, order, bands, band_order = block[1:6]
+def block_grid(height: int, width: int, log2: int) -> tuple:
+    """(rows, columns) of the block offsets of a coded image."""
+    side = 1 << log2
+    return -(-height // side), -(-width // side)
+
+
+def unpack(block: bytes, height: int, width: int) -> ClassifiedFilter:
+    """Parse a shape-2 block (``block[0] == 2``) of a coded image of ``height`` x ``width``; any deviation
+    from section 5a raises ``CorruptError``."""
+    if len(block) < 8:
+        raise CorruptError(f"NVTC post filter: shape-2 block of {len(block)} bytes, needs at least 8")
+    shift, n_filters, order, bands, band_order, block_log2, block_order = block[1:8]
     if not 1 <= shift <= MAX_SHIFT:
         raise CorruptError(f"NVTC post filter: shift {shift} outside 1..{MAX_SHIFT}")
     if not 1 <= n_filters <= N_CLASSES:
         raise CorruptError(f"NVTC post filter: {n_filters} filters, allowed 1..{N_CLASSES}")
-    if max(order, band_order) > MAX_EG_ORDER:
-        raise CorruptError(f"NVTC post filter: exp-Golomb order {max(order, band_order)} above {MAX_EG_ORDER}")
+    if max(order, band_order, block_order) > MAX_EG_ORDER:
+        raise CorruptError(f"NVTC post filter: exp-Golomb order {max(order, band_order, block_order)} above "
+                           f"{MAX_EG_ORDER}")
+    if block_log2 not in BLOCK_LOG2:
+        raise CorruptError(f"NVTC post filter: block offsets of side 2**{block_log2}, allowed {list(BLOCK_LOG2)}")
     if bands not in BAND_COUNTS:
         raise CorruptError(f"NVTC post filter: {bands} intensity bands, allowed {list(BAND_COUNTS)}")
-    head = 6 + n_filters - 1
+    head = 8 + n_filters - 1
     if len(block) < head:
         raise CorruptError("NVTC post filter: block ends inside the class starts")
-    starts = (0,) + tuple(block[6:head])
+    starts = (0,) + tuple(block[8:head])
     if any(not starts[i] < starts[i + 1] for i in range(len(starts) - 1)) or starts[-1] >= N_CLASSES:
         raise CorruptError(f"NVTC post filter: class starts {list(starts)} not increasing within 0..{N_CLASSES - 1}")
     bits = _Bits(block, head)
@@ -196,11 +218,20 @@ def unpack(block: bytes) -> ClassifiedFilter:
                                      dtype=np.int64).reshape(3, bands), axis=1)
         if np.abs(offsets).max() > MAX_OFFSET:
             raise CorruptError(f"NVTC post filter: a band offset outside +-{MAX_OFFSET}")
+    blocks = None
+    if block_log2:
+        rows, cols = block_grid(height, width, block_log2)
+        if 3 * rows * cols > 8 * len(block):  # every value takes at least one bit: refuse before reading
+            raise CorruptError(f"NVTC post filter: {3 * rows * cols} block offsets cannot fit {len(block)} bytes")
+        blocks = np.array([bits.exp_golomb(block_order) for _ in range(3 * rows * cols)],
+                          dtype=np.int64).reshape(3, rows, cols)
+        if np.abs(blocks).max() > MAX_OFFSET:
+            raise CorruptError(f"NVTC post filter: a block offset outside +-{MAX_OFFSET}")
     end = (bits.bit + 7) >> 3
     if end != len(block) or bits.read(end * 8 - bits.bit):
         raise CorruptError("NVTC post filter: padding after the last value is not a zero-filled last byte")
     return ClassifiedFilter(shift, starts, np.array(values, dtype=np.int64).reshape(n_filters, 3, -1), order,
-                            offsets, band_order)
+                            offsets, band_order, block_log2, blocks, block_order)
 
 
 # ---- encoding -------------------------------------------------------------
@@ -219,11 +250,14 @@ def exp_golomb_bits(values: np.ndarray, k: int) -> int:
 def pack(pf: ClassifiedFilter) -> bytes:
     """The payload's post-filter block of a shape-2 filter."""
     n = len(pf.starts)
-    out = bytearray([SHAPE_CLASSIFIED, pf.shift, n, pf.order, pf.bands, pf.band_order]) + bytes(pf.starts[1:])
+    out = bytearray([SHAPE_CLASSIFIED, pf.shift, n, pf.order, pf.bands, pf.band_order, pf.block_log2,
+                     pf.block_order]) + bytes(pf.starts[1:])
     bits: list = []
     _put_exp_golomb(bits, pf.weights, pf.order)
     if pf.bands:
         _put_exp_golomb(bits, band_differences(pf.offsets), pf.band_order)
+    if pf.block_log2:
+        _put_exp_golomb(bits, pf.blocks, pf.block_order)
     bits += [0] * (-len(bits) % 8)
     for i in range(0, len(bits), 8):
         out.append(int("".join(map(str, bits[i : i + 8])), 2))
@@ -243,7 +277,7 @@ def band_differences(offsets: np.ndarray) -> np.ndarray:
 
 
 def block_bytes(n_filters: int, value_bits: int) -> int:
-    return 6 + n_filters - 1 + (value_bits + 7) // 8
+    return 8 + n_filters - 1 + (value_bits + 7) // 8
 
 
 def statistics(decoded: np.ndarray, target: np.ndarray) -> tuple:
@@ -318,6 +352,22 @@ def fit(decoded: np.ndarray, target: np.ndarray, payload_bytes: int, db_per_nepe
     return _with_bands(best, decoded, target, payload_bytes, db_per_neper)
 
 
+def _cheapest_order(values: np.ndarray) -> tuple:
+    """(bits, order) of the exp-Golomb order that codes ``values`` in the fewest bits."""
+    bits = [exp_golomb_bits(values, k) for k in range(MAX_EG_ORDER + 1)]
+    k = int(np.argmin(bits))
+    return bits[k], k
+
+
+def _value_bits(pf: ClassifiedFilter) -> int:
+    bits = exp_golomb_bits(pf.weights, pf.order)
+    if pf.bands:
+        bits += exp_golomb_bits(band_differences(pf.offsets), pf.band_order)
+    if pf.block_log2:
+        bits += exp_golomb_bits(pf.blocks, pf.block_order)
+    return bits
+
+
 def _with_bands(pf: ClassifiedFilter, decoded: np.ndarray, target: np.ndarray, payload_bytes: int,
                 db_per_neper: float) -> ClassifiedFilter | None:
     """``pf`` with the band offsets (count, values, order) of the lowest measured cost, or None when
@@ -330,7 +380,8 @@ def _with_bands(pf: ClassifiedFilter, decoded: np.ndarray, target: np.ndarray, p
         mse = float(np.mean((out - target) ** 2)) if out is not None else float(np.mean(err ** 2))
         return 10 * math.log10(max(mse, 1e-9)) + db_per_neper * math.log(payload_bytes + 2 + block)
 
-    weight_bits = min(exp_golomb_bits(pf.weights, k) for k in range(MAX_EG_ORDER + 1))
+    pf = ClassifiedFilter(pf.shift, pf.starts, pf.weights, _cheapest_order(pf.weights)[1])
+    weight_bits = exp_golomb_bits(pf.weights, pf.order)
     none_cost = 10 * math.log10(max(float(np.mean((dec - target) ** 2)), 1e-9)) + db_per_neper * math.log(payload_bytes)
     best = (cost(filtered, block_bytes(len(pf.starts), weight_bits)), pf)
     for bands in BAND_COUNTS[1:]:
@@ -341,9 +392,36 @@ def _with_bands(pf: ClassifiedFilter, decoded: np.ndarray, target: np.ndarray, p
             total = np.bincount(band[..., c].ravel(), err[..., c].ravel(), minlength=bands)
             offsets[c] = np.clip(np.round(total / np.maximum(n, 1)), -MAX_OFFSET, MAX_OFFSET)
         out = np.clip(filtered + offsets[np.arange(3), band], 0, 255)
-        diffs = band_differences(offsets)
-        order = int(np.argmin([exp_golomb_bits(diffs, k) for k in range(MAX_EG_ORDER + 1)]))
-        c_ = cost(out, block_bytes(len(pf.starts), weight_bits + exp_golomb_bits(diffs, order)))
+        bits, order = _cheapest_order(band_differences(offsets))
+        c_ = cost(out, block_bytes(len(pf.starts), weight_bits + bits))
         if c_ < best[0]:
             best = (c_, ClassifiedFilter(pf.shift, pf.starts, pf.weights, pf.order, offsets, order))
+    pf = best[1]
+    best = _with_blocks(pf, decoded, target, cost, best[0])
     return best[1] if best[0] < none_cost else None
+
+
+def _with_blocks(pf: ClassifiedFilter, decoded: np.ndarray, target: np.ndarray, cost, pf_cost: float) -> tuple:
+    """(cost, ``pf`` with the block offsets of lowest measured cost, or ``pf``): the rounded mean of what
+    is left per square block and channel, for each side in ``BLOCK_LOG2``."""
+    out = apply(decoded, pf).astype(np.int64)
+    err = target.astype(np.int64) - out
+    h, w = decoded.shape[:2]
+    best = (pf_cost, pf)
+    for z in BLOCK_LOG2[1:]:
+        rows, cols = block_grid(h, w, z)
+        cell = ((np.arange(h) >> z)[:, None] * cols + (np.arange(w) >> z)[None, :]).ravel()
+        n = np.bincount(cell, minlength=rows * cols)
+        blocks = np.stack([np.clip(np.round(np.bincount(cell, err[..., c].ravel(), minlength=rows * cols)
+                                            / np.maximum(n, 1)), -MAX_OFFSET, MAX_OFFSET) for c in range(3)])
+        blocks = blocks.astype(np.int64).reshape(3, rows, cols)
+        bits, order = _cheapest_order(blocks)
+        candidate = ClassifiedFilter(pf.shift, pf.starts, pf.weights, pf.order, pf.offsets, pf.band_order, z,
+                                     blocks, order)
+        size = block_bytes(len(pf.starts), _value_bits(candidate))
+        if size > MAX_BLOCK_BYTES:
+            continue
+        c_ = cost(np.clip(out + blocks[:, cell // cols, cell % cols].T.reshape(h, w, 3), 0, 255), size)
+        if c_ < best[0]:
+            best = (c_, candidate)
+    return best

@@ -125,13 +125,13 @@ def pack(pf) -> bytes:
     return bytes(out)
 
 
-def unpack(block: bytes):
-    """Parse a post-filter block (a :class:`PostFilter` or a :class:`.classfilter.ClassifiedFilter`);
-    any deviation from section 5a raises ``CorruptError``."""
+def unpack(block: bytes, height: int, width: int):
+    """Parse the post-filter block of a coded image of ``height`` x ``width`` (a :class:`PostFilter` or a
+    :class:`.classfilter.ClassifiedFilter`); any deviation from section 5a raises ``CorruptError``."""
     if len(block) < 2:
         raise CorruptError(f"NVTC post filter: block of {len(block)} bytes, needs at least 2")
     if block[0] == classfilter.SHAPE_CLASSIFIED:
-        return classfilter.unpack(block)
+        return classfilter.unpack(block, height, width)
     if block[0] != SHAPE_DIAMOND5:
         raise CorruptError(f"NVTC post filter: unknown shape {block[0]} "
                            f"(known: {SHAPE_DIAMOND5}, {classfilter.SHAPE_CLASSIFIED})")

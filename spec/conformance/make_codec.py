@@ -89,15 +89,16 @@ def post_filter_of(data: bytes) -> dict | None:
     """The parsed post filter of a payload (section 5a), or None."""
     from aigif.codec import api, postfilter
 
-    post = api._unpack(data, api.DEFAULT_MAX_PIXELS)[5]
+    _q, flags, h, w, _stream, post = api._unpack(data, api.DEFAULT_MAX_PIXELS)
     if not post:
         return None
-    pf = postfilter.unpack(post)
+    pf = postfilter.unpack(post, *((w, h) if flags & api.FLAG_TRANSPOSED else (h, w)))
     if post[0] == 1:
         return {"shape": 1, "shift": pf.shift, "weights": pf.weights.tolist()}
     return {"shape": post[0], "shift": pf.shift, "starts": list(pf.starts), "order": pf.order,
             "band_order": pf.band_order, "offsets": None if pf.offsets is None else pf.offsets.tolist(),
-            "weights": pf.weights.tolist()}
+            "block_log2": pf.block_log2, "block_order": pf.block_order,
+            "blocks": None if pf.blocks is None else pf.blocks.tolist(), "weights": pf.weights.tolist()}
 
 
 def header_of(data: bytes) -> dict:
@@ -224,8 +225,9 @@ def main() -> None:
     write_invalid("post-filter-shift-0", recrc(pbody[: at + 3] + b"\x00" + pbody[at + 4 :]), "corrupt")
     write_invalid("post-filter-13-filters", recrc(pbody[: at + 4] + b"\x0d" + pbody[at + 5 :]), "corrupt")
     write_invalid("post-filter-class-starts-not-increasing",
-                  recrc(pbody[: at + 8] + b"\x00" + pbody[at + 9 :]), "corrupt")
+                  recrc(pbody[: at + 10] + b"\x00" + pbody[at + 11 :]), "corrupt")
     write_invalid("post-filter-7-bands", recrc(pbody[: at + 6] + b"\x07" + pbody[at + 7 :]), "corrupt")
+    write_invalid("post-filter-blocks-of-8", recrc(pbody[: at + 8] + b"\x03" + pbody[at + 9 :]), "corrupt")
     write_invalid("post-filter-extra-byte",
                   recrc(pbody[:at] + struct.pack("<H", len(pbody) - at - 1) + pbody[at + 2 :] + b"\x00"), "corrupt")
     write_invalid("post-filter-on-empty-residual", recrc(pbody[:7] + bytes([pbody[7] | 3]) + pbody[8:]), "corrupt")
