@@ -89,8 +89,9 @@ def _padded(img: np.ndarray) -> np.ndarray:
     return np.pad(img, ((MARGIN, MARGIN), (MARGIN, MARGIN), (0, 0)), mode="edge").astype(np.int64)
 
 
-def _strips(h: int, w: int):
-    rows = max(1, STRIP_PIXELS // max(w, 1))
+def strips(h: int, w: int, pixels: int):
+    """(first, end) rows of the strips of about ``pixels`` pixels, in whole rows, that filters work on."""
+    rows = max(1, pixels // max(w, 1))
     for a in range(0, h, rows):
         yield a, min(a + rows, h)
 
@@ -139,7 +140,7 @@ def apply(img: np.ndarray, pf: ClassifiedFilter) -> np.ndarray:
     out = np.empty_like(img)
     half = 1 << (pf.shift - 1)
     lut = pf.class_to_filter()
-    for a, b in _strips(h, w):
+    for a, b in strips(h, w, STRIP_PIXELS):
         which = lut[classes(img, a, b).ravel()]
         for c in range(3):
             acc = np.einsum("ij,ij->i", features(padded, c, a, b, w), pf.weights[which, c]) + half
@@ -236,14 +237,15 @@ def unpack(block: bytes, height: int, width: int) -> ClassifiedFilter:
 
 
 # ---- encoding -------------------------------------------------------------
-def _zigzag(v: np.ndarray) -> np.ndarray:
+def zigzag(v: np.ndarray) -> np.ndarray:
+    """Signed integers as unsigned ones: 2v for v >= 0, -2v-1 below (int64 arrays)."""
     v = np.asarray(v, dtype=np.int64)
     return (v << 1) ^ (v >> 63)
 
 
 def exp_golomb_bits(values: np.ndarray, k: int) -> int:
     """Bits of the order-k exp-Golomb codes of zigzagged ``values``."""
-    z = (_zigzag(values).ravel() >> k) + 1
+    z = (zigzag(values).ravel() >> k) + 1
     lengths = np.floor(np.log2(z.astype(np.float64))).astype(np.int64)  # exact: z < 2**21
     return int(np.sum(2 * lengths + 1 + k))
 
@@ -266,7 +268,7 @@ def pack(pf: ClassifiedFilter) -> bytes:
 
 
 def _put_exp_golomb(bits: list, values: np.ndarray, k: int) -> None:
-    for z in _zigzag(values).ravel().tolist():
+    for z in zigzag(values).ravel().tolist():
         m = (z >> k) + 1
         bits += [0] * (m.bit_length() - 1) + [int(ch) for ch in format(m, "b")]
         bits += [(z >> i) & 1 for i in range(k - 1, -1, -1)]
@@ -287,7 +289,7 @@ def statistics(decoded: np.ndarray, target: np.ndarray) -> tuple:
     padded = _padded(decoded)
     n = WEIGHTS_PER_CHANNEL
     ata, atb, ee = np.zeros((N_CLASSES, 3, n, n)), np.zeros((N_CLASSES, 3, n)), np.zeros((N_CLASSES, 3))
-    for a, b in _strips(h, w):
+    for a, b in strips(h, w, STRIP_PIXELS):
         cls = classes(decoded, a, b).ravel()
         order = np.argsort(cls, kind="stable")
         bounds = np.searchsorted(cls[order], np.arange(N_CLASSES + 1))

@@ -62,10 +62,6 @@ def _pad(img: np.ndarray) -> np.ndarray:
     return np.pad(img, ((MARGIN, MARGIN), (MARGIN, MARGIN), (0, 0)), mode="edge")
 
 
-def _strips(h: int, w: int):
-    rows = max(1, STRIP_PIXELS // max(w, 1))
-    for a in range(0, h, rows):
-        yield a, min(a + rows, h)
 
 
 def apply(img: np.ndarray, pf) -> np.ndarray:
@@ -76,7 +72,7 @@ def apply(img: np.ndarray, pf) -> np.ndarray:
     padded = _pad(img)
     out = np.empty_like(img)
     half = 1 << (pf.shift - 1)
-    for a, b in _strips(h, w):
+    for a, b in classfilter.strips(h, w, STRIP_PIXELS):
         for c in range(3):
             f = _features(padded, c, a, b, w)
             acc = f @ pf.weights[c, :-1] + pf.weights[c, -1] + half
@@ -93,7 +89,7 @@ def fit(decoded: np.ndarray, target: np.ndarray, shift: int = DEFAULT_SHIFT) -> 
     n = WEIGHTS_PER_CHANNEL
     ata = np.zeros((3, n, n))
     atb = np.zeros((3, n))
-    for a, b in _strips(h, w):
+    for a, b in classfilter.strips(h, w, STRIP_PIXELS):
         for c in range(3):
             f = _features(padded, c, a, b, w).astype(np.float64)
             m = np.concatenate([f, np.ones((len(f), 1))], 1)
@@ -114,8 +110,7 @@ def pack(pf) -> bytes:
     if isinstance(pf, classfilter.ClassifiedFilter):
         return classfilter.pack(pf)
     out = bytearray([SHAPE_DIAMOND5, pf.shift])
-    for v in pf.weights.ravel().tolist():
-        z = (v << 1) ^ (v >> 63)  # zigzag
+    for z in classfilter.zigzag(pf.weights).ravel().tolist():
         while True:
             byte = z & 0x7F
             z >>= 7
