@@ -323,11 +323,10 @@ def _solve(ata: np.ndarray, atb: np.ndarray, shift: int) -> tuple:
 
 def fit(decoded: np.ndarray, target: np.ndarray, payload_bytes: int, db_per_neper: float,
         shift: int = DEFAULT_SHIFT) -> ClassifiedFilter | None:
-    """The filter (runs of classes merged, exp-Golomb order) with the lowest estimated cost
-    ``10 log10(MSE) + db_per_neper * ln(bytes)``, or None when no filter beats sending none.
-
-    The squared error of every candidate comes from the least-squares sums (rounding of the output
-    left out); the caller measures the chosen filter exactly.
+    """The block of lowest cost ``10 log10(MSE) + db_per_neper * ln(bytes)``, or None when sending none
+    costs less: filters for runs of classes (their squared error estimated from the least-squares
+    sums, rounding left out), then band and block offsets (measured; :func:`_with_bands`). The caller
+    measures the whole block once more, exactly.
     """
     ata, atb, ee = statistics(decoded, target)
     npx = decoded.size
@@ -380,10 +379,9 @@ def _with_bands(pf: ClassifiedFilter, decoded: np.ndarray, target: np.ndarray, p
     dec = decoded.astype(np.int64)
 
     def cost(out, block):
-        mse = float(np.mean((out - target) ** 2)) if out is not None else float(np.mean(err ** 2))
+        mse = float(np.mean((out - target) ** 2))
         return 10 * math.log10(max(mse, 1e-9)) + db_per_neper * math.log(payload_bytes + 2 + block)
 
-    pf = ClassifiedFilter(pf.shift, pf.starts, pf.weights, _cheapest_order(pf.weights)[1])
     weight_bits = exp_golomb_bits(pf.weights, pf.order)
     none_cost = 10 * math.log10(max(float(np.mean((dec - target) ** 2)), 1e-9)) + db_per_neper * math.log(payload_bytes)
     best = (cost(filtered, block_bytes(len(pf.starts), weight_bits)), pf)
