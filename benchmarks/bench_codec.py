@@ -2,7 +2,7 @@
 
     python benchmarks/bench_codec.py            # 6 Kodak images
     python benchmarks/bench_codec.py --all      # all 24
-    python benchmarks/bench_codec.py --ablation # also without adaptive coding / post filter / transposing
+    python benchmarks/bench_codec.py --ablation # also without adaptive coding / post filter / restoration network / transposing
 
 Rates are real payload sizes (bytes * 8 / pixels); PSNR is on RGB, 8 bit.
 Prints a table, BD-rate vs WebP, writes benchmarks/results/codec_rd.json and
@@ -34,6 +34,7 @@ PIL_SETTINGS = {
 ABLATION = {
     "NVTC static rows, no filter": {"adaptive": False, "post_filter": False},
     "NVTC no post filter": {"post_filter": False},
+    "NVTC no restoration network": {"restoration": False},
     "NVTC static rows": {"adaptive": False},
     "NVTC best (both orientations)": {"transpose": None},
     "NVTC no layer directions": {"layer_directions": False},

@@ -105,7 +105,7 @@ def test_payload_with_post_filter_is_the_filtered_decode(monkeypatch):
     assert stream == plain_stream  # the filter never changes the symbols
     base = decompress_image(plain)
     out = decompress_image(data)
-    assert np.array_equal(out, postfilter.apply(base, postfilter.unpack(post, *base.shape[:2])))
+    assert np.array_equal(out, api._post_filtered(base, q, postfilter.unpack(post, *base.shape[:2])))
     assert np.mean((out.astype(float) - img) ** 2) < np.mean((base.astype(float) - img) ** 2)
     assert "post filter" in api.describe(data)
     _forced(monkeypatch, keep=False)

@@ -24,12 +24,12 @@ __all__ = ["DEFAULT_MAX_PIXELS", "QUALITIES", "compress_to_target", "compress_im
 
 
 def compress_image(rgb, quality: int, *, post_filter: bool = True, adaptive: bool = True,
-                   transpose: bool | None = False, layer_directions: bool = True) -> bytes:
+                   transpose: bool | None = False, layer_directions: bool = True, restoration: bool = True) -> bytes:
     """See :func:`aigif.codec.api.compress_image`."""
     from .api import compress_image as f
 
     return f(rgb, quality, post_filter=post_filter, adaptive=adaptive, transpose=transpose,
-             layer_directions=layer_directions)
+             layer_directions=layer_directions, restoration=restoration)
 
 
 def decompress_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS):
@@ -40,12 +40,12 @@ def decompress_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS):
 
 
 def compress_residual(original, reference, quality: int, *, post_filter: bool = True, adaptive: bool = True,
-                      transpose: bool | None = False, layer_directions: bool = True) -> bytes:
+                      transpose: bool | None = False, layer_directions: bool = True, restoration: bool = True) -> bytes:
     """See :func:`aigif.codec.api.compress_residual`."""
     from .api import compress_residual as f
 
     return f(original, reference, quality, post_filter=post_filter, adaptive=adaptive, transpose=transpose,
-             layer_directions=layer_directions)
+             layer_directions=layer_directions, restoration=restoration)
 
 
 def decompress_residual(data: bytes, reference, *, max_pixels: int = DEFAULT_MAX_PIXELS):

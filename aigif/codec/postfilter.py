@@ -1,8 +1,11 @@
 """Per-image post filter of NVTC payloads: least-squares (Wiener) filters sent with the image.
 
 The block's first byte is its *shape*: 1 is the single filter below, 2 the
-activity-classified filters of :mod:`.classfilter`, which the encoder writes
-(shape 1 still decodes). :func:`unpack`, :func:`pack` and :func:`apply` take either.
+activity-classified filters of :mod:`.classfilter`, 3 "run the model's
+restoration network (:mod:`.restore`) first", followed by an optional shape-1
+or shape-2 block (a :class:`Restored`). The encoder writes 3 or 2; shape 1
+still decodes. :func:`unpack` and :func:`pack` take every shape, :func:`apply`
+the integer ones (the caller runs the network, it needs the model).
 
 The shared decoder is trained for every image at once; a few dozen integer
 weights fitted by the encoder to *this* image remove part of what is left
@@ -41,6 +44,17 @@ MAX_VARINT_BYTES = 3
 MAX_BLOCK_BYTES = 2 + 3 * WEIGHTS_PER_CHANNEL * MAX_VARINT_BYTES
 #: pixels filtered (or fitted) at once, in whole rows: working memory stays ~25 MB whatever the image size
 STRIP_PIXELS = 1 << 16
+
+
+#: shape id 3: the restoration network, then the rest of the block (empty, shape 1 or shape 2)
+SHAPE_RESTORED = 3
+
+
+@dataclass(frozen=True)
+class Restored:
+    """Shape 3: the model's restoration network, then ``inner`` (a shape-1 / shape-2 filter, or None)."""
+
+    inner: object = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +121,8 @@ def fit(decoded: np.ndarray, target: np.ndarray, shift: int = DEFAULT_SHIFT) -> 
 
 def pack(pf) -> bytes:
     """The payload's post-filter block."""
+    if isinstance(pf, Restored):
+        return bytes([SHAPE_RESTORED]) + (pack(pf.inner) if pf.inner is not None else b"")
     if isinstance(pf, classfilter.ClassifiedFilter):
         return classfilter.pack(pf)
     out = bytearray([SHAPE_DIAMOND5, pf.shift])
@@ -122,14 +138,19 @@ def pack(pf) -> bytes:
 
 def unpack(block: bytes, height: int, width: int):
     """Parse the post-filter block of a coded image of ``height`` x ``width`` (a :class:`PostFilter` or a
-    :class:`.classfilter.ClassifiedFilter`); any deviation from section 5a raises ``CorruptError``."""
+    :class:`.classfilter.ClassifiedFilter`, or a :class:`Restored` holding one or None); any deviation from
+    section 5a raises ``CorruptError``."""
+    if block[:1] == bytes([SHAPE_RESTORED]):
+        if block[1:2] == bytes([SHAPE_RESTORED]):
+            raise CorruptError("NVTC post filter: shape 3 inside shape 3 (the network runs once)")
+        return Restored(unpack(block[1:], height, width) if len(block) > 1 else None)
     if len(block) < 2:
         raise CorruptError(f"NVTC post filter: block of {len(block)} bytes, needs at least 2")
     if block[0] == classfilter.SHAPE_CLASSIFIED:
         return classfilter.unpack(block, height, width)
     if block[0] != SHAPE_DIAMOND5:
         raise CorruptError(f"NVTC post filter: unknown shape {block[0]} "
-                           f"(known: {SHAPE_DIAMOND5}, {classfilter.SHAPE_CLASSIFIED})")
+                           f"(known: {SHAPE_DIAMOND5}, {classfilter.SHAPE_CLASSIFIED}, {SHAPE_RESTORED})")
     shift = block[1]
     if not 1 <= shift <= MAX_SHIFT:
         raise CorruptError(f"NVTC post filter: shift {shift} outside 1..{MAX_SHIFT}")

@@ -31,6 +31,9 @@ RETIRED_MODEL_IDS = {
 #: file of each model id: shared transforms + one integer table set per quality
 MODEL_FILES = {5: "nvtc_id5.safetensors"}
 
+#: restoration network of each model id (post-filter shape 3, :mod:`.restore`)
+RESTORE_FILES = {5: "nvtc_id5_restore.safetensors"}
+
 # Decoding runs the finest stage in strips and needs ~64 bytes of working memory per pixel
 # (indices, the coarse stages, the output), so a 24-byte header may not demand more than
 # ~1 GiB: 16 Mi pixels (e.g. 4096x4096). Pass max_pixels to decode larger trusted images.
@@ -42,6 +45,7 @@ MODELS = {q: (MODEL_FILES[5], {"arch": "nvtc-v2", "model_id": 5}) for q in (1, 2
 #: sha256 of each shipped file (written by the export step; see spec/codec-nvtc.md)
 SHA256: dict = {
     "nvtc_id5.safetensors": "651385af96be0aac687a1ee777ca8f5a10d50af531f3dce49bdd73d982c7f219",
+    "nvtc_id5_restore.safetensors": "b2e7a3c2ecba5b8d4e079ba9ff84f768b0f06031cfc8ca32c1d4a34f50656643",
 }
 
 QUALITIES = tuple(sorted(MODELS))
@@ -56,6 +60,17 @@ def check_quality(quality: int) -> tuple:
 
 def asset_path(quality: int) -> str:
     return os.path.join(ASSET_DIR, check_quality(quality)[0])
+
+
+def _checked(name: str) -> str:
+    """Path of a shipped asset whose bytes match ``SHA256``; ModelError / ModelMismatchError otherwise."""
+    path = os.path.join(ASSET_DIR, name)
+    if not os.path.exists(path):
+        raise ModelError(f"NVTC asset missing: {path}")
+    want = SHA256.get(name)
+    if want and file_sha256(path) != want:
+        raise ModelMismatchError(f"{name}: sha256 differs from the registry ({want})")
+    return path
 
 
 def file_sha256(path: str) -> str:
@@ -85,12 +100,7 @@ def load_model(quality: int):
     from .model import NVTC, context_plan
 
     name, fixed = check_quality(quality)
-    path = asset_path(quality)
-    if not os.path.exists(path):
-        raise ModelError(f"NVTC weights for quality {quality} missing: {path}")
-    want = SHA256.get(name)
-    if want and file_sha256(path) != want:
-        raise ModelMismatchError(f"{name}: sha256 differs from the registry ({want})")
+    path = _checked(name)
     with safe_open(path, framework="numpy") as f:
         meta = f.metadata() or {}
     cfg = json.loads(meta.get("config", "{}"))
@@ -113,3 +123,32 @@ def load_model(quality: int):
     model.lmbda = float(cfg["lambdas"][quality - 1])
     model.eval()
     return model
+
+
+def has_restorer(quality: int) -> bool:
+    """Whether ``quality``'s model ships a restoration network (the encoder may write shape 3)."""
+    return check_quality(quality)[1]["model_id"] in RESTORE_FILES
+
+
+@functools.lru_cache(maxsize=4)
+def load_restorer(model_id: int):
+    """The restoration network of ``model_id`` (post-filter shape 3), cached."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from .restore import RestoreNet
+
+    name = RESTORE_FILES.get(model_id)
+    if name is None:
+        raise ModelError(f"NVTC model id {model_id} has no restoration network")
+    path = _checked(name)
+    with safe_open(path, framework="pt") as f:
+        cfg = json.loads((f.metadata() or {}).get("config", "{}"))
+    if cfg.get("arch") != "restore-v1":
+        raise ModelError(f"{name}: arch {cfg.get('arch')!r}, expected 'restore-v1'")
+    try:
+        net = RestoreNet(cfg)
+        net.load_state_dict(load_file(path), strict=True)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # config or tensors do not fit the network
+        raise ModelError(f"{name}: not a restore-v1 network ({exc})") from exc
+    return net.eval()

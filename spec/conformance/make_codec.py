@@ -12,7 +12,8 @@ Each ``NAME.nvtc`` payload has a ``NAME.json``:
 * residual payloads: the same plus ``reference`` (the PNG the residual is
   added to);
 * payloads with a post filter (flags bit 4) also record it as ``post_filter``
-  (``shape``, ``shift`` and the 3 x 24 integer ``weights``, section 5a);
+  (``shape``, ``shift`` and the integer ``weights``..., section 5a; shape 3 as
+  ``{"shape": 3, "inner": <the inner block's record or null>}``);
 * payloads with layer directions (flags bit 7) list every layer's walk
   direction in decode order as ``layer_directions`` (section 4);
 * invalid payloads: ``{"error": KIND}`` with the ``AigifError.kind`` a decoder
@@ -92,7 +93,14 @@ def post_filter_of(data: bytes) -> dict | None:
     _q, flags, h, w, _stream, post = api._unpack(data, api.DEFAULT_MAX_PIXELS)
     if not post:
         return None
-    pf = postfilter.unpack(post, *((w, h) if flags & api.FLAG_TRANSPOSED else (h, w)))
+    return _filter_dict(post, postfilter.unpack(post, *((w, h) if flags & api.FLAG_TRANSPOSED else (h, w))))
+
+
+def _filter_dict(post: bytes, pf) -> dict | None:
+    if not post:
+        return None
+    if post[0] == 3:
+        return {"shape": 3, "inner": _filter_dict(post[1:], pf.inner)}
     if post[0] == 1:
         return {"shape": 1, "shift": pf.shift, "weights": pf.weights.tolist()}
     return {"shape": post[0], "shift": pf.shift, "starts": list(pf.starts), "order": pf.order,
@@ -149,7 +157,7 @@ def main() -> None:
     import torch
 
     from aigif.codec import QUALITIES, api, compress_image, compress_residual, decompress_image, decompress_residual
-    from aigif.codec import postfilter
+    from aigif.codec import postfilter, zoo
     from aigif.codec.zoo import MODEL_IDS
 
     (model_id,) = MODEL_IDS
@@ -174,14 +182,21 @@ def main() -> None:
     directed = compress_image(synthetic(96, 128, seed=6), QUALITIES[0], adaptive=False, transpose=False)
     assert len(set(layer_directions_of(directed))) >= 3  # several directions occur
     write_valid("image-q1-128x96-static-directions", directed, decompress_image(directed))
-    keep = api.POST_FILTER_DB_PER_NEPER
+    keep, has_restorer = api.POST_FILTER_DB_PER_NEPER, zoo.has_restorer
     api.POST_FILTER_DB_PER_NEPER = 0.0  # keep every filter that helps: small images rarely pay for one
     try:
+        restored = compress_image(synthetic(80, 96, seed=4), QUALITIES[1])
+        zoo.has_restorer = lambda quality: False  # shape 2 alone (the mutations below edit its fields)
         post = compress_image(synthetic(80, 96, seed=4), QUALITIES[1])
     finally:
-        api.POST_FILTER_DB_PER_NEPER = keep
+        api.POST_FILTER_DB_PER_NEPER, zoo.has_restorer = keep, has_restorer
     assert post_filter_of(post)["shape"] == 2 and len(post_filter_of(post)["starts"]) > 1
     write_valid("image-q2-96x80-post-filter", post, decompress_image(post))
+    assert post_filter_of(restored)["shape"] == 3 and post_filter_of(restored)["inner"]["shape"] == 2
+    write_valid("image-q2-96x80-restored", restored, decompress_image(restored))  # network, then shape 2
+    quality, flags, h, w, stream, _ = api._unpack(restored, api.DEFAULT_MAX_PIXELS)
+    bare = api._pack(model_id, quality, flags, h, w, stream, b"\x03")
+    write_valid("image-q2-96x80-restored-bare", bare, decompress_image(bare))  # the network alone
     # shape 1 (one filter for the whole image; the reference encoder now writes shape 2)
     src = synthetic(80, 96, seed=4)
     unfiltered = compress_image(src, QUALITIES[1], post_filter=False)
@@ -230,6 +245,10 @@ def main() -> None:
     write_invalid("post-filter-blocks-of-8", recrc(pbody[: at + 8] + b"\x03" + pbody[at + 9 :]), "corrupt")
     write_invalid("post-filter-extra-byte",
                   recrc(pbody[:at] + struct.pack("<H", len(pbody) - at - 1) + pbody[at + 2 :] + b"\x00"), "corrupt")
+    (rlength,) = struct.unpack_from("<I", restored, 12)
+    rat, rbody = 16 + rlength, restored[:-4]  # rbody[rat + 2] is the shape byte 3
+    write_invalid("post-filter-restoration-nested", recrc(rbody[: rat + 3] + b"\x03" + rbody[rat + 4 :]), "corrupt")
+    write_invalid("post-filter-restoration-bad-inner", recrc(rbody[: rat + 3] + b"\x07" + rbody[rat + 4 :]), "corrupt")
     write_invalid("post-filter-on-empty-residual", recrc(pbody[:7] + bytes([pbody[7] | 3]) + pbody[8:]), "corrupt")
     write_invalid("transposed-empty-residual",
                   recrc(empty[:7] + bytes([empty[7] | api.FLAG_TRANSPOSED]) + empty[8:-4]), "corrupt")
