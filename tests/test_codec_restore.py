@@ -144,3 +144,19 @@ def test_restoration_file_with_wrong_tensors_is_a_model_error(tmp_path, monkeypa
             zoo.load_restorer(zoo.MODELS[1][1]["model_id"])
     finally:
         zoo.load_restorer.cache_clear()
+
+
+def test_strips_bound_the_working_memory():
+    """Wide images get fewer rows per strip (about 2**18 half-resolution positions), never fewer than 8."""
+    from aigif.codec import restore as r
+
+    assert r.strip_rows_for(768) == 682 and r.strip_rows_for(65535) == 8 and r.strip_rows_for(1) == 1 << 18
+    calls = []
+    net = _net()
+    forward = net.forward
+    try:
+        net.forward = lambda x, q: calls.append(x.shape[2]) or forward(x, q)
+        restore(net, photo(40, 30, seed=1), 1, strip_rows=4)
+    finally:
+        del net.forward
+    assert max(calls) == 2 * (4 + 2 * net.reach) and len(calls) == 5

@@ -12,7 +12,7 @@ what it leaves. On Kodak 24 it takes the BD-rate against WebP from -8.9 % to
 -13.2 % for ~0.15 s per 768x512 image.
 
 Float32 like the synthesis (``spec/codec-nvtc.md`` §5a, shape 3): it runs in
-horizontal strips with enough context rows that each strip computes what the
+horizontal strips of bounded size with enough context rows that each strip computes what the
 whole image would, on one torch thread; another implementation may differ by
 rounding (at most one level in rare pixels), as for §5.
 """
@@ -24,8 +24,10 @@ import torch.nn.functional as F
 from torch import nn
 
 DEFAULT_CONFIG = {"arch": "restore-v1", "channels": 48, "layers": 3, "qualities": 4}
-#: half-resolution rows per strip (the output is computed ``STRIP_ROWS`` x 2 pixel rows at a time)
-STRIP_ROWS = 64
+#: half-resolution positions per strip (each of the network's activations then takes ~50 MB,
+#: whatever the image size); a strip has at least ``MIN_STRIP_ROWS`` rows
+STRIP_POSITIONS = 1 << 18
+MIN_STRIP_ROWS = 8
 
 
 class RestoreNet(nn.Module):
@@ -56,14 +58,20 @@ class RestoreNet(nn.Module):
         return x + F.pixel_shuffle(self.out(h), 2)
 
 
-def restore(net: RestoreNet, img: np.ndarray, quality: int, strip_rows: int = STRIP_ROWS) -> np.ndarray:
+def strip_rows_for(width: int) -> int:
+    """Half-resolution rows per strip of an image ``width`` pixels wide."""
+    return max(MIN_STRIP_ROWS, STRIP_POSITIONS // max(1, (width + 1) // 2))
+
+
+def restore(net: RestoreNet, img: np.ndarray, quality: int, strip_rows: int | None = None) -> np.ndarray:
     """The restored image (uint8 (H, W, 3)) of ``img`` decoded at ``quality`` (1-based).
 
     Odd sides are edge-replicated to even first and cropped after; the network runs on strips of
-    ``strip_rows`` half-resolution rows plus ``net.reach`` context rows each side (the image's own
-    rows, zero padding only at its top and bottom), so working memory is bounded and the result is
-    the whole image's."""
+    ``strip_rows`` half-resolution rows (default :func:`strip_rows_for`) plus ``net.reach`` context
+    rows each side (the image's own rows, zero padding only at its top and bottom), so working
+    memory is bounded and the result is the whole image's."""
     h, w = img.shape[:2]
+    strip_rows = strip_rows or strip_rows_for(w)
     padded = np.pad(img, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
     x = torch.from_numpy(np.ascontiguousarray(padded)).permute(2, 0, 1)[None].float() / 255.0 - 0.5
     q = torch.tensor([quality - 1])
