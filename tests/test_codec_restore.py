@@ -160,3 +160,17 @@ def test_strips_bound_the_working_memory():
     finally:
         del net.forward
     assert max(calls) == 2 * (4 + 2 * net.reach) and len(calls) == 5
+
+
+def test_training_decodes_are_the_decoders_output_before_post_filters(tmp_path):
+    """``decode`` caches what the decoder outputs for the default encoder's symbols, before any post filter."""
+    from PIL import Image
+
+    from aigif.codec.train_restore import decode_training_set, load_pairs
+
+    img = photo(40, 56, seed=7)
+    Image.fromarray(img).save(tmp_path / "p.png")
+    decode_training_set([str(tmp_path / "p.png")], str(tmp_path / "dec"), qualities=(1,))
+    plain = decompress_image(compress_image(img, 1, post_filter=False, transpose=False))
+    ((q, dec, target),) = load_pairs([str(tmp_path / "p.png")], str(tmp_path / "dec"), qualities=1)
+    assert q == 0 and np.array_equal(dec, plain) and np.array_equal(target, img)

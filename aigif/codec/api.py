@@ -143,6 +143,19 @@ def _encode(rgb: np.ndarray, quality: int, post_filter: bool = True, adaptive: b
 
     The decoder's output is known only when the post filter was tried (it needs one decoder pass).
     """
+    model, coded = _compress_symbols(rgb, quality, adaptive, directions)
+    stream = coded["strings"][0]
+    if not post_filter:
+        return stream, b"", None
+    h, w = rgb.shape[:2]
+    decoded = _synthesize(model, coded["indices"], h, w)
+    post, decoded = _choose_post_filter(decoded, rgb, _payload_bytes(stream), quality, restoration)
+    return stream, post, decoded
+
+
+def _compress_symbols(rgb: np.ndarray, quality: int, adaptive: bool, directions: bool) -> tuple:
+    """(the quality's model, its ``compress`` output: range-coded strings and indices) of ``rgb``, edge-padded
+    to the model's multiple."""
     import torch
 
     from .model import pad_multiple
@@ -152,13 +165,7 @@ def _encode(rgb: np.ndarray, quality: int, post_filter: bool = True, adaptive: b
     h, w = rgb.shape[:2]
     padded = np.pad(rgb, ((0, -h % m), (0, -w % m), (0, 0)), mode="edge")
     x = torch.from_numpy(np.ascontiguousarray(padded)).permute(2, 0, 1)[None].float() / 255.0 - 0.5
-    coded = model.compress(x, adaptive, directions)
-    stream = coded["strings"][0]
-    if not post_filter:
-        return stream, b"", None
-    decoded = _synthesize(model, coded["indices"], h, w)
-    post, decoded = _choose_post_filter(decoded, rgb, _payload_bytes(stream), quality, restoration)
-    return stream, post, decoded
+    return model, model.compress(x, adaptive, directions)
 
 
 def _transposed(img: np.ndarray) -> np.ndarray:

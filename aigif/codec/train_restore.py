@@ -29,26 +29,19 @@ TRAIN_GLOB = "/work/shared/data/images/train/*.png"
 
 def decode_training_set(files: list, out_dir: str, qualities=(1, 2, 3, 4)) -> None:
     """``out_dir/<name>_q<q>.npz`` (``dec``: uint8 decode before post filters, ``nbytes``) for every file."""
-    import torch
     from PIL import Image
 
-    from . import api, zoo
-    from .model import pad_multiple
+    from . import api
 
     os.makedirs(out_dir, exist_ok=True)
     for q in qualities:
-        model = zoo.load_model(q)
-        m = pad_multiple(model.config)
         for f in files:
             out = os.path.join(out_dir, f"{os.path.basename(f).rsplit('.', 1)[0]}_q{q}.npz")
             if os.path.exists(out):
                 continue
             rgb = np.asarray(Image.open(f).convert("RGB"))
-            h, w = rgb.shape[:2]
-            padded = np.pad(rgb, ((0, -h % m), (0, -w % m), (0, 0)), mode="edge")
-            x = torch.from_numpy(np.ascontiguousarray(padded)).permute(2, 0, 1)[None].float() / 255.0 - 0.5
-            coded = model.compress(x, True, True)
-            dec = api._synthesize(model, coded["indices"], h, w)
+            model, coded = api._compress_symbols(rgb, q, adaptive=True, directions=True)
+            dec = api._synthesize(model, coded["indices"], *rgb.shape[:2])
             np.savez(out + ".tmp.npz", dec=dec, nbytes=api._payload_bytes(coded["strings"][0]))
             os.replace(out + ".tmp.npz", out)
             print(out, flush=True)
