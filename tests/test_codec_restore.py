@@ -174,3 +174,20 @@ def test_training_decodes_are_the_decoders_output_before_post_filters(tmp_path):
     plain = decompress_image(compress_image(img, 1, post_filter=False, transpose=False))
     ((q, dec, target),) = load_pairs([str(tmp_path / "p.png")], str(tmp_path / "dec"), qualities=1)
     assert q == 0 and np.array_equal(dec, plain) and np.array_equal(target, img)
+
+
+def test_restoration_file_for_fewer_qualities_is_a_model_error(tmp_path, monkeypatch):
+    """A network conditioned on fewer qualities than the model has would fail mid-decode: refused at load."""
+    from aigif.codec.train_restore import export
+
+    cfg = {"arch": "restore-v1", "channels": 8, "layers": 1, "qualities": 2}
+    name = zoo.RESTORE_FILES[zoo.MODELS[1][1]["model_id"]]
+    export(RestoreNet(cfg), str(tmp_path / name))
+    monkeypatch.setattr(zoo, "ASSET_DIR", str(tmp_path))
+    monkeypatch.setattr(zoo, "SHA256", {})
+    zoo.load_restorer.cache_clear()
+    try:
+        with pytest.raises(ModelError, match="conditioned on 2 qualities"):
+            zoo.load_restorer(zoo.MODELS[1][1]["model_id"])
+    finally:
+        zoo.load_restorer.cache_clear()

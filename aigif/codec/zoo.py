@@ -66,7 +66,7 @@ def _checked(name: str) -> str:
     """Path of a shipped asset whose bytes match ``SHA256``; ModelError / ModelMismatchError otherwise."""
     path = os.path.join(ASSET_DIR, name)
     if not os.path.exists(path):
-        raise ModelError(f"NVTC asset missing: {path}")
+        raise ModelError(f"NVTC weights file missing: {path} (it ships with the aigif package; reinstall it)")
     want = SHA256.get(name)
     if want and file_sha256(path) != want:
         raise ModelMismatchError(f"{name}: sha256 differs from the registry ({want})")
@@ -151,4 +151,6 @@ def load_restorer(model_id: int):
         net.load_state_dict(load_file(path), strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # config or tensors do not fit the network
         raise ModelError(f"{name}: not a restore-v1 network ({exc})") from exc
+    if net.qualities < max(q for q in QUALITIES if MODELS[q][1]["model_id"] == model_id):
+        raise ModelError(f"{name}: conditioned on {net.qualities} qualities, model id {model_id} has more")
     return net.eval()
