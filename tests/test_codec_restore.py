@@ -128,24 +128,6 @@ def test_training_and_export_round_trip(tmp_path):
     assert np.array_equal(restore(back.eval(), noisy, 3), restore(net, noisy, 3))
 
 
-def test_restoration_file_with_wrong_tensors_is_a_model_error(tmp_path, monkeypatch):
-    """Weights that do not fit the configured network are refused by name (with the registry's hash
-    switched off, as for a development file)."""
-    from safetensors.torch import save_file
-
-    name = zoo.RESTORE_FILES[zoo.MODELS[1][1]["model_id"]]
-    save_file({"inp.weight": torch.zeros(4, 4, 3, 3)}, str(tmp_path / name),
-              metadata={"config": '{"arch": "restore-v1", "channels": 48, "layers": 3, "qualities": 4}'})
-    monkeypatch.setattr(zoo, "ASSET_DIR", str(tmp_path))
-    monkeypatch.setattr(zoo, "SHA256", {})
-    zoo.load_restorer.cache_clear()
-    try:
-        with pytest.raises(ModelError, match="not a restore-v1 network"):
-            zoo.load_restorer(zoo.MODELS[1][1]["model_id"])
-    finally:
-        zoo.load_restorer.cache_clear()
-
-
 def test_strips_bound_the_working_memory():
     """Wide images get fewer rows per strip (about 2**18 half-resolution positions), never fewer than 8."""
     from aigif.codec import restore as r
@@ -176,18 +158,32 @@ def test_training_decodes_are_the_decoders_output_before_post_filters(tmp_path):
     assert q == 0 and np.array_equal(dec, plain) and np.array_equal(target, img)
 
 
-def test_restoration_file_for_fewer_qualities_is_a_model_error(tmp_path, monkeypatch):
-    """A network conditioned on fewer qualities than the model has would fail mid-decode: refused at load."""
+def _wrong_tensors(path: str) -> None:
+    from safetensors.torch import save_file
+
+    save_file({"inp.weight": torch.zeros(4, 4, 3, 3)}, path,
+              metadata={"config": '{"arch": "restore-v1", "channels": 48, "layers": 3, "qualities": 4}'})
+
+
+def _fewer_qualities(path: str) -> None:
     from aigif.codec.train_restore import export
 
-    cfg = {"arch": "restore-v1", "channels": 8, "layers": 1, "qualities": 2}
+    export(RestoreNet({"arch": "restore-v1", "channels": 8, "layers": 1, "qualities": 2}), path)
+
+
+@pytest.mark.parametrize("write,match", [(_wrong_tensors, "not a restore-v1 network"),
+                                         (_fewer_qualities, "conditioned on 2 qualities")])
+def test_restoration_file_that_does_not_fit_is_a_model_error(tmp_path, monkeypatch, write, match):
+    """Weights that do not fit the configured network, or a network conditioned on fewer qualities than
+    the model has (it would fail mid-decode), are refused by name at load (with the registry's hash
+    switched off, as for a development file)."""
     name = zoo.RESTORE_FILES[zoo.MODELS[1][1]["model_id"]]
-    export(RestoreNet(cfg), str(tmp_path / name))
+    write(str(tmp_path / name))
     monkeypatch.setattr(zoo, "ASSET_DIR", str(tmp_path))
     monkeypatch.setattr(zoo, "SHA256", {})
     zoo.load_restorer.cache_clear()
     try:
-        with pytest.raises(ModelError, match="conditioned on 2 qualities"):
+        with pytest.raises(ModelError, match=match):
             zoo.load_restorer(zoo.MODELS[1][1]["model_id"])
     finally:
         zoo.load_restorer.cache_clear()
