@@ -101,8 +101,9 @@ def test_decode_bit_exact_across_processes_and_threads(tmp_path):
     import torch
 
     img = photo(80, 112, seed=5)
-    data = compress_image(img, QUALITIES[-1])
-    assert api._unpack(data, api.DEFAULT_MAX_PIXELS)[5][:1] == b"\x03"  # the float restoration network too
+    quality, flags, h, w, stream, _ = api._unpack(compress_image(img, QUALITIES[-1], post_filter=False),
+                                                  api.DEFAULT_MAX_PIXELS)
+    data = api._pack(MODEL_ID, quality, flags, h, w, stream, b"\x03")  # the float restoration network too
     saved = torch.get_num_threads()
     try:
         torch.set_num_threads(2)

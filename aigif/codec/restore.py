@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-DEFAULT_CONFIG = {"arch": "restore-v1", "channels": 48, "layers": 3, "qualities": 4}
+DEFAULT_CONFIG = {"arch": "restore-v1", "channels": 64, "layers": 3, "qualities": 4}
 #: half-resolution positions per strip (each of the network's activations then takes ~50 MB,
 #: whatever the image size); a strip has at least ``MIN_STRIP_ROWS`` rows
 STRIP_POSITIONS = 1 << 18

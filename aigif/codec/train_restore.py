@@ -60,7 +60,7 @@ def load_pairs(files: list, decoded_dir: str, qualities: int = 4) -> list:
     return pairs
 
 
-def train(pairs: list, cfg: dict, steps: int = 5000, batch: int = 16, crop: int = 128, lr: float = 2e-3,
+def train(pairs: list, cfg: dict, steps: int = 6000, batch: int = 16, crop: int = 128, lr: float = 7e-4,
           seed: int = 0, log_every: int = 200):
     """The trained :class:`.restore.RestoreNet`: Adam with a one-cycle schedule, crops drawn with probability
     proportional to each pair's pixels."""
@@ -132,10 +132,11 @@ def main(argv=None) -> None:
     t.add_argument("--decoded", default="runs/restore/decoded")
     t.add_argument("--data", default=TRAIN_GLOB)
     t.add_argument("--out", default="runs/restore/restore.safetensors")
-    t.add_argument("--steps", type=int, default=5000)
+    t.add_argument("--steps", type=int, default=6000)
     t.add_argument("--channels", type=int, default=DEFAULT_CONFIG["channels"])
     t.add_argument("--layers", type=int, default=DEFAULT_CONFIG["layers"])
-    t.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of the one-cycle schedule")
+    t.add_argument("--lr", type=float, default=7e-4,
+                   help="peak learning rate of the one-cycle schedule (2e-3 and more: dead ReLUs)")
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)

@@ -45,7 +45,7 @@ MODELS = {q: (MODEL_FILES[5], {"arch": "nvtc-v2", "model_id": 5}) for q in (1, 2
 #: sha256 of each shipped file (written by the export step; see spec/codec-nvtc.md)
 SHA256: dict = {
     "nvtc_id5.safetensors": "651385af96be0aac687a1ee777ca8f5a10d50af531f3dce49bdd73d982c7f219",
-    "nvtc_id5_restore.safetensors": "b2e7a3c2ecba5b8d4e079ba9ff84f768b0f06031cfc8ca32c1d4a34f50656643",
+    "nvtc_id5_restore.safetensors": "137887169937b4316eabdaca081ccaf55cf4de979ec54bdeb5ffb6154543eed6",
 }
 
 QUALITIES = tuple(sorted(MODELS))
