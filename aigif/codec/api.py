@@ -297,7 +297,7 @@ def compress_image(rgb: np.ndarray, quality: int, *, post_filter: bool = True, a
     ``post_filter``: let the encoder add the per-image filters of :mod:`.classfilter` (one per run
     of activity classes) and/or name the model's restoration network (:mod:`.restore`) when they pay
     for themselves (costs one decoder pass at encode time); ``restoration=False`` leaves the network out
-    (the decoder then skips its ~0.15 s per 768x512 image; about 4 points of BD-rate on Kodak).
+    (the decoder then skips its ~0.2 s per 768x512 image; about 6 points of BD-rate on Kodak).
     ``adaptive``: entropy-code with rows that learn the image (flags bit 5; 1-2 % smaller).
     ``layer_directions``: every quantisation layer is coded in the direction its search finds
     cheapest: along rows or columns, either way (flags bit 7; about 3 % smaller at equal PSNR on

@@ -9,7 +9,7 @@ with the model (one file per model id, sha256-pinned like the model's), are
 trained on the training photos' decodes (:mod:`.train_restore`), and it runs
 before the per-image integer filters of :mod:`.classfilter`, which then fit
 what it leaves. On Kodak 24 it takes the BD-rate against WebP from -8.9 % to
--13.2 % for ~0.15 s per 768x512 image.
+-15.3 % for ~0.2 s per 768x512 image.
 
 Float32 like the synthesis (``spec/codec-nvtc.md`` §5a, shape 3): it runs in
 horizontal strips of bounded size with enough context rows that each strip computes what the
