@@ -18,6 +18,7 @@ Payload (all integers little-endian, see ``spec/codec-nvtc.md``)::
 """
 from __future__ import annotations
 
+import contextlib
 import struct
 import zlib
 
@@ -231,17 +232,11 @@ def _choose_post_filter(decoded: np.ndarray, target: np.ndarray, payload_bytes: 
 
 def _restore(img: np.ndarray, quality: int) -> np.ndarray:
     """The restoration network of ``quality``'s model on ``img``, with ``DECODE_THREADS`` torch threads."""
-    import torch
-
     from .restore import restore
 
     net = zoo.load_restorer(zoo.check_quality(quality)[1]["model_id"])
-    saved = torch.get_num_threads()
-    torch.set_num_threads(DECODE_THREADS)
-    try:
+    with _decode_threads():
         return restore(net, img, quality)
-    finally:
-        torch.set_num_threads(saved)
 
 
 def _post_filtered(img: np.ndarray, quality: int, pf) -> np.ndarray:
@@ -251,16 +246,26 @@ def _post_filtered(img: np.ndarray, quality: int, pf) -> np.ndarray:
     return img if pf is None else postfilter.apply(img, pf)
 
 
-def _synthesize(model, idx: dict, h: int, w: int) -> np.ndarray:
-    """Indices -> uint8 (h, w, 3): the float path with ``DECODE_THREADS`` torch threads, rounded and cropped."""
+@contextlib.contextmanager
+def _decode_threads():
+    """Run a float decoding step with ``DECODE_THREADS`` torch threads (its bytes must not depend on the
+    caller's thread count), restoring the caller's count after."""
     import torch
 
     saved = torch.get_num_threads()
     torch.set_num_threads(DECODE_THREADS)
     try:
-        x = model.synthesize(idx)
+        yield
     finally:
         torch.set_num_threads(saved)
+
+
+def _synthesize(model, idx: dict, h: int, w: int) -> np.ndarray:
+    """Indices -> uint8 (h, w, 3): the float path with ``DECODE_THREADS`` torch threads, rounded and cropped."""
+    import torch
+
+    with _decode_threads():
+        x = model.synthesize(idx)
     img = ((x[0] + 0.5) * 255.0).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
     return np.ascontiguousarray(img[:h, :w])
 

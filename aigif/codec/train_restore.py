@@ -27,6 +27,11 @@ import numpy as np
 TRAIN_GLOB = "/work/shared/data/images/train/*.png"
 
 
+def decoded_path(decoded_dir: str, photo: str, quality: int) -> str:
+    """Where ``decode`` keeps the decode of ``photo`` at ``quality``."""
+    return os.path.join(decoded_dir, f"{os.path.basename(photo).rsplit('.', 1)[0]}_q{quality}.npz")
+
+
 def decode_training_set(files: list, out_dir: str, qualities=(1, 2, 3, 4)) -> None:
     """``out_dir/<name>_q<q>.npz`` (``dec``: uint8 decode before post filters, ``nbytes``) for every file."""
     from PIL import Image
@@ -36,7 +41,7 @@ def decode_training_set(files: list, out_dir: str, qualities=(1, 2, 3, 4)) -> No
     os.makedirs(out_dir, exist_ok=True)
     for q in qualities:
         for f in files:
-            out = os.path.join(out_dir, f"{os.path.basename(f).rsplit('.', 1)[0]}_q{q}.npz")
+            out = decoded_path(out_dir, f, q)
             if os.path.exists(out):
                 continue
             rgb = np.asarray(Image.open(f).convert("RGB"))
@@ -55,7 +60,7 @@ def load_pairs(files: list, decoded_dir: str, qualities: int = 4) -> list:
     for f in files:
         target = np.asarray(Image.open(f).convert("RGB"))
         for q in range(1, qualities + 1):
-            z = np.load(os.path.join(decoded_dir, f"{os.path.basename(f).rsplit('.', 1)[0]}_q{q}.npz"))
+            z = np.load(decoded_path(decoded_dir, f, q))
             pairs.append((q - 1, z["dec"], target))
     return pairs
 
