@@ -89,3 +89,15 @@ class ImportMetadataError(AigifError):
     """Embedded generation metadata of another tool cannot be read or mapped."""
 
     kind = "import"
+
+
+class LibraryError(AigifError):
+    """A library database that cannot be opened, is from a newer aigif, or a search that cannot run."""
+
+    kind = "library"
+
+
+class QueryError(LibraryError, ValueError):
+    """A search query with a syntax error (unbalanced quotes or parentheses, a dangling operator)."""
+
+    kind = "query"

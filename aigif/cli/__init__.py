@@ -24,7 +24,7 @@ app = typer.Typer(
 )
 
 # Each module adds its commands to ``app`` when imported.
-COMMAND_MODULES = ("syntax_cmds", "text_cmds", "engine_cmds", "codec_cmds", "import_cmds", "ext_cmds", "batch_cmds")
+COMMAND_MODULES = ("syntax_cmds", "text_cmds", "engine_cmds", "codec_cmds", "import_cmds", "ext_cmds", "batch_cmds", "library_cmds")
 for _name in COMMAND_MODULES:
     importlib.import_module(f"{__name__}.{_name}")
 

@@ -1,0 +1,65 @@
+"""``aigif index``, ``aigif search`` and ``aigif serve``: a searchable library of .aigif folders."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from . import app
+from .syntax_cmds import printable, printable_json
+
+DB_HELP = "Library database (default: $AIGIF_HOME/library.sqlite)."
+
+
+@app.command()
+def index(
+    folders: list[Path] = typer.Argument(..., help="Folders of .aigif files (searched recursively; only read)."),
+    db: Path = typer.Option(None, "--db", help=DB_HELP),
+) -> None:
+    """Build or update the library database: new, changed, renamed and deleted files."""
+    from ..library.db import connect
+    from ..library.index import index_folders
+
+    conn = connect(db)
+    try:
+        report = index_folders(conn, folders)
+    finally:
+        conn.close()
+    typer.echo(f"indexed {report.seen} files: {report.added} new, {report.updated} changed, {report.renamed} renamed, "
+               f"{report.unchanged} unchanged; {report.deleted} removed")
+    if report.errors:
+        typer.echo(f"{len(report.errors)} file(s) could not be read:", err=True)
+        for path, error in report.errors:
+            typer.echo(printable(f"  {path}: {error}"), err=True)
+
+
+@app.command()
+def search(
+    query: str = typer.Argument("", help='Words of the prompt, model, LoRA or tool; "a phrase", prefix*, AND/OR/NOT.'),
+    db: Path = typer.Option(None, "--db", help=DB_HELP),
+    model: str = typer.Option(None, "--model", help="Model name, repo or local folder."),
+    seed: int = typer.Option(None, "--seed", min=0),
+    lora: str = typer.Option(None, "--lora", help="LoRA name."),
+    family: str = typer.Option(None, "--family", help="Pipeline family (sd1, sd2, sdxl, ...)."),
+    tool: str = typer.Option(None, "--tool", help="Source tool of imported files (A1111, ComfyUI, ...)."),
+    limit: int = typer.Option(50, "--limit", min=1, max=500),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list of objects (path and the syntax fields)."),
+) -> None:
+    """Search the library database."""
+    from ..library.db import connect
+    from ..library.search import Query
+    from ..library.search import search as run_search
+
+    conn = connect(db, create=False)
+    try:
+        items, total = run_search(conn, Query(text=query, model=model, seed=seed, lora=lora, family=family, tool=tool, limit=limit))
+    finally:
+        conn.close()
+    if as_json:
+        typer.echo(printable_json(items))
+        return
+    for item in items:
+        prompt = (item["prompt"] or "").replace("\n", " ")
+        typer.echo(printable(f"{item['path']}\t{item['model']}\tseed {item['seed']}\t{prompt[:80]}"))
+    typer.echo(f"{len(items)} of {total} match(es)", err=True)

@@ -1,0 +1,150 @@
+"""Search the library database: full text over prompts, models, LoRAs and tools, plus field filters.
+
+The text is free text the way people type prompts ("red fox, oil painting"): words are matched
+as words (punctuation between them is ignored), ``"..."`` is a phrase, a trailing ``*`` a prefix,
+and upper-case ``AND``/``OR``/``NOT`` and parentheses combine them (SQLite FTS5 semantics). Values
+only ever reach SQL as bound parameters.
+"""
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import QueryError
+from .record import GEN_COLUMNS
+
+MAX_QUERY_CHARS = 1000
+MAX_LIMIT = 500
+_TOKEN = re.compile(r'"[^"]*"?|\(|\)|[\w]+\*?', re.UNICODE)
+_OPERATORS = {"AND", "OR", "NOT"}
+SUMMARY_COLUMNS = ("id", "path", "root", "content_hash", "file_size", "mtime_ns", "error", "model", "model_family",
+                   "source_tool", "regenerable", "has_pixels", "has_residual", "perceptual", "lora_names") + GEN_COLUMNS
+
+
+@dataclass(frozen=True)
+class Query:
+    """One search: free *text* plus exact-match filters; ``None`` means "any"."""
+
+    text: str = ""
+    model: str | None = None
+    family: str | None = None
+    seed: int | None = None
+    lora: str | None = None
+    tool: str | None = None
+    width: int | None = None
+    height: int | None = None
+    regenerable: bool | None = None
+    date_from: float | None = None   # file modification time, seconds since the epoch
+    date_to: float | None = None
+    roots: tuple[str, ...] = ()      # only files under these library folders
+    include_errors: bool = False
+    limit: int = 50
+    offset: int = 0
+
+
+def fts_expression(text: str) -> str:
+    """The FTS5 expression for free *text* (see module docstring); raises QueryError on unbalanced quotes."""
+    if len(text) > MAX_QUERY_CHARS:
+        raise QueryError(f"the search text is {len(text)} characters; the limit is {MAX_QUERY_CHARS}")
+    parts = []
+    for tok in _TOKEN.findall(text):
+        if tok.startswith('"'):
+            if len(tok) < 2 or not tok.endswith('"'):
+                raise QueryError(f"unbalanced quote in search text {text!r}: close the phrase with '\"'")
+            words = re.findall(r"\w+", tok[1:-1])
+            if words:
+                parts.append('"' + " ".join(words) + '"')
+        elif tok in ("(", ")") or tok in _OPERATORS:
+            parts.append(tok)
+        elif tok.endswith("*"):
+            parts.append(f'"{tok[:-1]}"*')
+        else:
+            parts.append(f'"{tok}"')
+    return " ".join(parts)
+
+
+def _where(q: Query) -> tuple[list[str], list[Any]]:
+    clauses, args = [], []
+    if not q.include_errors:
+        clauses.append("f.error IS NULL")
+    expr = fts_expression(q.text) if q.text else ""
+    if expr:
+        clauses.append("f.id IN (SELECT rowid FROM files_fts WHERE files_fts MATCH ?)")
+        args.append(expr)
+    if q.model is not None:
+        clauses.append("(f.model = ? OR f.model_repo = ? OR f.model_local = ?)")
+        args += [q.model] * 3
+    for column, value in (("model_family", q.family), ("source_tool", q.tool), ("width", q.width), ("height", q.height)):
+        if value is not None:
+            clauses.append(f"f.{column} = ? COLLATE NOCASE" if isinstance(value, str) else f"f.{column} = ?")
+            args.append(value)
+    if q.seed is not None:
+        clauses.append("f.seed = ?")
+        args.append(str(q.seed))
+    if q.lora is not None:
+        clauses.append("EXISTS (SELECT 1 FROM loras l WHERE l.file_id = f.id AND l.name = ? COLLATE NOCASE)")
+        args.append(q.lora)
+    if q.regenerable is not None:
+        clauses.append("f.regenerable = ?")
+        args.append(int(q.regenerable))
+    if q.date_from is not None:
+        clauses.append("f.mtime_ns >= ?")
+        args.append(int(q.date_from * 1e9))
+    if q.date_to is not None:
+        clauses.append("f.mtime_ns < ?")
+        args.append(int(q.date_to * 1e9))
+    if q.roots:
+        clauses.append(f"f.root IN ({', '.join('?' * len(q.roots))})")
+        args += list(q.roots)
+    return clauses, args
+
+
+def _run(conn: sqlite3.Connection, sql: str, args: list) -> list[sqlite3.Row]:
+    try:
+        return conn.execute(sql, args).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "fts5" in str(exc) or "syntax error" in str(exc) or "malformed MATCH" in str(exc):
+            raise QueryError(f"cannot search for this text ({exc}); check AND/OR/NOT, parentheses and quotes") from None
+        raise
+
+
+def search(conn: sqlite3.Connection, q: Query) -> tuple[list[dict], int]:
+    """(one page of matching files, newest first, as dicts; the number of matches in all)."""
+    if not (0 < q.limit <= MAX_LIMIT) or q.offset < 0:
+        raise QueryError(f"limit must be 1..{MAX_LIMIT} and offset at least 0")
+    clauses, args = _where(q)
+    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+    total = _run(conn, f"SELECT COUNT(*) FROM files f {where}", args)[0][0]
+    rows = _run(conn, f"SELECT {', '.join('f.' + c for c in SUMMARY_COLUMNS)} FROM files f {where} "
+                      "ORDER BY f.mtime_ns DESC, f.id DESC LIMIT ? OFFSET ?", args + [q.limit, q.offset])
+    return [summary(r) for r in rows], total
+
+
+def summary(row: sqlite3.Row) -> dict:
+    """A row as JSON-ready dict: syntax fields under their diffusers names, seed as an integer."""
+    d = {k: row[k] for k in row.keys()}
+    if d.get("seed") is not None:
+        d["seed"] = int(d["seed"])
+    if d.get("scheduler_config") is not None:
+        d["scheduler_config"] = json.loads(d["scheduler_config"])
+    for flag in ("regenerable", "has_pixels", "has_residual"):
+        if flag in d:
+            d[flag] = bool(d[flag])
+    d["loras"] = d.pop("lora_names", None).split(" ") if d.get("lora_names") else []
+    return d
+
+
+def detail(conn: sqlite3.Connection, file_id: int) -> dict | None:
+    """Everything the index holds about one file (JSON columns decoded), or None."""
+    row = conn.execute("SELECT * FROM files WHERE id = ?", (file_id,)).fetchone()
+    if row is None:
+        return None
+    d = summary(row)
+    for key in ("platform", "model_vae", "extensions", "signature_status", "provenance", "syntax"):
+        if d.get(key) is not None:
+            d[key] = json.loads(d[key])
+    d["loras"] = json.loads(row["loras"]) if row["loras"] else []
+    return d
