@@ -22,6 +22,8 @@ class Limits:
     max_loras: int = 64
     max_fields: int = 1024          # fields in one element payload (unknown ones included)
     max_map_bytes: int = 2**20      # one msgpack map field (scheduler_config, source.extra)
+    max_metadata_bytes: int = 4 * 2**20   # metadata text an importer reads from one image (all fields, UTF-8)
+    max_graph_nodes: int = 10_000   # nodes of one ComfyUI graph read by an importer
 
     def check(self, what: str, value: int, field: str) -> None:
         """Raise LimitError when *value* exceeds the limit named *field*; the message names the knob to turn."""

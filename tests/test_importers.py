@@ -186,7 +186,7 @@ def _comfy_variant(mutate) -> bytes:
     (lambda g: g["5"]["inputs"].update(batch_size=4), "batch_size"),
     (lambda g: g["10"]["inputs"].update(strength_clip=1.0), "strengths"),
     (lambda g: g.update({"12": {"class_type": "LatentUpscale", "inputs": {}}}), "LatentUpscale"),
-    (lambda g: g["6"]["inputs"].update(text=["99", 0]), "not a plain value"),
+    (lambda g: g["6"]["inputs"].update(text=["5", 0]), "not a plain value"),
 ])
 def test_comfyui_unsupported_graphs_are_reported(mutate, words):
     imp = import_bytes(_comfy_variant(mutate))

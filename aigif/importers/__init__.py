@@ -65,20 +65,20 @@ def _read(src, limits: Limits) -> bytes:
 def read_image(src, limits: Limits = DEFAULT_LIMITS) -> tuple[Embedded, np.ndarray]:
     """(embedded metadata, RGB uint8 pixels) of an image path or bytes."""
     im = open_image(_read(src, limits), limits)
-    emb = read_embedded(im)
+    emb = read_embedded(im, limits)
     rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
     return emb, rgb
 
 
 def import_bytes(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Imported:
     emb, _ = read_image(data, limits)
-    return map_embedded(emb)
+    return map_embedded(emb, limits)
 
 
 def import_image(src, limits: Limits = DEFAULT_LIMITS) -> Imported:
     """Map the metadata of one image file (or bytes) onto the syntax; pixels are not kept."""
     emb, _ = read_image(src, limits)
-    return map_embedded(emb)
+    return map_embedded(emb, limits)
 
 
 def encode_image(src, *, engine=None, codec=None, options: Options = Options(), limits: Limits = DEFAULT_LIMITS,
@@ -90,6 +90,6 @@ def encode_image(src, *, engine=None, codec=None, options: Options = Options(), 
     from ..syntax.document import dumps
 
     emb, rgb = read_image(src, limits)
-    imp = map_embedded(emb)
+    imp = map_embedded(emb, limits)
     outcome = decide(imp, rgb, engine=engine, codec=codec, options=options, resolver=resolver)
     return Encoded(imp, outcome, dumps(outcome.document))

@@ -1,4 +1,4 @@
-"""ComfyUI ``prompt`` (API graph) -> syntax, for the plain text-to-image graph only.
+"""ComfyUI ``prompt`` (API graph, checked by comfy_graph) -> syntax, for the plain txt2img graph only.
 
 Supported: CheckpointLoaderSimple -> [LoraLoader...] -> [CLIPSetLastLayer] ->
 CLIPTextEncode (positive, negative) -> KSampler (denoise 1.0) <- EmptyLatentImage
@@ -10,11 +10,11 @@ the file stays searchable.
 """
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from ..syntax.elements import ComponentRef, Lora
 from . import samplers
+from .comfy_graph import is_link
 from .result import Builder, Imported, stem, to_float, to_int
 
 SAMPLER_NODES = ("KSampler", "KSamplerAdvanced")
@@ -26,25 +26,6 @@ ALLOWED = {
 
 class _Unsupported(Exception):
     pass
-
-
-def load_graph(fields: dict[str, str]) -> dict[str, dict]:
-    raw = fields.get("prompt")
-    try:
-        graph = json.loads(raw) if isinstance(raw, str) else raw
-    except (json.JSONDecodeError, RecursionError):
-        graph = None
-    if not isinstance(graph, dict) or not graph or not all(isinstance(n, dict) and "class_type" in n for n in graph.values()):
-        raise ValueError("the ComfyUI 'prompt' field is not a node graph")
-    return {str(k): v for k, v in graph.items()}
-
-
-def is_comfyui(fields: dict[str, str]) -> bool:
-    try:
-        load_graph(fields)
-        return True
-    except ValueError:
-        return False
 
 
 class _Graph:
@@ -59,9 +40,9 @@ class _Graph:
 
     def link(self, node_id: str, name: str, want: set[str]) -> tuple[str, int]:
         v = self.inputs(node_id).get(name)
-        if not (isinstance(v, list) and len(v) == 2 and str(v[0]) in self.nodes and isinstance(v[1], int)):
+        if not is_link(v):
             raise _Unsupported(f"input {name!r} of node {node_id} is not linked to a node")
-        src = str(v[0])
+        src = v[0]
         cls = self.nodes[src].get("class_type")
         if cls not in want:
             raise _Unsupported(f"input {name!r} of node {node_id} comes from {cls}, expected {' or '.join(sorted(want))}")
@@ -77,11 +58,14 @@ class _Graph:
         return [k for k, n in self.nodes.items() if n.get("class_type") in classes]
 
 
-def map_comfyui(fields: dict[str, str], *, image_size=None, metadata_bytes: int = 0, carrier: str = "", summary: dict | None = None) -> Imported:
+def map_comfyui(fields: dict[str, str], graph: dict[str, dict] | None, *, image_size=None, metadata_bytes: int = 0,
+                carrier: str = "", summary: dict | None = None) -> Imported:
+    """Map a graph checked by :func:`~aigif.importers.comfy_graph.parse_graph` (None: no usable graph)."""
     b = Builder("ComfyUI", fields)
     try:
-        g = _Graph(load_graph(fields))
-        _map_graph(g, b)
+        if graph is None:
+            raise ValueError("the ComfyUI 'prompt' field is not a node graph")
+        _map_graph(_Graph(graph), b)
     except _Unsupported as exc:
         b.block(f"ComfyUI graph: {exc}")
     except ValueError as exc:

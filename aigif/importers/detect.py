@@ -11,7 +11,9 @@ import logging
 
 from ..errors import ConfigError, ImportMetadataError
 from .a1111 import map_a1111
-from .comfyui import is_comfyui, map_comfyui
+from ..limits import DEFAULT_LIMITS, Limits
+from .comfy_graph import parse_graph
+from .comfyui import map_comfyui
 from .extract import Embedded
 from .fooocus import map_fooocus
 from .invokeai import map_invokeai
@@ -52,15 +54,19 @@ def _summary(info) -> dict | None:
         return None
 
 
-def map_embedded(emb: Embedded) -> Imported:
-    """Map the fields of one image; raises ImportMetadataError when no known tool wrote them."""
+def map_embedded(emb: Embedded, limits: Limits = DEFAULT_LIMITS) -> Imported:
+    """Map the fields of one image; raises ImportMetadataError when no known tool wrote them.
+
+    A ComfyUI graph is checked (size, dangling links, cycles) before anything walks it.
+    """
     f = emb.fields
     if not f:
         raise ImportMetadataError("no generation metadata found (looked at PNG text, EXIF UserComment and stealth LSB data)")
     common = {"image_size": emb.size, "metadata_bytes": emb.nbytes, "carrier": emb.carrier}
+    graph = parse_graph(f["prompt"], limits) if isinstance(f.get("prompt"), str) else None
     info = sd_parsers_info(f)
     try:
-        imp = _dispatch(f, info, common)
+        imp = _dispatch(f, info, common, graph)
     except ImportMetadataError:
         raise
     except (ConfigError, TypeError, AttributeError, ValueError, KeyError, IndexError, OverflowError, RecursionError) as exc:
@@ -73,7 +79,7 @@ def map_embedded(emb: Embedded) -> Imported:
     return imp
 
 
-def _dispatch(f: dict, info, common: dict) -> Imported:
+def _dispatch(f: dict, info, common: dict, graph: dict | None) -> Imported:
     generator = getattr(getattr(info, "generator", None), "value", None)
     params = f.get("parameters", "")
     if generator == "Fooocus":
@@ -81,8 +87,8 @@ def _dispatch(f: dict, info, common: dict) -> Imported:
     elif generator == "AUTOMATIC1111" or (generator is None and "parameters" in f and "Steps:" in params):
         tool = "Fooocus" if f.get("fooocus_scheme") == "a1111" or "Version: Fooocus" in params else "A1111"
         imp = map_a1111(params, tool=tool, **common)
-    elif generator == "ComfyUI" or (generator is None and is_comfyui(f)):
-        imp = map_comfyui(f, summary=_summary(info), **common)
+    elif generator == "ComfyUI" or (generator is None and graph is not None):
+        imp = map_comfyui(f, graph, summary=_summary(info), **common)
     elif generator == "InvokeAI":
         imp = map_invokeai(f, info, **common)
     elif generator == "NovelAI" or f.get("Software") == "NovelAI":

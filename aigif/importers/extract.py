@@ -27,7 +27,6 @@ import numpy as np
 from ..errors import ImportMetadataError, LimitError
 from ..limits import DEFAULT_LIMITS, Limits
 
-MAX_METADATA_BYTES = 4 * 2**20      # largest metadata text we accept (ComfyUI workflows are ~5-50 KB)
 IMAGE_FORMATS = {"PNG", "JPEG", "WEBP"}
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp"}
 
@@ -76,7 +75,7 @@ def open_image(data: bytes, limits: Limits = DEFAULT_LIMITS):
     return im
 
 
-def read_embedded(im) -> Embedded:
+def read_embedded(im, limits: Limits = DEFAULT_LIMITS) -> Embedded:
     """Every generation-metadata field of a loaded PIL image (empty ``fields`` when none)."""
     fmt = im.format or ""
     out = Embedded({}, "none", 0, fmt, im.size)
@@ -93,7 +92,7 @@ def read_embedded(im) -> Embedded:
             out.fields, out.carrier = {"parameters": comment}, "exif-usercomment"
     if not out.fields and fmt in ("PNG", "WEBP"):
         try:
-            found = read_stealth(im)
+            found = read_stealth(im, limits.max_metadata_bytes)
         except ImportMetadataError as exc:
             out.notes.append(str(exc))
             found = None
@@ -101,8 +100,7 @@ def read_embedded(im) -> Embedded:
             out.carrier, text = found
             out.fields = _stealth_fields(text)
     out.nbytes = sum(len(v.encode("utf-8", "surrogatepass")) for v in out.fields.values())
-    if out.nbytes > MAX_METADATA_BYTES:
-        raise LimitError(f"embedded metadata of {out.nbytes} bytes is above the limit of {MAX_METADATA_BYTES}")
+    limits.check("embedded metadata (bytes of text)", out.nbytes, "max_metadata_bytes")
     return out
 
 
@@ -145,7 +143,7 @@ def _ascii_share(s: str) -> float:
 
 
 # --- stealth LSB ---------------------------------------------------------------------
-def read_stealth(im) -> tuple[str, str] | None:
+def read_stealth(im, max_bytes: int = DEFAULT_LIMITS.max_metadata_bytes) -> tuple[str, str] | None:
     """(carrier, text) of stealth LSB metadata, or None when the signature is absent."""
     if im.mode not in ("RGB", "RGBA"):
         return None
@@ -168,7 +166,7 @@ def read_stealth(im) -> tuple[str, str] | None:
             raise ImportMetadataError(f"{carrier} metadata declares {nbits} bits but the image holds only {bits.size - start}")
         payload = np.packbits(bits[start:start + nbits - nbits % 8]).tobytes()
         if signatures[sig]:
-            payload = gunzip_limited(payload, MAX_METADATA_BYTES)
+            payload = gunzip_limited(payload, max_bytes)
         try:
             return carrier, payload.decode("utf-8")
         except UnicodeDecodeError:
