@@ -17,10 +17,11 @@ from hypothesis import strategies as st
 import aigif
 from aigif.container import Segment, read_container
 from aigif.errors import AigifError, ConfigError, CorruptError, LimitError, ModelError, RegistryError, UnknownSegmentError
+from aigif.engine.adapters import apply_adapters
 from aigif.syntax import extensions as X
 from aigif.syntax.extensions import (
     AigifWarning, ExtensionError, ExtensionLoadWarning, ExtensionPayloadWarning, Field, UnknownExtensionWarning,
-    apply_adapters, extension_for, extension_named, extension_segment, load_entry_points, msgpack_extension,
+    extension_for, extension_named, extension_segment, load_entry_points, msgpack_extension,
     register_extension, registered_extensions, unregister_extension,
 )
 
@@ -221,11 +222,16 @@ class _Adapter:
 
 
 def test_adapter_pipeline_must_be_allowlisted():
-    with pytest.raises(ConfigError, match="not allowlisted"):
-        register_extension(_ext(0x4001, adapter=_Adapter("MyRemoteCodePipeline")))
     with pytest.raises(ConfigError, match="adapt"):
         register_extension(_ext(0x4001, adapter=object()))
-    register_extension(_ext(0x4001, adapter=_Adapter("StableDiffusionImg2ImgPipeline")))
+    with pytest.raises(ConfigError, match="class name"):
+        register_extension(_ext(0x4001, adapter=_Adapter(42)))
+    register_extension(_ext(0x4001, adapter=_Adapter("MyRemoteCodePipeline")))   # the engine refuses it, not the registry
+    seg = Segment(0x4001, msgpack.packb({"n": 1}))
+    with pytest.raises(ExtensionError, match="not allowlisted"):
+        apply_adapters([seg], StableDiffusionPipeline(), {})
+    register_extension(_ext(0x4001, adapter=_Adapter("StableDiffusionImg2ImgPipeline")), replace=True)
+    assert apply_adapters([seg], StableDiffusionPipeline(), {}).applied == ["t"]
 
 
 def test_extension_segment_helper():

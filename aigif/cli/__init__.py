@@ -1,4 +1,4 @@
-"""The ``aigif`` command line. One module per group of commands, registered on one Typer app.
+"""The ``aigif`` command line: one module per group of commands, each adding them to :data:`.base.app`.
 
 Exit codes (stable, for scripts): 0 success / exact, 1 an :class:`AigifError`
 (bad input, missing model, ...), 2 usage error, 3 fidelity ``close``,
@@ -6,33 +6,17 @@ Exit codes (stable, for scripts): 0 success / exact, 1 an :class:`AigifError`
 """
 from __future__ import annotations
 
-import importlib
 import sys
 
 import typer
 
 from ..errors import AigifError
+from .base import EXIT_CLOSE, EXIT_ERROR, EXIT_MISMATCH, EXIT_OK, EXIT_USAGE, app
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_CLOSE, EXIT_MISMATCH = 0, 1, 2, 3, 4
+# Importing a command module adds its commands to ``app`` (in this order in --help).
+from . import syntax_cmds, text_cmds, engine_cmds, codec_cmds, import_cmds, ext_cmds, batch_cmds, library_cmds  # noqa: E402,F401,I001
 
-app = typer.Typer(
-    name="aigif",
-    help="AI-Generated Image Format: store the generation syntax instead of the pixels.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
-# Each module adds its commands to ``app`` when imported.
-COMMAND_MODULES = ("syntax_cmds", "text_cmds", "engine_cmds", "codec_cmds", "import_cmds", "ext_cmds", "batch_cmds", "library_cmds")
-for _name in COMMAND_MODULES:
-    importlib.import_module(f"{__name__}.{_name}")
-
-
-def fail(exc: AigifError) -> "typer.Exit":
-    """Print an AigifError the way every command does and return the exit to raise."""
-    typer.echo(f"aigif: error: {exc}", err=True)
-    return typer.Exit(EXIT_ERROR)
+__all__ = ["EXIT_CLOSE", "EXIT_ERROR", "EXIT_MISMATCH", "EXIT_OK", "EXIT_USAGE", "app", "main"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,7 @@ from typing import List, Optional
 
 import typer
 
-from . import EXIT_ERROR, EXIT_OK, app
+from .base import EXIT_ERROR, EXIT_OK, app
 
 
 def cli_batch(op: str, in_dir: Path, out_dir: Path, *, force: bool = False, model_dirs: list[Path] | None = None,

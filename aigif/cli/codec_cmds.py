@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from ..errors import ConfigError
-from . import app
+from .base import app
 from .engine_cmds import read_image, write_output
 
 

@@ -16,7 +16,7 @@ import typer
 from ..errors import AigifError, ConfigError
 from ..fileio import atomic_write, read_limited
 from ..limits import DEFAULT_LIMITS
-from . import EXIT_CLOSE, EXIT_MISMATCH, EXIT_OK, app
+from .base import EXIT_CLOSE, EXIT_MISMATCH, EXIT_OK, app
 
 # The CLI's own output only: transformers' import-time notices (e.g. no torchvision) are not the user's business.
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")

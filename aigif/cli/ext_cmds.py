@@ -5,11 +5,12 @@ import json
 
 import typer
 
-from . import app
+from .base import app
 
 
 def cli_extensions(as_json: bool = False) -> str:
     """Text (or JSON) listing registered extensions, assigned codes and plugins that failed to load."""
+    from ..engine.adapters import PIPELINE_ALLOWLIST
     from ..syntax.extensions import ASSIGNED_EXTENSIONS, extension_for, load_failures, registered_extensions
 
     exts = sorted(registered_extensions(), key=lambda e: (min(e.types), e.name))
@@ -27,6 +28,9 @@ def cli_extensions(as_json: bool = False) -> str:
         ver = f" {e.version}" if e.version else ""
         adapter = f"; adapter -> {', '.join(e.pipelines) or 'same pipeline'}" if e.adapter is not None else ""
         lines.append(f"  {e.name:<20} {codes}  [{src}{ver}]{adapter}")
+        refused = [p for p in e.pipelines if p not in PIPELINE_ALLOWLIST]
+        if refused:
+            lines.append(f"  {'':<20} not allowlisted, the engine refuses this adapter: {', '.join(refused)}")
         if e.description:
             lines.append(f"  {'':<20} {e.description}")
     lines.append("assigned public codes (spec/registry.md):")

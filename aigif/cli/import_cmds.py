@@ -15,7 +15,7 @@ import typer
 from ..errors import AigifError, ConfigError
 from ..fileio import read_limited
 from ..limits import DEFAULT_LIMITS
-from . import EXIT_ERROR, EXIT_OK, app
+from .base import EXIT_ERROR, EXIT_OK, app
 
 
 def cli_encode(images: list[Path], output: Path, *, syntax_only: bool = False, model_dirs: list[Path] | None = None,

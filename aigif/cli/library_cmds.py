@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from . import app
+from .base import app
 from .syntax_cmds import printable, printable_json
 
 DB_HELP = "Library database (default: $AIGIF_HOME/library.sqlite)."

@@ -9,7 +9,7 @@ import typer
 from ..errors import ConfigError
 from ..fileio import atomic_write, read_limited
 from ..limits import DEFAULT_LIMITS
-from . import app
+from .base import app
 
 
 def printable(text: str) -> str:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import typer
 
-from . import app
+from .base import app
 from .syntax_cmds import printable
 
 text_app = typer.Typer(help="Prompt coder: encode/decode one text field, list the codecs.", no_args_is_help=True)

@@ -14,6 +14,7 @@ from ..fidelity import FidelityReport, Thresholds, check_fingerprint, compare_im
 from ..syntax import registry
 from ..syntax.document import Document
 from ..syntax.elements import Generation, ModelRef, Platform
+from .adapters import apply_adapters
 from .components import check_vae_folder, locate_lora, locate_vae, lora_label, vae_label
 from .digest import check_digest, check_file_digest, file_sha256
 from .families import call_kwargs
@@ -241,8 +242,6 @@ class Engine:
     def _render(self, loaded: _Loaded, gen: Generation, dtype: str, threads: int, attention: str, deterministic: bool,
                 extensions: tuple = ()) -> np.ndarray:
         import torch
-
-        from ..syntax.extensions import apply_adapters
 
         pipe = loaded.pipe
         f = int(getattr(pipe, "vae_scale_factor", 8))

@@ -12,44 +12,31 @@ broken plugin is a warning, never a crash). Unregistered extension segments
 still round-trip byte for byte; a critical one makes the file undecodable
 (``UnknownSegmentError``). The normative text is ``spec/extensions.md``.
 
+The payload schema language lives in :mod:`.msgpack_schema` (re-exported here).
 An extension may carry a pipeline *adapter* for the engine: an object with
-``pipeline`` (the diffusers class name(s) it needs, from
-:data:`PIPELINE_ALLOWLIST`) and ``adapt(pipe, call_kwargs, data) -> (pipe,
-call_kwargs)``; the engine runs them through :func:`apply_adapters`.
+``pipeline`` (the class name(s) it may hand back) and ``adapt(pipe,
+call_kwargs, data) -> (pipe, call_kwargs)``. This module only checks its shape;
+the engine checks its classes against its allowlist and runs it
+(:mod:`aigif.engine.adapters`).
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
-import math
 import os
 import threading
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
-import msgpack
-
 from ..container.stream import Segment, is_critical
 from ..errors import AigifError, ConfigError, CorruptError, LimitError, RegistryError, UnknownSegmentError
 from ..limits import DEFAULT_LIMITS, Limits
 from . import registry
+from .msgpack_schema import DEFAULT_MAX_PAYLOAD, Field, MsgpackSchema, to_json
 
 ENTRY_POINT_GROUP = "aigif.extensions"
 NO_PLUGINS_ENV = "AIGIF_NO_PLUGINS"      # set to 1 to skip entry point discovery
 MAX_TYPE_CODE = 2**32 - 1
-DEFAULT_MAX_PAYLOAD = 1 << 20            # per-extension payload cap unless the extension says otherwise
-
-# Diffusers pipeline classes an adapter may ask for: loadable without remote code,
-# every one a plain text-to-image / image-to-image pipeline of the supported families.
-PIPELINE_ALLOWLIST = frozenset({
-    "StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline",
-    "StableDiffusionControlNetPipeline", "StableDiffusionControlNetImg2ImgPipeline",
-    "StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline", "StableDiffusionXLInpaintPipeline",
-    "StableDiffusionXLControlNetPipeline", "StableDiffusion3Pipeline", "StableDiffusion3Img2ImgPipeline",
-    "FluxPipeline", "FluxImg2ImgPipeline",
-})
 
 # Extension type codes assigned in spec/registry.md (public range 0x40..0x3FFF).
 # A code is never reused or repurposed; deprecated codes stay here, reserved.
@@ -125,7 +112,7 @@ class Extension:
 
     @property
     def pipelines(self) -> tuple[str, ...]:
-        return _adapter_pipelines(self.adapter)
+        return adapter_pipelines(self.adapter)
 
     def describe(self) -> dict:
         """JSON summary for ``aigif extensions --json``."""
@@ -346,276 +333,7 @@ def check_extension_segment(seg: Segment, where: str = "", limits: Limits = DEFA
         warnings.warn(msg + "; the segment is kept unchanged", ExtensionPayloadWarning, stacklevel=3)
 
 
-# --- declarative payload schema --------------------------------------------------------
-FIELD_TYPES = ("int", "number", "bool", "str", "bytes", "hex", "list", "object", "map")
-
-
-@dataclass(frozen=True)
-class Field:
-    """One schema entry. Bounds: ``min``/``max`` for int and number (inclusive);
-    ``max_len``/``min_len`` for str (characters), bytes and hex (bytes), list (items) and map (keys);
-    ``choices`` for int/str; ``items`` (a Field) for list; ``fields`` (a schema) for object."""
-
-    type: str
-    required: bool = False
-    min: float | None = None
-    max: float | None = None
-    min_len: int = 0
-    max_len: int | None = None
-    choices: tuple | None = None
-    items: "Field | None" = None
-    fields: Mapping[str, "Field"] | None = None
-    doc: str = ""
-
-    def __post_init__(self):
-        if self.type not in FIELD_TYPES:
-            raise ConfigError(f"schema field type {self.type!r} is not one of {', '.join(FIELD_TYPES)}")
-        if self.type == "list" and not isinstance(self.items, Field):
-            raise ConfigError("a list field needs items=Field(...)")
-        if self.type == "object":
-            _check_schema(self.fields)
-        if self.choices is not None:
-            object.__setattr__(self, "choices", tuple(self.choices))
-
-    def describe(self) -> dict:
-        d: dict[str, Any] = {"type": self.type}
-        if self.required:
-            d["required"] = True
-        for k in ("min", "max", "max_len", "choices"):
-            if getattr(self, k) is not None:
-                d[k] = list(getattr(self, k)) if k == "choices" else getattr(self, k)
-        if self.min_len:
-            d["min_len"] = self.min_len
-        if self.items is not None:
-            d["items"] = self.items.describe()
-        if self.fields is not None:
-            d["fields"] = {k: f.describe() for k, f in self.fields.items()}
-        return d
-
-
-def _check_schema(schema: Any) -> None:
-    if not isinstance(schema, Mapping) or not schema:
-        raise ConfigError("a schema is a non-empty mapping of field name -> Field")
-    for k, f in schema.items():
-        if not isinstance(k, str) or not k or not isinstance(f, Field):
-            raise ConfigError(f"schema entry {k!r}: names are strings and values aigif Field objects")
-
-
-DEFAULT_STR_LEN = 65536
-DEFAULT_LIST_LEN = 1024
-
-
-def _validate(f: Field, v: Any, where: str, depth: int, max_depth: int, mode: str) -> Any:
-    """Check *v* against *f*; return its canonical native value. *mode* is 'encode' or 'decode'."""
-    err = ConfigError if mode == "encode" else CorruptError
-    if depth > max_depth:
-        raise LimitError(f"{where}: nested deeper than {max_depth}")
-    t = f.type
-    if t == "bool":
-        if not isinstance(v, bool):
-            raise err(f"{where} must be a boolean, got {v!r}")
-        return v
-    if t == "int":
-        if not isinstance(v, int) or isinstance(v, bool):
-            raise err(f"{where} must be an integer, got {_short(v)}")
-        if not -(2**63) <= v < 2**64:
-            raise err(f"{where} = {v} does not fit 64 bits")
-        _bounds(f, v, where, err)
-        return v
-    if t == "number":
-        if not isinstance(v, (int, float)) or isinstance(v, bool):
-            raise err(f"{where} must be a number, got {_short(v)}")
-        v = float(v)
-        if not math.isfinite(v):
-            raise err(f"{where} must be finite, got {v}")
-        _bounds(f, v, where, err)
-        return v
-    if t == "str":
-        if not isinstance(v, str):
-            raise err(f"{where} must be a string, got {_short(v)}")
-        _length(f, len(v), where, err, DEFAULT_STR_LEN, "characters")
-        if f.choices is not None and v not in f.choices:
-            raise err(f"{where} = {v!r}; allowed: {', '.join(map(str, f.choices))}")
-        return v
-    if t == "bytes":
-        if mode == "encode" and isinstance(v, Mapping):
-            v = _from_b64(v, where)
-        if not isinstance(v, (bytes, bytearray)):
-            raise err(f"{where} must be bytes (or {{\"base64\": ...}} in JSON), got {_short(v)}")
-        _length(f, len(v), where, err, None, "bytes")
-        return bytes(v)
-    if t == "hex":
-        # digests: lower-case hex in Python and JSON, raw bytes (msgpack bin) on the wire
-        if mode == "encode":
-            if not (isinstance(v, str) and len(v) % 2 == 0 and all(c in "0123456789abcdef" for c in v)):
-                raise err(f"{where} must be lower-case hex digits, got {_short(v)}")
-            raw = bytes.fromhex(v)
-        else:
-            if not isinstance(v, bytes):
-                raise err(f"{where} must be binary (a hex field), got {_short(v)}")
-            raw = v
-        _length(f, len(raw), where, err, None, "bytes")
-        return raw.hex()
-    if t == "list":
-        if not isinstance(v, (list, tuple)):
-            raise err(f"{where} must be a list, got {_short(v)}")
-        _length(f, len(v), where, err, DEFAULT_LIST_LEN, "items")
-        return [_validate(f.items, x, f"{where}[{i}]", depth + 1, max_depth, mode) for i, x in enumerate(v)]  # type: ignore[arg-type]
-    if t == "object":
-        return _validate_map(f.fields, v, where, depth + 1, max_depth, mode)  # type: ignore[arg-type]
-    # free-form JSON-like map with string keys
-    if not isinstance(v, Mapping):
-        raise err(f"{where} must be an object, got {_short(v)}")
-    _length(f, len(v), where, err, DEFAULT_LIST_LEN, "keys")
-    return _free(v, where, depth + 1, max_depth, err)
-
-
-def _free(v: Any, where: str, depth: int, max_depth: int, err: type) -> Any:
-    if depth > max_depth:
-        raise LimitError(f"{where}: nested deeper than {max_depth}")
-    if isinstance(v, Mapping):
-        out = {}
-        for k, x in v.items():
-            if not isinstance(k, str):
-                raise err(f"{where}: key {_short(k)} is not a string")
-            out[k] = _free(x, f"{where}.{k}", depth + 1, max_depth, err)
-        return out
-    if isinstance(v, (list, tuple)):
-        return [_free(x, where, depth + 1, max_depth, err) for x in v]
-    if isinstance(v, float) and not math.isfinite(v):
-        raise err(f"{where}: non-finite number")
-    if v is None or isinstance(v, (str, int, float, bool)):
-        return v
-    raise err(f"{where}: a value of type {type(v).__name__} is not allowed in a map")
-
-
-def _validate_map(schema: Mapping[str, Field], v: Any, where: str, depth: int, max_depth: int, mode: str) -> dict:
-    err = ConfigError if mode == "encode" else CorruptError
-    if not isinstance(v, Mapping):
-        raise err(f"{where} must be an object, got {_short(v)}")
-    if depth > max_depth:
-        raise LimitError(f"{where}: nested deeper than {max_depth}")
-    for k in v:
-        if not isinstance(k, str):
-            raise err(f"{where}: key {_short(k)} is not a string")
-    unknown = [k for k in v if k not in schema]
-    if unknown and mode == "encode":
-        raise err(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(schema)}")
-    out = {}
-    for name, f in schema.items():  # schema order = byte order
-        x = v.get(name)
-        if x is None:
-            if f.required:
-                raise err(f"{where}: required key {name!r} is missing")
-            continue
-        out[name] = _validate(f, x, f"{where}.{name}", depth, max_depth, mode)
-    return out  # on decode, keys the schema does not name are ignored (forward compatible)
-
-
-def _to_wire(schema: Mapping[str, Field], native: dict) -> dict:
-    """Validated native data -> what msgpack packs (hex fields become bin)."""
-    return {k: _wire_value(schema[k], v) for k, v in native.items()}
-
-
-def _wire_value(f: Field, v: Any) -> Any:
-    if f.type == "hex":
-        return bytes.fromhex(v)
-    if f.type == "object":
-        return _to_wire(f.fields, v)  # type: ignore[arg-type]
-    if f.type == "list":
-        return [_wire_value(f.items, x) for x in v]  # type: ignore[arg-type]
-    return v
-
-
-def _bounds(f: Field, v: float, where: str, err: type) -> None:
-    if f.min is not None and v < f.min:
-        raise err(f"{where} = {v} is below the minimum {f.min}")
-    if f.max is not None and v > f.max:
-        raise err(f"{where} = {v} is above the maximum {f.max}")
-    if f.choices is not None and v not in f.choices:
-        raise err(f"{where} = {v}; allowed: {', '.join(map(str, f.choices))}")
-
-
-def _length(f: Field, n: int, where: str, err: type, default_max: int | None, unit: str) -> None:
-    cap = f.max_len if f.max_len is not None else default_max
-    if cap is not None and n > cap:
-        raise (LimitError if err is CorruptError else err)(f"{where} has {n} {unit}, above the limit of {cap}")
-    if n < f.min_len:
-        raise err(f"{where} has {n} {unit}, fewer than {f.min_len}")
-
-
-def _short(v: Any) -> str:
-    r = repr(v)
-    return r if len(r) <= 40 else r[:37] + "..."
-
-
-def _from_b64(v: Mapping, where: str) -> bytes:
-    if set(v) != {"base64"} or not isinstance(v["base64"], str):
-        raise ConfigError(f"{where} must be {{\"base64\": \"...\"}}")
-    try:
-        return base64.b64decode(v["base64"], validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ConfigError(f"{where}.base64 is not valid base64: {exc}") from None
-
-
-def _unique_keys(pairs: list) -> dict:
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        raise ValueError("a map repeats a key")
-    return out
-
-
-def to_json(value: Any) -> Any:
-    """Native schema values -> JSON-ready (bytes become ``{"base64": ...}``)."""
-    if isinstance(value, (bytes, bytearray)):
-        return {"base64": base64.b64encode(bytes(value)).decode("ascii")}
-    if isinstance(value, Mapping):
-        return {k: to_json(x) for k, x in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_json(x) for x in value]
-    return value
-
-
-@dataclass(frozen=True)
-class MsgpackSchema:
-    """A schema-checked msgpack map codec: ``pack(data) -> bytes``, ``unpack(bytes) -> data``.
-
-    Encoding is canonical: keys in schema order, absent optional fields omitted,
-    numbers as float64, integers in their shortest msgpack form.
-    """
-
-    schema: Mapping[str, Field]
-    max_payload: int = DEFAULT_MAX_PAYLOAD
-    limits: Limits = DEFAULT_LIMITS
-
-    def __post_init__(self):
-        _check_schema(self.schema)
-
-    def pack(self, data: Any) -> bytes:
-        native = _validate_map(self.schema, data, "data", 0, self.limits.max_nesting, "encode")
-        payload = msgpack.packb(_to_wire(self.schema, native), use_bin_type=True)
-        if len(payload) > self.max_payload:
-            raise LimitError(f"payload is {len(payload)} bytes, above this extension's limit of {self.max_payload}")
-        return payload
-
-    def unpack(self, payload: bytes) -> dict:
-        if len(payload) > self.max_payload:
-            raise LimitError(f"payload is {len(payload)} bytes, above this extension's limit of {self.max_payload}")
-        cap = len(payload)
-        try:
-            value = msgpack.unpackb(
-                payload, raw=False, strict_map_key=True, use_list=True, object_pairs_hook=_unique_keys,
-                max_str_len=min(cap, self.limits.max_text_chars * 4), max_bin_len=cap,
-                max_array_len=min(cap, DEFAULT_LIST_LEN), max_map_len=min(cap, DEFAULT_LIST_LEN), max_ext_len=0,
-            )
-        except Exception as exc:  # msgpack raises several unrelated types on bad data
-            raise CorruptError(f"invalid msgpack payload ({type(exc).__name__}: {exc})") from None
-        return _validate_map(self.schema, value, "data", 0, self.limits.max_nesting, "decode")
-
-    def decode_json(self, payload: bytes) -> dict:
-        return to_json(self.unpack(payload))
-
-
+# --- schema-checked msgpack extensions ---------------------------------------------
 def msgpack_extension(name: str, type_code: int | Iterable[int], schema: Mapping[str, Field], *,
                       critical: bool | None = None, adapter: Any = None, description: str = "",
                       max_payload: int = DEFAULT_MAX_PAYLOAD, version: str | None = None,
@@ -644,7 +362,7 @@ def msgpack_extension(name: str, type_code: int | Iterable[int], schema: Mapping
         return native
 
     def encode(data: Any) -> bytes:
-        native = _validate_map(codec.schema, data, "data", 0, codec.limits.max_nesting, "encode")
+        native = codec.validate(data)
         _checked(native, ConfigError)
         return codec.pack(native)
 
@@ -659,8 +377,8 @@ def msgpack_extension(name: str, type_code: int | Iterable[int], schema: Mapping
                      meta={"payload": "msgpack", "max_payload": max_payload})
 
 
-# --- engine side: pipeline adapters --------------------------------------------------------
-def _adapter_pipelines(adapter: Any) -> tuple[str, ...]:
+# --- adapters: their shape (the engine checks their classes and runs them) ----------
+def adapter_pipelines(adapter: Any) -> tuple[str, ...]:
     if adapter is None:
         return ()
     p = getattr(adapter, "pipeline", None)
@@ -678,64 +396,3 @@ def _check_adapter(ext: Extension) -> None:
     p = getattr(a, "pipeline", None)
     if p is not None and not (isinstance(p, str) or (isinstance(p, (tuple, list, frozenset, set)) and all(isinstance(x, str) for x in p))):
         raise ConfigError(f"extension {ext.name!r}: adapter.pipeline must be a class name or a tuple of them")
-    bad = [x for x in _adapter_pipelines(a) if x not in PIPELINE_ALLOWLIST]
-    if bad:
-        raise ConfigError(f"extension {ext.name!r}: pipeline class(es) {', '.join(bad)} are not allowlisted; "
-                          f"allowed: {', '.join(sorted(PIPELINE_ALLOWLIST))}")
-
-
-@dataclass
-class AdaptedCall:
-    """What :func:`apply_adapters` returns: the pipeline to call, its kwargs, and which extensions ran."""
-
-    pipe: Any
-    call_kwargs: dict
-    applied: list[str]
-
-
-def apply_adapters(extensions: Iterable[Segment], pipe: Any, call_kwargs: dict) -> AdaptedCall:
-    """Run the adapters of a document's extension segments, in file order.
-
-    Every critical segment must have a registered extension with an adapter (else
-    the engine cannot honour it: :class:`ExtensionError` / ``UnknownSegmentError``);
-    ancillary segments without one are ignored. The pipeline an adapter returns
-    must be an allowlisted class it declared.
-    """
-    kwargs = dict(call_kwargs)
-    applied = []
-    for seg in extensions:
-        ext = extension_for(seg.type)
-        if ext is None:
-            if seg.critical:
-                raise UnknownSegmentError(f"critical extension type {seg.type:#x} is unknown; install the extension that defines it")
-            continue
-        if ext.adapter is None:
-            if seg.critical:
-                raise ExtensionError(f"critical extension {ext.name!r} (type {seg.type:#x}) has no pipeline adapter; "
-                                     "this engine cannot regenerate the image")
-            continue
-        try:
-            data = ext.data(seg.payload)
-        except AigifError:
-            raise
-        except Exception as exc:
-            raise CorruptError(f"extension {ext.name!r} (type {seg.type:#x}) cannot decode its payload: {exc}") from None
-        try:
-            result = ext.adapter.adapt(pipe, dict(kwargs), data)
-        except AigifError:
-            raise
-        except Exception as exc:
-            raise ExtensionError(f"adapter of extension {ext.name!r} failed: {type(exc).__name__}: {exc}") from exc
-        if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], dict)
-                and all(isinstance(k, str) for k in result[1])):
-            raise ExtensionError(f"adapter of extension {ext.name!r} must return (pipe, call_kwargs: dict)")
-        new_pipe, kwargs = result
-        cls = type(new_pipe).__name__
-        if new_pipe is not pipe:
-            declared = ext.pipelines
-            if cls not in PIPELINE_ALLOWLIST or (declared and cls not in declared):
-                raise ExtensionError(f"adapter of extension {ext.name!r} returned a {cls}; it declared "
-                                     f"{', '.join(declared) or 'no pipeline'} (allowlist: {', '.join(sorted(PIPELINE_ALLOWLIST))})")
-        pipe = new_pipe
-        applied.append(ext.name)
-    return AdaptedCall(pipe, kwargs, applied)

@@ -226,19 +226,23 @@ def decode_map(raw: bytes, where: str, limits: Limits) -> dict:
     return value
 
 
-def check_json_like(value: Any, where: str, max_depth: int, depth: int = 0) -> None:
+def check_json_like(value: Any, where: str, max_depth: int, depth: int = 0, err: type = CorruptError) -> None:
+    """*value* holds only JSON types (string keys, finite numbers), nested at most *max_depth* deep.
+
+    *err* is the error for a wrong value: :class:`CorruptError` when reading, :class:`ConfigError` when writing.
+    """
     if depth > max_depth:
         raise LimitError(f"{where}: nested deeper than {max_depth}")
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
-                raise CorruptError(f"{where}: map key {key!r} is not a string")
-            check_json_like(item, where, max_depth, depth + 1)
+                raise err(f"{where}: map key {key!r} is not a string")
+            check_json_like(item, where, max_depth, depth + 1, err)
     elif isinstance(value, (list, tuple)):
         for item in value:
-            check_json_like(item, where, max_depth, depth + 1)
+            check_json_like(item, where, max_depth, depth + 1, err)
     elif isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
-            raise CorruptError(f"{where}: non-finite number in map")
+            raise err(f"{where}: non-finite number in map")
     elif not (value is None or isinstance(value, (str, int, bool))):
-        raise CorruptError(f"{where}: value of type {type(value).__name__} is not allowed in a map")
+        raise err(f"{where}: value of type {type(value).__name__} is not allowed in a map")

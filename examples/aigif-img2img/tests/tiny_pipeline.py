@@ -66,7 +66,7 @@ def call_kwargs(generation) -> dict:
 def run(pipe, generation, extensions=()):
     """Generate with the adapters of *extensions* applied; returns uint8 HxWx3 and the adapted call."""
     import numpy as np
-    from aigif.syntax.extensions import apply_adapters
+    from aigif.engine.adapters import apply_adapters
 
     call = apply_adapters(extensions, pipe, call_kwargs(generation))
     out = call.pipe(**call.call_kwargs).images[0]
