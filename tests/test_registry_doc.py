@@ -83,8 +83,11 @@ def test_platform_enums(tables, heading, table):
 
 def test_families(tables):
     rows = tables["Pipeline families"]
-    doc = {int(x["Code"]): r.Family(x["Name"], x["Diffusers pipeline"], int(x["Default size"]), x["Default scheduler"]) for x in rows}
+    from aigif.engine.families import FAMILY_PIPELINES
+
+    doc = {int(x["Code"]): r.Family(x["Name"], int(x["Default size"]), x["Default scheduler"]) for x in rows}
     assert doc == r.FAMILIES and len(_codes(rows)) == len(r.FAMILIES)
+    assert {x["Name"]: x["Diffusers pipeline"] for x in rows} == FAMILY_PIPELINES
 
 
 def test_models(tables):

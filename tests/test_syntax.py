@@ -175,6 +175,16 @@ def test_syntax_layer_does_not_import_torch():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_syntax_layer_knows_no_engine_and_no_pipeline_class():
+    import re
+    from pathlib import Path
+
+    for path in (Path(aigif.__file__).parent / "syntax").glob("*.py"):
+        text = path.read_text("utf-8")
+        assert not re.search(r"^\s*(from|import)\s+(\.\.engine|aigif\.engine|diffusers|torch)", text, re.M), path
+        assert not re.search(r"\b\w+Pipeline\b", text), path
+
+
 def test_every_truncation_and_flip_of_a_full_file_is_an_aigif_error():
     from pathlib import Path
 

@@ -1,8 +1,9 @@
-"""Pipeline families: how a syntax becomes a diffusers call. One entry per pipeline class.
+"""Pipeline families: how a syntax becomes a diffusers call.
 
-A family in :data:`aigif.syntax.registry.FAMILIES` names its pipeline class;
-:data:`PIPELINES` says how to load and call it. Adding a family (e.g. SD3,
-Flux) is one entry here plus one in the registry.
+:data:`FAMILY_PIPELINES` names the diffusers class each family of
+:data:`aigif.syntax.registry.FAMILIES` builds (the syntax layer names none);
+:data:`PIPELINES` says how to load and call each class. Adding a family (e.g.
+SD3, Flux) is one entry in each here plus one in the registry.
 """
 from __future__ import annotations
 
@@ -31,18 +32,27 @@ PIPELINES = {
 }
 ALLOWED_PIPELINES = frozenset(PIPELINES)
 
+# registry family -> the diffusers pipeline class it builds (mirrored in spec/registry.md)
+FAMILY_PIPELINES = {
+    "sd1": "StableDiffusionPipeline",
+    "sd2": "StableDiffusionPipeline",
+    "sdxl": "StableDiffusionXLPipeline",
+}
+
 
 def family_pipeline(family: str) -> str:
-    name = registry.family_entry(family).pipeline
+    registry.family_entry(family)  # an unknown name fails listing the known ones
+    name = FAMILY_PIPELINES.get(family)
     if name not in PIPELINES:
-        raise ModelError(f"pipeline family {family} ({name}) is not supported by this engine yet; supported: "
-                         + ", ".join(sorted(f.name for f in registry.FAMILIES.values() if f.pipeline in PIPELINES)))
+        raise ModelError(f"pipeline family {family} ({name or 'no pipeline'}) is not supported by this engine yet; supported: "
+                         + ", ".join(sorted(f for f, p in FAMILY_PIPELINES.items() if p in PIPELINES)))
     return name
 
 
 def family_of_pipeline(pipeline: str) -> str | None:
+    """The first registry family that builds *pipeline* (``StableDiffusionPipeline``: sd1)."""
     for f in registry.FAMILIES.values():
-        if f.pipeline == pipeline:
+        if FAMILY_PIPELINES.get(f.name) == pipeline:
             return f.name
     return None
 

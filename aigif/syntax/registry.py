@@ -2,8 +2,9 @@
 
 A code, once published, is never reused or changed. Names are the public
 (JSON / CLI) spelling; codes are what the file stores. Nothing here imports
-torch or diffusers: pipeline and scheduler classes are named as strings and
-resolved by the engine.
+torch or diffusers: scheduler classes are named as strings and resolved by the
+engine, which also says which pipeline class each family builds
+(:mod:`aigif.engine.families`).
 """
 from __future__ import annotations
 
@@ -42,15 +43,14 @@ ATTENTION = {0: "default", 1: "sdpa", 2: "sdpa-math", 3: "sdpa-flash", 4: "sdpa-
 @dataclass(frozen=True)
 class Family:
     name: str
-    pipeline: str            # diffusers class name (allowlisted by the engine)
-    default_size: int
+    default_size: int        # image side in pixels when a request leaves it out
     default_scheduler: str
 
 
 FAMILIES = {
-    1: Family("sd1", "StableDiffusionPipeline", 512, "pndm"),
-    2: Family("sd2", "StableDiffusionPipeline", 768, "ddim"),
-    3: Family("sdxl", "StableDiffusionXLPipeline", 1024, "euler"),
+    1: Family("sd1", 512, "pndm"),
+    2: Family("sd2", 768, "ddim"),
+    3: Family("sdxl", 1024, "euler"),
 }
 
 
