@@ -53,7 +53,7 @@ __all__ = [
 
 
 # --- Python API (aigif.api, imported on first use) and the Pillow plugin ------------------
-_API = ("generate", "record", "wrap_pipeline", "decode", "Recording", "Decoded")
+_API = ("generate", "pack", "record", "wrap_pipeline", "decode", "Generated", "Recording", "Decoded")
 
 
 def __getattr__(name: str):

@@ -1,18 +1,20 @@
 """The Python API for the three jobs users have: make an .aigif, get the image back, extend the format.
 
     import aigif
-    res = aigif.generate("a lighthouse at dusk", seed=7)          # embedded tiny model, 64x64
+    res = aigif.generate("a lighthouse at dusk", seed=7)          # Generated(image=PIL.Image, document)
     aigif.dump(res.document, "lighthouse.aigif")
     out = aigif.decode("lighthouse.aigif")                         # Decoded(image=PIL.Image, report, ...)
+    data = aigif.pack({"model": "sd15", "prompt": "a fox", "seed": 1})   # syntax-only file, no rendering
 
     image, data = aigif.record(pipe, prompt="a lighthouse", seed=7)   # your own diffusers pipeline
 
 Everything heavy (torch, diffusers, the codec) is imported inside the
-functions, so importing this module costs nothing.
+functions, so importing this module costs nothing. The ``aigif`` command calls
+these same functions; request defaults come from :mod:`aigif.syntax.defaults`
+and model/LoRA/VAE strings are parsed by :mod:`aigif.engine.refs`.
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import secrets
@@ -21,10 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from .errors import AigifError, ConfigError, ModelError
-from .fileio import read_limited
+from .fileio import read_limited, write_output
+from .imageio import png_bytes
 from .limits import DEFAULT_LIMITS, Limits
 from .syntax import registry
-from .syntax.document import Document, dumps, loads
+from .syntax.document import Document, document_from_dict, dumps, loads
 from .syntax.elements import Generation, ModelRef
 
 
@@ -56,6 +59,14 @@ class Recording:
 
 
 @dataclass(frozen=True)
+class Generated:
+    """What :func:`generate` returns: the image and the document to save (platform and fingerprint filled)."""
+
+    image: Any            # PIL.Image.Image
+    document: Document
+
+
+@dataclass(frozen=True)
 class Decoded:
     """What :func:`decode` returns: the image, how well it matches the file's fingerprint, and where it came from."""
 
@@ -72,41 +83,58 @@ class Decoded:
 # --- (a) generate ---------------------------------------------------------------------
 def model_ref(model: str | ModelRef | None) -> ModelRef | None:
     """A registry name, a Hugging Face repo id ``owner/name[@revision]`` or a :class:`ModelRef`."""
-    if model is None or isinstance(model, ModelRef):
-        return model
-    if not isinstance(model, str) or not model:
-        raise ConfigError(f"model must be a registry name, a repo id or a ModelRef, got {model!r}")
-    if registry.code_of("model", model) is not None:
-        return ModelRef(name=model)
-    repo, _, revision = model.partition("@")
-    if repo.count("/") == 1 and not repo.startswith((".", "/")) and not Path(repo).exists():
-        return ModelRef(repo=repo, revision=revision or "main")
-    raise ConfigError(f"model {model!r} is neither a registry name ({', '.join(sorted(m.name for m in registry.MODELS.values()))}) "
-                      "nor a Hugging Face repo id (owner/name); for a local folder pass "
-                      "ModelRef(local='name-inside-a-model-dir') and Engine(model_dirs=[...])")
+    from .engine.refs import parse_model
+
+    ref, dirs = parse_model(model, [])
+    if dirs:
+        raise ConfigError(f"model {model!r} is a local path; pass it to generate() with an engine whose model_dirs "
+                          "hold it, or ModelRef(local='name-inside-a-model-dir')")
+    return ref
 
 
 def generate(prompt: str, *, negative_prompt: str = "", model: str | ModelRef | None = None, seed: int | None = None,
-             steps: int | None = None, guidance: float = 7.5, width: int | None = None, height: int | None = None,
+             steps: int | None = None, guidance: float | None = None, width: int | None = None, height: int | None = None,
              scheduler: str | None = None, clip_skip: int | None = None, eta: float | None = None,
-             engine=None, output: str | os.PathLike | None = None, overwrite: bool = True):
-    """Render one image with aigif's engine and return ``GenerateResult(image, document)``.
+             guidance_rescale: float | None = None, loras=(), vae=None, revision: str | None = None, engine=None,
+             output: str | os.PathLike | None = None, overwrite: bool = True) -> Generated:
+    """Render one image with aigif's engine and return ``Generated(image, document)`` (a PIL image).
 
-    Defaults follow the model: the embedded ``aigif-tiny-sd`` (used when *model* is None)
-    renders 64x64 in 10 steps; other models use their family's size and 50 steps.
-    *seed* None draws a random 32-bit seed (it is recorded). *output* also writes the .aigif.
+    Defaults follow the model (:mod:`aigif.syntax.defaults`): the embedded ``aigif-tiny-sd``
+    (used when *model* is None) renders 64x64 in 10 steps; other models use their family's
+    size and 50 steps. *model*: a registry name, a path, ``owner/name[@revision]`` or a
+    :class:`ModelRef` (*revision* pins a repo id); *loras*: ``"NAME[:WEIGHT]"`` strings or :class:`Lora` in order; *vae*: a
+    name, path, repo or :class:`ComponentRef`. A path outside the engine's model dirs adds its
+    folder to them. *seed* None draws a random 32-bit seed (it is recorded). *output* also
+    writes the .aigif (replacing an existing file only with *overwrite*).
     """
-    from .engine.defaults import build_generation
+    from PIL import Image
 
-    ref = model_ref(model)
-    gen = build_generation(prompt, ref, negative_prompt=negative_prompt, seed=seed, steps=steps, guidance=guidance,
-                           width=width, height=height, scheduler=scheduler, clip_skip=clip_skip, eta=eta)
-    result = _engine(engine).generate(gen, ref)
+    from .engine.refs import parse_request
+    from .syntax.defaults import resolve_generation
+
+    eng = _engine(engine)
+    ref, dirs = parse_request(model, eng.model_dirs, loras=loras, vae=vae, revision=revision)
+    if len(dirs) > len(eng.model_dirs):
+        eng.model_dirs = dirs
+    gen = resolve_generation(ref, prompt=prompt, negative_prompt=negative_prompt, seed=seed, num_inference_steps=steps,
+                             guidance_scale=guidance, width=width, height=height, scheduler=scheduler,
+                             clip_skip=clip_skip, eta=eta, guidance_rescale=guidance_rescale)
+    result = eng.generate(gen, ref)
     if output is not None:
-        from .fileio import atomic_write
+        write_output(output, dumps(result.document), force=overwrite)
+    return Generated(Image.fromarray(result.image, "RGB"), result.document)
 
-        atomic_write(output, dumps(result.document), overwrite=overwrite)
-    return result
+
+def pack(description: dict, *, output: str | os.PathLike | None = None, overwrite: bool = True) -> bytes:
+    """The syntax-only .aigif bytes of a JSON-style description (``aigif info --json`` keys), nothing rendered.
+
+    Left-out values get the same defaults as :func:`generate` for the same model. *output* also
+    writes the file (replacing an existing one only with *overwrite*).
+    """
+    data = dumps(document_from_dict(description))
+    if output is not None:
+        write_output(output, data, force=overwrite)
+    return data
 
 
 def _engine(engine):
@@ -371,16 +399,6 @@ def decode(src, *, engine=None, reference=None, limits: Limits = DEFAULT_LIMITS)
     return Decoded(Image.fromarray(np.ascontiguousarray(result.image, dtype=np.uint8), "RGB"), result.report, doc, result.source)
 
 
-def png_bytes(image) -> bytes:
-    """PNG bytes of a PIL image or HxWx3 uint8 array (helper for examples and batch jobs)."""
-    from PIL import Image
-
-    im = image if isinstance(image, Image.Image) else Image.fromarray(image, "RGB")
-    buf = io.BytesIO()
-    im.save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def register_pillow() -> None:
     """Teach Pillow the .aigif format (``Image.open``/``save``); idempotent. See :mod:`aigif.pillow_plugin`."""
     from . import pillow_plugin
@@ -388,5 +406,5 @@ def register_pillow() -> None:
     pillow_plugin.register()
 
 
-__all__ = ["Decoded", "Recording", "RecordingPipeline", "decode", "generate", "model_ref", "pipeline_model_ref", "record",
-           "register_pillow", "scheduler_of", "wrap_pipeline", "png_bytes"]
+__all__ = ["Decoded", "Generated", "Recording", "RecordingPipeline", "decode", "generate", "model_ref", "pack",
+           "pipeline_model_ref", "record", "register_pillow", "scheduler_of", "wrap_pipeline", "png_bytes"]

@@ -104,9 +104,15 @@ def keep_existing(dst: str | os.PathLike, *, force: bool, is_valid) -> bool:
 
 
 def write_output(dst: str | os.PathLike, data: bytes, *, force: bool) -> Path:
-    """Clear temps a killed job left beside *dst*, then :func:`atomic_write` (replacing only with *force*)."""
-    remove_stale_temps(dst)
-    return atomic_write(dst, data, overwrite=force)
+    """Clear temps a killed job left beside *dst*, then :func:`atomic_write` (replacing only with *force*).
+
+    OS errors (a file where a folder should be, no permission) become :class:`AigifError` naming *dst*.
+    """
+    try:
+        remove_stale_temps(dst)
+        return atomic_write(dst, data, overwrite=force)
+    except OSError as exc:
+        raise AigifError(f"cannot write {dst}: {exc.strerror or exc}") from None
 
 
 def _mode_for(path: Path) -> int:

@@ -31,11 +31,13 @@ def test_generate_defaults_and_output(tmp_path, made):
     g = made.document.generation
     assert (g.width, g.height, g.num_inference_steps, g.seed) == (64, 64, 3, 7)
     assert made.document.model == ModelRef(name="aigif-tiny-sd")
-    assert made.document.fingerprint is not None and made.image.shape == (64, 64, 3)
+    assert made.document.fingerprint is not None and isinstance(made.image, Image.Image) and made.image.size == (64, 64)
     out = tmp_path / "l.aigif"
     res = api.generate("a lighthouse at dusk", seed=7, steps=3, output=out)
     assert aigif.load(out) == res.document
-    assert np.array_equal(res.image, made.image)              # deterministic
+    assert np.array_equal(np.asarray(res.image), np.asarray(made.image))   # deterministic
+    with pytest.raises(aigif.AigifError, match="exists"):
+        api.generate("a lighthouse at dusk", seed=7, steps=3, output=out, overwrite=False)
     assert api.generate("x", steps=1).document.generation.seed >= 0   # random seed is recorded
 
 
@@ -47,8 +49,8 @@ def test_decode_every_source_kind(tmp_path, made):
         out = api.decode(src)
         assert isinstance(out.image, Image.Image) and out.image.size == (64, 64)
         assert out.status == "exact" and out.source == "regenerated"
-        assert np.array_equal(np.asarray(out.image), made.image)
-    ref = api.decode(data, reference=Image.fromarray(made.image))
+        assert np.array_equal(np.asarray(out.image), np.asarray(made.image))
+    ref = api.decode(data, reference=made.image)
     assert ref.report.reference != "fingerprint" and ref.status == "exact"
 
 
@@ -61,13 +63,28 @@ def test_decode_bad_input(tmp_path):
         api.decode(tmp_path / "missing.aigif")
 
 
-def test_model_ref_parsing():
+def test_model_ref_parsing(tmp_path):
     assert api.model_ref("aigif-tiny-sd") == ModelRef(name="aigif-tiny-sd")
     assert api.model_ref("owner/model@abc123") == ModelRef(repo="owner/model", revision="abc123")
     assert api.model_ref(None) is None
-    for bad in ("not a model", "", 3):
+    for bad in ("not a model", "", 3, str(tmp_path)):
         with pytest.raises(ConfigError):
             api.model_ref(bad)
+
+
+def test_generate_and_decode_return_the_same_kind_of_image(made):
+    decoded = api.decode(made.document)
+    assert type(decoded.image) is type(made.image) and decoded.image.mode == made.image.mode == "RGB"
+
+
+def test_pack_and_generate_agree_on_defaults(made):
+    """One function fills a request's left-out values: the same model gets the same size, steps and guidance."""
+    packed = aigif.loads(api.pack({"model": "aigif-tiny-sd", "prompt": "a lighthouse at dusk", "seed": 7}))
+    generated = api.generate("a lighthouse at dusk", seed=7, steps=None).document.generation
+    assert packed.generation == generated
+    assert (generated.width, generated.height, generated.num_inference_steps, generated.guidance_scale) == (64, 64, 10, 7.5)
+    sd15 = aigif.loads(api.pack({"model": "sd15", "prompt": "x", "seed": 1})).generation
+    assert (sd15.width, sd15.num_inference_steps) == (512, 50)
 
 
 def test_record_reproduces_with_the_engine(tiny_pipe):

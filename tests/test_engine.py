@@ -291,6 +291,20 @@ def test_cli_generate_decode_verify(tmp_path):
     assert any("close (PSNR" in line for line in lines)
 
 
+def test_cli_pack_and_generate_write_the_same_defaults(tmp_path):
+    """`aigif pack` and `aigif generate` fill left-out values alike for the same model (the tiny one: 64 px, 10 steps)."""
+    from aigif.cli import main
+
+    desc = tmp_path / "d.json"
+    desc.write_text(json.dumps({"model": "aigif-tiny-sd", "prompt": "a small boat", "seed": 3, "scheduler": "Euler a"}))
+    assert main(["pack", str(desc), "-o", str(tmp_path / "p.aigif")]) == 0
+    assert main(["generate", "-p", "a small boat", "-m", "aigif-tiny-sd", "-s", "3", "--sampler", "Euler a", "-q",
+                 "-o", str(tmp_path / "g.aigif")]) == 0
+    packed, generated = (aigif.load(tmp_path / n).generation for n in ("p.aigif", "g.aigif"))
+    assert packed == generated
+    assert (packed.width, packed.height, packed.num_inference_steps, packed.guidance_scale, packed.scheduler) == (64, 64, 10, 7.5, "euler-a")
+
+
 def test_every_registry_scheduler_renders_or_names_its_missing_package(engine):
     from aigif.errors import ConfigError
     from aigif.syntax.registry import SCHEDULERS

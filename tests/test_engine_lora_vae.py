@@ -301,7 +301,8 @@ def test_vae_mismatch_missing_and_unsafe(engine, model_dir):
 
 
 def test_cli_generate_with_lora_and_vae(tmp_path, model_dir):
-    from aigif.cli.engine_cmds import cli_decode, cli_generate, parse_lora
+    from aigif.cli.engine_cmds import cli_decode, cli_generate
+    from aigif.engine.refs import parse_lora
 
     assert parse_lora("style:0.8", [model_dir]) == Lora(name="style", weight=0.8)
     assert parse_lora("style", [model_dir]) == Lora(name="style", weight=1.0)

@@ -7,8 +7,9 @@ from typing import Optional
 import typer
 
 from ..errors import ConfigError
+from ..fileio import write_output
+from ..imageio import read_image
 from .base import app
-from .engine_cmds import read_image, write_output
 
 
 def cli_compress_image(image: Path, output: Path, *, quality: int | None = None, target_psnr: float = 32.0,
@@ -34,7 +35,7 @@ def cli_compress_image(image: Path, output: Path, *, quality: int | None = None,
     p = psnr(rgb, decoded)
     # The fingerprint is of the decoded pixels, so `aigif decode` can confirm it reproduced them exactly.
     data = dumps(Document(pixels=payload, fingerprint=fingerprint(decoded)))
-    write_output(output, data, force)
+    write_output(output, data, force=force)
     h, w = rgb.shape[:2]
     echo(f"{output}: {len(data)} bytes ({len(data) * 8 / (h * w):.3f} bpp, quality {quality}, PSNR {p:.2f} dB)")
     return 0

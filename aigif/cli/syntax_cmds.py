@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from ..errors import ConfigError
-from ..fileio import atomic_write, read_limited
+from ..fileio import read_limited
 from ..limits import DEFAULT_LIMITS
 from .base import app
 
@@ -45,12 +45,10 @@ def pack(
     output: Path = typer.Option(..., "-o", "--output", help="The .aigif file to write."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing output."),
 ) -> None:
-    """Write a syntax-only .aigif file from a JSON generation description."""
-    from ..syntax import document_from_dict, dumps
+    """Write a syntax-only .aigif file from a JSON generation description (left-out values: the model's defaults)."""
+    from .. import api
 
-    doc = document_from_dict(read_json(config))
-    data = dumps(doc)
-    atomic_write(output, data, overwrite=force)
+    data = api.pack(read_json(config), output=output, overwrite=force)
     typer.echo(f"{output}: {len(data)} bytes")
 
 

@@ -23,7 +23,7 @@ from .loader import DEFAULT_MODEL, PipelineCache, Resolved, check_pipeline_folde
 from .noise import initial_latents
 from .paths import env_model_dirs
 from .platform import CUBLAS_WORKSPACE, capture_platform, pinned, platform_diffs
-from .schedulers import make_scheduler, resolve_scheduler_name
+from .schedulers import make_scheduler
 from .vae import load_vae, swap_vae, vae_digest
 
 DTYPES = ("float32", "float16", "bfloat16")
@@ -96,8 +96,6 @@ class Engine:
         """Render *generation* (with extension segments, e.g. img2img) and return the pixels plus the document to save."""
         import torch
 
-        if generation.scheduler is not None:
-            generation = dataclasses.replace(generation, scheduler=resolve_scheduler_name(generation.scheduler))
         model = model or ModelRef(name=DEFAULT_MODEL)
         dtype = self.dtype or "float32"
         threads = self.threads or torch.get_num_threads()
@@ -250,12 +248,11 @@ class Engine:
         if gen.width * gen.height > self.max_pixels:
             raise LimitError(f"{gen.width}x{gen.height} is above the engine's limit of {self.max_pixels} pixels; "
                              "if you trust this file, use Engine(max_pixels=...)")
-        scheduler = gen.scheduler and resolve_scheduler_name(gen.scheduler)
         kw = call_kwargs(loaded.res.pipeline, gen)
         channels = int(pipe.unet.config.in_channels)
         with pinned(self.device, threads, deterministic), _attention_context(attention), torch.inference_mode():
             try:
-                pipe.scheduler = make_scheduler(loaded.scheduler_cls, loaded.scheduler_config, scheduler, gen.scheduler_config)
+                pipe.scheduler = make_scheduler(loaded.scheduler_cls, loaded.scheduler_config, gen.scheduler, gen.scheduler_config)
                 latents, g = initial_latents(gen.seed, gen.batch_index, (channels, gen.height // f, gen.width // f),
                                              dtype=getattr(torch, dtype), device=self.device)
                 call = apply_adapters(extensions, pipe, {**kw, "latents": latents, "generator": g, "output_type": "np"})

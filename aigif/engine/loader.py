@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..errors import AigifError, ModelError, UnsafeModelError
 from ..syntax import registry
+from ..syntax.defaults import DEFAULT_MODEL
 from ..syntax.elements import ModelRef
 from . import tiny
 from .digest import file_sha256, folder_digest
@@ -26,7 +27,6 @@ from .quiet import quiet as _quiet
 UNSAFE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".pkl", ".pickle", ".msgpack", ".h5", ".onnx", ".gguf")
 # diffusers names its own pipeline sub-packages as libraries (real SD 1.x: ["stable_diffusion", "StableDiffusionSafetyChecker"])
 _LIBRARIES = {"diffusers", "transformers", "stable_diffusion", "stable_diffusion_xl"}
-DEFAULT_MODEL = "aigif-tiny-sd"
 
 
 @dataclass(frozen=True)

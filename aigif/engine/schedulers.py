@@ -31,16 +31,6 @@ def _check_overrides(cfg: dict | None) -> dict[str, Any]:
     return out
 
 
-def resolve_scheduler_name(name: str) -> str:
-    """Accept our names ('dpmpp-2m-karras') and other tools' ('DPM++ 2M Karras')."""
-    if registry.code_of("scheduler", name) is not None:
-        return name
-    mapped = registry.scheduler_from_sampler(name)
-    if mapped is None:
-        registry.scheduler_entry(name)  # raises listing the known names
-    return mapped
-
-
 def make_scheduler(default_cls: str, default_config: dict, name: str | None, overrides: dict | None):
     """The scheduler for one image: the pipeline's own (``name=None``) or a registry one built on its config."""
     import diffusers

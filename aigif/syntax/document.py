@@ -15,6 +15,7 @@ from ..container import Segment, read_container, write_container
 from ..errors import AigifError, ConfigError, CorruptError
 from ..limits import DEFAULT_LIMITS, Limits
 from . import registry
+from .defaults import with_defaults
 from .elements import Fingerprint, Generation, ModelRef, Platform, Source, from_dict, to_dict
 from .extensions import check_extension_segment, extension_for
 from .schema import decode_element, encode_element
@@ -152,10 +153,7 @@ def document_from_dict(d: Any) -> Document:
     gen = None
     gen_part = {k: d[k] for k in _GEN_KEYS if k in d}
     if gen_part:
-        gen_part = _with_defaults(gen_part, model)
-        if isinstance(gen_part.get("scheduler"), str):
-            gen_part["scheduler"] = _scheduler_name(gen_part["scheduler"])
-        gen = from_dict(Generation, gen_part, "generation")
+        gen = from_dict(Generation, with_defaults(gen_part, model), "generation")
     values: dict[str, Any] = {"model": model, "generation": gen}
     for attr, cls in (("platform", Platform), ("fingerprint", Fingerprint), ("source", Source)):
         if attr in d:
@@ -166,33 +164,6 @@ def document_from_dict(d: Any) -> Document:
     if "extensions" in d:
         values["extensions"] = tuple(_extension_from_dict(x, i) for i, x in enumerate(_as_list(d["extensions"], "extensions")))
     return Document(**values)
-
-
-def _with_defaults(gen: dict, model: ModelRef | None) -> dict:
-    """Fill what diffusers itself would default: size from the family, 50 steps, guidance 7.5."""
-    gen = dict(gen)
-    family = None
-    if model is not None:
-        fam_name = model.family or (registry.model_entry(model.name).family if model.name and registry.code_of("model", model.name) else None)
-        if fam_name and registry.code_of("family", fam_name) is not None:
-            family = registry.family_entry(fam_name)
-    size = family.default_size if family else 512
-    gen.setdefault("width", size)
-    gen.setdefault("height", size)
-    gen.setdefault("num_inference_steps", 50)
-    gen.setdefault("guidance_scale", 7.5)
-    return gen
-
-
-def _scheduler_name(name: str) -> str:
-    """Registry names and other tools' sampler names map to a code; a diffusers class name escapes."""
-    mapped = registry.scheduler_from_sampler(name)
-    if mapped is not None:
-        return mapped
-    if name.isidentifier() and name.endswith("Scheduler"):
-        return name  # stored as a string: a diffusers scheduler class outside the registry
-    registry.scheduler_entry(name)  # raises, listing the known names
-    raise AssertionError  # pragma: no cover
 
 
 def _as_list(v: Any, where: str) -> list:

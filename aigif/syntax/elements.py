@@ -13,6 +13,7 @@ from typing import Any
 
 from ..container.varint import U64_MAX
 from ..errors import ConfigError
+from . import registry
 from .schema import F
 
 MAX_SIDE = 16384
@@ -172,6 +173,9 @@ class Generation:
         _check(self.clip_skip is None or (_is_int(self.clip_skip) and 0 <= self.clip_skip <= 64), f"clip_skip must be 0..64, got {self.clip_skip!r}")
         _check(self.batch_index is None or (_is_int(self.batch_index) and 0 <= self.batch_index < 2**32), f"batch_index must be 0..2**32-1, got {self.batch_index!r}")
         _check(self.scheduler_config is None or isinstance(self.scheduler_config, dict), "scheduler_config must be an object")
+        _check(self.scheduler is None or isinstance(self.scheduler, str), f"scheduler must be a string, got {self.scheduler!r}")
+        if self.scheduler is not None:  # other tools' sampler names ('DPM++ 2M Karras') are held as the registry's
+            object.__setattr__(self, "scheduler", registry.scheduler_from_sampler(self.scheduler) or self.scheduler)
 
 
 @dataclass(frozen=True)
