@@ -19,7 +19,7 @@ out.mkdir(parents=True, exist_ok=True)
 res = generate("a paper boat on a pond", seed=7, steps=4)
 
 # Save: a PIL image plus its syntax -> a syntax file with the image's fingerprint.
-Image.fromarray(res.image).save(out / "boat.aigif", syntax=res.document)
+res.image.save(out / "boat.aigif", syntax=res.document)
 
 # Open: only the syntax is read; size/mode/metadata are there without rendering.
 im = Image.open(out / "boat.aigif")

@@ -16,7 +16,7 @@ out.mkdir(parents=True, exist_ok=True)
 # 1. Generate: the engine renders the image and returns the document to save.
 res = generate("a lighthouse on a cliff at dusk, oil painting", seed=1234, steps=4, output=out / "lighthouse.aigif")
 size = (out / "lighthouse.aigif").stat().st_size
-print(f"lighthouse.aigif: {size} bytes for a {res.image.shape[1]}x{res.image.shape[0]} image")
+print(f"lighthouse.aigif: {size} bytes for a {res.image.width}x{res.image.height} image")
 
 # 2. Look inside: the syntax (platform, model, data configuration) as JSON.
 doc = aigif.load(out / "lighthouse.aigif")

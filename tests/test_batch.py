@@ -26,7 +26,7 @@ def collection(tmp_path_factory):
     for i, rel in enumerate(["a.aigif", "b.aigif", "sub/c.aigif", "sub/d.aigif"]):
         res = generate(f"a tiny house number {i}", seed=i, steps=2)
         aigif.dump(res.document, root / rel)
-        expected[rel] = res.image
+        expected[rel] = np.asarray(res.image)
     (root / "broken.aigif").write_bytes(b"\x89AIG\x01\x00garbage")
     (root / ".hidden.aigif").write_bytes(b"ignored")
     (root / "notes.txt").write_text("not an input")
