@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import LimitError
+import zlib
+
+from .errors import CorruptError, LimitError, TruncatedError
 
 
 @dataclass(frozen=True)
@@ -33,3 +35,25 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
+
+
+def inflate_limited(data: bytes, limit: int, *, wbits: int, zdict: bytes = b"", what: str = "data",
+                    complete: bool = True) -> bytes:
+    """Decompress a zlib / raw deflate / gzip stream (*wbits* as in :mod:`zlib`) to at most *limit* bytes.
+
+    The decompression-bomb guard for every compressed input: ``LimitError`` above *limit*,
+    ``CorruptError`` for a damaged stream or bytes after it, ``TruncatedError`` when the
+    stream ends early (only checked when *complete*).
+    """
+    d = zlib.decompressobj(wbits, zdict) if zdict else zlib.decompressobj(wbits)
+    try:
+        out = d.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise CorruptError(f"{what}: the compressed stream is damaged ({exc})") from None
+    if len(out) > limit:
+        raise LimitError(f"{what} decompresses to more than {limit} bytes")
+    if complete and not d.eof:
+        raise TruncatedError(f"{what}: the compressed stream ends early")
+    if complete and d.unused_data:
+        raise CorruptError(f"{what}: bytes after the compressed stream")
+    return out

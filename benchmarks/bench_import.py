@@ -6,8 +6,11 @@ Two parts:
 1. the fixture samples (real metadata texts of each tool, tests/fixtures/importers);
 2. each tool's metadata format filled with N prompts of the dev prompt set
    (../shared/data/prompts/dev.txt.gz), the realistic case for a whole library.
-"Syntax bytes" is the syntax-only .aigif file (container, generation, model, source);
-for unsupported metadata it is the file holding the source extra (no pixels counted).
+".aigif B" is the syntax-only .aigif file as ``aigif encode --syntax-only`` writes it (with the
+ComfyUI graph segment and the partial-syntax marker); for metadata without any syntax it is the
+file holding the source extra (no pixels counted). Per tool: share of files with syntax, share
+regenerable (the syntax describes the whole generation). A third table compares each ComfyUI
+graph segment with the compact JSON compressed by zlib -9 (target: <= 25 %).
 """
 from __future__ import annotations
 
@@ -23,22 +26,25 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from aigif import Document, dumps  # noqa: E402
+from aigif.importers.decide import Options, decide  # noqa: E402
 from aigif.importers.detect import map_embedded  # noqa: E402
 from aigif.importers.extract import Embedded  # noqa: E402
 
 SAMPLES = json.loads((ROOT / "tests/fixtures/importers/samples.json").read_text(encoding="utf-8"))
-DEV = ROOT.parent / "shared/data/prompts/dev.txt.gz"
+DEV = next((p / "shared/data/prompts/dev.txt.gz" for p in ROOT.parents if (p / "shared/data/prompts/dev.txt.gz").exists()),
+           ROOT.parent / "shared/data/prompts/dev.txt.gz")
 NEGATIVE = "lowres, bad anatomy, bad hands, text, error, missing fingers, extra digit, cropped, worst quality, low quality, jpeg artifacts, signature, watermark, blurry"
 
 
-def syntax_bytes(fields: dict) -> tuple[int, int, bool, str]:
+def syntax_bytes(fields: dict) -> tuple[int, int, bool, bool, str]:
+    """(metadata bytes, .aigif bytes, has syntax, regenerable, tool) of one image's fields."""
     emb = Embedded(fields, "png-text", sum(len(v.encode()) for v in fields.values()), "PNG", (512, 512))
     imp = map_embedded(emb)
     if imp.has_syntax:
-        doc = Document(generation=imp.generation, model=imp.model, source=imp.source)
+        doc = decide(imp, None, options=Options(syntax_only=True)).document
     else:
         doc = Document(source=imp.source, pixels=b"")
-    return emb.nbytes, len(dumps(doc)), imp.has_syntax, imp.tool
+    return emb.nbytes, len(dumps(doc)), imp.has_syntax, imp.regenerable, imp.tool
 
 
 def variants(tool: str, prompt: str, rng: random.Random) -> dict:
@@ -78,24 +84,48 @@ def variants(tool: str, prompt: str, rng: random.Random) -> dict:
     raise ValueError(tool)
 
 
-def row(name: str, meta: list[int], syn: list[int], mapped: int) -> str:
-    mb, sb = statistics.mean(meta), statistics.mean(syn)
-    return f"| {name:<24} | {len(meta):>5} | {mb:>9.0f} | {sb:>9.0f} | {mb / sb:>6.1f}x | {mapped:>3}/{len(meta):<3} |"
+def row(name: str, meta: list[int], syn: list[int], mapped: int, regen: int) -> str:
+    mb, sb, n = statistics.mean(meta), statistics.mean(syn), len(meta)
+    return (f"| {name:<40} | {n:>5} | {mb:>9.0f} | {sb:>9.0f} | {mb / sb:>6.1f}x | {100 * mapped / n:>5.0f} % "
+            f"| {100 * regen / n:>5.0f} % |")
+
+
+def graph_table() -> None:
+    import zlib
+
+    from aigif.syntax.graph_segment import encode_graph
+
+    print("\n## ComfyUI graph segment vs compact JSON + zlib -9\n")
+    print("| sample | JSON B | zlib -9 B | segment B | segment / zlib |\n|---|---|---|---|---|")
+    ratios = []
+    for name, s in SAMPLES.items():
+        f = s["fields"]
+        if "prompt" not in f:
+            continue
+        data = {"prompt": json.loads(f["prompt"]), **({"workflow": json.loads(f["workflow"])} if "workflow" in f else {})}
+        js = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+        z, seg = len(zlib.compress(js, 9)), len(encode_graph(data))
+        ratios.append(seg / z)
+        print(f"| {name} | {len(js)} | {z} | {seg} | {100 * seg / z:.0f} % |")
+    print(f"| median of {len(ratios)} | | | | {100 * statistics.median(ratios):.0f} % |")
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=300, help="dev prompts per tool")
     args = ap.parse_args(argv)
-    head = ("| samples                  |     n | meta B    | .aigif B  |  ratio | syntax  |\n"
-            "|--------------------------|-------|-----------|-----------|--------|---------|")
-    print("## Fixture samples (real metadata texts)\n")
+    head = ("| samples                                  |     n | meta B    | .aigif B  |  ratio | syntax  | regen.  |\n"
+            "|------------------------------------------|-------|-----------|-----------|--------|---------|---------|")
+    print("## Fixture samples (real metadata texts), per tool\n")
     print(head)
+    per_tool: dict[str, list] = {}
     for name, s in SAMPLES.items():
         if not s["fields"]:
             continue
-        m, b, ok, tool = syntax_bytes(s["fields"])
-        print(row(f"{tool}: {name}", [m], [b], int(ok)))
+        per_tool.setdefault(syntax_bytes(s["fields"])[4], []).append(syntax_bytes(s["fields"]))
+    for tool, rows in sorted(per_tool.items()):
+        print(row(tool, [r[0] for r in rows], [r[1] for r in rows], sum(r[2] for r in rows), sum(r[3] for r in rows)))
+    graph_table()
     if not DEV.exists():
         print(f"\n({DEV} not found: dev-prompt part skipped)")
         return
@@ -105,13 +135,16 @@ def main(argv=None) -> None:
     print(head)
     for tool in ("A1111", "ComfyUI", "InvokeAI", "NovelAI", "Fooocus"):
         rng = random.Random(0)
-        meta, syn, mapped = [], [], 0
+        meta, syn, mapped, regen = [], [], 0, 0
         for p in prompts:
-            m, b, ok, _ = syntax_bytes(variants(tool, p, rng))
+            m, b, ok, rg, _ = syntax_bytes(variants(tool, p, rng))
             meta.append(m)
             syn.append(b)
             mapped += ok
-        print(row(tool, meta, syn, mapped))
+            regen += rg
+        print(row(tool, meta, syn, mapped, regen))
+        if tool == "A1111":
+            print(f"|   (A1111 median .aigif B: {statistics.median(syn):.0f}) | | | | | | |")
 
 
 if __name__ == "__main__":

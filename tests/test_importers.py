@@ -189,10 +189,16 @@ def _comfy_variant(mutate) -> bytes:
     (lambda g: g["6"]["inputs"].update(text=["5", 0]), "not a plain value"),
 ])
 def test_comfyui_unsupported_graphs_are_reported(mutate, words):
-    imp = import_bytes(_comfy_variant(mutate))
-    assert imp.generation is None and imp.model is None
-    assert words in imp.reason
-    assert imp.extra["raw"]["prompt"]["3"]["class_type"] == "KSampler"   # graph kept, nothing lost
+    """The main pass stays as a partial syntax (not regenerable, with the reason); the graph is kept whole."""
+    from aigif.syntax.graph_segment import decode_graph
+
+    data = _comfy_variant(mutate)
+    imp = import_bytes(data)
+    assert not imp.regenerable and words in imp.reason and imp.regenerable_reason.startswith("no: ")
+    if words != "not a plain value":          # a prompt wired from another node: no text to keep as the prompt
+        assert imp.generation.seed == 156680208700286 and imp.model.weights_file == "v1-5-pruned-emaonly.safetensors"
+    (seg,) = imp.segments
+    assert decode_graph(seg.payload)["prompt"] == json.loads(_png_fields(data)["prompt"])   # graph kept, nothing lost
 
 
 def test_comfyui_api_graph_without_workflow_and_ksampler_advanced():
@@ -210,14 +216,16 @@ def test_comfyui_api_graph_without_workflow_and_ksampler_advanced():
     assert imp.tool == "ComfyUI" and imp.generation.seed == 156680208700286 and imp.generation.scheduler == "euler"
     graph["3"]["inputs"]["end_at_step"] = 12
     imp = import_bytes(_png_with({"prompt": json.dumps(graph)}))
-    assert imp.generation is None and "partial schedule" in imp.reason
+    assert not imp.regenerable and "partial schedule" in imp.reason
 
 
-def test_comfyui_complex_graph_kept_with_summary():
+def test_comfyui_complex_graph_kept_with_its_main_pass():
+    from aigif.syntax.graph_segment import decode_graph
+
     imp = import_image(fx("comfyui_complex"))
-    assert not imp.has_syntax and "ConditioningSetArea" in imp.reason
-    assert imp.extra["raw"]["workflow"]["last_node_id"] == 47
-    assert "(best quality) (daytime:1.2) sky (blue)" in imp.extra["summary"]["prompts"]
+    assert imp.has_syntax and not imp.regenerable and "ConditioningSetArea" in imp.reason
+    assert decode_graph(imp.segments[0].payload)["workflow"]["last_node_id"] == 47
+    assert imp.generation.prompt.startswith("(masterpiece) (best quality) beautiful landscape")   # the first text found
 
 
 def test_invokeai_v4():
@@ -235,9 +243,9 @@ def test_invokeai_v4():
 @pytest.mark.parametrize("name, words", [("invokeai_v3", "ipAdapters"), ("invokeai_v2", "postprocessing"),
                                          ("fooocus_styled", "sharpness"), ("a1111_hires", "Hires upscale"),
                                          ("a1111_unknown_sampler", "DPM adaptive")])
-def test_unsupported_metadata_is_kept_not_mapped(name, words):
+def test_unsupported_metadata_is_kept_as_partial_syntax(name, words):
     imp = import_image(fx(name))
-    assert imp.generation is None and imp.model is None and words in imp.reason
+    assert imp.has_syntax and not imp.regenerable and words in imp.reason
     raw = imp.extra["raw"]
     for key, text in SAMPLES[name]["fields"].items():
         assert raw[key] == (json.loads(text) if text.startswith(("{", "[")) else text)
@@ -360,11 +368,18 @@ def test_decide_syntax_only_and_unsupported():
     out = decide(imp, rgb, engine=eng, options=Options(syntax_only=True))
     assert out.kind == SYNTAX_ONLY and eng.calls == 0 and out.document.pixels is None
     bad, rgb2 = _imp_and_rgb("a1111_hires")
-    with pytest.raises(ImportMetadataError, match="Hires upscale.*--syntax-only"):
-        decide(bad, rgb2, options=Options(syntax_only=True))
+    out = decide(bad, rgb2, options=Options(syntax_only=True))        # a partial syntax, marked not regenerable
+    assert out.kind == SYNTAX_ONLY and "regenerable: no: " in out.reason and "Hires upscale" in out.reason
+    assert [s.type for s in out.document.extensions] == [0x43]
+    with pytest.raises(AigifError, match="not regenerable: .*Hires upscale"):
+        from aigif.engine.adapters import apply_adapters
+        apply_adapters(loads(dumps(out.document)).extensions, object(), {})
     out = decide(bad, rgb2, engine=eng, codec=FakeCodec())
-    assert out.kind == PIXELS and eng.calls == 0 and out.document.generation is None
+    assert out.kind == PIXELS and eng.calls == 0 and out.document.generation.prompt.startswith("a castle")
     assert loads(dumps(out.document)).source.extra["raw"]["parameters"].startswith("a castle")
+    nothing = import_bytes(_png_with({"parameters": "Steps: 20"}))
+    with pytest.raises(ImportMetadataError, match="--syntax-only"):
+        decide(nothing, rgb2, options=Options(syntax_only=True))
 
 
 def test_real_engine_exact_and_real_codec_residual(tmp_path):
@@ -417,25 +432,26 @@ def test_batch_syntax_only_resume_and_inputs_untouched(tmp_path):
     out = tmp_path / "out"
     s = run_batch([src], out, options=Options(syntax_only=True), progress=False)
     c = s.counts
-    assert c[SYNTAX_ONLY] == 5 and c[FAILED] == 3 and len(s.results) == 8
-    msgs = {Path(r.input).name: r.message for r in s.results if r.kind == FAILED}
-    assert "Hires" in msgs["a1111_hires.png"] and "no generation metadata" in msgs["plain.png"] and msgs["broken.png"]
+    assert c[SYNTAX_ONLY] == 6 and c[FAILED] == 2 and len(s.results) == 8
+    msgs = {Path(r.input).name: r.message for r in s.results}
+    assert "regenerable: no: " in msgs["a1111_hires.png"] and "Hires" in msgs["a1111_hires.png"]
+    assert "no generation metadata" in msgs["plain.png"] and msgs["broken.png"]
     assert (out / "sub" / "a1111_jpeg.aigif").exists() and (out / JOURNAL_NAME).exists()
     assert loads((out / "novelai.aigif").read_bytes()).generation.seed == 2253955223
     bin_, bout = s.totals()
     assert bout < bin_ and "ratio" in s.table()
     # re-run: done files are skipped, failed ones are tried again
     s2 = run_batch([src], out, options=Options(syntax_only=True), progress=False)
-    assert s2.counts[SKIPPED] == 5 and s2.counts[FAILED] == 3
+    assert s2.counts[SKIPPED] == 6 and s2.counts[FAILED] == 2
     # an output that is not a valid .aigif is never clobbered without force...
     (out / "novelai.aigif").write_bytes(b"garbage")
     s3 = run_batch([src], out, options=Options(syntax_only=True), progress=False)
-    assert s3.counts[SKIPPED] == 4 and (out / "novelai.aigif").read_bytes() == b"garbage"
+    assert s3.counts[SKIPPED] == 5 and (out / "novelai.aigif").read_bytes() == b"garbage"
     assert any("left untouched" in r.message for r in s3.results if r.kind == FAILED)
     # ...and redone with it; stale temp files of a killed run are cleaned up
     (out / ".novelai.aigif.abc123.tmp").write_bytes(b"half")
     s4 = run_batch([src], out, options=Options(syntax_only=True), progress=False, force=True)
-    assert s4.counts[SYNTAX_ONLY] == 5 and not list(out.glob(".*.tmp"))
+    assert s4.counts[SYNTAX_ONLY] == 6 and not list(out.glob(".*.tmp"))
     assert loads((out / "novelai.aigif").read_bytes()).generation.seed == 2253955223
     assert _digests(src) == before
 
@@ -478,6 +494,10 @@ def test_cli_encode_and_export_parameters(tmp_path):
 
 
 # --- hostile input ------------------------------------------------------------------------------
+def _png_fields(data: bytes) -> dict:
+    return dict(Image.open(io.BytesIO(data)).text)
+
+
 def _png_with(fields: dict, rgb=None, mode="RGB") -> bytes:
     info = PngInfo()
     for k, v in fields.items():
@@ -636,7 +656,7 @@ def test_cli_encode_function_with_injected_engine(tmp_path):
     assert code == 0
     assert loads((tmp_path / "o" / "a1111_stealth.aigif").read_bytes()).fingerprint is not None      # exact
     hires = loads((tmp_path / "o" / "a1111_hires.aigif").read_bytes())
-    assert hires.pixels and hires.generation is None
+    assert hires.pixels and hires.generation.seed and not hires.extensions        # no partial marker with pixels
     assert any("pixels (not regenerable" in ln for ln in lines) and any("exact" in ln for ln in lines)
     with pytest.raises(AigifError, match="quality"):
         cli_encode([fx("a1111_basic")], tmp_path / "q", quality=99, engine=FakeEngine(rgb), progress=False, echo=echo)
@@ -682,7 +702,7 @@ def test_fooocus_a1111_scheme():
               "Styles: \"['Fooocus V2', 'Fooocus Sharp']\", Performance: Speed, Model: juggernautXL_v8Rundiffusion, "
               "Model hash: aeb7e9e689, Version: Fooocus v2.4.3")
     imp = import_bytes(_png_with({"parameters": styled, "fooocus_scheme": "a1111"}))
-    assert imp.tool == "Fooocus" and imp.generation is None and "Sharpness: 2" in imp.reason and "Styles" in imp.reason
+    assert imp.tool == "Fooocus" and not imp.regenerable and "Sharpness: 2" in imp.reason and "Styles" in imp.reason
     plain = styled.replace("Sharpness: 2", "Sharpness: 0").replace("(1.5, 0.8, 0.3)", "(1.0, 1.0, 0.0)") \
         .replace("\"['Fooocus V2', 'Fooocus Sharp']\"", "[]")
     imp = import_bytes(_png_with({"parameters": plain, "fooocus_scheme": "a1111"}))

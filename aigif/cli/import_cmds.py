@@ -51,6 +51,8 @@ def cli_encode(images: list[Path], output: Path, *, syntax_only: bool = False, m
             say(f"aigif: {res.input}: {res.message}")
         elif res.message and res.kind == "pixels":
             say(f"{res.input}: pixels ({res.message})")
+        elif "regenerable: no" in res.message:
+            say(f"{res.input}: {res.message}")
 
     resolver = None
     if model_dirs and not syntax_only:
@@ -63,12 +65,22 @@ def cli_encode(images: list[Path], output: Path, *, syntax_only: bool = False, m
     return EXIT_ERROR if summary.failed else EXIT_OK
 
 
-def cli_export_parameters(file: Path) -> str:
-    """The A1111 ``parameters`` text of an .aigif file."""
+def cli_export_parameters(file: Path, comfyui: str | None = None) -> str:
+    """The A1111 ``parameters`` text of an .aigif file, or (*comfyui* = ``prompt`` / ``workflow``) its ComfyUI graph JSON."""
     from ..importers.a1111_write import a1111_parameters
     from ..syntax import loads
 
-    return a1111_parameters(loads(read_limited(file, DEFAULT_LIMITS.max_file_bytes)))
+    doc = loads(read_limited(file, DEFAULT_LIMITS.max_file_bytes))
+    if comfyui is None:
+        return a1111_parameters(doc)
+    import json
+
+    from ..syntax.builtin import comfyui_graph
+
+    graph = comfyui_graph(doc)
+    if graph is None or comfyui not in graph:
+        raise ConfigError(f"{file} holds no ComfyUI {'graph' if comfyui == 'prompt' else comfyui} (it was not imported from ComfyUI)")
+    return json.dumps(graph[comfyui], ensure_ascii=False)
 
 
 @app.command()
@@ -95,10 +107,14 @@ def encode(
 
 
 @app.command("export-parameters")
-def export_parameters(file: Path = typer.Argument(..., help="An .aigif file.")) -> None:
-    """Print the file's syntax as A1111 'parameters' text (what A1111 writes into its PNGs)."""
+def export_parameters(
+    file: Path = typer.Argument(..., help="An .aigif file."),
+    comfyui: bool = typer.Option(False, "--comfyui", help="Print the ComfyUI API graph ('prompt' JSON) the file keeps."),
+    workflow: bool = typer.Option(False, "--workflow", help="Print the ComfyUI UI workflow JSON the file keeps."),
+) -> None:
+    """Print the file's syntax as A1111 'parameters' text, or the ComfyUI graph it keeps (--comfyui / --workflow)."""
     try:
-        typer.echo(cli_export_parameters(file))
+        typer.echo(cli_export_parameters(file, "workflow" if workflow else "prompt" if comfyui else None))
     except AigifError as exc:
         typer.echo(f"aigif: error: {exc}", err=True)
         raise typer.Exit(EXIT_ERROR)

@@ -77,6 +77,9 @@ def info(
     if as_json:
         typer.echo(printable_json(d))
         return
+    from ..syntax.builtin import regenerable
+
+    typer.echo(printable(f"regenerable: {regenerable(doc)}"))
     for key, value in d.items():
         if key in ("residual", "pixels"):
             from ..codec.api import describe

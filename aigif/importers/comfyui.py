@@ -2,20 +2,20 @@
 
 Supported: CheckpointLoaderSimple -> [LoraLoader...] -> [CLIPSetLastLayer] ->
 CLIPTextEncode (positive, negative) -> KSampler (denoise 1.0) <- EmptyLatentImage
-(batch 1) -> VAEDecode [<- VAELoader] -> SaveImage/PreviewImage. Any other node,
-or a wiring the syntax cannot express, makes the graph unsupported: the graph
-and workflow are kept in ``Source.extra`` and the image falls back to pixels.
-sd-parsers' summary of such a graph (prompts, models, samplers) is kept too, so
-the file stays searchable.
+(batch 1) -> VAEDecode [<- VAELoader] -> SaveImage/PreviewImage. The graph and the
+UI workflow are always kept in the ``comfyui-graph`` segment. Any other node, or a
+wiring the syntax cannot express, makes the syntax partial: only the main pass is
+kept (comfy_summary), marked not regenerable with the reason.
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ..syntax.elements import ComponentRef, Lora
-from . import samplers
+from . import comfy_summary, samplers
 from .comfy_graph import is_link
-from .result import Builder, Imported, stem, to_float, to_int
+from .result import Builder, Imported, _maybe_json, stem, to_float, to_int
 
 SAMPLER_NODES = ("KSampler", "KSamplerAdvanced")
 ALLOWED = {
@@ -60,14 +60,20 @@ class _Graph:
 
 def map_comfyui(fields: dict[str, str], graph: dict[str, dict] | None, *, image_size=None, metadata_bytes: int = 0,
                 carrier: str = "", summary: dict | None = None) -> Imported:
-    """Map a graph checked by :func:`~aigif.importers.comfy_graph.parse_graph` (None: no usable graph)."""
+    """Map a graph checked by :func:`~aigif.importers.comfy_graph.parse_graph` (None: no usable graph).
+
+    The graph (and the UI workflow) is always kept, losslessly, in a ``comfyui-graph`` segment.
+    A graph the syntax cannot express keeps its main pass as a partial syntax (see comfy_summary).
+    """
     b = Builder("ComfyUI", fields)
+    if graph is not None:
+        _keep_graph(b, graph, fields.get("workflow"))
     try:
         if graph is None:
             raise ValueError("the ComfyUI 'prompt' field is not a node graph")
         _map_graph(_Graph(graph), b)
     except _Unsupported as exc:
-        b.block(f"ComfyUI graph: {exc}")
+        _partial(b, graph, f"ComfyUI graph: {exc}")
     except ValueError as exc:
         b.block(str(exc))
     for key in fields:
@@ -78,6 +84,37 @@ def map_comfyui(fields: dict[str, str], graph: dict[str, dict] | None, *, image_
     if imp.unsupported and summary:
         imp.extra["summary"] = summary
     return imp
+
+
+def _keep_graph(b: Builder, graph: dict, workflow_text: str | None) -> None:
+    from ..container import Segment
+    from ..syntax.graph_segment import TYPE_CODE, encode_graph
+
+    data: dict[str, Any] = {"prompt": graph}
+    if workflow_text is not None:
+        try:
+            data["workflow"] = json.loads(workflow_text)
+        except (json.JSONDecodeError, RecursionError):
+            b.keep("workflow", workflow_text)             # not JSON: kept as the text it is
+    try:
+        b.segments.append(Segment(TYPE_CODE, encode_graph(data)))
+    except (ValueError, TypeError, RecursionError) as exc:   # e.g. a text above the segment's limits
+        b.keep("graph_not_stored", f"{type(exc).__name__}: {exc}")    # the fields then stay in extra.raw
+        return
+    b.raw_kept.update(data.keys())
+
+
+def _partial(b: Builder, graph: dict | None, reason: str) -> None:
+    """Keep the main pass as a partial syntax when one can be found; else no syntax (and why)."""
+    main = comfy_summary.main_pass(graph) if graph else None
+    if not b.segments or main is None or "prompt" not in main["gen"] or not main["model_file"]:
+        b.block(reason)
+        return
+    b.gen, b.loras, b.vae, b.model, b.clip_layer = dict(main["gen"]), [], None, {}, None
+    b.set_model(stem(str(main["model_file"])), None, weights_file=str(main["model_file"]))
+    b.keep("sampler", main["sampler"])
+    workflow = _maybe_json(b.raw.get("workflow"))
+    b.partial(comfy_summary.not_regenerable_reason(graph, workflow) or reason)
 
 
 def _map_graph(g: _Graph, b: Builder) -> None:

@@ -75,16 +75,21 @@ def decide(imp: Imported, rgb: np.ndarray, *, engine: Regenerator | None = None,
     *resolver* (``LocalModels``) may rewrite the model reference to a checkpoint file in the
     model dirs; that reference is kept only if the regeneration matches.
     """
-    source = imp.source
+    source, segments = imp.source, tuple(imp.segments)
     if options.syntax_only:
         if not imp.has_syntax:
             raise ImportMetadataError(f"no syntax can be kept for this image ({imp.reason or 'nothing mapped'}); "
                                       "run without --syntax-only to keep its pixels")
-        return Outcome(SYNTAX_ONLY, Document(generation=imp.generation, model=imp.model, source=source),
-                       reason="syntax only (not verified by regeneration)")
+        if imp.partial:       # a decoder must not regenerate from part of the syntax: a critical marker says why
+            segments += (partial_segment("; ".join(imp.partial)),)
+        return Outcome(SYNTAX_ONLY, Document(generation=imp.generation, model=imp.model, source=source, extensions=segments),
+                       reason=f"syntax only, regenerable: {imp.regenerable_reason}"
+                       + (" (not verified by regeneration)" if imp.regenerable else ""))
     reason, regen = "", None
     if not imp.has_syntax:
         reason = f"not regenerable: {imp.reason}"
+    elif imp.partial:
+        reason = f"not regenerable: {'; '.join(imp.partial)}"
     elif engine is None:
         reason = "no regeneration engine available"
     else:
@@ -97,7 +102,7 @@ def decide(imp: Imported, rgb: np.ndarray, *, engine: Regenerator | None = None,
                 extra.setdefault("model_name", name)
             generation, extra = _with_clip_layer(generation, extra, source.tool, model.family)
             regen_source = Source(tool=source.tool, version=source.version, extra=extra)
-        base = Document(generation=generation, model=model, source=regen_source)
+        base = Document(generation=generation, model=model, source=regen_source, extensions=segments)
         try:
             regen = np.asarray(engine.regenerate(base))
         except AigifError as exc:
@@ -131,8 +136,16 @@ def decide(imp: Imported, rgb: np.ndarray, *, engine: Regenerator | None = None,
             reason = f"regenerated image differs ({p:.1f} dB < {options.close_psnr:g} dB)"
     codec = codec or _default_codec()
     pixels = codec.compress_image(rgb, options.quality)
-    doc = Document(generation=imp.generation, model=imp.model if imp.generation else None, source=source, pixels=pixels)
+    doc = Document(generation=imp.generation, model=imp.model if imp.generation else None, source=source, pixels=pixels,
+                   extensions=segments)
     return Outcome(PIXELS, doc, None, None, reason)
+
+
+def partial_segment(reason: str):
+    """The critical ``partial-syntax`` segment: the syntax describes only part of the generation."""
+    from ..syntax.extensions import extension_segment
+
+    return extension_segment("partial-syntax", {"reason": reason[:4096]})
 
 
 def _with_clip_layer(gen, extra: dict, tool: str, family: str | None):

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ImportMetadataError, LimitError
-from ..limits import DEFAULT_LIMITS, Limits
+from ..errors import CorruptError, ImportMetadataError, LimitError
+from ..limits import DEFAULT_LIMITS, Limits, inflate_limited
 
 IMAGE_FORMATS = {"PNG", "JPEG", "WEBP"}
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp"}
@@ -176,14 +176,10 @@ def read_stealth(im, max_bytes: int = DEFAULT_LIMITS.max_metadata_bytes) -> tupl
 
 def gunzip_limited(data: bytes, limit: int) -> bytes:
     """gzip-decompress at most *limit* bytes (a decompression-bomb guard)."""
-    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
-        out = d.decompress(data, limit + 1)
-    except zlib.error as exc:
+        return inflate_limited(data, limit, wbits=16 + zlib.MAX_WBITS, what="stealth metadata", complete=False)
+    except CorruptError as exc:
         raise ImportMetadataError(f"stealth metadata is not valid gzip ({exc})") from None
-    if len(out) > limit:
-        raise LimitError(f"stealth metadata decompresses to more than {limit} bytes")
-    return out
 
 
 def _stealth_fields(text: str) -> dict[str, str]:

@@ -36,6 +36,19 @@ class Imported:
     metadata_bytes: int = 0
     carrier: str = ""
     notes: list[str] = field(default_factory=list)
+    segments: tuple = ()             # extension segments kept with the syntax (the ComfyUI graph)
+    partial: list[str] = field(default_factory=list)   # why the kept syntax cannot regenerate the image
+
+    @property
+    def regenerable(self) -> bool:
+        return self.has_syntax and not self.partial
+
+    @property
+    def regenerable_reason(self) -> str:
+        """``yes`` or ``no: <why>``, as the encode result and ``aigif info`` say it."""
+        if self.regenerable:
+            return "yes"
+        return "no: " + ("; ".join(self.partial) if self.has_syntax else (self.reason or "no generation syntax"))
 
     @property
     def source(self) -> Source:
@@ -47,7 +60,8 @@ class Imported:
 
     @property
     def reason(self) -> str:
-        return "; ".join(self.unsupported)
+        """Why no syntax was kept, or why the kept syntax cannot regenerate the image ("" when it can)."""
+        return "; ".join(self.unsupported or self.partial)
 
 
 PENDING, BLOCK = "pending", "block"
@@ -92,6 +106,9 @@ class Builder:
         self.vae: ComponentRef | None = None
         self.extra: dict[str, Any] = {}
         self.unsupported: list[str] = []
+        self.partial_reasons: list[str] = []  # the syntax is kept but describes only part of the generation
+        self.segments: list = []              # extension segments (lossless graph)
+        self.raw_kept: set[str] = set()       # raw fields a segment already holds (not copied to extra.raw)
         self.clip_layer: int | None = None    # the tool's "n-th layer from the end" (A1111 Clip skip, ComfyUI -stop_at)
 
     def family(self) -> str | None:
@@ -116,6 +133,11 @@ class Builder:
     def block(self, reason: str) -> None:
         if reason not in self.unsupported:
             self.unsupported.append(reason)
+
+    def partial(self, reason: str) -> None:
+        """The mapped syntax stays (searchable, shown) but cannot regenerate the image: *reason* says why."""
+        if reason not in self.partial_reasons:
+            self.partial_reasons.append(reason)
 
     def keep(self, key: str, value: Any) -> None:
         """Keep an unmapped value in Source.extra (never silently dropped)."""
@@ -179,10 +201,38 @@ class Builder:
                 self.block(f"value out of range: {exc}")
                 gen = model = None
         extra = self.extra
-        if self.unsupported:
+        raw = {k: _maybe_json(v) for k, v in self.raw.items() if k not in self.raw_kept}
+        summary = self._summary(image_size) if self.unsupported else None
+        if summary is not None:
+            # what was mapped still names the main pass: kept as a partial syntax, with every field in extra.raw
+            gen, model = summary
+            self.partial_reasons += [r for r in self.unsupported if r not in self.partial_reasons]
+            self.unsupported = []
+            extra = {"raw": raw} if raw else self.extra           # raw holds what the mapped extras would repeat
+        elif self.unsupported:
             gen = model = None
-            extra = {"unsupported": list(self.unsupported), "raw": {k: _maybe_json(v) for k, v in self.raw.items()}}
-        return Imported(self.tool, self.version, gen, model, safe_extra(extra), list(self.unsupported), metadata_bytes, carrier)
+            extra = {"unsupported": list(self.unsupported), **({"raw": raw} if raw else {})}
+        return Imported(self.tool, self.version, gen, model, safe_extra(extra), list(self.unsupported), metadata_bytes, carrier,
+                        segments=tuple(self.segments), partial=list(self.partial_reasons) if gen is not None else [])
+
+
+    def _summary(self, image_size) -> tuple[Generation, ModelRef] | None:
+        """The mapped main pass of a generation the syntax cannot fully express, or None when too little is known."""
+        gen = {k: v for k, v in self.gen.items() if k != "clip_skip"}
+        if image_size:
+            gen.setdefault("width", image_size[0])
+            gen.setdefault("height", image_size[1])
+        if any(k not in gen for k in ("prompt", "seed", "num_inference_steps", "guidance_scale", "width", "height")) or \
+                len(gen["prompt"]) > MAX_PROMPT_CHARS or len(gen.get("negative_prompt", "")) > MAX_PROMPT_CHARS:
+            return None
+        model = {k: v for k, v in self.model.items() if v is not None} or {"name": UNNAMED_MODEL}
+        try:
+            return Generation(**gen), ModelRef(**model, vae=self.vae, loras=tuple(self.loras))
+        except (ConfigError, TypeError):
+            return None
+
+
+UNNAMED_MODEL = "unnamed"       # partial syntax of a file that does not name its model
 
 
 # --- helpers ------------------------------------------------------------------------

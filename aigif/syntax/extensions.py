@@ -49,6 +49,8 @@ class Assignment:
 
 ASSIGNED_EXTENSIONS: dict[int, Assignment] = {
     0x41: Assignment("img2img", "aigif-img2img"),
+    0x42: Assignment("comfyui-graph", "aigif"),
+    0x43: Assignment("partial-syntax", "aigif"),
 }
 
 
@@ -243,6 +245,7 @@ def load_entry_points(entry_points: Iterable[Any] | None = None, *, force: bool 
             return []
         _discovered = True
         if entry_points is None:
+            _register_builtins()
             if os.environ.get(NO_PLUGINS_ENV, "") not in ("", "0"):
                 return []
             entry_points = _installed_entry_points()
@@ -250,6 +253,15 @@ def load_entry_points(entry_points: Iterable[Any] | None = None, *, force: bool 
         for ep in entry_points:
             loaded.extend(_load_one(ep))
         return loaded
+
+
+def _register_builtins() -> None:
+    """The extensions aigif ships (``aigif.syntax.builtin``); an explicit registration of the same name wins."""
+    from .builtin import BUILTIN_EXTENSIONS
+
+    for ext in BUILTIN_EXTENSIONS:
+        if ext.name not in _BY_NAME:
+            register_extension(ext)
 
 
 def _installed_entry_points() -> list[Any]:
