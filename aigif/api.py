@@ -79,6 +79,18 @@ class Decoded:
     def status(self) -> str | None:
         return self.report.status if self.report is not None else None
 
+    def save(self, path: str | os.PathLike, *, ai_label: bool = True, overwrite: bool = True) -> Path:
+        """Write the image (PNG, or JPEG/WebP by the suffix) atomically.
+
+        A regenerated image carries the IPTC mark ``trainedAlgorithmicMedia`` in XMP;
+        ``ai_label=False`` leaves it out (check your transparency duties, e.g. EU AI Act Art. 50, first).
+        """
+        from .fileio import atomic_write
+        from .provenance import format_for, image_bytes
+
+        label = ai_label and self.document.generation is not None
+        return atomic_write(path, image_bytes(self.image, format_for(path), ai_label=label), overwrite=overwrite)
+
 
 # --- (a) generate ---------------------------------------------------------------------
 def model_ref(model: str | ModelRef | None) -> ModelRef | None:

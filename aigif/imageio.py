@@ -9,14 +9,12 @@ from .fileio import read_limited
 from .limits import DEFAULT_LIMITS, Limits
 
 
-def png_bytes(image, pnginfo=None) -> bytes:
-    """PNG bytes of a PIL image or HxWx3 uint8 array; *pnginfo*: PIL ``PngInfo`` text chunks to embed."""
-    from PIL import Image
+def png_bytes(image, pnginfo=None, *, ai_label: bool = True) -> bytes:
+    """PNG bytes of a PIL image or HxWx3 uint8 array, marked as AI-generated (IPTC, XMP) unless *ai_label* is False;
+    *pnginfo*: PIL ``PngInfo`` text chunks to embed."""
+    from .provenance import image_bytes
 
-    im = image if isinstance(image, Image.Image) else Image.fromarray(image, "RGB")
-    buf = io.BytesIO()
-    im.save(buf, format="PNG", pnginfo=pnginfo)
-    return buf.getvalue()
+    return image_bytes(image, "PNG", ai_label=ai_label, pnginfo=pnginfo)
 
 
 def read_image(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS):

@@ -16,7 +16,10 @@ Limits (also in ``docs/api.md``):
   on CPU; SD 1.5 at 512x512: seconds on a GPU, minutes on a CPU);
 * decode failures surface as :class:`aigif.AigifError` subclasses, not
   ``OSError``; Pillow's ``UnidentifiedImageError`` only for non-.aigif bytes;
-* mode is always ``RGB`` (alpha is dropped when saving pixels).
+* mode is always ``RGB`` (alpha is dropped when saving pixels);
+* ``im.save("x.png")`` (or .jpg/.webp) of a regenerated image writes the IPTC
+  "AI-generated" mark in XMP; pass ``ai_label=False`` to leave it out. Images
+  derived from it (``convert``, ``crop``) are plain Pillow images and are not marked.
 
 Only Pillow and the light syntax layer are imported here; numpy, the engine
 (torch, diffusers) and the codec are imported when pixels are needed.
@@ -24,6 +27,7 @@ Only Pillow and the light syntax layer are imported here; numpy, the engine
 from __future__ import annotations
 
 import json
+import os
 import threading
 from typing import IO, Any
 
@@ -136,6 +140,22 @@ class AigifImageFile(ImageFile.ImageFile):
             self.fp.close()
         self.fp = None
         return Image.Image.load(self)
+
+    def save(self, fp, format=None, **params):
+        """Regenerated pixels saved as PNG/JPEG/WebP carry the IPTC AI mark in XMP; ``ai_label=False`` leaves it out."""
+        from .provenance import IMAGE_FORMATS, save_params
+
+        ai_label = params.pop("ai_label", True)
+        fmt = (format or _format_of_name(fp) or "").upper()
+        if fmt in set(IMAGE_FORMATS.values()):
+            params = save_params(fmt, params, ai_label=ai_label and self.aigif_document.generation is not None)
+        return super().save(fp, format, **params)
+
+
+def _format_of_name(fp) -> str | None:
+    if isinstance(fp, (str, bytes, os.PathLike)):
+        return Image.registered_extensions().get(os.path.splitext(os.fsdecode(fp))[1].lower())
+    return None
 
 
 # --- saving ----------------------------------------------------------------------------

@@ -16,13 +16,14 @@ from .base import EXIT_ERROR, EXIT_OK, app
 
 
 def cli_batch(op: str, in_dir: Path, out_dir: Path, *, force: bool = False, model_dirs: list[Path] | None = None,
-              quality: int | None = None, progress: bool = True, cpu: bool | None = None, echo=typer.echo) -> int:
+              quality: int | None = None, progress: bool = True, cpu: bool | None = None, echo=typer.echo,
+              ai_label: bool = True) -> int:
     """Run one batch operation in this process's share of the files; 1 if any file failed."""
     from ..batch import _shutdown, run_batch
 
     try:
         summary = run_batch(op, in_dir, out_dir, force=force, model_dirs=list(model_dirs or []), quality=quality,
-                            progress=progress, cpu=cpu, echo=echo)
+                            progress=progress, cpu=cpu, echo=echo, ai_label=ai_label)
     finally:
         _shutdown()
     return EXIT_ERROR if summary.errors else EXIT_OK
@@ -38,9 +39,12 @@ _CPU = typer.Option(None, "--cpu/--gpu", help="Force CPU processes (default: CPU
 def batch_decode(in_dir: Path = typer.Argument(..., help="Folder of .aigif files (searched recursively)."),
                  out_dir: Path = typer.Argument(..., help="Folder for the PNGs (same relative paths)."),
                  force: bool = _FORCE, model_dir: Optional[List[Path]] = _MODEL_DIR, progress: bool = _PROGRESS,
-                 cpu: Optional[bool] = _CPU) -> None:
+                 cpu: Optional[bool] = _CPU,
+                 ai_label: bool = typer.Option(True, "--ai-label/--no-ai-label", help="Mark the PNGs as AI-generated "
+                                               "(IPTC, XMP); turning this off may break duties such as EU AI Act Art. 50.")) -> None:
     """Regenerate every .aigif under IN_DIR into OUT_DIR/*.png (resumable; multi-GPU with accelerate launch)."""
-    raise typer.Exit(cli_batch("decode", in_dir, out_dir, force=force, model_dirs=model_dir, progress=progress, cpu=cpu))
+    raise typer.Exit(cli_batch("decode", in_dir, out_dir, force=force, model_dirs=model_dir, progress=progress, cpu=cpu,
+                               ai_label=ai_label))
 
 
 @app.command("batch-encode")

@@ -14,7 +14,7 @@ import typer
 
 from ..errors import ConfigError
 from ..fileio import OutputExistsError, write_output
-from ..imageio import png_bytes, read_image
+from ..imageio import read_image
 from .base import EXIT_CLOSE, EXIT_MISMATCH, EXIT_OK, app
 
 # The CLI's own output only: transformers' import-time notices (e.g. no torchvision) are not the user's business.
@@ -23,6 +23,13 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 # --- helpers ---------------------------------------------------------------------------
+def image_file_bytes(image, path: Path, *, ai_label: bool = True, pnginfo=None) -> bytes:
+    """*image* in the format *path*'s suffix names (PNG by default), with the AI mark unless *ai_label* is False."""
+    from ..provenance import format_for, image_bytes
+
+    return image_bytes(image, format_for(path), ai_label=ai_label, pnginfo=pnginfo)
+
+
 def parameters_pnginfo(doc, src, echo):
     """A1111 ``parameters`` text for the decoded PNG, so other tools and sites can read the recipe."""
     from ..errors import ImportMetadataError
@@ -60,7 +67,7 @@ def cli_generate(prompt: str, output: Path, *, negative_prompt: str = "", model:
                  guidance_rescale: float | None = None, dtype: str | None = None, device: str = "cpu", threads: int | None = None,
                  model_dirs: list[Path] | None = None, allow_network: bool = False, png: Path | None = None,
                  force: bool = False, progress: bool = True, echo=typer.echo, loras: list[str] | None = None,
-                 vae: str | None = None) -> int:
+                 vae: str | None = None, ai_label: bool = True) -> int:
     """Render one image and write its .aigif (and optionally the PNG); *loras*: ``NAME[:WEIGHT]`` in order."""
     from .. import api
     from ..syntax import dumps
@@ -82,7 +89,7 @@ def cli_generate(prompt: str, output: Path, *, negative_prompt: str = "", model:
     for extra in engine.model_dirs[len(known_dirs):]:
         echo(f"note: a local file outside the model dirs is recorded relative to {extra}; decode with --model-dir {extra}")
     if png is not None:
-        blob = png_bytes(res.image)
+        blob = image_file_bytes(res.image, png, ai_label=ai_label)
         write_output(png, blob, force=force)
         echo(f"{png}: {len(blob)} bytes")
     return EXIT_OK
@@ -91,7 +98,7 @@ def cli_generate(prompt: str, output: Path, *, negative_prompt: str = "", model:
 def cli_decode(inputs: list[Path], output: str | Path, *, force: bool = False, model_dirs: list[Path] | None = None,
                allow_network: bool = False, trust_model_mismatch: bool = False, device: str = "cpu",
                min_psnr: float = 30.0, min_ssim: float = 0.90, min_perceptual_psnr: float = 30.0,
-               progress: bool = True, echo=typer.echo, embed_parameters: bool = False) -> int:
+               progress: bool = True, echo=typer.echo, embed_parameters: bool = False, ai_label: bool = True) -> int:
     """Regenerate (or unpack) each file, write its PNG, report fidelity; exit code = worst status."""
     from tqdm import tqdm
 
@@ -118,8 +125,10 @@ def cli_decode(inputs: list[Path], output: str | Path, *, force: bool = False, m
     bar = tqdm(list(zip(inputs, targets)), desc="images", unit="img", disable=not (progress and batch), leave=False)
     for src, dst in bar:
         result = api.decode(src, engine=engine)
-        pnginfo = parameters_pnginfo(result.document, src, echo) if embed_parameters else None
-        write_output(dst, png_bytes(result.image, pnginfo), force=force)
+        doc = result.document
+        pnginfo = parameters_pnginfo(doc, src, echo) if embed_parameters else None
+        write_output(dst, image_file_bytes(result.image, dst, ai_label=ai_label and doc.generation is not None,
+                                           pnginfo=pnginfo), force=force)
         status = result.report.summary() if result.report else "no fingerprint to check against"
         line = f"{src} -> {dst}: {status}" + ("" if result.source == "regenerated" else f" [{result.source}]")
         (bar.write if batch and progress else echo)(line)
@@ -147,6 +156,8 @@ def cli_verify(file: Path, image: Path, *, model_dirs: list[Path] | None = None,
 
 # --- Typer commands -------------------------------------------------------------------------
 _MODEL_DIR = typer.Option(None, "--model-dir", help="Folder with local models (repeatable; also AIGIF_MODEL_DIRS).")
+_AI_LABEL = typer.Option(True, "--ai-label/--no-ai-label", help="Mark written images as AI-generated (IPTC digital "
+                         "source type in XMP). Turning this off may break transparency duties such as EU AI Act Art. 50.")
 _NET = typer.Option(False, "--allow-network/--offline", help="Allow downloading a missing model from the Hugging Face hub "
                     "(default: offline; HF_HOME / HF_HUB_OFFLINE are honoured).")
 
@@ -170,7 +181,8 @@ def generate(
     dtype: Optional[str] = typer.Option(None, "--dtype", help="float32 (default), float16, bfloat16."),
     device: str = typer.Option("cpu", "--device"),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, max=65535),
-    png: Optional[Path] = typer.Option(None, "--png", help="Also write the image as PNG."),
+    png: Optional[Path] = typer.Option(None, "--png", help="Also write the image (PNG; JPEG/WebP by the suffix)."),
+    ai_label: bool = _AI_LABEL,
     model_dir: Optional[list[Path]] = _MODEL_DIR,
     allow_network: bool = _NET,
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
@@ -185,13 +197,13 @@ def generate(
                                   steps=steps, guidance=guidance, width=width, height=height, scheduler=scheduler,
                                   clip_skip=clip_skip, eta=eta, guidance_rescale=guidance_rescale, dtype=dtype, device=device,
                                   threads=threads, model_dirs=model_dir, allow_network=allow_network, png=png, force=force,
-                                  progress=not quiet, loras=lora, vae=vae))
+                                  progress=not quiet, loras=lora, vae=vae, ai_label=ai_label))
 
 
 @app.command()
 def decode(
     inputs: list[Path] = typer.Argument(..., help="One or more .aigif files."),
-    output: str = typer.Option(..., "-o", "--output", help="PNG to write, or a folder (ending in /) for several inputs."),
+    output: str = typer.Option(..., "-o", "--output", help="PNG (or .jpg/.webp) to write, or a folder (ending in /) for several inputs."),
     force: bool = typer.Option(False, "--force", "-f"),
     model_dir: Optional[list[Path]] = _MODEL_DIR,
     allow_network: bool = _NET,
@@ -201,12 +213,14 @@ def decode(
     min_ssim: float = typer.Option(0.90, "--min-ssim"),
     min_perceptual_psnr: float = typer.Option(30.0, "--min-perceptual-psnr", help="No-reference threshold on the 4x4 luma fingerprint."),
     embed_parameters: bool = typer.Option(False, "--embed-parameters", help="Write A1111 'parameters' text into the PNG."),
+    ai_label: bool = _AI_LABEL,
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Regenerate images from .aigif files. Exit 0 exact, 3 close, 4 mismatch."""
     raise typer.Exit(cli_decode(inputs, output, force=force, model_dirs=model_dir, allow_network=allow_network,
                                 trust_model_mismatch=trust_model_mismatch, device=device, min_psnr=min_psnr, min_ssim=min_ssim,
-                                min_perceptual_psnr=min_perceptual_psnr, progress=not quiet, embed_parameters=embed_parameters))
+                                min_perceptual_psnr=min_perceptual_psnr, progress=not quiet, embed_parameters=embed_parameters,
+                                ai_label=ai_label))
 
 
 @app.command()

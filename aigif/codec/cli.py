@@ -19,13 +19,14 @@ def cli_codec_encode(input_path: str, output_path: str, quality: int = 2) -> dic
 
 
 def cli_codec_decode(input_path: str, output_path: str, max_pixels: int | None = None) -> dict:
-    """Decode an NVTC payload file to an image file (format from the output extension)."""
-    from PIL import Image
-
+    """Decode an NVTC payload file to an image file (format from the output extension; no AI mark: the pixels
+    could be anything)."""
+    from ..fileio import atomic_write
+    from ..provenance import format_for, image_bytes
     from . import decompress_image
 
     with open(input_path, "rb") as f:
         data = f.read()
     rgb = decompress_image(data, **({"max_pixels": max_pixels} if max_pixels else {}))
-    Image.fromarray(rgb).save(output_path)
+    atomic_write(output_path, image_bytes(rgb, format_for(output_path), ai_label=False))
     return {"width": rgb.shape[1], "height": rgb.shape[0]}
