@@ -101,3 +101,9 @@ class QueryError(LibraryError, ValueError):
     """A search query with a syntax error (unbalanced quotes or parentheses, a dangling operator)."""
 
     kind = "query"
+
+
+class ProvenanceError(AigifError):
+    """A signing key, certificate, signature or provenance manifest cannot be used."""
+
+    kind = "provenance"

@@ -15,6 +15,7 @@ from .base import EXIT_CLOSE, EXIT_ERROR, EXIT_MISMATCH, EXIT_OK, EXIT_USAGE, ap
 
 # Importing a command module adds its commands to ``app`` (in this order in --help).
 from . import syntax_cmds, text_cmds, engine_cmds, codec_cmds, import_cmds, ext_cmds, batch_cmds, library_cmds  # noqa: E402,F401,I001
+from . import provenance_cmds  # noqa: E402,F401,I001
 
 __all__ = ["EXIT_CLOSE", "EXIT_ERROR", "EXIT_MISMATCH", "EXIT_OK", "EXIT_USAGE", "app", "main"]
 

@@ -13,8 +13,9 @@ from typing import Optional
 import typer
 
 from ..errors import ConfigError
-from ..fileio import OutputExistsError, write_output
+from ..fileio import OutputExistsError, read_limited, write_output
 from ..imageio import read_image
+from ..limits import DEFAULT_LIMITS
 from .base import EXIT_CLOSE, EXIT_MISMATCH, EXIT_OK, app
 
 # The CLI's own output only: transformers' import-time notices (e.g. no torchvision) are not the user's business.
@@ -137,17 +138,23 @@ def cli_decode(inputs: list[Path], output: str | Path, *, force: bool = False, m
     return worst
 
 
-def cli_verify(file: Path, image: Path, *, model_dirs: list[Path] | None = None, allow_network: bool = False,
+def cli_verify(file: Path, image: Path | None, *, model_dirs: list[Path] | None = None, allow_network: bool = False,
                trust_model_mismatch: bool = False, device: str = "cpu", min_psnr: float = 30.0, min_ssim: float = 0.90,
                progress: bool = True, echo=typer.echo) -> int:
-    """Regenerate *file* and compare with the real *image*: exact / close (PSNR, SSIM) / mismatch."""
+    """Check *file*'s signature (required when no *image* is given), then regenerate it and compare with
+    the real *image*: exact / close (PSNR, SSIM) / mismatch."""
     from .. import api
+    from .provenance_cmds import check_signature
 
+    data = read_limited(file, DEFAULT_LIMITS.max_file_bytes)
+    signed = check_signature(data, str(file), required=image is None, echo=echo)
+    if signed != EXIT_OK or image is None:
+        return signed
     reference = read_image(image)
     engine = _engine(model_dirs=list(model_dirs or []), allow_network=allow_network, device=device,
                      verify_weights=not trust_model_mismatch, progress=progress,
                      thresholds=_thresholds(min_psnr, min_ssim, 30.0))
-    report = api.decode(file, engine=engine, reference=reference).report
+    report = api.decode(data, engine=engine, reference=reference).report
     echo(f"{file} vs {image}: {report.summary()}")
     if report.ms_ssim is not None and report.status != "exact":
         echo(f"  MS-SSIM {report.ms_ssim:.4f}")
@@ -226,7 +233,8 @@ def decode(
 @app.command()
 def verify(
     file: Path = typer.Argument(..., help="The .aigif file."),
-    image: Path = typer.Argument(..., help="The real image (PNG, ...) to compare with."),
+    image: Optional[Path] = typer.Argument(None, help="The real image (PNG, ...) to compare with; without it only "
+                                           "the signature is checked."),
     model_dir: Optional[list[Path]] = _MODEL_DIR,
     allow_network: bool = _NET,
     trust_model_mismatch: bool = typer.Option(False, "--trust-model-mismatch"),
@@ -235,7 +243,8 @@ def verify(
     min_ssim: float = typer.Option(0.90, "--min-ssim"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
-    """Regenerate and compare with the real image (PSNR, SSIM, MS-SSIM). Exit 0 exact, 3 close, 4 mismatch."""
+    """Check the signature (exit 1 if the signed bytes changed), regenerate and compare with the real image
+    (PSNR, SSIM, MS-SSIM). Exit 0 exact, 3 close, 4 mismatch."""
     raise typer.Exit(cli_verify(file, image, model_dirs=model_dir, allow_network=allow_network,
                                 trust_model_mismatch=trust_model_mismatch, device=device, min_psnr=min_psnr,
                                 min_ssim=min_ssim, progress=not quiet))

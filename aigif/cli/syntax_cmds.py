@@ -72,6 +72,9 @@ def info(
             ext = extension_for(seg.type)
             name = CORE_SEGMENTS.get(seg.type) or (f"extension {ext.name}" if ext else "unknown extension (not installed)")
             typer.echo(f"  {seg.type:#06x} {'critical ' if seg.critical else 'ancillary'} {len(seg.payload):6d} B  {name}")
+        from .provenance_cmds import signature_line
+
+        typer.echo(printable(signature_line(data)))
     doc = loads(data)
     d = document_to_dict(doc)
     if as_json:

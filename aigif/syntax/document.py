@@ -79,6 +79,8 @@ def loads(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Document:
     extensions = []
     for index, seg in enumerate(segments):
         where = f"segment {index} ({registry.CORE_SEGMENTS.get(seg.type, f'type {seg.type:#x}')})"
+        if seg.type == registry.SEG_SIGNATURE:
+            continue  # it signs the bytes, not the document (aigif.provenance.signature checks it)
         handler = _BY_TYPE.get(seg.type)
         if handler is None:
             check_extension_segment(seg, where, limits)  # unknown critical: error; unknown ancillary: warning
