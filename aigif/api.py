@@ -79,17 +79,22 @@ class Decoded:
     def status(self) -> str | None:
         return self.report.status if self.report is not None else None
 
-    def save(self, path: str | os.PathLike, *, ai_label: bool = True, overwrite: bool = True) -> Path:
+    def save(self, path: str | os.PathLike, *, ai_label: bool = True, c2pa_cert: str | os.PathLike | None = None,
+             c2pa_key: str | os.PathLike | None = None, overwrite: bool = True) -> Path:
         """Write the image (PNG, or JPEG/WebP by the suffix) atomically.
 
         A regenerated image carries the IPTC mark ``trainedAlgorithmicMedia`` in XMP;
         ``ai_label=False`` leaves it out (check your transparency duties, e.g. EU AI Act Art. 50, first).
+        With *c2pa_cert* and *c2pa_key* (or ``AIGIF_C2PA_CERT`` / ``AIGIF_C2PA_KEY``) it also gets a signed
+        C2PA manifest.
         """
         from .fileio import atomic_write
-        from .provenance import format_for, image_bytes
+        from .provenance import document_image_bytes, format_for
+        from .provenance.c2pa_credentials import load_credentials
 
-        label = ai_label and self.document.generation is not None
-        return atomic_write(path, image_bytes(self.image, format_for(path), ai_label=label), overwrite=overwrite)
+        data = document_image_bytes(self.image, format_for(path), self.document, ai_label=ai_label,
+                                    credentials=load_credentials(c2pa_cert, c2pa_key), title=Path(path).name)
+        return atomic_write(path, data, overwrite=overwrite)
 
 
 # --- (a) generate ---------------------------------------------------------------------

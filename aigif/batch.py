@@ -115,12 +115,6 @@ def shard(items: list, num_processes: int, index: int) -> list:
 
 
 # --- one file -----------------------------------------------------------------------------
-def _png(rgb, ai_label: bool) -> bytes:
-    from .provenance import image_bytes
-
-    return image_bytes(rgb, "PNG", ai_label=ai_label)
-
-
 def _doc_size(src: Path) -> tuple[int, int]:
     from .pillow_plugin import _image_size
     from .syntax import loads
@@ -154,10 +148,13 @@ def _valid_aigif(dst: Path, src: Path) -> bool:
 def _decode_one(src: Path, engine, options: dict) -> tuple[bytes, str]:
     from .syntax import loads
 
+    from .provenance import document_image_bytes
+
     doc = loads(read_limited(src, DEFAULT_LIMITS.max_file_bytes))
     res = engine.decode(doc)
-    label = options.get("ai_label", True) and doc.generation is not None
-    return _png(res.image, label), res.report.status if res.report is not None else "unverified"
+    data = document_image_bytes(res.image, "PNG", doc, ai_label=options.get("ai_label", True),
+                                credentials=options.get("c2pa"), title=src.with_suffix(".png").name)
+    return data, res.report.status if res.report is not None else "unverified"
 
 
 def _encode_one(src: Path, engine, options: dict) -> tuple[bytes, str]:
@@ -207,10 +204,12 @@ def convert_one(op: str, in_dir: Path, out_dir: Path, rel: str, engine, *, force
 # --- the job ----------------------------------------------------------------------------------
 def run_batch(op: str, in_dir: str | os.PathLike, out_dir: str | os.PathLike, *, force: bool = False, engine=None,
               state=None, model_dirs: list | None = None, quality: int | None = None, progress: bool = False,
-              cpu: bool | None = None, echo: Callable[[str], None] | None = print, ai_label: bool = True) -> BatchSummary:
+              cpu: bool | None = None, echo: Callable[[str], None] | None = print, ai_label: bool = True,
+              c2pa=None) -> BatchSummary:
     """Convert this process's share of *in_dir* into *out_dir*; every process returns the gathered summary.
 
     *ai_label*: decoded images of generated files carry the IPTC AI mark (XMP); False leaves it out.
+    *c2pa*: :class:`aigif.provenance.c2pa_credentials.C2paCredentials` to sign them with a C2PA manifest.
 
     *state*: an ``accelerate.PartialState`` (made here when None; one process when not launched).
     *cpu*: run on CPU processes (gloo); default: when no CUDA device is present or ``accelerate launch --cpu``.
@@ -236,7 +235,7 @@ def run_batch(op: str, in_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     t0 = time.perf_counter()
     with state.split_between_processes(files) as mine:
         results = [convert_one(op, in_dir, out_dir, rel, engine, force=force, rank=state.process_index,
-                               options={"quality": quality, "ai_label": ai_label}) for rel in _progress(mine, progress and state.is_local_main_process)]
+                               options={"quality": quality, "ai_label": ai_label, "c2pa": c2pa}) for rel in _progress(mine, progress and state.is_local_main_process)]
     if state.num_processes > 1:
         from accelerate.utils import gather_object
 

@@ -24,11 +24,13 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 # --- helpers ---------------------------------------------------------------------------
-def image_file_bytes(image, path: Path, *, ai_label: bool = True, pnginfo=None) -> bytes:
-    """*image* in the format *path*'s suffix names (PNG by default), with the AI mark unless *ai_label* is False."""
-    from ..provenance import format_for, image_bytes
+def image_file_bytes(image, path: Path, doc, *, ai_label: bool = True, c2pa=None, pnginfo=None) -> bytes:
+    """*doc*'s image in the format *path*'s suffix names (PNG by default), with the AI mark unless *ai_label*
+    is False, and a C2PA manifest when *c2pa* credentials are given (generated files only)."""
+    from ..provenance import document_image_bytes, format_for
 
-    return image_bytes(image, format_for(path), ai_label=ai_label, pnginfo=pnginfo)
+    return document_image_bytes(image, format_for(path), doc, ai_label=ai_label, credentials=c2pa, pnginfo=pnginfo,
+                                title=Path(path).name)
 
 
 def parameters_pnginfo(doc, src, echo):
@@ -68,12 +70,15 @@ def cli_generate(prompt: str, output: Path, *, negative_prompt: str = "", model:
                  guidance_rescale: float | None = None, dtype: str | None = None, device: str = "cpu", threads: int | None = None,
                  model_dirs: list[Path] | None = None, allow_network: bool = False, png: Path | None = None,
                  force: bool = False, progress: bool = True, echo=typer.echo, loras: list[str] | None = None,
-                 vae: str | None = None, ai_label: bool = True) -> int:
+                 vae: str | None = None, ai_label: bool = True, c2pa_cert: Path | None = None,
+                 c2pa_key: Path | None = None) -> int:
     """Render one image and write its .aigif (and optionally the PNG); *loras*: ``NAME[:WEIGHT]`` in order."""
     from .. import api
+    from ..provenance.c2pa_credentials import load_credentials
     from ..syntax import dumps
     from ..syntax.defaults import is_embedded
 
+    c2pa = load_credentials(c2pa_cert, c2pa_key) if png is not None else None   # bad credentials fail before rendering
     if not force:
         _refuse_existing(output, png)
     if threads is None and is_embedded(model):
@@ -90,7 +95,7 @@ def cli_generate(prompt: str, output: Path, *, negative_prompt: str = "", model:
     for extra in engine.model_dirs[len(known_dirs):]:
         echo(f"note: a local file outside the model dirs is recorded relative to {extra}; decode with --model-dir {extra}")
     if png is not None:
-        blob = image_file_bytes(res.image, png, ai_label=ai_label)
+        blob = image_file_bytes(res.image, png, res.document, ai_label=ai_label, c2pa=c2pa)
         write_output(png, blob, force=force)
         echo(f"{png}: {len(blob)} bytes")
     return EXIT_OK
@@ -99,11 +104,15 @@ def cli_generate(prompt: str, output: Path, *, negative_prompt: str = "", model:
 def cli_decode(inputs: list[Path], output: str | Path, *, force: bool = False, model_dirs: list[Path] | None = None,
                allow_network: bool = False, trust_model_mismatch: bool = False, device: str = "cpu",
                min_psnr: float = 30.0, min_ssim: float = 0.90, min_perceptual_psnr: float = 30.0,
-               progress: bool = True, echo=typer.echo, embed_parameters: bool = False, ai_label: bool = True) -> int:
+               progress: bool = True, echo=typer.echo, embed_parameters: bool = False, ai_label: bool = True,
+               c2pa_cert: Path | None = None, c2pa_key: Path | None = None) -> int:
     """Regenerate (or unpack) each file, write its PNG, report fidelity; exit code = worst status."""
     from tqdm import tqdm
 
     from .. import api
+    from ..provenance.c2pa_credentials import load_credentials
+
+    c2pa = load_credentials(c2pa_cert, c2pa_key)
 
     if not inputs:
         raise ConfigError("give at least one .aigif file")
@@ -128,8 +137,8 @@ def cli_decode(inputs: list[Path], output: str | Path, *, force: bool = False, m
         result = api.decode(src, engine=engine)
         doc = result.document
         pnginfo = parameters_pnginfo(doc, src, echo) if embed_parameters else None
-        write_output(dst, image_file_bytes(result.image, dst, ai_label=ai_label and doc.generation is not None,
-                                           pnginfo=pnginfo), force=force)
+        write_output(dst, image_file_bytes(result.image, dst, doc, ai_label=ai_label, c2pa=c2pa, pnginfo=pnginfo),
+                     force=force)
         status = result.report.summary() if result.report else "no fingerprint to check against"
         line = f"{src} -> {dst}: {status}" + ("" if result.source == "regenerated" else f" [{result.source}]")
         (bar.write if batch and progress else echo)(line)
@@ -165,6 +174,9 @@ def cli_verify(file: Path, image: Path | None, *, model_dirs: list[Path] | None 
 _MODEL_DIR = typer.Option(None, "--model-dir", help="Folder with local models (repeatable; also AIGIF_MODEL_DIRS).")
 _AI_LABEL = typer.Option(True, "--ai-label/--no-ai-label", help="Mark written images as AI-generated (IPTC digital "
                          "source type in XMP). Turning this off may break transparency duties such as EU AI Act Art. 50.")
+_C2PA_CERT = typer.Option(None, "--c2pa-cert", help="PEM certificate chain (signer first) to sign written images with "
+                          "a C2PA manifest; also AIGIF_C2PA_CERT.")
+_C2PA_KEY = typer.Option(None, "--c2pa-key", help="The chain's private key (PEM); also AIGIF_C2PA_KEY.")
 _NET = typer.Option(False, "--allow-network/--offline", help="Allow downloading a missing model from the Hugging Face hub "
                     "(default: offline; HF_HOME / HF_HUB_OFFLINE are honoured).")
 
@@ -190,6 +202,8 @@ def generate(
     threads: Optional[int] = typer.Option(None, "--threads", min=1, max=65535),
     png: Optional[Path] = typer.Option(None, "--png", help="Also write the image (PNG; JPEG/WebP by the suffix)."),
     ai_label: bool = _AI_LABEL,
+    c2pa_cert: Optional[Path] = _C2PA_CERT,
+    c2pa_key: Optional[Path] = _C2PA_KEY,
     model_dir: Optional[list[Path]] = _MODEL_DIR,
     allow_network: bool = _NET,
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
@@ -204,7 +218,8 @@ def generate(
                                   steps=steps, guidance=guidance, width=width, height=height, scheduler=scheduler,
                                   clip_skip=clip_skip, eta=eta, guidance_rescale=guidance_rescale, dtype=dtype, device=device,
                                   threads=threads, model_dirs=model_dir, allow_network=allow_network, png=png, force=force,
-                                  progress=not quiet, loras=lora, vae=vae, ai_label=ai_label))
+                                  progress=not quiet, loras=lora, vae=vae, ai_label=ai_label, c2pa_cert=c2pa_cert,
+                                  c2pa_key=c2pa_key))
 
 
 @app.command()
@@ -221,13 +236,15 @@ def decode(
     min_perceptual_psnr: float = typer.Option(30.0, "--min-perceptual-psnr", help="No-reference threshold on the 4x4 luma fingerprint."),
     embed_parameters: bool = typer.Option(False, "--embed-parameters", help="Write A1111 'parameters' text into the PNG."),
     ai_label: bool = _AI_LABEL,
+    c2pa_cert: Optional[Path] = _C2PA_CERT,
+    c2pa_key: Optional[Path] = _C2PA_KEY,
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Regenerate images from .aigif files. Exit 0 exact, 3 close, 4 mismatch."""
     raise typer.Exit(cli_decode(inputs, output, force=force, model_dirs=model_dir, allow_network=allow_network,
                                 trust_model_mismatch=trust_model_mismatch, device=device, min_psnr=min_psnr, min_ssim=min_ssim,
                                 min_perceptual_psnr=min_perceptual_psnr, progress=not quiet, embed_parameters=embed_parameters,
-                                ai_label=ai_label))
+                                ai_label=ai_label, c2pa_cert=c2pa_cert, c2pa_key=c2pa_key))
 
 
 @app.command()

@@ -13,7 +13,10 @@ import typer
 from ..errors import ProvenanceError
 from ..fileio import atomic_write, read_limited
 from ..limits import DEFAULT_LIMITS
-from .base import EXIT_ERROR, EXIT_OK, app
+from .base import EXIT_CLOSE, EXIT_ERROR, EXIT_MISMATCH, EXIT_OK, app
+
+# verify-provenance exit codes: valid 0, invalid 1, untrusted signer 3, none 4
+CREDENTIAL_EXITS = {"valid": EXIT_OK, "invalid": EXIT_ERROR, "untrusted signer": EXIT_CLOSE, "none": EXIT_MISMATCH}
 
 
 def signature_line(data: bytes) -> str:
@@ -71,3 +74,34 @@ def sign(
 ) -> None:
     """Sign an .aigif file: a signature segment over every byte before it (decoders without the key still decode)."""
     raise typer.Exit(cli_sign(file, key, cert=cert, output=output, force=force))
+
+
+def cli_verify_provenance(image: Path, *, trust_anchors: Path | None = None, as_json: bool = False, echo=typer.echo) -> int:
+    """Read *image*'s Content Credentials; the exit code says valid / invalid / untrusted signer / none."""
+    import json
+
+    from ..provenance.c2pa_read import read_credentials
+    from .syntax_cmds import printable, printable_json
+
+    data = read_limited(image, DEFAULT_LIMITS.max_file_bytes)
+    anchors = read_limited(trust_anchors, DEFAULT_LIMITS.max_file_bytes) if trust_anchors is not None else None
+    report = read_credentials(data, trust_anchors=anchors)
+    if as_json:
+        echo(printable_json({"state": report.state, "signer": report.signer, "issues": list(report.issues),
+                             "software_agent": report.software_agent, "digital_source_type": report.digital_source_type,
+                             "generation": report.generation}))
+    else:
+        echo(printable(f"{image}: {report.summary()}"))
+        if report.generation is not None:
+            echo(printable(f"  generation: {json.dumps(report.generation, ensure_ascii=False)}"))
+    return CREDENTIAL_EXITS[report.state]
+
+
+@app.command("verify-provenance")
+def verify_provenance(
+    image: Path = typer.Argument(..., help="Any image (PNG, JPEG, WebP, ...), made by aigif or another tool."),
+    trust_anchors: Optional[Path] = typer.Option(None, "--trust-anchors", help="PEM root certificates to trust."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Check an image's C2PA Content Credentials. Exit 0 valid, 1 invalid, 3 untrusted signer, 4 none."""
+    raise typer.Exit(cli_verify_provenance(image, trust_anchors=trust_anchors, as_json=as_json))

@@ -64,3 +64,16 @@ def image_bytes(image, fmt: str = "PNG", *, ai_label: bool = True, pnginfo=None)
     Image.Image.save(im, buf, format=fmt.upper(), **save_params(fmt, {"pnginfo": pnginfo} if pnginfo else None,
                                                                  ai_label=ai_label))
     return buf.getvalue()
+
+
+def document_image_bytes(image, fmt: str, doc, *, ai_label: bool = True, credentials=None, pnginfo=None,
+                         title: str = "image") -> bytes:
+    """The image of the .aigif document *doc* as *fmt*: with the AI mark (and a C2PA manifest signed with
+    *credentials*) when *doc* records a generation; a pixels-only document's image may be a photo, so it gets neither."""
+    generated = doc.generation is not None
+    data = image_bytes(image, fmt, ai_label=ai_label and generated, pnginfo=pnginfo)
+    if credentials is not None and generated:
+        from .c2pa_sign import sign_image
+
+        data = sign_image(data, fmt, doc, credentials, title)
+    return data
