@@ -93,7 +93,8 @@ class Decoded:
         from .provenance.c2pa_credentials import load_credentials
 
         data = document_image_bytes(self.image, format_for(path), self.document, ai_label=ai_label,
-                                    credentials=load_credentials(c2pa_cert, c2pa_key), title=Path(path).name)
+                                    credentials=load_credentials(c2pa_cert, c2pa_key), title=Path(path).name,
+                                    exact=self.status == "exact")
         return atomic_write(path, data, overwrite=overwrite)
 
 

@@ -153,7 +153,8 @@ def _decode_one(src: Path, engine, options: dict) -> tuple[bytes, str]:
     doc = loads(read_limited(src, DEFAULT_LIMITS.max_file_bytes))
     res = engine.decode(doc)
     data = document_image_bytes(res.image, "PNG", doc, ai_label=options.get("ai_label", True),
-                                credentials=options.get("c2pa"), title=src.with_suffix(".png").name)
+                                credentials=options.get("c2pa"), title=src.with_suffix(".png").name,
+                                exact=res.report is not None and res.report.status == "exact")
     return data, res.report.status if res.report is not None else "unverified"
 
 

@@ -27,6 +27,7 @@ class Limits:
     max_metadata_bytes: int = 4 * 2**20   # metadata text an importer reads from one image (all fields, UTF-8)
     max_graph_nodes: int = 10_000   # nodes of one ComfyUI graph read by an importer
     max_signature_bytes: int = 16384  # one signature segment (scheme, key or certificate, signature)
+    max_manifest_bytes: int = 8 * 2**20  # one C2PA manifest store kept from an imported image
 
     def check(self, what: str, value: int, field: str) -> None:
         """Raise LimitError when *value* exceeds the limit named *field*; the message names the knob to turn."""

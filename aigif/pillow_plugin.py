@@ -36,7 +36,7 @@ from PIL import Image, ImageFile
 from .container import sniff
 from .errors import AigifError, ConfigError, LimitError
 from .limits import DEFAULT_LIMITS
-from .syntax.document import Document, document_from_dict, document_to_dict, dumps, loads
+from .syntax.document import PAYLOAD_ATTRS, Document, document_from_dict, document_to_dict, dumps, loads
 
 FORMAT = "AIGIF"
 EXTENSION = ".aigif"
@@ -88,7 +88,7 @@ def describe(doc: Document) -> str:
     except AigifError:  # an extension that cannot describe its payload must not make the image unopenable
         d = document_to_dict(doc.replace(extensions=()))
         d["extensions"] = [{"type": s.type, "critical": s.critical, "bytes": len(s.payload)} for s in doc.extensions]
-    for attr in ("residual", "pixels"):
+    for attr in PAYLOAD_ATTRS:
         if attr in d:
             d[attr] = {"bytes": len(getattr(doc, attr))}
     return json.dumps(d, ensure_ascii=False, sort_keys=True)

@@ -24,13 +24,13 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 # --- helpers ---------------------------------------------------------------------------
-def image_file_bytes(image, path: Path, doc, *, ai_label: bool = True, c2pa=None, pnginfo=None) -> bytes:
+def image_file_bytes(image, path: Path, doc, *, ai_label: bool = True, c2pa=None, pnginfo=None, exact: bool = False) -> bytes:
     """*doc*'s image in the format *path*'s suffix names (PNG by default), with the AI mark unless *ai_label*
     is False, and a C2PA manifest when *c2pa* credentials are given (generated files only)."""
     from ..provenance import document_image_bytes, format_for
 
     return document_image_bytes(image, format_for(path), doc, ai_label=ai_label, credentials=c2pa, pnginfo=pnginfo,
-                                title=Path(path).name)
+                                title=Path(path).name, exact=exact)
 
 
 def parameters_pnginfo(doc, src, echo):
@@ -110,10 +110,11 @@ def cli_decode(inputs: list[Path], output: str | Path, *, force: bool = False, m
     from tqdm import tqdm
 
     from .. import api
+    from ..provenance import format_for
     from ..provenance.c2pa_credentials import load_credentials
+    from ..provenance.export import reattaches_manifest
 
     c2pa = load_credentials(c2pa_cert, c2pa_key)
-
     if not inputs:
         raise ConfigError("give at least one .aigif file")
     raw = str(output)
@@ -137,10 +138,15 @@ def cli_decode(inputs: list[Path], output: str | Path, *, force: bool = False, m
         result = api.decode(src, engine=engine)
         doc = result.document
         pnginfo = parameters_pnginfo(doc, src, echo) if embed_parameters else None
-        write_output(dst, image_file_bytes(result.image, dst, doc, ai_label=ai_label, c2pa=c2pa, pnginfo=pnginfo),
-                     force=force)
+        exact = result.report is not None and result.report.status == "exact"
+        write_output(dst, image_file_bytes(result.image, dst, doc, ai_label=ai_label, c2pa=c2pa, pnginfo=pnginfo,
+                                           exact=exact), force=force)
         status = result.report.summary() if result.report else "no fingerprint to check against"
         line = f"{src} -> {dst}: {status}" + ("" if result.source == "regenerated" else f" [{result.source}]")
+        if doc.c2pa is not None:
+            line += ("; the original's C2PA manifest re-attached" if reattaches_manifest(doc, format_for(dst), exact=exact,
+                     credentials=c2pa) else "; the original's C2PA manifest not re-attached (pixels not identical, "
+                     "not PNG, or a new manifest signed)")
         (bar.write if batch and progress else echo)(line)
         if result.report is not None:
             worst = max(worst, result.report.exit_code)

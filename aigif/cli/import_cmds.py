@@ -53,6 +53,8 @@ def cli_encode(images: list[Path], output: Path, *, syntax_only: bool = False, m
             say(f"{res.input}: pixels ({res.message})")
         elif "regenerable: no" in res.message:
             say(f"{res.input}: {res.message}")
+        if res.notes:
+            say(f"{res.input}: {res.notes}")
 
     resolver = None
     if model_dirs and not syntax_only:

@@ -84,7 +84,9 @@ def info(
 
     typer.echo(printable(f"regenerable: {regenerable(doc)}"))
     for key, value in d.items():
-        if key in ("residual", "pixels"):
+        if key == "c2pa":
+            value = f"C2PA manifest store of the imported image, {len(doc.c2pa)} bytes, kept verbatim"
+        elif key in ("residual", "pixels"):
             from ..codec.api import describe
 
             value = describe(getattr(doc, key))

@@ -39,6 +39,7 @@ class Encoded:
     imported: Imported
     outcome: Outcome
     data: bytes
+    notes: tuple[str, ...] = ()      # e.g. what happened to the image's C2PA manifest
 
     @property
     def kind(self) -> str:
@@ -64,7 +65,11 @@ def _read(src, limits: Limits) -> bytes:
 
 def read_image(src, limits: Limits = DEFAULT_LIMITS) -> tuple[Embedded, np.ndarray]:
     """(embedded metadata, RGB uint8 pixels) of an image path or bytes."""
-    im = open_image(_read(src, limits), limits)
+    return _decoded(_read(src, limits), limits)
+
+
+def _decoded(data: bytes, limits: Limits) -> tuple[Embedded, np.ndarray]:
+    im = open_image(data, limits)
     emb = read_embedded(im, limits)
     rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
     return emb, rgb
@@ -86,10 +91,18 @@ def encode_image(src, *, engine=None, codec=None, options: Options = Options(), 
     """Import one image and decide syntax-only / exact / residual / pixels; returns the .aigif bytes.
 
     *resolver* (:class:`~aigif.importers.localmodels.LocalModels`) finds named checkpoints in model dirs.
+    A C2PA manifest store in the image is kept verbatim (``Document.c2pa``); what was wrong with it is in ``notes``.
     """
+    import dataclasses
+
+    from ..provenance.c2pa_import import kept_manifest_store
     from ..syntax.document import dumps
 
-    emb, rgb = read_image(src, limits)
+    data = _read(src, limits)
+    emb, rgb = _decoded(data, limits)
     imp = map_embedded(emb, limits)
     outcome = decide(imp, rgb, engine=engine, codec=codec, options=options, resolver=resolver)
-    return Encoded(imp, outcome, dumps(outcome.document))
+    store, notes = kept_manifest_store(data, limits)
+    if store is not None:
+        outcome = dataclasses.replace(outcome, document=outcome.document.replace(c2pa=store))
+    return Encoded(imp, outcome, dumps(outcome.document), notes)

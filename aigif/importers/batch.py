@@ -34,6 +34,7 @@ class FileResult:
     metadata_bytes: int = 0
     tool: str = ""
     message: str = ""
+    notes: str = ""            # about the image's provenance (C2PA manifest kept, invalid, too large)
 
 
 @dataclass
@@ -164,7 +165,7 @@ def _one(src, dst, engine, codec, options, force, limits, encode_image, resolver
     if enc.imported.unsupported and enc.kind != "syntax-only":
         msg = msg or enc.imported.reason
     return FileResult(str(src), str(dst), enc.kind, size, len(enc.data), enc.imported.metadata_bytes,
-                      enc.imported.tool, msg)
+                      enc.imported.tool, msg, "; ".join(enc.notes))
 
 
 def _append_journal(path: Path, res: FileResult) -> None:

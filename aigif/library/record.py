@@ -8,6 +8,7 @@ from typing import Any
 from ..errors import AigifError
 from ..limits import DEFAULT_LIMITS
 from ..syntax import Document, document_to_dict, loads
+from ..syntax.document import PAYLOAD_ATTRS
 from ..syntax.elements import to_dict
 from ..syntax.extensions import extension_for
 from ..syntax.registry import code_of, model_entry
@@ -88,7 +89,7 @@ def syntax_row(doc: Document) -> dict[str, Any]:
             row[column] = _extension_status(ext, seg.payload)
     row["extensions"] = _json(names) if names else None
     syntax = document_to_dict(doc)
-    for attr in ("residual", "pixels"):
+    for attr in PAYLOAD_ATTRS:
         if attr in syntax:
             syntax[attr] = {"bytes": len(getattr(doc, attr))}
     row["syntax"] = _json(syntax)

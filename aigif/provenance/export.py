@@ -66,14 +66,24 @@ def image_bytes(image, fmt: str = "PNG", *, ai_label: bool = True, pnginfo=None)
     return buf.getvalue()
 
 
+def reattaches_manifest(doc, fmt: str, *, exact: bool, credentials=None) -> bool:
+    """Whether the imported image's C2PA store goes back in: same pixels, PNG, and no new manifest to sign."""
+    return doc.c2pa is not None and exact and credentials is None and fmt.upper() == "PNG"
+
+
 def document_image_bytes(image, fmt: str, doc, *, ai_label: bool = True, credentials=None, pnginfo=None,
-                         title: str = "image") -> bytes:
+                         title: str = "image", exact: bool = False) -> bytes:
     """The image of the .aigif document *doc* as *fmt*: with the AI mark (and a C2PA manifest signed with
-    *credentials*) when *doc* records a generation; a pixels-only document's image may be a photo, so it gets neither."""
+    *credentials*) when *doc* records a generation; a pixels-only document's image may be a photo, so it gets neither.
+    *exact*: the pixels are those of the imported original, whose kept C2PA store is then re-attached (PNG)."""
     generated = doc.generation is not None
     data = image_bytes(image, fmt, ai_label=ai_label and generated, pnginfo=pnginfo)
     if credentials is not None and generated:
         from .c2pa_sign import sign_image
 
         data = sign_image(data, fmt, doc, credentials, title)
+    if reattaches_manifest(doc, fmt, exact=exact, credentials=credentials):
+        from .c2pa_store import embed_in_png
+
+        data = embed_in_png(data, doc.c2pa)
     return data

@@ -29,13 +29,17 @@ CORE = (
     ("source", Source, registry.SEG_SOURCE),
     ("residual", None, registry.SEG_RESIDUAL),
     ("pixels", None, registry.SEG_PIXELS),
+    ("c2pa", None, registry.SEG_C2PA),
 )
+# raw payloads: base64 in the JSON form, shown by size where a summary is wanted
+PAYLOAD_ATTRS = ("residual", "pixels", "c2pa")
 _BY_TYPE = {t: (attr, cls) for attr, cls, t in CORE}
 
 
 @dataclass(frozen=True)
 class Document:
-    """Everything one .aigif file holds. ``extensions`` keeps extension and unknown ancillary segments, in order."""
+    """Everything one .aigif file holds. ``extensions`` keeps extension and unknown ancillary segments, in order.
+    ``c2pa``: the C2PA manifest store of the imported image, verbatim."""
 
     generation: Generation | None = None
     model: ModelRef | None = None
@@ -44,6 +48,7 @@ class Document:
     source: Source | None = None
     residual: bytes | None = None
     pixels: bytes | None = None
+    c2pa: bytes | None = None
     extensions: tuple[Segment, ...] = ()
 
     def __post_init__(self):
@@ -98,7 +103,7 @@ def loads(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Document:
 
 # --- JSON ----------------------------------------------------------------------
 _GEN_KEYS = [f.name for f in Generation.FIELDS]
-_TOP_KEYS = ["model", *_GEN_KEYS, "platform", "fingerprint", "source", "residual", "pixels", "extensions"]
+_TOP_KEYS = ["model", *_GEN_KEYS, "platform", "fingerprint", "source", *PAYLOAD_ATTRS, "extensions"]
 
 
 def document_to_dict(doc: Document) -> dict:
@@ -111,7 +116,7 @@ def document_to_dict(doc: Document) -> dict:
     for attr in ("platform", "fingerprint", "source"):
         if getattr(doc, attr) is not None:
             out[attr] = to_dict(getattr(doc, attr))
-    for attr in ("residual", "pixels"):
+    for attr in PAYLOAD_ATTRS:
         if getattr(doc, attr) is not None:
             out[attr] = {"base64": base64.b64encode(getattr(doc, attr)).decode("ascii")}
     if doc.extensions:
@@ -160,7 +165,7 @@ def document_from_dict(d: Any) -> Document:
     for attr, cls in (("platform", Platform), ("fingerprint", Fingerprint), ("source", Source)):
         if attr in d:
             values[attr] = from_dict(cls, d[attr], attr)
-    for attr in ("residual", "pixels"):
+    for attr in PAYLOAD_ATTRS:
         if attr in d:
             values[attr] = _payload_from_dict(d[attr], attr)
     if "extensions" in d:

@@ -22,6 +22,7 @@ SEG_SOURCE = 0x06
 SEG_RESIDUAL = 0x07
 SEG_PIXELS = 0x09
 SEG_SIGNATURE = 0x0A
+SEG_C2PA = 0x0C
 CORE_SEGMENTS = {
     SEG_PLATFORM: "platform",
     SEG_MODEL: "model",
@@ -31,6 +32,7 @@ CORE_SEGMENTS = {
     SEG_RESIDUAL: "residual",
     SEG_PIXELS: "pixels",
     SEG_SIGNATURE: "signature",
+    SEG_C2PA: "c2pa",
 }
 CORE_RANGE = range(0x02, 0x40)          # assigned by this spec
 PUBLIC_EXTENSION_RANGE = range(0x40, 0x4000)   # assigned in spec/registry.md
