@@ -43,7 +43,7 @@ def test_signature_conformance_file(path):
 
 def test_signature_conformance_set_is_complete_and_reproducible():
     stems = {p.stem for p in SIGNED}
-    assert {"signed-ed25519", "tampered", "truncated-signature"} <= stems
+    assert {"signed-ed25519", "tampered", "truncated-signature", "signed-with-c2pa-store"} <= stems
     made = make_signature_module().files()     # the documented test seed gives these very bytes
     assert made.keys() == stems and all(made[p.stem] == p.read_bytes() for p in SIGNED)
 
@@ -162,3 +162,11 @@ def test_bad_keys_and_certificates(tmp_path):
     with pytest.raises(ProvenanceError, match="X.509"):
         cli_sign(f, tmp_path / "k.pem", cert=tmp_path / "bad.pem")
     assert f.read_bytes() == BASE                                       # nothing written on failure
+
+
+def test_c2pa_segment_json_form_round_trips():
+    from aigif.syntax import document_from_dict, document_to_dict, dumps
+
+    doc = loads((CONF / "signature" / "signed-with-c2pa-store.aigif").read_bytes())
+    assert doc.c2pa == make_signature_module().C2PA_STORE
+    assert document_from_dict(document_to_dict(doc)) == doc and loads(dumps(doc)).c2pa == doc.c2pa

@@ -20,12 +20,14 @@ from aigif.container import Segment, read_container, write_container
 from aigif.provenance.signature import check, sign
 from aigif.syntax import document_to_dict, loads
 from aigif.syntax.elements import Source
-from aigif.syntax.registry import SEG_SIGNATURE, SEG_SOURCE
+from aigif.syntax.registry import SEG_C2PA, SEG_SIGNATURE, SEG_SOURCE
 from aigif.syntax.schema import encode_element
 
 HERE = Path(__file__).parent
 OUT = HERE / "signature"
 TEST_SEED = b"aigif conformance test key 1 (public; never trust it)"
+# A c2pa segment's payload is kept verbatim; this stand-in is the start of a JUMBF manifest store box.
+C2PA_STORE = bytes.fromhex("00000026" "6a756d62" "0000001e" "6a756d64") + b"c2pa" + bytes(12) + b"c2pa\x00"
 
 
 def test_key():
@@ -69,6 +71,7 @@ def files() -> dict[str, bytes]:
         "truncated-signature": with_last_segment(signed, segs[-1].payload[:-1]),
         "unknown-scheme": with_last_segment(signed, b"\x09" + segs[-1].payload[1:]),
         "segment-after-signature": write_container([*segs, Segment(SEG_SOURCE, encode_element(Source(tool="a1111")))]),
+        "signed-with-c2pa-store": sign(write_container([*read_container(base)[1], Segment(SEG_C2PA, C2PA_STORE)]), key),
     }
 
 
