@@ -142,14 +142,31 @@ class AigifImageFile(ImageFile.ImageFile):
         return Image.Image.load(self)
 
     def save(self, fp, format=None, **params):
-        """Regenerated pixels saved as PNG/JPEG/WebP carry the IPTC AI mark in XMP; ``ai_label=False`` leaves it out."""
+        """Regenerated pixels saved as PNG/JPEG/WebP carry the IPTC AI mark in XMP; ``ai_label=False`` leaves it out.
+        ``c2pa_cert=`` and ``c2pa_key=`` (PEM paths) also sign them with a C2PA manifest."""
         from .provenance import IMAGE_FORMATS, save_params
 
         ai_label = params.pop("ai_label", True)
+        cert, key = params.pop("c2pa_cert", None), params.pop("c2pa_key", None)
         fmt = (format or _format_of_name(fp) or "").upper()
+        if fmt in set(IMAGE_FORMATS.values()) and (cert or key):
+            return self._save_signed(fp, fmt, ai_label, cert, key)
         if fmt in set(IMAGE_FORMATS.values()):
             params = save_params(fmt, params, ai_label=ai_label and self.aigif_document.generation is not None)
         return super().save(fp, format, **params)
+
+    def _save_signed(self, fp, fmt: str, ai_label: bool, cert, key) -> None:
+        from .fileio import atomic_write
+        from .provenance import document_image_bytes
+        from .provenance.c2pa_credentials import load_credentials
+
+        self.load()
+        data = document_image_bytes(Image.Image.copy(self), fmt, self.aigif_document, ai_label=ai_label,
+                                    credentials=load_credentials(cert, key))
+        if isinstance(fp, (str, bytes, os.PathLike)):
+            atomic_write(os.fsdecode(fp), data)
+        else:
+            fp.write(data)
 
 
 def _format_of_name(fp) -> str | None:

@@ -133,6 +133,19 @@ def test_decoded_save_signs(chain, made, tmp_path):
     assert read_credentials((tmp_path / "s.webp").read_bytes()).state == "untrusted signer"
 
 
+def test_pillow_plugin_save_signs(chain, made, tmp_path):
+    from PIL import Image
+
+    root, _ = made
+    aigif.register_pillow()
+    with Image.open(root / "gen.aigif") as im:
+        im.save(tmp_path / "p.jpg", c2pa_cert=chain.chain, c2pa_key=chain.key)
+        buf = io.BytesIO()
+        im.save(buf, format="PNG", c2pa_cert=chain.chain, c2pa_key=chain.key)
+    for data in ((tmp_path / "p.jpg").read_bytes(), buf.getvalue()):
+        assert read_credentials(data).state == "untrusted signer" and digital_source_type(data) == TRAINED_ALGORITHMIC_MEDIA
+
+
 def test_bad_credentials_say_what_to_do(tmp_path, chain, monkeypatch):
     monkeypatch.delenv("AIGIF_C2PA_CERT", raising=False)
     monkeypatch.delenv("AIGIF_C2PA_KEY", raising=False)
