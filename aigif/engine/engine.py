@@ -17,10 +17,9 @@ from ..syntax.elements import Generation, ModelRef, Platform
 from .adapters import apply_adapters
 from .components import check_vae_folder, locate_lora, locate_vae, lora_label, vae_label
 from .digest import check_digest, check_file_digest, file_sha256
-from .families import call_kwargs
+from .families import family_for_pipeline, get_family
 from .lora import adapter_name, apply_loras
 from .loader import DEFAULT_MODEL, PipelineCache, Resolved, check_pipeline_folder, load_pipeline, model_digest, resolve
-from .noise import initial_latents
 from .paths import env_model_dirs
 from .platform import CUBLAS_WORKSPACE, capture_platform, pinned, platform_diffs
 from .schedulers import make_scheduler
@@ -242,19 +241,16 @@ class Engine:
         import torch
 
         pipe = loaded.pipe
-        f = int(getattr(pipe, "vae_scale_factor", 8))
-        if gen.width % f or gen.height % f:
-            raise ConfigError(f"width and height must be multiples of {f} for this model, got {gen.width}x{gen.height}")
+        family = get_family(loaded.res.family)
+        family.latent_shape(pipe, gen)   # sizes the pipeline cannot take fail here, before any work
         if gen.width * gen.height > self.max_pixels:
             raise LimitError(f"{gen.width}x{gen.height} is above the engine's limit of {self.max_pixels} pixels; "
                              "if you trust this file, use Engine(max_pixels=...)")
-        kw = call_kwargs(loaded.res.pipeline, gen)
-        channels = int(pipe.unet.config.in_channels)
+        kw = family.call_kwargs(gen)
         with pinned(self.device, threads, deterministic), _attention_context(attention), torch.inference_mode():
             try:
                 pipe.scheduler = make_scheduler(loaded.scheduler_cls, loaded.scheduler_config, gen.scheduler, gen.scheduler_config)
-                latents, g = initial_latents(gen.seed, gen.batch_index, (channels, gen.height // f, gen.width // f),
-                                             dtype=getattr(torch, dtype), device=self.device)
+                latents, g = family.initial_noise(pipe, gen, getattr(torch, dtype), self.device)
                 call = apply_adapters(extensions, pipe, {**kw, "latents": latents, "generator": g, "output_type": "np"})
                 out = call.pipe(**call.call_kwargs)
             except AigifError:
@@ -305,7 +301,8 @@ def _set_attention(pipe, attention: str) -> None:
     from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 
     proc = AttnProcessor if attention == "classic" else AttnProcessor2_0
-    for name in ("unet", "vae"):
+    family = family_for_pipeline(type(pipe).__name__)
+    for name in (family.denoiser if family else "unet", "vae"):
         m = getattr(pipe, name, None)
         if m is not None and hasattr(m, "set_attn_processor"):
             m.set_attn_processor(proc())
@@ -317,7 +314,8 @@ def _clip_compat(pipe) -> None:
     Alias it to the model itself (a plain attribute, not a submodule): same
     ``final_layer_norm``, so the numerics are those of transformers 4.
     """
-    for name in ("text_encoder", "text_encoder_2"):
+    family = family_for_pipeline(type(pipe).__name__)
+    for name in family.text_encoders if family else ("text_encoder", "text_encoder_2"):
         te = getattr(pipe, name, None)
         if te is not None and "text_model" not in te._modules and hasattr(te, "final_layer_norm") and "text_model" not in te.__dict__:
             object.__setattr__(te, "text_model", te)

@@ -1,76 +1,165 @@
-"""Pipeline families: how a syntax becomes a diffusers call.
+"""Generator families: everything the engine needs to turn a syntax into one diffusers call, as one registration.
 
-:data:`FAMILY_PIPELINES` names the diffusers class each family of
-:data:`aigif.syntax.registry.FAMILIES` builds (the syntax layer names none);
-:data:`PIPELINES` says how to load and call each class. Adding a family (e.g.
-SD3, Flux) is one entry in each here plus one in the registry.
+A :class:`GeneratorFamily` says which diffusers pipeline class a family builds
+and how to load it, which optional call arguments it takes, its latent layout
+and how its initial noise is drawn, and where its denoiser and text encoders
+sit. SD 1.x, SD 2.x and SDXL are registrations at the bottom of this module; a
+package adds its own family the same way, with :func:`register_family` or by
+returning a family from an ``aigif.extensions`` entry point. The defaults a
+request falls back to (size, steps, scheduler) are the family's row in
+:data:`aigif.syntax.registry.FAMILIES`; a family outside the registry brings
+them with its registration (:mod:`aigif.syntax.defaults`).
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError, ModelError
 from ..syntax import registry
+from ..syntax.defaults import register_family_defaults
 from ..syntax.elements import Generation
+from .noise import initial_latents
+
+_NUMERIC_OPTIONS = ("eta", "clip_skip", "guidance_rescale")
 
 
 @dataclass(frozen=True)
-class PipelineSpec:
-    load_kwargs: dict = field(default_factory=dict)       # extra from_pretrained arguments
+class GeneratorFamily:
+    """One generator family. Subclass and override :meth:`latent_shape` / :meth:`pack_latents` /
+    :meth:`call_kwargs` for a pipeline whose latents or call differ from Stable Diffusion's."""
+
+    name: str                                              # the family name files record (model.family)
+    pipeline: str                                          # diffusers pipeline class (the engine's allowlist)
+    load_kwargs: dict = field(default_factory=dict)        # extra from_pretrained arguments
     options: tuple[str, ...] = ()                          # optional Generation fields the call accepts
     components: frozenset = frozenset()                    # model_index.json component classes allowed
+    denoiser: str = "unet"                                 # pipeline attribute of the denoising network
+    text_encoders: tuple[str, ...] = ("text_encoder",)     # pipeline attributes of the text encoders
+    default_size: int | None = None                        # for a family outside the registry
+    default_steps: int | None = None
+    default_scheduler: str | None = None
+
+    def register(self) -> "GeneratorFamily":
+        """The ``aigif.extensions`` entry point contract: an object with ``register()`` registers itself."""
+        return register_family(self)
+
+    def scale_factor(self, pipe) -> int:
+        return int(getattr(pipe, "vae_scale_factor", 8))
+
+    def native_size(self, pipe) -> int:
+        """The image side the pipeline renders when the call gives none."""
+        return int(getattr(pipe, self.denoiser).config.sample_size) * self.scale_factor(pipe)
+
+    def latent_shape(self, pipe, gen: Generation) -> tuple[int, ...]:
+        """Shape of one image's initial noise (without the batch axis): channels x H/f x W/f."""
+        f = self.scale_factor(pipe)
+        if gen.width % f or gen.height % f:
+            raise ConfigError(f"width and height must be multiples of {f} for this model, got {gen.width}x{gen.height}")
+        return (int(getattr(pipe, self.denoiser).config.in_channels), gen.height // f, gen.width // f)
+
+    def pack_latents(self, latents):
+        """The noise in the layout the pipeline's ``latents=`` takes (identity here; FLUX packs 2x2 patches)."""
+        return latents
+
+    def initial_noise(self, pipe, gen: Generation, dtype, device):
+        """(latents for ``pipe(latents=...)``, the seeded generator the scheduler continues with) (spec/engine.md 'Noise')."""
+        latents, g = initial_latents(gen.seed, gen.batch_index, self.latent_shape(pipe, gen), dtype=dtype, device=device)
+        return self.pack_latents(latents), g
+
+    def call_kwargs(self, gen: Generation) -> dict:
+        """Keyword arguments of ``pipe(...)`` for one image (latents/generator/output added by the engine)."""
+        kw = dict(prompt=gen.prompt, num_inference_steps=gen.num_inference_steps, guidance_scale=float(gen.guidance_scale),
+                  width=gen.width, height=gen.height)
+        if "negative_prompt" in self.options:
+            kw["negative_prompt"] = gen.negative_prompt or None   # "" = the pipeline's default (SDXL: zero embeddings)
+        for name in _NUMERIC_OPTIONS:
+            v = getattr(gen, name)
+            if v is None:
+                continue
+            if name not in self.options:
+                raise ConfigError(f"{self.pipeline} does not take {name}")
+            kw[name] = float(v) if name != "clip_skip" else int(v)
+        if kw.get("clip_skip") == 0:
+            kw.pop("clip_skip")
+        return kw
 
 
-_CLIP = frozenset({"CLIPTextModel", "CLIPTextModelWithProjection", "CLIPTokenizer", "CLIPTokenizerFast",
-                   "CLIPImageProcessor", "CLIPImageProcessorPil", "CLIPFeatureExtractor", "CLIPVisionModelWithProjection"})
-_SD = frozenset({"UNet2DConditionModel", "AutoencoderKL", "StableDiffusionSafetyChecker"}) | _CLIP
-_OPTIONS = ("negative_prompt", "eta", "clip_skip", "guidance_rescale")
-
-PIPELINES = {
-    "StableDiffusionPipeline": PipelineSpec({"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}, _OPTIONS, _SD),
-    "StableDiffusionXLPipeline": PipelineSpec({"add_watermarker": False}, _OPTIONS, _SD),   # a watermark would change pixels
-}
-ALLOWED_PIPELINES = frozenset(PIPELINES)
-
-# registry family -> the diffusers pipeline class it builds (mirrored in spec/registry.md)
-FAMILY_PIPELINES = {
-    "sd1": "StableDiffusionPipeline",
-    "sd2": "StableDiffusionPipeline",
-    "sdxl": "StableDiffusionXLPipeline",
-}
+# --- the registry ------------------------------------------------------------------------------
+_FAMILIES: dict[str, GeneratorFamily] = {}
+_LOCK = threading.RLock()
 
 
-def family_pipeline(family: str) -> str:
-    registry.family_entry(family)  # an unknown name fails listing the known ones
-    name = FAMILY_PIPELINES.get(family)
-    if name not in PIPELINES:
-        raise ModelError(f"pipeline family {family} ({name or 'no pipeline'}) is not supported by this engine yet; supported: "
-                         + ", ".join(sorted(f for f, p in FAMILY_PIPELINES.items() if p in PIPELINES)))
-    return name
+def register_family(family: GeneratorFamily, *, replace: bool = False) -> GeneratorFamily:
+    """Make *family* known to the engine (and its defaults to requests, for a family outside the registry)."""
+    if not isinstance(family, GeneratorFamily):
+        raise ConfigError(f"register_family needs an aigif GeneratorFamily, got {type(family).__name__}")
+    if not (isinstance(family.name, str) and family.name and isinstance(family.pipeline, str) and family.pipeline.isidentifier()):
+        raise ConfigError(f"a generator family needs a name and a pipeline class name, got {family.name!r}, {family.pipeline!r}")
+    in_registry = registry.code_of("family", family.name) is not None
+    if not in_registry and family.default_size is None:
+        raise ConfigError(f"family {family.name!r} is not in the registry (spec/registry.md): give its default_size")
+    with _LOCK:
+        if family.name in _FAMILIES and not replace:
+            raise ConfigError(f"generator family {family.name!r} is already registered")
+        _FAMILIES[family.name] = family
+    if not in_registry:
+        register_family_defaults(family.name, family.default_size, family.default_steps, family.default_scheduler)
+    return family
+
+
+def unregister_family(name: str) -> None:
+    with _LOCK:
+        _FAMILIES.pop(name, None)
+
+
+def registered_families() -> list[GeneratorFamily]:
+    return list(_FAMILIES.values())
+
+
+def get_family(name: str) -> GeneratorFamily:
+    """The registered family *name*; an unknown one fails naming the registered ones."""
+    if name not in _FAMILIES:
+        from ..syntax.extensions import load_entry_points
+
+        load_entry_points()   # a package may provide it
+    fam = _FAMILIES.get(name)
+    if fam is None:
+        raise ModelError(f"generator family {name!r} is not supported by this engine; supported: {', '.join(sorted(_FAMILIES))} "
+                         "(a package can add one: aigif.engine.families.register_family)")
+    return fam
+
+
+def family_for_pipeline(pipeline: str) -> GeneratorFamily | None:
+    """The first registered family that builds *pipeline* (``StableDiffusionPipeline``: sd1)."""
+    return next((f for f in _FAMILIES.values() if f.pipeline == pipeline), None)
 
 
 def family_of_pipeline(pipeline: str) -> str | None:
-    """The first registry family that builds *pipeline* (``StableDiffusionPipeline``: sd1)."""
-    for f in registry.FAMILIES.values():
-        if FAMILY_PIPELINES.get(f.name) == pipeline:
-            return f.name
-    return None
+    fam = family_for_pipeline(pipeline)
+    return fam.name if fam else None
 
 
-def call_kwargs(pipeline: str, gen: Generation) -> dict:
-    """Keyword arguments of ``pipe(...)`` for one image (latents/generator/output added by the engine)."""
-    spec = PIPELINES[pipeline]
-    kw = dict(prompt=gen.prompt, num_inference_steps=gen.num_inference_steps, guidance_scale=float(gen.guidance_scale),
-              width=gen.width, height=gen.height)
-    if "negative_prompt" in spec.options:
-        kw["negative_prompt"] = gen.negative_prompt or None   # "" = the pipeline's default (SDXL: zero embeddings)
-    for name in ("eta", "clip_skip", "guidance_rescale"):
-        v = getattr(gen, name)
-        if v is None:
-            continue
-        if name not in spec.options:
-            raise ConfigError(f"{pipeline} does not take {name}")
-        kw[name] = float(v) if name != "clip_skip" else int(v)
-    if kw.get("clip_skip") == 0:
-        kw.pop("clip_skip")
-    return kw
+def family_pipeline(family: str) -> str:
+    return get_family(family).pipeline
+
+
+def allowed_pipelines() -> frozenset:
+    """Pipeline classes the engine loads: those of the registered families."""
+    return frozenset(f.pipeline for f in _FAMILIES.values())
+
+
+# --- Stable Diffusion 1.x, 2.x and XL ----------------------------------------------------------
+_CLIP = frozenset({"CLIPTextModel", "CLIPTextModelWithProjection", "CLIPTokenizer", "CLIPTokenizerFast",
+                   "CLIPImageProcessor", "CLIPImageProcessorPil", "CLIPFeatureExtractor", "CLIPVisionModelWithProjection"})
+_SD = frozenset({"UNet2DConditionModel", "AutoencoderKL", "StableDiffusionSafetyChecker"}) | _CLIP
+_SD_OPTIONS = ("negative_prompt", "eta", "clip_skip", "guidance_rescale")
+_SD_LOAD = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
+
+for _fam in (
+    GeneratorFamily("sd1", "StableDiffusionPipeline", _SD_LOAD, _SD_OPTIONS, _SD),
+    GeneratorFamily("sd2", "StableDiffusionPipeline", _SD_LOAD, _SD_OPTIONS, _SD),
+    GeneratorFamily("sdxl", "StableDiffusionXLPipeline", {"add_watermarker": False},   # a watermark would change pixels
+                    _SD_OPTIONS, _SD, text_encoders=("text_encoder", "text_encoder_2")),
+):
+    register_family(_fam)

@@ -20,7 +20,7 @@ from ..syntax.defaults import DEFAULT_MODEL
 from ..syntax.elements import ModelRef
 from . import tiny
 from .digest import file_sha256, folder_digest
-from .families import ALLOWED_PIPELINES, PIPELINES, family_of_pipeline, family_pipeline
+from .families import allowed_pipelines, family_for_pipeline, family_of_pipeline, family_pipeline
 from .schedulers import ALLOWED_SCHEDULERS
 from .quiet import quiet as _quiet
 
@@ -97,9 +97,9 @@ def _family_for(ref: ModelRef | None, entry, folder: Path | None) -> tuple[str, 
         return fam, family_pipeline(fam)
     if folder is not None and (folder / "model_index.json").exists():
         cls = _read_index(folder).get("_class_name")
-        if isinstance(cls, str) and cls in ALLOWED_PIPELINES:
-            return family_of_pipeline(cls) or "sd1", cls
-        raise UnsafeModelError(f"{folder}: pipeline class {cls!r} is not allowed; allowed: {', '.join(sorted(ALLOWED_PIPELINES))}")
+        if isinstance(cls, str) and cls in allowed_pipelines():
+            return family_of_pipeline(cls), cls
+        raise UnsafeModelError(f"{folder}: pipeline class {cls!r} is not allowed; allowed: {', '.join(sorted(allowed_pipelines()))}")
     raise ModelError("cannot tell the pipeline family of this model; record model.family in the file")
 
 
@@ -193,10 +193,10 @@ def check_pipeline_folder(res: Resolved) -> None:
     folder = res.path
     index = _read_index(folder)
     cls = index.get("_class_name")
-    if not isinstance(cls, str) or cls not in ALLOWED_PIPELINES:
+    if not isinstance(cls, str) or cls not in allowed_pipelines():
         raise UnsafeModelError(f"{folder}: pipeline class {cls!r} is not allowed (custom pipelines run code); "
-                               f"allowed: {', '.join(sorted(ALLOWED_PIPELINES))}")
-    allowed = PIPELINES[cls].components | ALLOWED_SCHEDULERS
+                               f"allowed: {', '.join(sorted(allowed_pipelines()))}")
+    allowed = family_for_pipeline(cls).components | ALLOWED_SCHEDULERS
     for comp, spec in index.items():
         if comp.startswith("_") or not isinstance(spec, list):
             continue
@@ -257,7 +257,7 @@ def load_pipeline(res: Resolved, torch_dtype, device: str, progress: bool = Fals
     import diffusers
 
     cls = getattr(diffusers, res.pipeline)
-    kw = dict(PIPELINES[res.pipeline].load_kwargs)
+    kw = dict(family_for_pipeline(res.pipeline).load_kwargs)
     try:
         with _quiet(False):
             if res.single_file:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import secrets
 from typing import Any, Mapping
 
+from ..errors import ConfigError
 from . import registry
 from .elements import Generation, ModelRef
 
@@ -23,6 +24,31 @@ EMBEDDED_STEPS = 10
 DEFAULT_STEPS = 50                  # diffusers' own default
 DEFAULT_GUIDANCE = 7.5
 FALLBACK_SIZE = 512                 # a model whose family is unknown
+
+
+# Families outside the registry: defaults their registration brought (aigif.engine.families.register_family).
+_REGISTERED_DEFAULTS: dict[str, tuple[int, int | None, str | None]] = {}
+
+
+def register_family_defaults(family: str, size: int, steps: int | None = None, scheduler: str | None = None) -> None:
+    """Defaults of a generator family the registry does not list (called when the family registers)."""
+    if not (isinstance(size, int) and 8 <= size <= 16384) or not (steps is None or (isinstance(steps, int) and steps >= 1)):
+        raise ConfigError(f"family {family!r}: default size must be 8..16384 and steps at least 1, got {size!r}, {steps!r}")
+    _REGISTERED_DEFAULTS[family] = (size, steps, scheduler)
+
+
+def _family_defaults(family: str | None) -> tuple[int, int | None] | None:
+    """(size, steps or None) of a family: its registry row, else its registration (packages are looked up once)."""
+    if not family:
+        return None
+    if registry.code_of("family", family) is not None:
+        return registry.family_entry(family).default_size, None
+    if family not in _REGISTERED_DEFAULTS:
+        from .extensions import load_entry_points
+
+        load_entry_points()
+    found = _REGISTERED_DEFAULTS.get(family)
+    return (found[0], found[1]) if found else None
 
 
 def _registry_name(model: ModelRef | str | None) -> str | None:
@@ -38,18 +64,23 @@ def is_embedded(model: ModelRef | str | None) -> bool:
     return bool(name and registry.model_entry(name).embedded)
 
 
+def _family(model: ModelRef | None) -> str | None:
+    name = _registry_name(model)
+    return registry.model_entry(name).family if name else getattr(model, "family", None)
+
+
 def default_size(model: ModelRef | None) -> int:
     if is_embedded(model):
         return EMBEDDED_SIZE
-    name = _registry_name(model)
-    family = registry.model_entry(name).family if name else getattr(model, "family", None)
-    if family and registry.code_of("family", family) is not None:
-        return registry.family_entry(family).default_size
-    return FALLBACK_SIZE
+    found = _family_defaults(_family(model))
+    return found[0] if found else FALLBACK_SIZE
 
 
 def default_steps(model: ModelRef | None) -> int:
-    return EMBEDDED_STEPS if is_embedded(model) else DEFAULT_STEPS
+    if is_embedded(model):
+        return EMBEDDED_STEPS
+    found = _family_defaults(_family(model))
+    return (found[1] if found else None) or DEFAULT_STEPS
 
 
 def scheduler_name(name: str) -> str:

@@ -233,7 +233,8 @@ def _ensure_discovered() -> None:
 def load_entry_points(entry_points: Iterable[Any] | None = None, *, force: bool = False) -> list[Extension]:
     """Register the extensions of the ``aigif.extensions`` entry points, once.
 
-    Each entry point resolves to an :class:`Extension`, an iterable of them, or a
+    Each entry point resolves to an :class:`Extension` or an object with a
+    ``register()`` method (a generator family), an iterable of them, or a
     zero-argument callable returning either. A plugin that fails to import, returns
     something else or clashes with a registered code gives an
     :class:`ExtensionLoadWarning` and is skipped. *entry_points* replaces the
@@ -281,17 +282,24 @@ def _load_one(ep: Any) -> list[Extension]:
     version = getattr(dist, "version", None)
     try:
         obj = ep.load()
-        if callable(obj) and not isinstance(obj, Extension):
+        if callable(obj) and not isinstance(obj, Extension) and not _is_registration(obj):
             obj = obj()
-        exts = [obj] if isinstance(obj, Extension) else list(obj or ())
-        bad = [type(e).__name__ for e in exts if not isinstance(e, Extension)]
-        if bad or not exts:
-            raise TypeError(f"expected an aigif.Extension or a list of them, got {', '.join(bad) or 'nothing'}")
+        items = [obj] if isinstance(obj, Extension) or _is_registration(obj) else list(obj or ())
+        bad = [type(e).__name__ for e in items if not (isinstance(e, Extension) or _is_registration(e))]
+        if bad or not items:
+            raise TypeError(f"expected an aigif.Extension, an object with register() (e.g. a generator family) "
+                            f"or a list of them, got {', '.join(bad) or 'nothing'}")
     except (Exception, SystemExit) as exc:  # any failure of third-party code: warn and go on
         _warn_load(f"extension plugin {label} failed to load: {type(exc).__name__}: {exc}")
         return []
     out = []
-    for ext in exts:
+    for ext in items:
+        if not isinstance(ext, Extension):   # a registration of another layer (generator family, ...): it registers itself
+            try:
+                ext.register()
+            except (Exception, SystemExit) as exc:
+                _warn_load(f"extension plugin {label}: {type(ext).__name__}.register() failed: {type(exc).__name__}: {exc}")
+            continue
         if ext.name in _BY_NAME:  # registered in code already: the explicit registration wins
             continue
         ext = dataclasses.replace(ext, source=ext.source or source, version=ext.version or version)
@@ -300,6 +308,11 @@ def _load_one(ep: Any) -> list[Extension]:
         except AigifError as exc:
             _warn_load(f"extension plugin {label}: {exc}")
     return out
+
+
+def _is_registration(obj: Any) -> bool:
+    """An object of another layer that registers itself (``aigif.engine.families.GeneratorFamily``)."""
+    return not isinstance(obj, (type, Extension)) and callable(getattr(obj, "register", None))
 
 
 def _warn_load(msg: str) -> None:

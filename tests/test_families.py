@@ -1,0 +1,93 @@
+"""Generator families are registrations: SD 1.x/2.x/XL are ones, and a package adds its own the same way."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from aigif.errors import ConfigError, ModelError
+from aigif.engine import families as F
+from aigif.syntax import ModelRef, defaults
+from aigif.syntax import extensions as X
+from aigif.syntax.defaults import resolve_generation
+
+
+@pytest.fixture(autouse=True)
+def clean(monkeypatch):
+    monkeypatch.setattr(F, "_FAMILIES", dict(F._FAMILIES))
+    monkeypatch.setattr(defaults, "_REGISTERED_DEFAULTS", {})
+    monkeypatch.setattr(X, "_discovered", True)
+    monkeypatch.setattr(X, "_load_failures", [])
+
+
+class ToyFamily(F.GeneratorFamily):
+    """A package's family: its own latent layout (one channel fewer, say) and defaults."""
+
+    def latent_shape(self, pipe, gen):
+        return (3, gen.height // 8, gen.width // 8)
+
+
+TOY = ToyFamily("toy", "StableDiffusion3Pipeline", options=("negative_prompt",), denoiser="transformer",
+                default_size=256, default_steps=4)
+
+
+class _EntryPoint:
+    name, value, dist = "toy", "toy_pkg:family", None
+
+    def __init__(self, obj):
+        self.obj = obj
+
+    def load(self):
+        return self.obj
+
+
+def test_sd_families_are_registrations():
+    assert {f.name for f in F.registered_families()} >= {"sd1", "sd2", "sdxl"}
+    assert F.get_family("sdxl").text_encoders == ("text_encoder", "text_encoder_2")
+    assert F.family_of_pipeline("StableDiffusionPipeline") == "sd1"
+    assert F.allowed_pipelines() == {"StableDiffusionPipeline", "StableDiffusionXLPipeline"}
+    with pytest.raises(ModelError, match="supported: sd1, sd2, sdxl"):
+        F.get_family("flux-unknown")
+
+
+def test_a_package_adds_a_family_through_the_entry_point():
+    with pytest.raises(ModelError):
+        F.get_family("toy")
+    X.load_entry_points([_EntryPoint(TOY)])
+    assert F.get_family("toy") is TOY and "StableDiffusion3Pipeline" in F.allowed_pipelines()
+    gen = resolve_generation(ModelRef(repo="someone/toy-model", family="toy"), prompt="a fox", seed=1)
+    assert (gen.width, gen.height, gen.num_inference_steps) == (256, 256, 4)   # the family's own defaults
+    assert TOY.call_kwargs(gen) == {"prompt": "a fox", "num_inference_steps": 4, "guidance_scale": 7.5, "width": 256,
+                                    "height": 256, "negative_prompt": None}
+    with pytest.raises(ConfigError, match="does not take eta"):
+        TOY.call_kwargs(dataclasses.replace(gen, eta=0.5))
+    with pytest.warns(X.ExtensionLoadWarning, match="already registered"):
+        X.load_entry_points([_EntryPoint(TOY)])                  # twice: a warning, never a crash
+
+
+def test_a_family_outside_the_registry_needs_its_defaults():
+    with pytest.raises(ConfigError, match="default_size"):
+        F.register_family(F.GeneratorFamily("nameless", "FluxPipeline"))
+    with pytest.raises(ConfigError):
+        F.register_family("sd1")
+
+
+def test_the_engine_draws_noise_and_calls_through_the_registration():
+    """The engine asks the family for the latents (shape and packing) and the call: a registration changes both."""
+    from aigif import Generation
+    from aigif.engine import Engine
+
+    seen = []
+
+    class Watched(F.GeneratorFamily):
+        def pack_latents(self, latents):
+            seen.append(tuple(latents.shape))
+            return latents
+
+    gen = Generation(prompt="a boat", seed=3, num_inference_steps=2, guidance_scale=7.5, width=64, height=48)
+    base = Engine(threads=1).generate(gen).image
+    F.register_family(Watched(**{f.name: getattr(F.get_family("sd1"), f.name) for f in dataclasses.fields(F.GeneratorFamily)}),
+                      replace=True)
+    again = Engine(threads=1).generate(gen).image
+    assert seen == [(1, 4, 6, 8)] and np.array_equal(base, again)
