@@ -12,7 +12,7 @@ import aigif
 from aigif.fidelity import pixel_sha256
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ("quickstart", "save_from_pipeline", "pillow_plugin", "batch_accelerate")
+EXAMPLES = ("quickstart", "save_from_pipeline", "pillow_plugin", "batch_accelerate", "generator_family")
 
 
 def _run_all(tmp_path):
@@ -63,6 +63,11 @@ def test_examples_run_and_write_their_outputs(tmp_path):
     assert pngs == ["day/000.png", "day/002.png", "day/004.png", "night/001.png", "night/003.png"]
     assert json.loads((out / "batch" / "out" / "aigif-batch-summary.json").read_text())["counts"] == {"skipped": 5}
     assert "| converted | 5 |" in stdout
+
+    out, stdout = r["generator_family"]
+    doc = aigif.load(out / "lantern.aigif")
+    assert doc.model.family == "my-sd1-variant" and (doc.generation.width, doc.generation.num_inference_steps) == (64, 4)
+    assert "noise drawn: (1, 4, 8, 8)" in stdout and "decoded: exact" in stdout
 
     out, stdout = r["docs"]                      # the ```python snippets of docs/api.md, in order
     assert aigif.load(out / "rated.aigif").extensions
