@@ -416,10 +416,11 @@ def test_cli_extensions_lists_registered_ones():
     assert res.exit_code == 0, res.output
     assert "my-note" in res.output and "0x4000 ancillary" in res.output and "a private note" in res.output
     assert "(registered in code)" in res.output and "img2img" in res.output and "not installed" in res.output
+    assert "sdxl (StableDiffusionXLPipeline)" in res.output
     res = CliRunner().invoke(app, ["extensions", "--json"])
     info = json.loads(res.output)
     assert info["extensions"][0]["name"] == "my-note" and info["extensions"][0]["critical"] == [False]
-    assert info["assigned"][0]["type"] == "0x0041"
+    assert info["assigned"][0]["type"] == "0x0041" and {"name": "sd1", "pipeline": "StableDiffusionPipeline"} in info["families"]
 
 
 # --- entry points and the example package ----------------------------------------------------------

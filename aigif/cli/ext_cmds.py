@@ -11,6 +11,7 @@ from .base import app
 def cli_extensions(as_json: bool = False) -> str:
     """Text (or JSON) listing registered extensions, assigned codes and plugins that failed to load."""
     from ..engine.adapters import PIPELINE_ALLOWLIST
+    from ..engine.families import registered_families
     from ..syntax.extensions import ASSIGNED_EXTENSIONS, extension_for, load_failures, registered_extensions
 
     exts = sorted(registered_extensions(), key=lambda e: (min(e.types), e.name))
@@ -18,9 +19,10 @@ def cli_extensions(as_json: bool = False) -> str:
     assigned = [{"type": f"{code:#06x}", "name": a.name, "package": a.package, "status": a.status,
                  "installed": extension_for(code) is not None and extension_for(code).name == a.name}
                 for code, a in sorted(ASSIGNED_EXTENSIONS.items())]
+    families = [{"name": f.name, "pipeline": f.pipeline} for f in registered_families()]
     if as_json:
-        return json.dumps({"extensions": [e.describe() for e in exts], "assigned": assigned, "load_errors": failures},
-                          indent=2, ensure_ascii=False)
+        return json.dumps({"extensions": [e.describe() for e in exts], "assigned": assigned, "families": families,
+                           "load_errors": failures}, indent=2, ensure_ascii=False)
     lines = [f"{len(exts)} extension(s) registered"]
     for e in exts:
         codes = ", ".join(f"{t:#06x} {'critical' if t & 1 else 'ancillary'}" for t in e.types)
@@ -37,6 +39,7 @@ def cli_extensions(as_json: bool = False) -> str:
     for a in assigned:
         lines.append(f"  {a['type']} {a['name']:<20} {a['package']:<20} {a['status']:<10} "
                      f"{'installed' if a['installed'] else 'not installed'}")
+    lines.append("generator families: " + ", ".join(f"{f['name']} ({f['pipeline']})" for f in families))
     for msg in failures:
         lines.append(f"warning: {msg}")
     return "\n".join(lines)
@@ -46,7 +49,7 @@ def cli_extensions(as_json: bool = False) -> str:
 def extensions_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON (name, type codes, critical flags, schema, source)."),
 ) -> None:
-    """List the syntax extensions this installation can read and regenerate."""
+    """List the syntax extensions and generator families this installation can read and regenerate."""
     typer.echo(cli_extensions(as_json))
 
 
