@@ -110,6 +110,7 @@ def test_incremental_rename_delete(lib, conn):
     assert paths(search(conn, Query(text="dog"))[0]) == ["import.aigif"]
     assert search(conn, Query(text="cat OR castle"))[1] == 0
     assert conn.execute("SELECT COUNT(*) FROM loras").fetchone()[0] == 0  # the castle's LoRA row went with it
+    conn.execute("INSERT INTO files_fts(files_fts) VALUES ('integrity-check')")  # full text matches the rows
 
 
 def test_symlinks_are_not_followed(tmp_path, conn):
@@ -200,3 +201,23 @@ def test_cli_index_and_search(lib, tmp_path, capsys):
     assert main(["search", '"open', "--db", db]) == 1
     assert "unbalanced quote" in capsys.readouterr().err
     assert main(["search", "x", "--db", str(tmp_path / "none.sqlite")]) == 1
+
+
+def test_version_1_database_upgrades_and_keeps_its_rows(lib, tmp_path):
+    path = tmp_path / "v1.sqlite"
+    raw = sqlite3.connect(path, isolation_level=None)
+    raw.row_factory = sqlite3.Row
+    dbmod.migrate(raw, dbmod.MIGRATIONS[:1])
+    index_folders(raw, [lib])  # what a version-1 aigif wrote (full-text rows by trigger, then by the indexer too)
+    raw.execute("DELETE FROM files_fts")
+    raw.execute("INSERT INTO files_fts(files_fts) VALUES ('rebuild')")
+    raw.close()
+    conn = connect(path)
+    assert dbmod.schema_version(conn) == dbmod.SCHEMA_VERSION
+    assert conn.execute("SELECT COUNT(*) FROM renders").fetchone()[0] == 0
+    assert paths(search(conn, Query(text="fox"))[0]) == ["fox.aigif"]
+    make(lib / "new.aigif", "a fox cub", seed=8)
+    index_folders(conn, [lib])
+    assert paths(search(conn, Query(text="fox"))[0]) == ["fox.aigif", "new.aigif"]
+    conn.execute("INSERT INTO files_fts(files_fts) VALUES ('integrity-check')")
+    conn.close()

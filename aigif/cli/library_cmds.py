@@ -61,5 +61,44 @@ def search(
         return
     for item in items:
         prompt = (item["prompt"] or "").replace("\n", " ")
-        typer.echo(printable(f"{item['path']}\t{item['model']}\tseed {item['seed']}\t{prompt[:80]}"))
+        typer.echo(printable(f"{item['path']}  {item['model']}  seed {item['seed']}  {prompt[:80]}"))
     typer.echo(f"{len(items)} of {total} match(es)", err=True)
+
+
+@app.command()
+def serve(
+    folders: list[Path] = typer.Argument(..., help="Folders of .aigif files to show (indexed first; only read)."),
+    db: Path = typer.Option(None, "--db", help=DB_HELP),
+    host: str = typer.Option(None, "--host", help="Address to listen on (default 127.0.0.1: this computer only)."),
+    port: int = typer.Option(8188, "--port", min=1, max=65535),
+    cache_mb: int = typer.Option(512, "--cache-mb", min=1, help="Size cap of the thumbnail cache ($AIGIF_HOME/thumbs)."),
+    render: bool = typer.Option(True, "--render/--no-render", help="Render thumbnails by regeneration in the background."),
+) -> None:
+    """Browse and search the folders in a web gallery (thumbnails rendered by regeneration)."""
+    from ..engine.paths import aigif_home
+    from ..library.db import connect, default_db_path
+    from ..library.index import index_folders
+    from ..library.server import create_app, is_loopback
+    from ..library.thumbs import ThumbCache, ThumbWorker
+
+    db = db or default_db_path()
+    conn = connect(db)
+    try:
+        report = index_folders(conn, folders)
+    finally:
+        conn.close()
+    typer.echo(f"{report.seen} files indexed ({len(report.errors)} unreadable)")
+    if host is not None and not is_loopback(host):
+        typer.echo(f"aigif: warning: serving on {host}: other computers on the network can browse these folders "
+                   "and make this one render images; there is no login", err=True)
+    host = host or "127.0.0.1"
+    cache = ThumbCache(aigif_home() / "thumbs", cache_mb * 2**20)
+    worker = ThumbWorker(cache, db) if render else None
+    import uvicorn
+
+    typer.echo(f"gallery at http://{host if ':' not in host else f'[{host}]'}:{port}/  (Ctrl+C stops)")
+    try:
+        uvicorn.run(create_app(db, folders, cache, worker), host=host, port=port, log_level="warning")
+    finally:
+        if worker is not None:
+            worker.close()

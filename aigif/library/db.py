@@ -74,8 +74,19 @@ CREATE TRIGGER files_fts_update AFTER UPDATE OF prompt, negative_prompt, model, 
     VALUES (new.id, new.prompt, new.negative_prompt, new.model, new.lora_names, new.source_tool);
 END;
 """),
+    (2, "renders: the gallery's regeneration results; full-text rows of new files written per batch", """
+DROP TRIGGER files_fts_insert;
+CREATE TABLE renders (
+    content_hash TEXT PRIMARY KEY,
+    status TEXT,
+    source TEXT,
+    error TEXT,
+    rendered_at REAL NOT NULL
+);
+"""),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
+FTS_COLUMNS = "prompt, negative_prompt, model, lora_names, source_tool"  # files_fts, mirrored from files
 
 
 def default_db_path() -> Path:

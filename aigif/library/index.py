@@ -9,9 +9,13 @@ Library folders are only read.
 from __future__ import annotations
 
 import hashlib
+import json
+import multiprocessing
 import os
 import sqlite3
 import time
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -19,10 +23,13 @@ from typing import Callable, Iterator
 from ..errors import AigifError, LibraryError
 from ..fileio import read_limited
 from ..limits import DEFAULT_LIMITS
+from .db import FTS_COLUMNS
 from .record import SYNTAX_COLUMNS, parse, syntax_row
 
 SUFFIX = ".aigif"
 BATCH = 500  # files per transaction
+PARALLEL_MIN_FILES = 5000  # below this, worker processes cost more to start than they save
+PARALLEL_WORKERS = 4
 _FILE_COLUMNS = ("path", "root", "content_hash", "file_size", "mtime_ns", "indexed_at", "error") + SYNTAX_COLUMNS
 
 
@@ -91,29 +98,30 @@ def _index_root(conn: sqlite3.Connection, root: Path, report: IndexReport, progr
         row = known.get(path)
         if row is not None and row[1] == st.st_size and row[2] == st.st_mtime_ns:
             report.unchanged += 1
-            continue
-        pending.append((path, st))
-        if len(pending) >= BATCH:
-            _store_batch(conn, root, pending, known, report)
-            pending = []
-            if progress:
-                progress(report.seen)
-    _store_batch(conn, root, pending, known, report)
+        else:
+            pending.append((path, st))
+    for batch, results in _scanned([pending[i:i + BATCH] for i in range(0, len(pending), BATCH)]):
+        _store_batch(conn, root, batch, results, known, report)
+        if progress:
+            progress(report.seen)
     gone = [(known[p][0],) for p in known if p not in seen]
     with _transaction(conn):
         conn.executemany("DELETE FROM files WHERE id = ?", gone)
     report.deleted += len(gone)
-    if progress:
-        progress(report.seen)
 
 
-def _read(path: str) -> tuple[bytes | None, str, str | None]:
-    """(bytes, content hash, error) of one file; bytes is None when it cannot be read."""
+def scan(path: str) -> tuple[str, dict | None, str | None]:
+    """(content hash, syntax row or None, error or None) of one file: the part that may run in another process."""
     try:
         data = read_limited(path, DEFAULT_LIMITS.max_file_bytes)
     except AigifError as exc:
-        return None, "", str(exc)
-    return data, hashlib.sha256(data).hexdigest(), None
+        return "", None, str(exc)
+    row, error = _parse(data)
+    return hashlib.sha256(data).hexdigest(), row, error
+
+
+def _scan_batch(paths: list[str]) -> list:
+    return [scan(p) for p in paths]
 
 
 def _parse(data: bytes) -> tuple[dict | None, str | None]:
@@ -125,20 +133,38 @@ def _parse(data: bytes) -> tuple[dict | None, str | None]:
         return None, f"unreadable: {type(exc).__name__}: {exc}"
 
 
-def _store_batch(conn, root: Path, pending, known: dict, report: IndexReport) -> None:
-    if not pending:
+def _scanned(batches: list[list]) -> Iterator[tuple[list, list]]:
+    """Each batch with its scan results, in order; large runs are parsed by worker processes a few batches ahead."""
+    workers = min(PARALLEL_WORKERS, os.cpu_count() or 1)
+    if sum(map(len, batches)) < PARALLEL_MIN_FILES or workers < 2:
+        for batch in batches:
+            yield batch, [scan(path) for path, _ in batch]
         return
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        ahead: deque = deque()
+        todo = iter(batches)
+        for batch in todo:
+            ahead.append((batch, pool.submit(_scan_batch, [path for path, _ in batch])))
+            if len(ahead) > 2 * workers:
+                done, future = ahead.popleft()
+                yield done, future.result()
+        while ahead:
+            done, future = ahead.popleft()
+            yield done, future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _store_batch(conn, root: Path, batch, results, known: dict, report: IndexReport) -> None:
+    added: list[int] = []
     with _transaction(conn):
-        for path, st in pending:
-            data, digest, error = _read(path)
-            old = _adopt_renamed(conn, root, path, st, digest) if path not in known and data is not None else None
+        for (path, st), (digest, row, error) in zip(batch, results):
+            old = _adopt_renamed(conn, root, path, st, digest) if path not in known and digest else None
             if old is not None:
                 known.pop(old, None)  # the row moved: not a deletion at the end of this run
                 report.renamed += 1
                 continue
-            row = None
-            if data is not None:
-                row, error = _parse(data)
             values = dict(dict.fromkeys(SYNTAX_COLUMNS), has_pixels=0, has_residual=0, regenerable=0) if row is None else row
             loras = values.pop("_loras", [])
             values.update(path=path, root=str(root), content_hash=digest, file_size=st.st_size,
@@ -150,6 +176,10 @@ def _store_batch(conn, root: Path, pending, known: dict, report: IndexReport) ->
                 report.updated += 1
             else:
                 report.added += 1
+                added.append(file_id)
+        # one statement for the batch's full-text rows: several times faster than a trigger per row
+        conn.execute(f"INSERT INTO files_fts(rowid, {FTS_COLUMNS}) SELECT id, {FTS_COLUMNS} FROM files "
+                     "WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(added),))
 
 
 def _adopt_renamed(conn, root: Path, path: str, st: os.stat_result, digest: str) -> str | None:

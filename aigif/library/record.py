@@ -25,7 +25,8 @@ STATUS_EXTENSIONS = {"signature": "signature_status", "provenance": "provenance"
 
 
 def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
+    """JSON text, keys in the element's own order (the order ``aigif info`` prints)."""
+    return None if value is None else json.dumps(value, ensure_ascii=False)
 
 
 def model_identity(model) -> str | None:

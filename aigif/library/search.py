@@ -18,6 +18,7 @@ from .record import GEN_COLUMNS
 
 MAX_QUERY_CHARS = 1000
 MAX_LIMIT = 500
+_INT64 = 2**63 - 1
 _TOKEN = re.compile(r'"[^"]*"?|\(|\)|[\w]+\*?', re.UNICODE)
 _OPERATORS = {"AND", "OR", "NOT"}
 SUMMARY_COLUMNS = ("id", "path", "root", "content_hash", "file_size", "mtime_ns", "error", "model", "model_family",
@@ -78,6 +79,8 @@ def _where(q: Query) -> tuple[list[str], list[Any]]:
         clauses.append("(f.model = ? OR f.model_repo = ? OR f.model_local = ?)")
         args += [q.model] * 3
     for column, value in (("model_family", q.family), ("source_tool", q.tool), ("width", q.width), ("height", q.height)):
+        if isinstance(value, int) and not 0 <= value < _INT64:
+            raise QueryError(f"{column} must be 0..{_INT64 - 1}")
         if value is not None:
             clauses.append(f"f.{column} = ? COLLATE NOCASE" if isinstance(value, str) else f"f.{column} = ?")
             args.append(value)
@@ -90,12 +93,10 @@ def _where(q: Query) -> tuple[list[str], list[Any]]:
     if q.regenerable is not None:
         clauses.append("f.regenerable = ?")
         args.append(int(q.regenerable))
-    if q.date_from is not None:
-        clauses.append("f.mtime_ns >= ?")
-        args.append(int(q.date_from * 1e9))
-    if q.date_to is not None:
-        clauses.append("f.mtime_ns < ?")
-        args.append(int(q.date_to * 1e9))
+    for op, seconds in ((">=", q.date_from), ("<", q.date_to)):
+        if seconds is not None:
+            clauses.append(f"f.mtime_ns {op} ?")
+            args.append(max(-_INT64, min(_INT64, int(seconds * 1e9))))
     if q.roots:
         clauses.append(f"f.root IN ({', '.join('?' * len(q.roots))})")
         args += list(q.roots)
