@@ -206,18 +206,41 @@ def test_cli_index_and_search(lib, tmp_path, capsys):
 def test_version_1_database_upgrades_and_keeps_its_rows(lib, tmp_path):
     path = tmp_path / "v1.sqlite"
     raw = sqlite3.connect(path, isolation_level=None)
-    raw.row_factory = sqlite3.Row
     dbmod.migrate(raw, dbmod.MIGRATIONS[:1])
-    index_folders(raw, [lib])  # what a version-1 aigif wrote (full-text rows by trigger, then by the indexer too)
-    raw.execute("DELETE FROM files_fts")
-    raw.execute("INSERT INTO files_fts(files_fts) VALUES ('rebuild')")
-    raw.close()
+    raw.execute("INSERT INTO files(path, root, content_hash, file_size, mtime_ns, indexed_at, prompt, model, regenerable) "
+                "VALUES (?, ?, 'ab', 1, 1, 0, 'an old fox', 'sd15', 1)", (str(tmp_path / "gone" / "old.aigif"), str(tmp_path / "gone")))
+    raw.close()  # a version-1 database: its full-text row written by the trigger version 2 drops
     conn = connect(path)
     assert dbmod.schema_version(conn) == dbmod.SCHEMA_VERSION
     assert conn.execute("SELECT COUNT(*) FROM renders").fetchone()[0] == 0
-    assert paths(search(conn, Query(text="fox"))[0]) == ["fox.aigif"]
-    make(lib / "new.aigif", "a fox cub", seed=8)
+    assert paths(search(conn, Query(text="fox"))[0]) == ["old.aigif"]
     index_folders(conn, [lib])
-    assert paths(search(conn, Query(text="fox"))[0]) == ["fox.aigif", "new.aigif"]
+    assert paths(search(conn, Query(text="fox"))[0]) == ["fox.aigif", "old.aigif"]
     conn.execute("INSERT INTO files_fts(files_fts) VALUES ('integrity-check')")
     conn.close()
+
+
+def test_signature_and_provenance_columns(tmp_path, conn):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from aigif.provenance.signature import sign
+
+    lib = tmp_path / "signed"
+    plain = make(lib / "plain.aigif", "a plain file")
+    signed = sign(dumps(Document(generation=Generation(prompt="a signed fox", seed=1, num_inference_steps=20,
+                                                       guidance_scale=7.0, width=512, height=512),
+                                 model=ModelRef(name="sd15"), c2pa=b"\x00" * 40)), Ed25519PrivateKey.generate())
+    (lib / "signed.aigif").write_bytes(signed)
+    tampered = bytearray(signed)
+    tampered[bytes(tampered).index(b"\x00" * 40)] = 1  # a signed byte of the c2pa payload; the CRC is fixed below
+    import zlib
+    tampered[-4:] = zlib.crc32(bytes(tampered[:-4])).to_bytes(4, "little")
+    (lib / "tampered.aigif").write_bytes(bytes(tampered))
+    index_folders(conn, [lib])
+    rows = {os.path.basename(r["path"]): r for r in conn.execute("SELECT * FROM files")}
+    assert rows["plain.aigif"]["signature_status"] is None and rows["plain.aigif"]["provenance"] is None
+    assert rows["signed.aigif"]["signature_status"].startswith("valid (ed25519")
+    assert "40 bytes" in rows["signed.aigif"]["provenance"]
+    bad = rows["tampered.aigif"]
+    assert bad["error"] is None and bad["signature_status"].startswith("INVALID"), dict(bad)
+    assert plain.exists()

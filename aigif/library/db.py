@@ -76,6 +76,7 @@ END;
 """),
     (2, "renders: the gallery's regeneration results; full-text rows of new files written per batch", """
 DROP TRIGGER files_fts_insert;
+ALTER TABLE files ADD COLUMN regenerable_reason TEXT;
 CREATE TABLE renders (
     content_hash TEXT PRIMARY KEY,
     status TEXT,

@@ -126,7 +126,7 @@ def _scan_batch(paths: list[str]) -> list:
 
 def _parse(data: bytes) -> tuple[dict | None, str | None]:
     try:
-        return syntax_row(parse(data)), None
+        return syntax_row(parse(data), data), None
     except AigifError as exc:
         return None, str(exc)
     except (ValueError, TypeError, OverflowError, RecursionError) as exc:  # a reader bug must not stop the run

@@ -8,6 +8,7 @@ from typing import Any
 from ..errors import AigifError
 from ..limits import DEFAULT_LIMITS
 from ..syntax import Document, document_to_dict, loads
+from ..syntax.builtin import regenerable
 from ..syntax.document import PAYLOAD_ATTRS
 from ..syntax.elements import to_dict
 from ..syntax.extensions import extension_for
@@ -18,10 +19,9 @@ GEN_COLUMNS = ("prompt", "negative_prompt", "seed", "num_inference_steps", "guid
 MODEL_COLUMNS = ("model", "model_family", "model_repo", "model_revision", "model_sha256", "model_local",
                  "model_variant", "model_weights_file", "model_vae", "loras", "lora_names")
 OTHER_COLUMNS = ("platform", "device", "gpu", "dtype", "source_tool", "source_version", "pixel_sha256", "perceptual",
-                 "has_pixels", "has_residual", "regenerable", "extensions", "signature_status", "provenance", "syntax")
+                 "has_pixels", "has_residual", "regenerable", "regenerable_reason", "extensions", "signature_status",
+                 "provenance", "syntax")
 SYNTAX_COLUMNS = GEN_COLUMNS + MODEL_COLUMNS + OTHER_COLUMNS
-# Extension segments that carry a signature or provenance manifest fill these columns when installed.
-STATUS_EXTENSIONS = {"signature": "signature_status", "provenance": "provenance"}
 
 
 def _json(value: Any) -> str | None:
@@ -53,8 +53,19 @@ def parse(data: bytes) -> Document:
         return loads(data, DEFAULT_LIMITS)
 
 
-def syntax_row(doc: Document) -> dict[str, Any]:
-    """Column values for *doc* (keys: :data:`SYNTAX_COLUMNS` plus ``_loras``, a list of (name, weight))."""
+def signature_status(data: bytes) -> str | None:
+    """``valid (...)`` / ``INVALID (...): why`` for a signed file's bytes, None when it is not signed."""
+    from ..provenance.signature import check
+
+    try:
+        result = check(data)
+    except AigifError as exc:
+        return f"unreadable ({exc})"
+    return None if result is None else result.summary()
+
+
+def syntax_row(doc: Document, data: bytes) -> dict[str, Any]:
+    """Column values for *doc* read from *data* (keys: :data:`SYNTAX_COLUMNS` plus ``_loras``, (name, weight) pairs)."""
     row: dict[str, Any] = dict.fromkeys(SYNTAX_COLUMNS)
     gen, model = doc.generation, doc.model
     if gen is not None:
@@ -80,15 +91,14 @@ def syntax_row(doc: Document) -> dict[str, Any]:
         row.update(pixel_sha256=doc.fingerprint.pixel_sha256, perceptual=doc.fingerprint.perceptual)
     row["has_pixels"] = int(doc.pixels is not None)
     row["has_residual"] = int(doc.residual is not None)
-    row["regenerable"] = int(gen is not None and model is not None)
-    names = []
-    for seg in doc.extensions:
-        ext = extension_for(seg.type)
-        names.append(ext.name if ext else f"{seg.type:#x}")
-        column = STATUS_EXTENSIONS.get(ext.name) if ext else None
-        if column:
-            row[column] = _extension_status(ext, seg.payload)
+    reason = regenerable(doc)
+    row["regenerable"] = int(reason == "yes")
+    row["regenerable_reason"] = None if reason == "yes" else reason.removeprefix("no: ")
+    names = [ext.name if ext else f"{seg.type:#x}" for seg in doc.extensions for ext in [extension_for(seg.type)]]
     row["extensions"] = _json(names) if names else None
+    row["signature_status"] = signature_status(data)
+    if doc.c2pa is not None:
+        row["provenance"] = f"C2PA manifest store of the imported image, {len(doc.c2pa)} bytes, kept verbatim"
     syntax = document_to_dict(doc)
     for attr in PAYLOAD_ATTRS:
         if attr in syntax:
@@ -96,10 +106,3 @@ def syntax_row(doc: Document) -> dict[str, Any]:
     row["syntax"] = _json(syntax)
     row["_loras"] = loras
     return row
-
-
-def _extension_status(ext, payload: bytes) -> str:
-    try:
-        return _json(ext.decode(payload))
-    except (AigifError, ValueError, TypeError) as exc:
-        return _json({"error": str(exc)})

@@ -144,7 +144,7 @@ def detail(conn: sqlite3.Connection, file_id: int) -> dict | None:
     if row is None:
         return None
     d = summary(row)
-    for key in ("platform", "model_vae", "extensions", "signature_status", "provenance", "syntax"):
+    for key in ("platform", "model_vae", "extensions", "syntax"):
         if d.get(key) is not None:
             d[key] = json.loads(d[key])
     d["loras"] = json.loads(row["loras"]) if row["loras"] else []

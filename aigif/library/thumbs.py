@@ -7,7 +7,6 @@ Listeners (the gallery's server-sent events) get a message after every render.
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import queue
@@ -109,15 +108,16 @@ def engine_renderer() -> Callable[[Document], Rendered]:
     return render
 
 
-def png(image, max_side: int | None = None) -> bytes:
+def png(image, doc: Document, max_side: int | None = None, exact: bool = False) -> bytes:
+    """PNG through aigif's one image writer: the AI mark on generated images, the imported C2PA store when *exact*."""
     from PIL import Image
+
+    from ..provenance.export import document_image_bytes
 
     im = Image.fromarray(image, "RGB")
     if max_side and max(im.size) > max_side:
         im.thumbnail((max_side, max_side), Image.LANCZOS)
-    buf = io.BytesIO()
-    im.save(buf, format="PNG")
-    return buf.getvalue()
+    return document_image_bytes(im, "PNG", doc, exact=exact)
 
 
 def model_key(doc: Document) -> str:
@@ -243,8 +243,8 @@ class ThumbWorker:
                 self._render = self._make_renderer()
             doc = parse(read_limited(path, DEFAULT_LIMITS.max_file_bytes))
             out = self._render(doc)
-            self.cache.put(content_hash, "full", png(out.image))
-            self.cache.put(content_hash, "thumb", png(out.image, THUMB_SIDE))
+            self.cache.put(content_hash, "full", png(out.image, doc, exact=out.status == "exact"))
+            self.cache.put(content_hash, "thumb", png(out.image, doc, THUMB_SIDE))
             return (out.status, out.source), None
         except AigifError as exc:
             return (None, None), str(exc)

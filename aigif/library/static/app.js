@@ -98,7 +98,7 @@ async function openDetail(id, keepImage) {
   row(t, "source tool", d.source_tool && `${d.source_tool} ${d.source_version || ""}`);
   row(t, "platform", d.platform);
   row(t, "fingerprint", syntax.fingerprint);
-  row(t, "regenerable", d.regenerable ? "yes" : "no");
+  row(t, "regenerable", d.regenerable ? "yes" : `no: ${d.regenerable_reason || "?"}`);
   row(t, "fidelity", r && (r.status || r.error));
   row(t, "signature", d.signature_status || "none");
   row(t, "provenance", d.provenance || "none");
