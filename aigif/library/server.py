@@ -294,16 +294,14 @@ def _row_or_404(g: Gallery, request: Request):
 
 
 def placeholder_png(perceptual: str | None) -> bytes:
-    """The 4x4 luma fingerprint as a tiny grey PNG (the browser scales it up smoothly)."""
-    import io
-
+    """The 4x4 luma fingerprint as a tiny grey PNG (the browser scales it up smoothly); not a picture, so no AI mark."""
     from PIL import Image
+
+    from ..provenance.export import image_bytes
 
     try:
         grid = bytes.fromhex(perceptual) if perceptual else b""
     except ValueError:
         grid = b""
     im = Image.frombytes("L", (4, 4), grid) if len(grid) == 16 else Image.new("L", (1, 1), 128)
-    buf = io.BytesIO()
-    im.save(buf, format="PNG")
-    return buf.getvalue()
+    return image_bytes(im, "PNG", ai_label=False)
