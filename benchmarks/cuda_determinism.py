@@ -1,4 +1,4 @@
-"""CUDA determinism check of the engine (for a session with a GPU).
+"""CUDA determinism check of the engine (on a machine with a GPU).
 
 For each (model, dtype, attention, scheduler) it generates an image on CUDA,
 regenerates it twice in the same process and once in a fresh process, and

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fetch (here, with network) the wheels that aigif needs beyond the device machine's image, so a
-# session with a lent GPU can run aigif there at once (the device machine reaches no package index).
+# machine with a lent GPU can run aigif there at once (the device machine reaches no package index).
 #
 #   benchmarks/device_wheels.sh            # writes .whl/ (ignored by git), about 5 MB
 #   device run, carry [".whl"]:

@@ -264,7 +264,7 @@ FOUND = [
     ("`scheduler_config` `{\"num_train_timesteps\": 3e7}` (20 bytes) made diffusers allocate 1.2 GB / 16 s (10**9: OOM); `solver_order` likewise",
      "engine `schedulers.py`", "fixed (small local change): override numbers bounded to +-100,000"),
     ("`aigif info` printed prompts/strings raw: ESC/OSC sequences from a file reached the terminal",
-     "CLI `syntax_cmds.py` (lead)", "fixed by the lead; test `test_cli_info_does_not_echo_terminal_escapes`"),
+     "CLI `syntax_cmds.py`", "fixed; test `test_cli_info_does_not_echo_terminal_escapes`"),
     ("NVTC: a 24-byte payload announcing 4096x4096 decodes with ~2.5 GB, ~60 s (8192x8192 ~10 GB): torch allocator RuntimeError under a 1 GiB cap",
      "codec `aigif/codec/api.py`", "OPEN: failing test `test_codec_header_only_payload_cannot_demand_gigabytes`"),
     ("`aigif decode a.aigif -o a.aigif --force` replaced the input with a PNG", "CLI `engine_cmds.py`",

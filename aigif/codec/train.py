@@ -379,7 +379,7 @@ def load_shipped(path: str) -> dict:
     """A shipped weights file (``export``'s output) as a training state: {config, model, flags, step}.
 
     The training-time logits are the logs of the shipped integer tables, so a
-    later session can go on training the released model without its checkpoint;
+    later run can go on training the released model without its checkpoint;
     ``flags`` (copy-flag probabilities per ``q{q}_s{s}_l{l}``) let ``export``
     redesign the tables starting from the shipped ones.
     """

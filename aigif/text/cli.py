@@ -1,4 +1,4 @@
-"""Plain functions behind `aigif text ...` (the lead wires them into typer)."""
+"""Plain functions behind `aigif text ...` (wired into the typer app by the CLI)."""
 from __future__ import annotations
 
 from . import TEXT_CODECS, decode_text, encode_text
