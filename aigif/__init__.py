@@ -9,6 +9,16 @@ imported on first use.
 """
 from .errors import (
     AigifError,
+    AigifWarning,
+    ExtensionError,
+    ExtensionLoadWarning,
+    ExtensionPayloadWarning,
+    ImportMetadataError,
+    LibraryError,
+    OutputExistsError,
+    ProvenanceError,
+    QueryError,
+    UnknownExtensionWarning,
     ConfigError,
     CorruptError,
     FormatError,
@@ -46,7 +56,8 @@ __version__ = "0.1.0"
 __all__ = [
     "AigifError", "ConfigError", "CorruptError", "FormatError", "LimitError", "ModelError", "ModelMismatchError",
     "RegistryError", "TruncatedError", "UnknownCodecError", "UnknownSegmentError", "UnsafeModelError",
-    "UnsupportedVersionError", "atomic_write", "dump", "load", "DEFAULT_LIMITS", "Limits", "ComponentRef", "Document",
+    "UnsupportedVersionError", "AigifWarning", "ExtensionError", "ExtensionLoadWarning", "ExtensionPayloadWarning",
+    "ImportMetadataError", "LibraryError", "OutputExistsError", "ProvenanceError", "QueryError", "UnknownExtensionWarning", "atomic_write", "dump", "load", "DEFAULT_LIMITS", "Limits", "ComponentRef", "Document",
     "Extension", "Fingerprint", "Generation", "Lora", "ModelRef", "Platform", "Source", "document_from_dict",
     "document_to_dict", "dumps", "loads", "register_extension", "__version__",
 ]

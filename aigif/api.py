@@ -394,22 +394,24 @@ def _read_source(src, limits: Limits) -> Document:
     return loads(data, limits)
 
 
-def decode(src, *, engine=None, reference=None, limits: Limits = DEFAULT_LIMITS) -> Decoded:
+def decode(src, *, engine=None, reference=None, limits: Limits | None = None) -> Decoded:
     """The image an .aigif holds (regenerated, + residual, or stored pixels) as a PIL image, with a fidelity report.
 
     *src*: a path, bytes, a binary file object or a :class:`Document`. *reference*: the real image
     (PIL or HxWx3 uint8) to compare with (PSNR/SSIM) instead of the file's fingerprint.
+    *limits*: for reading and regenerating (default: ``aigif.DEFAULT_LIMITS`` to read, the engine's
+    limits to render); a file asking more than ``Limits.regeneration_budget`` raises :class:`aigif.LimitError`.
     Raises :class:`aigif.ModelError` when the model is missing, :class:`aigif.FormatError` and
     friends for broken files.
     """
     import numpy as np
     from PIL import Image
 
-    doc = _read_source(src, limits)
+    doc = _read_source(src, limits or DEFAULT_LIMITS)
     ref = None
     if reference is not None:
         ref = np.asarray(reference.convert("RGB") if isinstance(reference, Image.Image) else reference, dtype=np.uint8)
-    result = _engine(engine).decode(doc, reference=ref)
+    result = _engine(engine).decode(doc, reference=ref, limits=limits)
     return Decoded(Image.fromarray(np.ascontiguousarray(result.image, dtype=np.uint8), "RGB"), result.report, doc, result.source)
 
 

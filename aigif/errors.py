@@ -2,7 +2,8 @@
 
 Split by cause (like msgpack's ``OutOfData`` vs ``FormatError``) so callers can
 tell a truncated download from a corrupted or hostile file. Messages name the
-segment, the offset and what was expected, so a user can act on them.
+segment, the offset and what was expected, so a user can act on them. Every
+warning aigif emits derives from :class:`AigifWarning`. All of them live here.
 """
 from __future__ import annotations
 
@@ -107,3 +108,32 @@ class ProvenanceError(AigifError):
     """A signing key, certificate, signature or provenance manifest cannot be used."""
 
     kind = "provenance"
+
+
+class OutputExistsError(AigifError):
+    """Refusing to overwrite an existing file without ``overwrite=True`` / ``--force``."""
+
+    kind = "exists"
+
+
+class ExtensionError(AigifError):
+    """An extension cannot be applied (missing adapter, adapter broke its contract)."""
+
+    kind = "extension"
+
+
+# --- warnings ---------------------------------------------------------------------
+class AigifWarning(UserWarning):
+    """Base of every warning aigif emits (filter with ``warnings.simplefilter(..., aigif.AigifWarning)``)."""
+
+
+class UnknownExtensionWarning(AigifWarning):
+    """An ancillary segment of an extension this decoder does not have: kept as raw bytes."""
+
+
+class ExtensionPayloadWarning(AigifWarning):
+    """An ancillary extension segment whose payload its extension refuses: kept as raw bytes."""
+
+
+class ExtensionLoadWarning(AigifWarning):
+    """An ``aigif.extensions`` entry point could not be loaded or registered; it is skipped."""

@@ -2,18 +2,23 @@
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import tempfile
 from pathlib import Path
 
-from .errors import AigifError, LimitError
+from .errors import AigifError, LimitError, OutputExistsError
 from .limits import DEFAULT_LIMITS, Limits
 
 
-class OutputExistsError(AigifError):
-    """Refusing to overwrite an existing file without ``overwrite=True`` / ``--force``."""
-
-    kind = "exists"
+def sha256_of_file(path: str | os.PathLike, *, offset: int = 0, chunk: int = 4 * 2**20) -> str:
+    """sha256 hex of a file's bytes from *offset* on, read in chunks (a weights file never whole in memory)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        while data := fh.read(chunk):
+            h.update(data)
+    return h.hexdigest()
 
 
 def atomic_write(path: str | os.PathLike, data: bytes, *, overwrite: bool = True) -> Path:

@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import aigif  # noqa: E402
+from aigif.fidelity import psnr  # noqa: E402
 from aigif.fidelity.fingerprint import PERCEPTUAL_HEX, PIXEL_HASH_HEX  # noqa: E402
 from aigif.syntax import Document, Fingerprint, Generation, ModelRef, Platform  # noqa: E402
 
@@ -103,11 +104,6 @@ def encoded_sizes(rgb: np.ndarray) -> dict[str, int]:
         Image.fromarray(rgb).save(buf, format=fmt, **kw)
         out[name] = len(buf.getvalue())
     return out
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    m = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return math.inf if m == 0 else 10 * math.log10(255**2 / m)
 
 
 def stats(xs: list[float]) -> tuple[float, float, float]:

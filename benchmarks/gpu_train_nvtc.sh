@@ -20,7 +20,7 @@
 # (ignored by git; carry it). The PNGs of ../shared/data/images/train plus the tracked tree exceed the
 # 64 MiB a call may carry, so `benchmarks/gpu_train_nvtc.sh data` writes them as lossless WebP
 # (.data/trainw, 35 MB; the default DATA). Afterwards, on the CPU machine:
-#   python -m aigif.codec.train export --ckpt <files_at>/ckpt --refine 77 --refine-rounds 5 --jobs 2
+#   python -m aigif.codec.train export --data 'TRAINING_PHOTOS/*.png' --ckpt <files_at>/ckpt --refine 77 --refine-rounds 5 --jobs 2
 set -u
 RUN=${RUN:-runs/gpu}
 case ${1:-start} in

@@ -9,6 +9,7 @@ from PIL import Image
 pytest.importorskip("torch")
 
 from aigif.errors import AigifError  # noqa: E402
+from aigif.fileio import sha256_of_file  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent / "spec" / "conformance" / "codec"
 FILES = sorted(ROOT.glob("*.nvtc"))
@@ -81,5 +82,5 @@ def test_spec_pins_the_shipped_weights():
         assert sorted(int(q) for q in qualities.split(",")) == [
             q for q in zoo.QUALITIES if zoo.MODELS[q][1]["model_id"] == int(model_id)]
         path = os.path.join(zoo.ASSET_DIR, name)
-        assert os.path.getsize(path) == int(size) and zoo.file_sha256(path) == sha
+        assert os.path.getsize(path) == int(size) and sha256_of_file(path) == sha
     assert {name for _q, _m, name, _s, _h in rows} == set(zoo.SHA256)

@@ -8,6 +8,7 @@ import torch
 from aigif.codec import api, classfilter, compress_image, decompress_image, postfilter, zoo
 from aigif.codec.restore import RestoreNet, restore
 from aigif.errors import CorruptError, ModelError, ModelMismatchError
+from aigif.fileio import sha256_of_file
 from tests.test_codec import photo, psnr
 
 
@@ -120,7 +121,7 @@ def test_training_and_export_round_trip(tmp_path):
     net = train([(0, noisy, target)], cfg, steps=300, batch=4, crop=24, lr=1e-2, log_every=0)
     assert psnr(restore(net, noisy, 1), target) > psnr(noisy, target)
     sha = export(net, str(tmp_path / "r.safetensors"))
-    assert sha == zoo.file_sha256(str(tmp_path / "r.safetensors"))
+    assert sha == sha256_of_file(str(tmp_path / "r.safetensors"))
     with safe_open(str(tmp_path / "r.safetensors"), framework="pt") as f:
         assert '"channels": 8' in f.metadata()["config"]
     back = RestoreNet(cfg)

@@ -391,13 +391,14 @@ def test_real_sd15_layout_is_accepted(model_dir):
 
 def test_render_size_limit_needs_consent(engine):
     """A tiny file may not demand a huge render: LimitError, unless the engine is told to allow it."""
+    from aigif import Limits
     from aigif.engine import Engine
     from aigif.errors import LimitError
 
     big = Generation(prompt="x", seed=1, num_inference_steps=1, guidance_scale=1.0, width=8192, height=4096)
-    with pytest.raises(LimitError, match="max_pixels"):
+    with pytest.raises(LimitError, match="max_render_pixels"):
         engine.generate(big)
     small = Generation(prompt="x", seed=1, num_inference_steps=1, guidance_scale=1.0, width=64, height=64)
-    with pytest.raises(LimitError):
-        Engine(threads=1, max_pixels=64 * 56).generate(small)
-    assert Engine(threads=1, max_pixels=64 * 64).generate(small).image.shape == (64, 64, 3)
+    with pytest.raises(LimitError, match="max_render_pixels"):
+        Engine(threads=1, limits=Limits(max_render_pixels=64 * 64 - 1)).generate(small)
+    assert Engine(threads=1, limits=Limits(max_render_pixels=64 * 64)).generate(small).image.shape == (64, 64, 3)

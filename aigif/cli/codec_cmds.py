@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from ..errors import ConfigError
+from ..errors import ConfigError, OutputExistsError
 from ..fileio import write_output
 from ..imageio import read_image
 from .base import app
@@ -22,7 +22,7 @@ def cli_compress_image(image: Path, output: Path, *, quality: int | None = None,
     from ..syntax import Document, dumps
 
     if output.exists() and not force:
-        raise ConfigError(f"{output} exists; pass --force to replace it")
+        raise OutputExistsError(f"{output} exists; pass --force to replace it")
     rgb = read_image(image)
     if fast and best:
         raise ConfigError("--fast and --best exclude each other")

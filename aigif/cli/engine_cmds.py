@@ -13,7 +13,8 @@ from typing import Optional
 import typer
 
 from ..errors import ConfigError
-from ..fileio import OutputExistsError, read_limited, write_output
+from ..errors import OutputExistsError
+from ..fileio import read_limited, write_output
 from ..imageio import read_image
 from ..limits import DEFAULT_LIMITS
 from .base import EXIT_CLOSE, EXIT_MISMATCH, EXIT_OK, app

@@ -60,7 +60,7 @@ def show_warnings_plainly() -> None:
     """
     import warnings
 
-    from ..syntax.extensions import AigifWarning
+    from ..errors import AigifWarning
 
     original = warnings.showwarning
 

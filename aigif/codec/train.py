@@ -1,10 +1,10 @@
 """Train and export the NVTC codec.
 
-    python -m aigif.codec.train train --out runs/nvtc --budget-minutes 60 [--device cuda --amp]
+    python -m aigif.codec.train train --data 'photos/*.png' --out runs/nvtc --budget-minutes 60 [--device cuda --amp]
     python -m aigif.codec.train compact --ckpt runs/nvtc/last.pt --out runs/nvtc/compact
-    python -m aigif.codec.train export --ckpt runs/nvtc/last.pt --out aigif/assets/nvtc/nvtc_id5.safetensors --refine 77
+    python -m aigif.codec.train export --data 'photos/*.png' --ckpt runs/nvtc/last.pt --out aigif/assets/nvtc/nvtc_id5.safetensors --refine 77
 
-Data: random crops of ``/work/shared/data/images/train/*.png`` (never Kodak).
+Data: random crops of the training photos ``--data`` names (a glob; never a benchmark set such as Kodak).
 Schedule (fractions of the total steps), after NVTC's staged training:
 
 1. coarse stages first: only the 1/16 stage adds codewords, then 1/16 + 1/8,
@@ -35,7 +35,6 @@ import time
 
 import numpy as np
 
-TRAIN_GLOB = "/work/shared/data/images/train/*.png"
 
 
 def load_images(pattern: str):
@@ -312,7 +311,7 @@ def _center_crop(im, size: int):
     return im[:, y : y + size, x : x + size]
 
 
-def refine_tables(model, probs: dict, flag_probs: dict, lmbda: float, n_images: int, rounds: int) -> tuple:
+def refine_tables(model, probs: dict, flag_probs: dict, lmbda: float, n_images: int, rounds: int, data: str) -> tuple:
     """ECVQ table design (Chou, Lookabaugh & Gray 1989) on training images, copy flags included.
 
     Alternates: encode with the current integer tables (eval mode, as the real
@@ -326,7 +325,7 @@ def refine_tables(model, probs: dict, flag_probs: dict, lmbda: float, n_images: 
     from .entropy import IntegerTables, flag_counts, quantize_probs, walk_grid
     from .model import contexts_for, pad_multiple
 
-    images = load_images(TRAIN_GLOB)
+    images = load_images(data)
     step = max(1, len(images) // n_images)
     images = [_center_crop(im, 512) for im in images[::step][:n_images]]
     model.eval()
@@ -424,7 +423,7 @@ def load_checkpoint(path: str) -> dict:
     return {"config": json.loads(meta["config"]), "model": state, "step": int(meta["step"])}
 
 
-def quality_tables(ckpt: str, q: int, refine: int, rounds: int, threads: int) -> dict:
+def quality_tables(ckpt: str, q: int, refine: int, rounds: int, threads: int, data: str = "") -> dict:
     """Integer symbol and copy-flag tables of rate point ``q`` (0-based) as ``{name: uint16 array}``."""
     import torch
 
@@ -445,7 +444,7 @@ def quality_tables(ckpt: str, q: int, refine: int, rounds: int, threads: int) ->
     shipped = ck.get("flags", {})  # a shipped file's copy-flag tables, else designed from scratch by refine_tables
     flag_probs = {(s, l): shipped.get(f"q{q}_s{s}_l{l}", np.full((FLAG_CONTEXTS, 2), 0.5)) for s, l in probs}
     if refine:
-        probs, flag_probs = refine_tables(model, probs, flag_probs, lmbda, refine, rounds)
+        probs, flag_probs = refine_tables(model, probs, flag_probs, lmbda, refine, rounds, data)
     out = {}
     for (s, l), pr in probs.items():
         out[f"table.q{q + 1}.s{s}_l{l}"] = quantize_probs(pr)
@@ -468,7 +467,9 @@ def export(args) -> None:
     tensors = {"net." + name: t.detach().cpu().numpy().astype(np.float32)
                for name, t in ck["model"].items() if not name.startswith("logits.")}
     # table set q = quality q + 1; lambdas ascend, so quality 1 = lowest rate
-    jobs = [(args.ckpt, q, args.refine, args.refine_rounds, max(1, args.threads // max(1, args.jobs)))
+    if args.refine and not args.data:
+        raise SystemExit("export --refine needs --data (a glob of training photos)")
+    jobs = [(args.ckpt, q, args.refine, args.refine_rounds, max(1, args.threads // max(1, args.jobs)), args.data)
             for q in range(len(cfg["lambdas"]))]
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as pool:
@@ -490,7 +491,7 @@ def main(argv=None) -> None:
     sub = ap.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train")
     t.add_argument("--out", default="runs/nvtc")
-    t.add_argument("--data", default=TRAIN_GLOB)
+    t.add_argument("--data", required=True, help="glob of the training photos (never a benchmark set)")
     t.add_argument("--steps", type=int, default=20000, help="total steps of the schedule (fixed by the first run)")
     t.add_argument("--minutes", type=float, default=0.0, help="stop this run after so many minutes (resume later)")
     t.add_argument("--init", default="", help="first run only: start from a shipped weights file (fine-tuning)")
@@ -524,6 +525,7 @@ def main(argv=None) -> None:
     e.add_argument("--refine", type=int, default=77,
                    help="design the tables (and the copy flags' tables) on this many training images; 0: none")
     e.add_argument("--refine-rounds", type=int, default=3)
+    e.add_argument("--data", default="", help="glob of the training photos the tables are designed on (with --refine)")
     e.add_argument("--threads", type=int, default=2)
     e.add_argument("--jobs", type=int, default=2, help="rate points designed in parallel processes")
     args = ap.parse_args(argv)

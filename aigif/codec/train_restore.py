@@ -24,7 +24,6 @@ import time
 
 import numpy as np
 
-TRAIN_GLOB = "/work/shared/data/images/train/*.png"
 
 
 def decoded_path(decoded_dir: str, photo: str, quality: int) -> str:
@@ -115,14 +114,14 @@ def export(net, path: str) -> str:
     returns its sha256 (for ``zoo.SHA256``)."""
     from safetensors.torch import save_file
 
-    from .zoo import file_sha256
+    from ..fileio import sha256_of_file
 
     tmp = path + ".tmp"
     save_file({k: v.detach().contiguous() for k, v in net.state_dict().items()}, tmp,
               metadata={"config": json.dumps(net.config, sort_keys=True)})
     os.chmod(tmp, 0o644)  # a shipped asset, readable by everyone
     os.replace(tmp, path)
-    return file_sha256(path)
+    return sha256_of_file(path)
 
 
 def main(argv=None) -> None:
@@ -132,10 +131,10 @@ def main(argv=None) -> None:
     sub = ap.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("decode", help="cache the model's decodes of the training photos")
     d.add_argument("--out", default="runs/restore/decoded")
-    d.add_argument("--data", default=TRAIN_GLOB)
+    d.add_argument("--data", required=True, help="glob of the training photos")
     t = sub.add_parser("train", help="train the network on the cached decodes and write its weights file")
     t.add_argument("--decoded", default="runs/restore/decoded")
-    t.add_argument("--data", default=TRAIN_GLOB)
+    t.add_argument("--data", required=True, help="glob of the training photos")
     t.add_argument("--out", default="runs/restore/restore.safetensors")
     t.add_argument("--steps", type=int, default=6000)
     t.add_argument("--channels", type=int, default=DEFAULT_CONFIG["channels"])

@@ -8,11 +8,12 @@ may rely on. ``SHA256`` pins the exact bytes of every shipped file
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 
 from ..errors import ModelError, ModelMismatchError, RegistryError
+from ..fileio import sha256_of_file
+from ..limits import DEFAULT_LIMITS
 
 ASSET_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "nvtc")
 
@@ -36,8 +37,8 @@ RESTORE_FILES = {5: "nvtc_id5_restore.safetensors"}
 
 # Decoding runs the finest stage in strips and needs ~64 bytes of working memory per pixel
 # (indices, the coarse stages, the output), so a 24-byte header may not demand more than
-# ~1 GiB: 16 Mi pixels (e.g. 4096x4096). Pass max_pixels to decode larger trusted images.
-DEFAULT_MAX_PIXELS = 16 * 2**20
+# ~1 GiB: aigif.Limits.max_render_pixels (16 Mi, e.g. 4096x4096). Pass max_pixels to decode larger trusted images.
+DEFAULT_MAX_PIXELS = DEFAULT_LIMITS.max_render_pixels
 
 #: quality -> (asset file name, fixed config entries); quality q uses table set ``table.q{q}.*``
 MODELS = {q: (MODEL_FILES[5], {"arch": "nvtc-v2", "model_id": 5}) for q in (1, 2, 3, 4)}
@@ -68,17 +69,9 @@ def _checked(name: str) -> str:
     if not os.path.exists(path):
         raise ModelError(f"NVTC weights file missing: {path} (it ships with the aigif package; reinstall it)")
     want = SHA256.get(name)
-    if want and file_sha256(path) != want:
+    if want and sha256_of_file(path) != want:
         raise ModelMismatchError(f"{name}: sha256 differs from the registry ({want})")
     return path
-
-
-def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def net_state(arrays: dict) -> dict:

@@ -12,7 +12,8 @@ from typing import Any, Iterable
 
 from ..container.stream import Segment
 from ..errors import AigifError, CorruptError, UnknownSegmentError
-from ..syntax.extensions import Extension, ExtensionError, extension_for
+from ..errors import ExtensionError
+from ..syntax.extensions import Extension, extension_for
 
 # Diffusers pipeline classes an adapter may ask for: loadable without remote code,
 # every one a plain text-to-image / image-to-image pipeline of the supported families.

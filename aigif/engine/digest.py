@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 from ..errors import ModelError, ModelMismatchError
+from ..fileio import sha256_of_file
 from .paths import aigif_home
 
 _CHUNK = 4 * 2**20
@@ -62,11 +63,7 @@ def file_sha256(path: str | os.PathLike, *, use_cache: bool = True) -> str:
         if hit:
             _MEMO[key] = hit
             return hit
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            h.update(chunk)
-    digest = h.hexdigest()
+    digest = sha256_of_file(path)
     with _LOCK:
         _MEMO[key] = digest
     if use_cache and path.stat().st_size >= _CHUNK:  # small files are cheaper to hash than to cache
@@ -151,16 +148,12 @@ def safetensors_data_sha256(path: str | os.PathLike) -> str:
         if key in _MEMO:
             return _MEMO[key]
     size = path.stat().st_size
-    h = hashlib.sha256()
     with open(path, "rb") as fh:
         head = fh.read(8)
-        n = int.from_bytes(head, "little") if len(head) == 8 else -1
-        if n < 0 or n > size - 8:
-            raise ModelError(f"{path} is not a safetensors file (bad header length)")
-        fh.seek(8 + n)
-        while chunk := fh.read(_CHUNK):
-            h.update(chunk)
-    digest = h.hexdigest()
+    n = int.from_bytes(head, "little") if len(head) == 8 else -1
+    if n < 0 or n > size - 8:
+        raise ModelError(f"{path} is not a safetensors file (bad header length)")
+    digest = sha256_of_file(path, offset=8 + n)
     with _LOCK:
         _MEMO[key] = digest
     return digest

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import AigifError, ConfigError, CorruptError, LimitError
+from ..errors import AigifError, ConfigError, CorruptError
+from ..limits import DEFAULT_LIMITS, Limits
 from ..fidelity import FidelityReport, Thresholds, check_fingerprint, compare_images, fingerprint
 from ..syntax import registry
+from ..syntax.defaults import model_family
 from ..syntax.document import Document
 from ..syntax.elements import Generation, ModelRef, Platform
 from .adapters import apply_adapters
@@ -27,10 +29,8 @@ from .vae import load_vae, swap_vae, vae_digest
 
 DTYPES = ("float32", "float16", "bfloat16")
 ATTENTION = ("sdpa", "sdpa-math", "classic")
-# A 30-byte file can ask for any size: renders above this need the caller's consent
-# (Engine(max_pixels=...)). 16 Mi pixels = 4096x4096, twice SDXL's largest native size per side.
-MAX_PIXELS = 4096 * 4096
-MAX_LORAS = 16
+# A 30-byte file can ask for any size and any number of steps: renders above aigif.Limits
+# (max_render_pixels, max_loras, regeneration_budget) need the caller's consent (Engine(limits=...)).
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class Engine:
     def __init__(self, model_dirs=None, allow_network: bool = False, device: str = "cpu", dtype: str | None = None,
                  threads: int | None = None, verify_weights: bool = True, progress: bool = False,
                  attention: str = "sdpa", cache_size: int = 2, thresholds: Thresholds = Thresholds(),
-                 max_pixels: int = MAX_PIXELS):
+                 limits: Limits = DEFAULT_LIMITS):
         if dtype is not None and dtype not in DTYPES:
             raise ConfigError(f"dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
         if attention not in ATTENTION:
@@ -87,7 +87,7 @@ class Engine:
         self.progress = progress
         self.attention = attention
         self.thresholds = thresholds
-        self.max_pixels = max_pixels
+        self.limits = limits
         self._cache = PipelineCache(cache_size)
 
     # --- public API ---------------------------------------------------------------
@@ -105,28 +105,37 @@ class Engine:
                        fingerprint=fingerprint(image), extensions=tuple(extensions))
         return GenerateResult(image, doc)
 
-    def regenerate(self, doc: Document) -> np.ndarray:
-        """Re-render the document's syntax with the numerics its platform element pins."""
+    def regenerate(self, doc: Document, limits: Limits | None = None) -> np.ndarray:
+        """Re-render the document's syntax with the numerics its platform element pins; a file asking for more
+        than *limits* (default: the engine's) is refused before any model loads."""
         if doc.generation is None or doc.model is None:
             raise ConfigError("the document has no generation syntax to regenerate (pixels-only file)")
+        limits = limits or self.limits
+        gen = doc.generation
+        limits.check("the render size (pixels)", gen.width * gen.height, "max_render_pixels")
+        limits.check("the LoRA count", len(doc.model.loras), "max_loras")
+        limits.check_regeneration(model_family(doc.model), gen.width, gen.height, gen.num_inference_steps)
         dtype, threads, attention, det = self._decode_settings(doc.platform)
         loaded = self._loaded(doc.model, dtype, attention)
         return self._render(loaded, doc.generation, dtype, threads, attention, det, doc.extensions)
 
-    def decode(self, doc: Document, reference: np.ndarray | None = None) -> DecodeResult:
-        """The document's image: stored pixels, regenerated (+ residual), with a fidelity report."""
+    def decode(self, doc: Document, reference: np.ndarray | None = None, limits: Limits | None = None) -> DecodeResult:
+        """The document's image: stored pixels, regenerated (+ residual), with a fidelity report.
+        *limits* (default: the engine's) bound the render and the codec's image size."""
+        limits = limits or self.limits
         codec = None
         if doc.pixels is not None or doc.residual is not None:
             codec = _codec()
         if doc.pixels is not None:
-            image = _codec_call("pixels", codec.decompress_image, doc.pixels)
+            image = _codec_call("pixels", codec.decompress_image, doc.pixels, max_pixels=limits.max_render_pixels)
             report = compare_images(reference, image, self.thresholds) if reference is not None else (
                 check_fingerprint(image, doc.fingerprint, self.thresholds) if doc.fingerprint else None)
             return DecodeResult(image, report, "pixels")
-        image = self.regenerate(doc)
+        image = self.regenerate(doc, limits)
         source = "regenerated"
         if doc.residual is not None:
-            image = _codec_call("residual", codec.decompress_residual, doc.residual, image)
+            image = _codec_call("residual", codec.decompress_residual, doc.residual, image,
+                                max_pixels=limits.max_render_pixels)
             source = "residual"
         diffs = platform_diffs(doc.platform, self.current_platform(doc.platform))
         if reference is not None:
@@ -219,8 +228,7 @@ class Engine:
 
     def _loras(self, model: ModelRef) -> list:
         """[(adapter name, file, weight, label, sha256)] in the file's order, each located and checked."""
-        if len(model.loras) > MAX_LORAS:
-            raise ConfigError(f"{len(model.loras)} LoRAs; this engine applies at most {MAX_LORAS}")
+        self.limits.check("the LoRA count", len(model.loras), "max_loras")
         out, seen = [], {}
         for lora in model.loras:
             what = lora_label(lora)
@@ -243,9 +251,7 @@ class Engine:
         pipe = loaded.pipe
         family = get_family(loaded.res.family)
         family.latent_shape(pipe, gen)   # sizes the pipeline cannot take fail here, before any work
-        if gen.width * gen.height > self.max_pixels:
-            raise LimitError(f"{gen.width}x{gen.height} is above the engine's limit of {self.max_pixels} pixels; "
-                             "if you trust this file, use Engine(max_pixels=...)")
+        self.limits.check(f"the render size {gen.width}x{gen.height} (pixels)", gen.width * gen.height, "max_render_pixels")
         kw = family.call_kwargs(gen)
         with pinned(self.device, threads, deterministic), _attention_context(attention), torch.inference_mode():
             try:
@@ -339,9 +345,9 @@ def _codec():
         raise AigifError(f"this file stores pixels/a residual but the image codec (aigif.codec) is not available: {exc}") from None
 
 
-def _codec_call(what: str, fn, *args) -> np.ndarray:
+def _codec_call(what: str, fn, *args, **kw) -> np.ndarray:
     try:
-        return np.ascontiguousarray(np.asarray(fn(*args), dtype=np.uint8))
+        return np.ascontiguousarray(np.asarray(fn(*args, **kw), dtype=np.uint8))
     except AigifError:
         raise
     except Exception as exc:  # the payload is the file's: any failure is corruption

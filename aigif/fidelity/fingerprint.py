@@ -15,12 +15,12 @@
 from __future__ import annotations
 
 import hashlib
-import math
 
 import numpy as np
 
 from ..errors import ConfigError
 from ..syntax.elements import Fingerprint
+from .metrics import psnr_of_mse
 
 PIXEL_HASH_HEX = 16
 GRID = 4
@@ -75,8 +75,7 @@ def _grid_of(hexstr: str) -> np.ndarray:
 def perceptual_psnr(h1: str, h2: str) -> float:
     """PSNR (dB) between two luma4x4 grids: a cheap no-reference proxy; ``inf`` when equal."""
     a, b = _grid_of(h1).astype(np.float64), _grid_of(h2).astype(np.float64)
-    m = float(np.mean((a - b) ** 2))
-    return math.inf if m == 0 else 10.0 * math.log10(255.0**2 / m)
+    return psnr_of_mse(float(np.mean((a - b) ** 2)))
 
 
 def fingerprint(image) -> Fingerprint:

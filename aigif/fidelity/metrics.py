@@ -36,7 +36,11 @@ def mse(a, b) -> float:
 
 def psnr(a, b, data_range: float = 255.0) -> float:
     """Peak signal-to-noise ratio in dB; ``inf`` for identical images."""
-    m = mse(a, b)
+    return psnr_of_mse(mse(a, b), data_range)
+
+
+def psnr_of_mse(m: float, data_range: float = 255.0) -> float:
+    """PSNR in dB of a mean squared error; ``inf`` for 0."""
     return math.inf if m == 0 else 10.0 * math.log10(data_range**2 / m)
 
 

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..errors import AigifError, ImportMetadataError
+from ..fidelity.metrics import psnr
 from ..syntax.document import Document
 from ..syntax.elements import Source
 from .result import Imported
@@ -54,12 +55,6 @@ class Outcome:
     psnr: float | None = None    # regenerated vs original
     final_psnr: float | None = None   # what a decoder shows vs original (residual path)
     reason: str = ""             # why this kind (e.g. why not regenerated)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    d = a.astype(np.float64) - b.astype(np.float64)
-    m = float(np.mean(d * d))
-    return math.inf if m == 0 else 10.0 * math.log10(255.0 ** 2 / m)
 
 
 def _fingerprint(rgb: np.ndarray):

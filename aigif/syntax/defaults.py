@@ -64,7 +64,8 @@ def is_embedded(model: ModelRef | str | None) -> bool:
     return bool(name and registry.model_entry(name).embedded)
 
 
-def _family(model: ModelRef | None) -> str | None:
+def model_family(model: ModelRef | None) -> str | None:
+    """The family of *model*: its registry entry's, else the one it records (None when it records none)."""
     name = _registry_name(model)
     return registry.model_entry(name).family if name else getattr(model, "family", None)
 
@@ -72,14 +73,14 @@ def _family(model: ModelRef | None) -> str | None:
 def default_size(model: ModelRef | None) -> int:
     if is_embedded(model):
         return EMBEDDED_SIZE
-    found = _family_defaults(_family(model))
+    found = _family_defaults(model_family(model))
     return found[0] if found else FALLBACK_SIZE
 
 
 def default_steps(model: ModelRef | None) -> int:
     if is_embedded(model):
         return EMBEDDED_STEPS
-    found = _family_defaults(_family(model))
+    found = _family_defaults(model_family(model))
     return (found[1] if found else None) or DEFAULT_STEPS
 
 

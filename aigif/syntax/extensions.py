@@ -29,7 +29,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 from ..container.stream import Segment, is_critical
-from ..errors import AigifError, ConfigError, CorruptError, LimitError, RegistryError, UnknownSegmentError
+from ..errors import (  # noqa: F401  (the warnings and ExtensionError stay importable from here)
+    AigifError, AigifWarning, ConfigError, CorruptError, ExtensionError, ExtensionLoadWarning, ExtensionPayloadWarning,
+    LimitError, RegistryError, UnknownExtensionWarning, UnknownSegmentError,
+)
 from ..limits import DEFAULT_LIMITS, Limits
 from . import registry
 from .msgpack_schema import DEFAULT_MAX_PAYLOAD, Field, MsgpackSchema, to_json
@@ -52,29 +55,6 @@ ASSIGNED_EXTENSIONS: dict[int, Assignment] = {
     0x42: Assignment("comfyui-graph", "aigif"),
     0x43: Assignment("partial-syntax", "aigif"),
 }
-
-
-# --- warnings and errors ---------------------------------------------------------
-class AigifWarning(UserWarning):
-    """Base of every warning aigif emits (filter with ``warnings.simplefilter(..., aigif.AigifWarning)``)."""
-
-
-class UnknownExtensionWarning(AigifWarning):
-    """An ancillary segment of an extension this decoder does not have: kept as raw bytes."""
-
-
-class ExtensionPayloadWarning(AigifWarning):
-    """An ancillary extension segment whose payload its extension refuses: kept as raw bytes."""
-
-
-class ExtensionLoadWarning(AigifWarning):
-    """An ``aigif.extensions`` entry point could not be loaded or registered; it is skipped."""
-
-
-class ExtensionError(AigifError):
-    """An extension cannot be applied (missing adapter, adapter broke its contract)."""
-
-    kind = "extension"
 
 
 # --- the extension record ----------------------------------------------------------

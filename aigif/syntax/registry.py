@@ -159,25 +159,30 @@ def name_of(table: str, code: int) -> str | None:
     return ENUMS[table].get(code)
 
 
-def model_entry(name: str) -> ModelEntry:
-    code = code_of("model", name)
+# tables whose entries are records: table -> (what an entry is called, code -> entry)
+_ENTRIES: dict[str, tuple[str, dict]] = {"model": ("model", MODELS), "family": ("pipeline family", FAMILIES),
+                                         "scheduler": ("scheduler", SCHEDULERS)}
+
+
+def lookup(table: str, name: str):
+    """The entry registered as *name* in *table*; an unknown name fails listing the known ones."""
+    label, entries = _ENTRIES[table]
+    code = code_of(table, name)
     if code is None:
-        raise RegistryError(f"unknown model {name!r}; known models: {', '.join(sorted(_CODES['model']))}")
-    return MODELS[code]
+        raise RegistryError(f"unknown {label} {name!r}; known: {', '.join(sorted(_CODES[table]))}")
+    return entries[code]
+
+
+def model_entry(name: str) -> ModelEntry:
+    return lookup("model", name)
 
 
 def family_entry(name: str) -> Family:
-    code = code_of("family", name)
-    if code is None:
-        raise RegistryError(f"unknown pipeline family {name!r}; known: {', '.join(sorted(_CODES['family']))}")
-    return FAMILIES[code]
+    return lookup("family", name)
 
 
 def scheduler_entry(name: str) -> SchedulerEntry:
-    code = code_of("scheduler", name)
-    if code is None:
-        raise RegistryError(f"unknown scheduler {name!r}; known: {', '.join(sorted(_CODES['scheduler']))}")
-    return SCHEDULERS[code]
+    return lookup("scheduler", name)
 
 
 def scheduler_from_sampler(sampler: str) -> str | None:

@@ -124,8 +124,7 @@ def decode_element(cls: type, payload: bytes, where: str, limits: Limits = DEFAU
         value = _decode_value(f, raw.wire, raw.value, f"{where}.{f.name}", limits, depth)
         if f.repeated:
             values.setdefault(f.name, []).append(value)
-            if len(values[f.name]) > limits.max_loras:
-                raise LimitError(f"{where}: more than {limits.max_loras} '{f.name}' entries")
+            limits.check(f"{where}: the number of '{f.name}' entries", len(values[f.name]), "max_loras")
         elif f.name in values:
             raise CorruptError(f"{where}: field {f.name!r} (number {f.no}) appears twice")
         else:
