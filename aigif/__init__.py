@@ -57,7 +57,8 @@ __all__ = [
     "AigifError", "ConfigError", "CorruptError", "FormatError", "LimitError", "ModelError", "ModelMismatchError",
     "RegistryError", "TruncatedError", "UnknownCodecError", "UnknownSegmentError", "UnsafeModelError",
     "UnsupportedVersionError", "AigifWarning", "ExtensionError", "ExtensionLoadWarning", "ExtensionPayloadWarning",
-    "ImportMetadataError", "LibraryError", "OutputExistsError", "ProvenanceError", "QueryError", "UnknownExtensionWarning", "atomic_write", "dump", "load", "DEFAULT_LIMITS", "Limits", "ComponentRef", "Document",
+    "ImportMetadataError", "LibraryError", "OutputExistsError", "ProvenanceError", "QueryError", "UnknownExtensionWarning",
+    "atomic_write", "dump", "load", "DEFAULT_LIMITS", "Limits", "ComponentRef", "Document",
     "Extension", "Fingerprint", "Generation", "Lora", "ModelRef", "Platform", "Source", "document_from_dict",
     "document_to_dict", "dumps", "loads", "register_extension", "__version__",
 ]
