@@ -67,7 +67,7 @@ def _accept(prefix: bytes) -> bool:
     return sniff(prefix)
 
 
-def _image_size(doc: Document) -> tuple[int, int]:
+def image_size(doc: Document) -> tuple[int, int]:
     """(width, height) without decoding: the generation, else the fingerprint, else the codec header."""
     if doc.generation is not None:
         return doc.generation.width, doc.generation.height
@@ -115,7 +115,7 @@ class AigifImageFile(ImageFile.ImageFile):
         doc = loads(data)
         self.aigif_document = doc
         self._aigif_bytes = data
-        self._size = _image_size(doc)
+        self._size = image_size(doc)
         self._mode = "RGB"
         self.info["aigif"] = describe(doc)
         self.info["aigif_kind"] = "pixels" if doc.pixels is not None else ("residual" if doc.residual is not None else "syntax")

@@ -130,3 +130,34 @@ def test_two_processes_with_torch_distributed(collection, tmp_path):
     assert summary["kinds"] == {"exact": 4} and summary["counts"] == {"ok": 4, "error": 1}
     for rel, img in expected.items():
         assert np.array_equal(np.asarray(Image.open(out / rel.replace(".aigif", ".png"))), img)
+
+
+def test_planner_names_walks_and_refuses_like_one_system(tmp_path):
+    """a.png and a.jpg keep their suffix instead of both becoming a.aigif; hidden files and symlinks are skipped."""
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    (src / ".cache").mkdir()
+    for rel in ("a.png", "a.jpg", "sub/b.webp", ".hidden.png", ".cache/c.png", "notes.txt"):
+        (src / rel).write_bytes(b"x")
+    (src / "link.png").symlink_to(src / "a.png")
+    items = batch.plan(batch.walk([src], batch.IMAGE_SUFFIXES), tmp_path / "out", ".aigif")
+    assert [(p.rel, p.out_rel) for p in items] == [("a.jpg", "a.jpg.aigif"), ("a.png", "a.png.aigif"), ("sub/b.webp", "sub/b.aigif")]
+    assert batch.output_names(["x.aigif", "y/z.aigif"], ".png") == ["x.png", "y/z.png"]
+
+
+def test_encode_dir_and_batch_encode_dir_name_outputs_alike(tmp_path):
+    """`aigif encode DIR` and `aigif batch-encode DIR` plan the same output names (here: images without metadata,
+    so every file fails fast and the names come from the journal and the summary)."""
+    from aigif.cli.import_cmds import cli_encode
+
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    for rel in ("a.png", "a.jpg", "sub/b.webp", "sub/c.png"):
+        Image.new("RGB", (8, 8)).save(src / rel)
+    assert cli_encode([src], tmp_path / "o1", syntax_only=True, progress=False, echo=lambda *a, **k: None) == 1
+    journal = [json.loads(x) for x in (tmp_path / "o1" / batch.JOURNAL_NAME).read_text().splitlines()]
+    s = batch.run_batch("encode", src, tmp_path / "o2", engine=object(), echo=None)
+    names = sorted((r["input"], r["output"]) for r in journal)
+    assert names == sorted((r.input, r.output) for r in s.results)
+    assert names == [("a.jpg", "a.jpg.aigif"), ("a.png", "a.png.aigif"), ("sub/b.webp", "sub/b.aigif"), ("sub/c.png", "sub/c.aigif")]
+    assert {r["status"] for r in journal} == {r.status for r in s.results} == {"error"}

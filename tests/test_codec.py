@@ -103,7 +103,7 @@ def test_decode_bit_exact_across_processes_and_threads(tmp_path):
     img = photo(80, 112, seed=5)
     quality, flags, h, w, stream, _ = api._unpack(compress_image(img, QUALITIES[-1], post_filter=False),
                                                   api.DEFAULT_MAX_PIXELS)
-    data = api._pack(MODEL_ID, quality, flags, h, w, stream, b"\x03")  # the float restoration network too
+    data = api.pack_payload(MODEL_ID, quality, flags, h, w, stream, b"\x03")  # the float restoration network too
     saved = torch.get_num_threads()
     try:
         torch.set_num_threads(2)

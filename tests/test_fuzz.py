@@ -415,11 +415,11 @@ def test_limit_max_map_bytes():
 def test_limit_max_image_pixels_in_the_codec():
     pytest.importorskip("torch")
     from aigif.codec import decompress_image, zoo
-    from aigif.codec.api import _pack
+    from aigif.codec.api import pack_payload
 
     NVTC_MODEL_ID = next(iter(zoo.MODEL_IDS))
 
-    data = _pack(NVTC_MODEL_ID, 1, 0, 16, 16, b"")
+    data = pack_payload(NVTC_MODEL_ID, 1, 0, 16, 16, b"")
     try:  # at the limit the header passes (an empty stream may still be refused as corrupt: not a limit error)
         assert decompress_image(data, max_pixels=256).shape == (16, 16, 3)
     except LimitError:
@@ -429,7 +429,7 @@ def test_limit_max_image_pixels_in_the_codec():
     with pytest.raises(LimitError):
         decompress_image(data, max_pixels=255)
     with pytest.raises(LimitError):  # the header is checked before anything is allocated
-        decompress_image(_pack(NVTC_MODEL_ID, 1, 0, 65535, 65535, b""))
+        decompress_image(pack_payload(NVTC_MODEL_ID, 1, 0, 65535, 65535, b""))
 
 
 def test_read_limited_refuses_big_files_without_reading_them(tmp_path):
@@ -629,14 +629,14 @@ CODEC_CHILD = textwrap.dedent(r"""
     import torch; torch.set_num_threads(1)
     import aigif
     from aigif.codec import decompress_image, zoo
-    from aigif.codec.api import _pack
+    from aigif.codec.api import pack_payload
     zoo.load_model(1)
     def vm():
         for line in open("/proc/self/status"):
             if line.startswith("VmSize:"):
                 return int(line.split()[1]) * 1024
     side = int(sys.argv[1])
-    data = _pack(next(iter(zoo.MODEL_IDS)), 1, 0, side, side, b"")   # 24 bytes: header + crc, empty range-coded stream
+    data = pack_payload(next(iter(zoo.MODEL_IDS)), 1, 0, side, side, b"")   # 24 bytes: header + crc, empty range-coded stream
     resource.setrlimit(resource.RLIMIT_AS, (vm() + 2**30, resource.RLIM_INFINITY))
     try:
         decompress_image(data); print("ok")

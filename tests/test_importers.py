@@ -24,12 +24,26 @@ from aigif.importers import (
 )
 from aigif.importers import samplers
 from aigif.importers.a1111 import map_a1111, parse_infotext
-from aigif.importers.batch import FAILED, JOURNAL_NAME, SKIPPED, run_batch
+from aigif.batch import JOURNAL_NAME, Settings, run_files
 from aigif.importers.extract import decode_user_comment, write_stealth
 
 FIX = Path(__file__).parent / "fixtures" / "importers"
 IMG = FIX / "images"
 SAMPLES = json.loads((FIX / "samples.json").read_text(encoding="utf-8"))
+
+SKIPPED, FAILED = "skipped", "error"
+
+
+def run_batch(paths, out, *, engine=None, codec=None, options=Options(), force=False, progress=False):
+    """``aigif encode``'s batch: the shared planner with the encode operation."""
+    return run_files("encode", paths, out, Settings(engine=engine, codec=codec, options=options), force=force,
+                     progress=progress)
+
+
+def counts(summary):
+    """Converted files by kind and all files by status (ok / skipped / error) in one Counter."""
+    return summary.kinds + summary.counts
+
 
 
 def fx(name: str) -> Path:
@@ -431,7 +445,7 @@ def test_batch_syntax_only_resume_and_inputs_untouched(tmp_path):
     before = _digests(src)
     out = tmp_path / "out"
     s = run_batch([src], out, options=Options(syntax_only=True), progress=False)
-    c = s.counts
+    c = counts(s)
     assert c[SYNTAX_ONLY] == 6 and c[FAILED] == 2 and len(s.results) == 8
     msgs = {Path(r.input).name: r.message for r in s.results}
     assert "regenerable: no: " in msgs["a1111_hires.png"] and "Hires" in msgs["a1111_hires.png"]
@@ -439,19 +453,19 @@ def test_batch_syntax_only_resume_and_inputs_untouched(tmp_path):
     assert (out / "sub" / "a1111_jpeg.aigif").exists() and (out / JOURNAL_NAME).exists()
     assert loads((out / "novelai.aigif").read_bytes()).generation.seed == 2253955223
     bin_, bout = s.totals()
-    assert bout < bin_ and "ratio" in s.table()
+    assert bout < bin_ and "bytes before / after" in s.table()
     # re-run: done files are skipped, failed ones are tried again
     s2 = run_batch([src], out, options=Options(syntax_only=True), progress=False)
-    assert s2.counts[SKIPPED] == 6 and s2.counts[FAILED] == 2
+    assert counts(s2)[SKIPPED] == 6 and counts(s2)[FAILED] == 2
     # an output that is not a valid .aigif is never clobbered without force...
     (out / "novelai.aigif").write_bytes(b"garbage")
     s3 = run_batch([src], out, options=Options(syntax_only=True), progress=False)
-    assert s3.counts[SKIPPED] == 5 and (out / "novelai.aigif").read_bytes() == b"garbage"
-    assert any("left untouched" in r.message for r in s3.results if r.kind == FAILED)
+    assert counts(s3)[SKIPPED] == 5 and (out / "novelai.aigif").read_bytes() == b"garbage"
+    assert any("left untouched" in r.message for r in s3.results if r.status == FAILED)
     # ...and redone with it; stale temp files of a killed run are cleaned up
     (out / ".novelai.aigif.abc123.tmp").write_bytes(b"half")
     s4 = run_batch([src], out, options=Options(syntax_only=True), progress=False, force=True)
-    assert s4.counts[SYNTAX_ONLY] == 6 and not list(out.glob(".*.tmp"))
+    assert counts(s4)[SYNTAX_ONLY] == 6 and not list(out.glob(".*.tmp"))
     assert loads((out / "novelai.aigif").read_bytes()).generation.seed == 2253955223
     assert _digests(src) == before
 
@@ -460,10 +474,10 @@ def test_batch_with_fallbacks_and_single_file(tmp_path):
     src = _tree(tmp_path)
     eng = FakeEngine(error=ModelError("not installed"))
     s = run_batch([src], tmp_path / "out", engine=eng, codec=FakeCodec(), progress=False)
-    assert s.counts[PIXELS] == 6 and s.counts[FAILED] == 2           # plain + broken have no metadata
+    assert counts(s)[PIXELS] == 6 and counts(s)[FAILED] == 2           # plain + broken have no metadata
     one = tmp_path / "one.aigif"
     s = run_batch([fx("a1111_basic")], one, options=Options(syntax_only=True), progress=False)
-    assert s.counts[SYNTAX_ONLY] == 1 and loads(one.read_bytes()).generation.seed == 235284042
+    assert counts(s)[SYNTAX_ONLY] == 1 and loads(one.read_bytes()).generation.seed == 235284042
     with pytest.raises(AigifError, match="single .aigif file"):
         run_batch([src], tmp_path / "many.aigif", options=Options(syntax_only=True), progress=False)
 
@@ -642,7 +656,7 @@ def test_batch_output_name_clash_is_refused(tmp_path):
     with pytest.raises(AigifError, match="would both be written"):
         run_batch([tmp_path / "a", tmp_path / "b"], tmp_path / "out", options=Options(syntax_only=True), progress=False)
     s = run_batch([tmp_path / "a", tmp_path / "a" / "x.png"], tmp_path / "out", options=Options(syntax_only=True), progress=False)
-    assert len(s.results) == 1 and s.counts[SYNTAX_ONLY] == 1
+    assert len(s.results) == 1 and counts(s)[SYNTAX_ONLY] == 1
 
 
 def test_cli_encode_function_with_injected_engine(tmp_path):
@@ -732,12 +746,12 @@ def test_journal_starts_a_new_line_after_a_torn_one(tmp_path):
     """A batch killed mid-write leaves half a journal line; the next entry must not be glued onto it."""
     import json
 
-    from aigif.importers.batch import FileResult, _append_journal
+    from aigif.batch import FileResult, append_journal
 
     j = tmp_path / "journal.jsonl"
     j.write_bytes(b'{"input": "a.png", "kind": "syn')
-    _append_journal(j, FileResult("b.png", "b.aigif", "syntax-only"))
-    _append_journal(j, FileResult("c.png", "c.aigif", "syntax-only"))
+    append_journal(j, FileResult("b.png", "b.aigif", "ok", "syntax-only"))
+    append_journal(j, FileResult("c.png", "c.aigif", "ok", "syntax-only"))
     lines = j.read_text().splitlines()
     assert lines[0] == '{"input": "a.png", "kind": "syn'
     assert [json.loads(x)["input"] for x in lines[1:]] == ["b.png", "c.png"]

@@ -214,7 +214,7 @@ def test_killed_batch_resumes_without_lost_or_half_written_files(tmp_path):
 
 def test_batch_never_clobbers_a_foreign_file_without_force(tmp_path):
     """An existing output that is not a valid .aigif (the user's own file) is kept unless --force."""
-    from aigif.importers.batch import run_batch
+    from aigif.batch import Settings, run_files
     from aigif.importers.decide import Options
 
     src = tmp_path / "in"
@@ -224,11 +224,12 @@ def test_batch_never_clobbers_a_foreign_file_without_force(tmp_path):
     out.mkdir()
     foreign = out / "img0000.aigif"
     foreign.write_bytes(b"the user's own notes, not an aigif file")
-    summary = run_batch([src], str(out) + "/", options=Options(syntax_only=True), progress=False)
+    settings = Settings(options=Options(syntax_only=True))
+    summary = run_files("encode", [src], str(out) + "/", settings, progress=False)
     assert foreign.read_bytes() == b"the user's own notes, not an aigif file"
-    assert summary.failed == 1
+    assert len(summary.errors) == 1
     aigif.load(out / "img0001.aigif")
-    run_batch([src], str(out) + "/", options=Options(syntax_only=True), progress=False, force=True)
+    run_files("encode", [src], str(out) + "/", settings, progress=False, force=True)
     aigif.load(foreign)
     assert digests(images) == before
 

@@ -19,7 +19,7 @@ def cli_batch(op: str, in_dir: Path, out_dir: Path, *, force: bool = False, mode
               quality: int | None = None, progress: bool = True, cpu: bool | None = None, echo=typer.echo,
               ai_label: bool = True) -> int:
     """Run one batch operation in this process's share of the files; 1 if any file failed."""
-    from ..batch import _shutdown, run_batch
+    from ..batch import run_batch, shutdown
     from ..provenance.c2pa_credentials import load_credentials
 
     c2pa = load_credentials() if op == "decode" else None   # AIGIF_C2PA_CERT / AIGIF_C2PA_KEY
@@ -27,7 +27,7 @@ def cli_batch(op: str, in_dir: Path, out_dir: Path, *, force: bool = False, mode
         summary = run_batch(op, in_dir, out_dir, force=force, model_dirs=list(model_dirs or []), quality=quality,
                             progress=progress, cpu=cpu, echo=echo, ai_label=ai_label, c2pa=c2pa)
     finally:
-        _shutdown()
+        shutdown()
     return EXIT_ERROR if summary.errors else EXIT_OK
 
 

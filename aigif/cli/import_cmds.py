@@ -22,7 +22,7 @@ def cli_encode(images: list[Path], output: Path, *, syntax_only: bool = False, m
                allow_network: bool = False, quality: int = 4, target_psnr: float = 40.0, force: bool = False,
                recursive: bool = True, progress: bool = True, engine=None, codec=None, echo=typer.echo) -> int:
     """Convert images (files or directories) into .aigif files; returns 0, or 1 if any file failed."""
-    from ..importers.batch import run_batch
+    from ..batch import Settings, run_files
     from ..importers.decide import Options
 
     if not images:
@@ -47,7 +47,7 @@ def cli_encode(images: list[Path], output: Path, *, syntax_only: bool = False, m
             echo(msg, err=True)
 
     def report(res):
-        if res.kind == "failed":
+        if res.status == "error":
             say(f"aigif: {res.input}: {res.message}")
         elif res.message and res.kind == "pixels":
             say(f"{res.input}: pixels ({res.message})")
@@ -61,10 +61,11 @@ def cli_encode(images: list[Path], output: Path, *, syntax_only: bool = False, m
         from ..importers.localmodels import LocalModels
 
         resolver = LocalModels(model_dirs)
-    summary = run_batch(images, output, engine=None if syntax_only else engine, codec=codec, options=options,
-                        force=force, recursive=recursive, progress=progress, on_result=report, resolver=resolver)
+    settings = Settings(engine=None if syntax_only else engine, options=options, codec=codec, resolver=resolver)
+    summary = run_files("encode", images, output, settings, force=force, recursive=recursive, progress=progress,
+                        on_result=report)
     echo(summary.table())
-    return EXIT_ERROR if summary.failed else EXIT_OK
+    return EXIT_ERROR if summary.errors else EXIT_OK
 
 
 def cli_export_parameters(file: Path, comfyui: str | None = None) -> str:

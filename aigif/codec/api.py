@@ -54,11 +54,11 @@ def _check_image(rgb, what: str = "image") -> np.ndarray:
 
 
 def _payload_bytes(stream: bytes, post: bytes = b"") -> int:
-    """Length of the payload :func:`_pack` writes around ``stream`` and ``post``."""
+    """Length of the payload :func:`pack_payload` writes around ``stream`` and ``post``."""
     return HEADER.size + len(stream) + (2 + len(post) if post else 0) + 4
 
 
-def _pack(model_id: int, quality: int, flags: int, h: int, w: int, stream: bytes, post: bytes = b"") -> bytes:
+def pack_payload(model_id: int, quality: int, flags: int, h: int, w: int, stream: bytes, post: bytes = b"") -> bytes:
     if post:
         flags |= FLAG_POST
     post_block = struct.pack("<H", len(post)) + post if post else b""
@@ -315,7 +315,7 @@ def compress_image(rgb: np.ndarray, quality: int, *, post_filter: bool = True, a
     h, w = rgb.shape[:2]
     orient, stream, post, _decoded = _encode_oriented(rgb, quality, post_filter, adaptive, transpose, layer_directions,
                                                       restoration)
-    return _pack(fixed["model_id"], quality, orient | _coding_flags(adaptive, layer_directions), h, w, stream, post)
+    return pack_payload(fixed["model_id"], quality, orient | _coding_flags(adaptive, layer_directions), h, w, stream, post)
 
 
 def _coding_flags(adaptive: bool, layer_directions: bool) -> int:
@@ -359,8 +359,8 @@ def compress_residual(original: np.ndarray, reference: np.ndarray, quality: int,
         decoded = _decode_payload(quality, flags, h, w, stream, post)
     approx = _apply_residual(reference, decoded, shift)
     if _mse(approx, original) >= _mse(reference, original):
-        return _pack(fixed["model_id"], quality, FLAG_RESIDUAL | FLAG_EMPTY, h, w, b"")
-    return _pack(fixed["model_id"], quality, flags, h, w, stream, post)
+        return pack_payload(fixed["model_id"], quality, FLAG_RESIDUAL | FLAG_EMPTY, h, w, b"")
+    return pack_payload(fixed["model_id"], quality, flags, h, w, stream, post)
 
 
 def _apply_residual(reference: np.ndarray, coded: np.ndarray, shift: int) -> np.ndarray:

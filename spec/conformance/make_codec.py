@@ -195,14 +195,14 @@ def main() -> None:
     assert post_filter_of(restored)["shape"] == 3 and post_filter_of(restored)["inner"]["shape"] == 2
     write_valid("image-q2-96x80-restored", restored, decompress_image(restored))  # network, then shape 2
     quality, flags, h, w, stream, _ = api._unpack(restored, api.DEFAULT_MAX_PIXELS)
-    bare = api._pack(model_id, quality, flags, h, w, stream, b"\x03")
+    bare = api.pack_payload(model_id, quality, flags, h, w, stream, b"\x03")
     write_valid("image-q2-96x80-restored-bare", bare, decompress_image(bare))  # the network alone
     # shape 1 (one filter for the whole image; the reference encoder now writes shape 2)
     src = synthetic(80, 96, seed=4)
     unfiltered = compress_image(src, QUALITIES[1], post_filter=False)
     quality, flags, h, w, stream, _ = api._unpack(unfiltered, api.DEFAULT_MAX_PIXELS)
     block = postfilter.pack(postfilter.fit(decompress_image(unfiltered), src))
-    shape1 = api._pack(model_id, quality, flags, h, w, stream, block)
+    shape1 = api.pack_payload(model_id, quality, flags, h, w, stream, block)
     assert post_filter_of(shape1)["shape"] == 1
     write_valid("image-q2-96x80-post-filter-shape1", shape1, decompress_image(shape1))
     flipped = compress_image(synthetic(96, 72, seed=5), QUALITIES[1], transpose=True, layer_directions=False)
