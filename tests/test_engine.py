@@ -247,11 +247,12 @@ def test_tiny_build_is_reproducible(tmp_path):
 
 class _FakeCodec:
     @staticmethod
-    def decompress_image(data):
+    def decompress_image(data, *, max_pixels):
+        assert max_pixels == aigif.DEFAULT_LIMITS.max_render_pixels
         return np.frombuffer(data, np.uint8).reshape(8, 8, 3)
 
     @staticmethod
-    def decompress_residual(data, reference):
+    def decompress_residual(data, reference, *, max_pixels):
         return (reference.astype(np.int16) + data[0]).clip(0, 255).astype(np.uint8)
 
 

@@ -99,7 +99,7 @@ def test_decode_pillow_and_batch_enforce_the_budget(tmp_path):
     src.mkdir()
     (src / "a.aigif").write_bytes(data)
     summary = batch.run_batch("decode", src, tmp_path / "out", engine=Engine(threads=1, limits=under), echo=None)
-    assert [r.status for r in summary.results] == ["error"] and "regeneration budget" in summary.results[0].error
+    assert [r.status for r in summary.results] == ["error"] and "regeneration budget" in summary.results[0].message
     summary = batch.run_batch("decode", src, tmp_path / "out", engine=Engine(threads=1, limits=at), echo=None)
     assert [r.status for r in summary.results] == ["ok"]
     assert np.asarray(Image.open(tmp_path / "out" / "a.png")).shape == (64, 64, 3)
