@@ -1,4 +1,4 @@
-"""``aigif encode`` (images from A1111, ComfyUI, InvokeAI, NovelAI, Fooocus -> .aigif) and
+"""``aigif encode`` (images from A1111-style tools, ComfyUI, SwarmUI, InvokeAI, NovelAI, Fooocus -> .aigif) and
 ``aigif export-parameters`` (.aigif -> A1111 parameters text).
 
 The plain ``cli_*`` functions do the work and return the exit code; the Typer
@@ -99,7 +99,7 @@ def encode(
     recursive: bool = typer.Option(True, "--recursive/--no-recursive", help="Walk directories recursively."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
-    """Convert images made by A1111, ComfyUI, InvokeAI, NovelAI or Fooocus into .aigif files."""
+    """Convert images made by A1111, Forge, SD.Next, Civitai, ComfyUI, SwarmUI, InvokeAI, NovelAI, Fooocus or RuinedFooocus."""
     try:
         code = cli_encode(images, output, syntax_only=syntax_only, model_dirs=model_dir, allow_network=allow_network,
                           quality=quality, target_psnr=target_psnr, force=force, recursive=recursive, progress=progress)

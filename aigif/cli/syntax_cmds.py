@@ -83,6 +83,10 @@ def info(
     from ..syntax.builtin import regenerable
 
     typer.echo(printable(f"regenerable: {regenerable(doc)}"))
+    from ..importers.identity import identity_lines
+
+    for line in identity_lines(doc):
+        typer.echo(printable(f"model identity: {line}"))
     for key, value in d.items():
         if key == "c2pa":
             value = f"C2PA manifest store of the imported image, {len(doc.c2pa)} bytes, kept verbatim"

@@ -5,9 +5,9 @@
     out = encode_image("00001-1234.png", engine=None, options=Options(syntax_only=True))
     out.kind, out.document                      # syntax-only | exact | residual | pixels
 
-Supported: AUTOMATIC1111 (PNG text, JPEG/WebP EXIF, stealth LSB), ComfyUI
-(plain txt2img graphs), InvokeAI (2.x Dream / sd-metadata, 3+ invokeai_metadata),
-NovelAI, Fooocus. The way back is :func:`a1111_parameters` / :func:`png_info_for`.
+Supported: AUTOMATIC1111 and the tools writing its infotext (Forge, SD.Next, Civitai;
+PNG text, JPEG/WebP EXIF, stealth LSB), ComfyUI (any graph, kept losslessly), SwarmUI,
+InvokeAI (2.x Dream / sd-metadata, 3+ invokeai_metadata), NovelAI, Fooocus, RuinedFooocus. The way back is :func:`a1111_parameters` / :func:`png_info_for`.
 Imports neither torch nor diffusers.
 """
 from __future__ import annotations

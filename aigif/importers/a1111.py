@@ -1,10 +1,13 @@
-"""AUTOMATIC1111 webui (and Forge, SD.Next, Fooocus "a1111" scheme) infotext -> syntax.
+"""AUTOMATIC1111 webui (and Forge, reForge, SD.Next, Civitai, Fooocus "a1111" scheme) infotext -> syntax.
 
 The infotext is ``PROMPT[\\nNegative prompt: NEG]\\nKey: value, Key: "quoted, value", ...``.
 sd-parsers detects it, but splits the settings line on every comma and colon,
 which breaks quoted values (``Lora hashes: "a: 1234, b: 5678"``); the settings
 line is therefore parsed here with A1111's own grammar (quoted values are JSON
-strings). The prompt head is split exactly as A1111 wrote it, whitespace kept.
+strings; unquoted JSON values such as ``Hashes: {...}`` or ``Civitai resources: [...]``
+are taken whole). The prompt head is split exactly as A1111 wrote it, whitespace kept.
+The writing tool is told apart by its keys: ``Version: f2.0...`` (Forge), ``App: SD.Next``,
+``Civitai resources`` without a ``Version`` (Civitai's generator).
 """
 from __future__ import annotations
 
@@ -14,12 +17,13 @@ from typing import Any
 
 from ..syntax.elements import ComponentRef, Lora
 from ..syntax.registry import code_of
-from . import samplers
+from . import identity, samplers
 from .result import Builder, Imported, to_float, to_int, valid_hash
 
 RE_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
 RE_SIZE = re.compile(r"^(\d+)x(\d+)$")
-RE_HASHES_JSON = re.compile(r"(?:,\s*)?Hashes:\s*(\{[^\}]*\})\s*")
+RE_JSON_KEY = re.compile(r"(?:^|,)\s*(\w[\w \-/]+):\s*(?=[\[{])")
+RE_FORGE = re.compile(r"^f\d")
 RE_EXTRA_NET = re.compile(r"<(\w+):([^>]+)>")
 NEG = "\nNegative prompt: "
 
@@ -28,7 +32,7 @@ NEG = "\nNegative prompt: "
 BLOCKING_PREFIXES = (
     "Hires", "Denoising strength", "Face restoration", "Mask blur", "Inpaint", "Masked content",
     "ControlNet", "ADetailer", "Refiner", "Seed resize from", "Image CFG scale", "Tiled Diffusion",
-    "Ultimate SD upscale", "SD upscale", "Postprocess", "Extras",
+    "Ultimate SD upscale", "SD upscale", "Postprocess", "Extras", "Distilled CFG Scale", "Module ",
 )
 NEUTRAL = {"Variation seed strength": {"0", "0.0"}, "Sharpness": {"0", "0.0"}, "Refiner": {"None", ""},
            "Styles": {"[]", ""}, "ADM Guidance": {"(1.0, 1.0, 0.0)", "(1, 1, 0)"}, "Prompt Expansion": {""},
@@ -49,12 +53,9 @@ def split_infotext(text: str) -> tuple[str, str, str]:
 
 
 def parse_settings(line: str) -> dict[str, str]:
-    """``Key: value, ...`` -> dict, in order; quoted values unquoted; ``Hashes: {json}`` kept as text."""
+    """``Key: value, ...`` -> dict, in order; quoted values unquoted; unquoted JSON values kept as their text."""
     out: dict[str, Any] = {}
-    m = RE_HASHES_JSON.search(line)
-    if m:
-        out["Hashes"] = m.group(1)
-        line = line[: m.start()] + line[m.end():]
+    line = _take_json_values(line, out)
     for key, value in RE_PARAM.findall(line):
         value = value.strip()
         if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
@@ -64,6 +65,49 @@ def parse_settings(line: str) -> dict[str, str]:
                 pass
         out[key.strip()] = value
     return out
+
+
+def _take_json_values(line: str, out: dict) -> str:
+    """Move ``Key: {...}`` / ``Key: [...]`` (brackets balanced outside JSON strings) from *line* into *out*."""
+    pos, rest = 0, []
+    while (m := RE_JSON_KEY.search(line, pos)) is not None:
+        end = _json_end(line, m.end())
+        if end is None:
+            break
+        rest.append(line[pos:m.start()])
+        out[m.group(1).strip()] = line[m.end():end]
+        pos = end
+    return "".join(rest) + line[pos:]
+
+
+def _json_end(s: str, i: int) -> int | None:
+    depth, in_str, esc = 0, False, False
+    for j in range(i, len(s)):
+        c = s[j]
+        if in_str:
+            esc, in_str = (not esc and c == "\\"), in_str if (esc or c != '"') else False
+        elif c == '"':
+            in_str = True
+        elif c in "[{":
+            depth += 1
+        elif c in "]}":
+            depth -= 1
+            if depth == 0:
+                return j + 1
+    return None
+
+
+def tool_of(p: dict, tool: str) -> str:
+    """A1111 infotext is written by several tools; their own keys tell which."""
+    if tool != "A1111":
+        return tool
+    if RE_FORGE.match(str(p.get("Version", ""))):
+        return "Forge"
+    if p.get("App") == "SD.Next":
+        return "SD.Next"
+    if "Civitai resources" in p and "Version" not in p:
+        return "Civitai"
+    return tool
 
 
 def parse_infotext(text: str) -> dict[str, Any]:
@@ -112,8 +156,8 @@ def extra_networks(prompt: str, b: Builder) -> tuple[str, list[tuple[str, float]
 
 def map_a1111(text: str, *, tool: str = "A1111", image_size=None, metadata_bytes: int = 0, carrier: str = "") -> Imported:
     """Map an A1111 infotext; unmapped keys land in ``extra["params"]`` (in order), so the way back is complete."""
-    b = Builder(tool, {"parameters": text})
     p = parse_infotext(text)
+    b = Builder(tool_of(p, tool), {"parameters": text})
     prompt, loras, offsets = extra_networks(p.pop("prompt"), b)
     neg = p.pop("negative_prompt")
     if RE_EXTRA_NET.search(neg):
@@ -173,6 +217,18 @@ def map_a1111(text: str, *, tool: str = "A1111", image_size=None, metadata_bytes
     take("CFG Rescale", to_float, "guidance_rescale")
     b.version = p.pop("Version", None)
     model_name, model_hash = p.pop("Model", None), p.pop("Model hash", None)
+    resources = identity.civitai_resources(p.get("Civitai resources"))
+    ck = identity.checkpoint(resources)
+    if ck:
+        b.extra["civitai_checkpoint"] = ck
+        model_name = model_name or ck.get("name")
+    tagged = {name for name, _ in loras}
+    untagged = [r.get("modelName") for r in resources if r.get("type") in ("lora", "lycoris", "locon")
+                and r.get("modelName") not in tagged]
+    if untagged:
+        b.block("LoRAs named only in Civitai resources (" + ", ".join(map(str, untagged[:4])) + "), without their files")
+    if "Civitai resources" in p:
+        p["Civitai resources"] = resources or p["Civitai resources"]
     aigif_model = p.pop("AIGIF model", None)       # written by aigif's own exporter for registry models
     if aigif_model and code_of("model", aigif_model) is not None and model_hash is None:
         b.set_model(aigif_model, None, trusted_registry=True)

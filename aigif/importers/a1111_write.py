@@ -15,6 +15,7 @@ from ..errors import ImportMetadataError
 from ..syntax.document import Document
 from ..syntax.registry import code_of, model_entry
 from . import samplers
+from .result import A1111_LIKE
 
 _NEEDS_QUOTES = re.compile(r"[,:\"\n]")
 
@@ -49,7 +50,7 @@ def a1111_parameters(doc: Document) -> str:
     gen, model = doc.generation, doc.model
     if gen is None:
         raw = extra.get("raw", {}) if isinstance(extra, dict) else {}
-        if doc.source and doc.source.tool in ("A1111", "Fooocus") and isinstance(raw.get("parameters"), str):
+        if doc.source and doc.source.tool in (*A1111_LIKE, "Fooocus") and isinstance(raw.get("parameters"), str):
             return raw["parameters"]
         raise ImportMetadataError("the document has no generation syntax to write as A1111 parameters")
     loras = model.loras if model else ()
@@ -82,7 +83,7 @@ def a1111_parameters(doc: Document) -> str:
                 p["AIGIF model"] = model.name
         if mhash:
             p["Model hash"] = mhash[:10]
-        elif isinstance(extra.get("model_hash"), str) and doc.source is not None and doc.source.tool in ("A1111", "Fooocus"):
+        elif isinstance(extra.get("model_hash"), str) and doc.source is not None and doc.source.tool in (*A1111_LIKE, "Fooocus"):
             p["Model hash"] = extra["model_hash"]          # an old AutoV1 (8 hex) hash, kept as written
         if name:
             p["Model"] = name
@@ -110,15 +111,22 @@ def a1111_parameters(doc: Document) -> str:
     for k, v in kept.items():
         if k not in p and k != "Lora hashes":
             p[k] = v if isinstance(v, str) else json.dumps(v)
-    if doc.source and doc.source.version and doc.source.tool == "A1111":
+    if doc.source and doc.source.version and doc.source.tool in A1111_LIKE:
         p.setdefault("Version", doc.source.version)
     return text + "\n" + ", ".join(f"{k}: {_quote(v) if k != 'Hashes' else v}" for k, v in p.items())
 
 
 def png_info_for(doc: Document):
-    """A ``PngInfo`` carrying the ``parameters`` text chunk, for ``Image.save(..., pnginfo=...)``."""
+    """A ``PngInfo`` for ``Image.save(..., pnginfo=...)``: the ``parameters`` text chunk, and for a file
+    imported from ComfyUI its ``prompt`` / ``workflow`` chunks too, so the PNG opens in ComfyUI again."""
     from PIL.PngImagePlugin import PngInfo
+
+    from ..syntax.builtin import comfyui_graph
 
     info = PngInfo()
     info.add_text("parameters", a1111_parameters(doc))
+    graph = comfyui_graph(doc)
+    for key in ("prompt", "workflow"):
+        if graph is not None and key in graph:
+            info.add_text(key, json.dumps(graph[key], ensure_ascii=False))
     return info

@@ -17,10 +17,11 @@ from .comfyui import map_comfyui
 from .extract import Embedded
 from .fooocus import map_fooocus
 from .invokeai import map_invokeai
+from .jsontools import is_ruinedfooocus, is_swarmui, map_ruinedfooocus, map_swarmui
 from .novelai import map_novelai
 from .result import Builder, Imported
 
-TOOLS = ("A1111", "ComfyUI", "InvokeAI", "NovelAI", "Fooocus")
+TOOLS = ("A1111", "Forge", "SD.Next", "Civitai", "ComfyUI", "SwarmUI", "InvokeAI", "NovelAI", "Fooocus", "RuinedFooocus")
 
 
 def sd_parsers_info(fields: dict[str, str]):
@@ -82,12 +83,18 @@ def map_embedded(emb: Embedded, limits: Limits = DEFAULT_LIMITS) -> Imported:
 def _dispatch(f: dict, info, common: dict, graph: dict | None) -> Imported:
     generator = getattr(getattr(info, "generator", None), "value", None)
     params = f.get("parameters", "")
+    if is_swarmui(f):
+        return map_swarmui(f, **common)
+    if is_ruinedfooocus(f):
+        return map_ruinedfooocus(f, **common)
+    if graph is not None:            # a ComfyUI graph (also next to the parameters text aigif's way back writes)
+        return map_comfyui(f, graph, summary=_summary(info), **common)
     if generator == "Fooocus":
         imp = map_fooocus(f, **common)
     elif generator == "AUTOMATIC1111" or (generator is None and "parameters" in f and "Steps:" in params):
         tool = "Fooocus" if f.get("fooocus_scheme") == "a1111" or "Version: Fooocus" in params else "A1111"
         imp = map_a1111(params, tool=tool, **common)
-    elif generator == "ComfyUI" or (generator is None and graph is not None):
+    elif generator == "ComfyUI":
         imp = map_comfyui(f, graph, summary=_summary(info), **common)
     elif generator == "InvokeAI":
         imp = map_invokeai(f, info, **common)

@@ -26,6 +26,12 @@ SWARM_NEUTRAL = {"swarm_version", "date", "generation_time", "aspectratio", "aut
                  "seed", "steps", "cfgscale", "width", "height", "loras", "loraweights", "clipstopatlayer",
                  "sidelength", "rawresolution", "internalbackendtype", "originalprompt", "originalnegativeprompt"}
 
+# (key in the tool's JSON, conversion, generation field)
+SWARM_NUMBERS = (("seed", to_int, "seed"), ("steps", to_int, "num_inference_steps"), ("cfgscale", to_float, "guidance_scale"),
+                 ("width", to_int, "width"), ("height", to_int, "height"))
+RUINED_NUMBERS = (("seed", to_int, "seed"), ("steps", to_int, "num_inference_steps"), ("cfg", to_float, "guidance_scale"),
+                  ("width", to_int, "width"), ("height", to_int, "height"))
+
 
 def parameters_json(fields: dict[str, str]) -> dict | None:
     raw = fields.get("parameters", "")
@@ -76,11 +82,8 @@ def map_swarmui(fields: dict[str, str], *, image_size=None, metadata_bytes: int 
     b.version = str(p["swarm_version"]) if p.get("swarm_version") is not None else None
     b.gen["prompt"] = str(p.get("prompt", ""))
     b.gen["negative_prompt"] = str(p.get("negativeprompt", ""))
-    _take(b, p, "seed", to_int, "seed")
-    _take(b, p, "steps", to_int, "num_inference_steps")
-    _take(b, p, "cfgscale", to_float, "guidance_scale")
-    _take(b, p, "width", to_int, "width")
-    _take(b, p, "height", to_int, "height")
+    for key, conv, dest in SWARM_NUMBERS:
+        _take(b, p, key, conv, dest)
     _comfy_sampler(b, p.get("sampler", p.get("comfyuisampler", "euler")), p.get("scheduler", p.get("comfyuischeduler")))
     model = str(p["model"]) if p.get("model") is not None else None
     hashes = {m.get("param"): str(m.get("hash", "")).lower().removeprefix("0x")
@@ -116,11 +119,8 @@ def map_ruinedfooocus(fields: dict[str, str], *, image_size=None, metadata_bytes
     b = Builder("RuinedFooocus", fields)
     b.gen["prompt"] = str(p.get("Prompt", p.get("prompt", "")))
     b.gen["negative_prompt"] = str(p.get("Negative", ""))
-    _take(b, p, "seed", to_int, "seed")
-    _take(b, p, "steps", to_int, "num_inference_steps")
-    _take(b, p, "cfg", to_float, "guidance_scale")
-    _take(b, p, "width", to_int, "width")
-    _take(b, p, "height", to_int, "height")
+    for key, conv, dest in RUINED_NUMBERS:
+        _take(b, p, key, conv, dest)
     _comfy_sampler(b, p.get("sampler_name"), p.get("scheduler"))
     name = str(p["base_model_name"]) if p.get("base_model_name") else None
     h = str(p.get("base_model_hash") or "").lower()

@@ -89,8 +89,11 @@ def clip_skip_for(rule: str, layer: int, family: str | None):
     return PENDING
 
 
+A1111_LIKE = ("A1111", "Forge", "SD.Next", "Civitai")     # tools that count clip skip as A1111 does
+
+
 def rule_of(tool: str) -> str:
-    return "a1111" if tool == "A1111" else "comfyui"
+    return "a1111" if tool in A1111_LIKE else "comfyui"
 
 
 class Builder:
@@ -208,7 +211,8 @@ class Builder:
             gen, model = summary
             self.partial_reasons += [r for r in self.unsupported if r not in self.partial_reasons]
             self.unsupported = []
-            extra = {"raw": raw} if raw else self.extra           # raw holds what the mapped extras would repeat
+            # raw holds what the mapped extras would repeat; the model identity stays readable (aigif info)
+            extra = {"raw": raw, **{k: v for k, v in self.extra.items() if k in IDENTITY_KEYS}} if raw else self.extra
         elif self.unsupported:
             gen = model = None
             extra = {"unsupported": list(self.unsupported), **({"raw": raw} if raw else {})}
@@ -232,6 +236,7 @@ class Builder:
             return None
 
 
+IDENTITY_KEYS = ("civitai_checkpoint", "model_hash", "model_key")    # source.extra keys naming the model
 UNNAMED_MODEL = "unnamed"       # partial syntax of a file that does not name its model
 
 

@@ -1,0 +1,126 @@
+"""Forge, SD.Next, Civitai, SwarmUI, RuinedFooocus and multi-pass A1111 files: syntax, regenerability, model identity."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from aigif import loads
+from aigif.importers import Options, encode_image, import_image
+from aigif.importers.identity import checkpoint, civitai_resources, parse_air
+
+FIX = Path(__file__).parent / "fixtures" / "importers"
+SAMPLES = json.loads((FIX / "samples.json").read_text(encoding="utf-8"))
+
+
+def fx(name: str) -> Path:
+    return next((FIX / "images").glob(name + ".*"))
+
+
+def test_every_fixture_with_metadata_imports_with_syntax_only():
+    for name, sample in SAMPLES.items():
+        if sample["fields"]:
+            enc = encode_image(fx(name), options=Options(syntax_only=True))
+            assert enc.kind == "syntax-only" and "regenerable: " in enc.outcome.reason, name
+
+
+def test_forge_flux_infotext_is_kept_and_not_regenerable():
+    imp = import_image(fx("forge_flux"))
+    assert imp.tool == "Forge" and imp.version.startswith("f2.0.1") and imp.has_syntax and not imp.regenerable
+    assert "Distilled CFG Scale: 3.5" in imp.reason and "Simple" in imp.reason
+    assert (imp.generation.seed, imp.generation.num_inference_steps, imp.model.name) == (3442235452, 20, "flux1-dev-bnb-nf4-v2")
+    assert "Module 1: ae" in imp.extra["raw"]["parameters"]
+
+
+def test_a1111_hires_adetailer_and_ti_keep_the_first_pass():
+    imp = import_image(fx("a1111_sdxl_hires_adetailer"))
+    assert imp.tool == "A1111" and not imp.regenerable
+    for words in ("Hires upscale: 1.5", "ADetailer model: face_yolov8n.pt", "TI hashes"):
+        assert words in imp.reason
+    g = imp.generation
+    assert (g.width, g.height, g.num_inference_steps, g.scheduler) == (832, 1216, 30, "dpmpp-2m-karras")
+    assert imp.extra["raw"]["parameters"] == SAMPLES["a1111_sdxl_hires_adetailer"]["fields"]["parameters"]
+
+
+def test_civitai_resources_name_the_checkpoint():
+    imp = import_image(fx("civitai_resources"))
+    assert imp.tool == "Civitai" and imp.model.name == "SD XL"
+    assert imp.extra["civitai_checkpoint"] == {"name": "SD XL", "version_name": "v1.0 VAE fix", "version_id": 128078}
+    assert not imp.regenerable and "Double Exposure" in imp.reason        # a LoRA named only there
+
+
+def test_civitai_air_urn():
+    assert parse_air("urn:air:sdxl:checkpoint:civitai:827184@2514310") == {
+        "ecosystem": "sdxl", "type": "checkpoint", "source": "civitai", "id": "827184", "version": "2514310"}
+    assert parse_air("not an urn") is None
+    ck = checkpoint(civitai_resources('[{"air": "urn:air:sdxl:checkpoint:civitai:827184@2514310", "modelName": "X"}]'))
+    assert ck == {"name": "X", "version_id": "2514310", "air": "urn:air:sdxl:checkpoint:civitai:827184@2514310"}
+    imp = import_image(fx("civitai_air"))
+    assert imp.tool == "Civitai" and imp.regenerable and imp.model.name == "WAI-illustrious-SDXL"
+    assert imp.extra["params"]["Civitai metadata"] == '{"remixOfId":11111100000}'
+
+
+def test_swarmui():
+    imp = import_image(fx("swarmui"))
+    g = imp.generation
+    assert imp.tool == "SwarmUI" and imp.version == "0.9.3.1" and imp.regenerable
+    assert (g.prompt, g.negative_prompt, g.seed, g.num_inference_steps, g.guidance_scale) == (
+        "a photo of a cat sitting on a windowsill", "blurry", 1234567, 20, 7.0)
+    assert (g.width, g.height, g.scheduler) == (1024, 1024, "dpmpp-2m-karras")
+    assert imp.extra["swarmui"]["sui_extra_data"]["date"] == "2025-01-25"
+
+
+def test_ruinedfooocus():
+    imp = import_image(fx("ruinedfooocus"))
+    g, m = imp.generation, imp.model
+    assert imp.tool == "RuinedFooocus" and imp.regenerable
+    assert (g.seed, g.num_inference_steps, g.guidance_scale, g.scheduler) == (3864674281, 30, 8.5, "dpmpp-2m-sde-karras")
+    assert m.weights_file == "sd_xl_base_1.0_0.9vae.safetensors" and imp.extra["model_hash"] == "be9edd61"
+    assert [(lo.name, lo.weight, lo.sha256) for lo in m.loras] == [("sd_xl_offset_example-lora_1.0", 0.1, "4852686128")]
+
+
+def test_sdnext():
+    imp = import_image(fx("sdnext"))
+    assert imp.tool == "SD.Next" and imp.regenerable and imp.generation.scheduler == "dpmpp-2m"
+    assert imp.extra["params"]["Backend"] == "Diffusers"
+
+
+@pytest.mark.parametrize("name, lines", [
+    ("civitai_resources", ["model identity: Civitai model-version 128078"]),
+    ("civitai_air", ["model identity: urn:air:sdxl:checkpoint:civitai:827184@2514310"]),
+    ("invokeai_v4", ["model identity: blake3:"]),
+    ("a1111_basic", ["model identity: AutoV2 "]),
+    ("ruinedfooocus", ["model identity: AutoV1 be9edd61", "model identity: LoRA sd_xl_offset_example-lora_1.0: AutoV2 4852686128"]),
+])
+def test_info_shows_model_identity_and_regenerability(name, lines, tmp_path):
+    from aigif.cli import app
+
+    out = tmp_path / "x.aigif"
+    out.write_bytes(encode_image(fx(name), options=Options(syntax_only=True)).data)
+    r = CliRunner().invoke(app, ["info", str(out)])
+    assert r.exit_code == 0 and "regenerable: " in r.output
+    for line in lines:
+        assert line in r.output, r.output
+    assert loads(out.read_bytes()).source is not None
+
+
+def test_png_info_for_a_comfyui_file_carries_its_graph_back():
+    """The way back (decode --embed-parameters): A1111 parameters plus ComfyUI's prompt / workflow chunks."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from aigif.importers import import_bytes, png_info_for
+
+    doc = loads(encode_image(fx("comfyui_flux_dev"), options=Options(syntax_only=True)).data)
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buf, format="PNG", pnginfo=png_info_for(doc))
+    text = Image.open(io.BytesIO(buf.getvalue())).text
+    fields = SAMPLES["comfyui_flux_dev"]["fields"]
+    assert "Steps: 20" in text["parameters"]
+    assert json.loads(text["prompt"]) == json.loads(fields["prompt"]) and json.loads(text["workflow"]) == json.loads(fields["workflow"])
+    again = import_bytes(buf.getvalue())
+    assert again.tool == "ComfyUI" and again.segments[0].payload == doc.extensions[0].payload
