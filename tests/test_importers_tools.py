@@ -124,3 +124,37 @@ def test_png_info_for_a_comfyui_file_carries_its_graph_back():
     assert json.loads(text["prompt"]) == json.loads(fields["prompt"]) and json.loads(text["workflow"]) == json.loads(fields["workflow"])
     again = import_bytes(buf.getvalue())
     assert again.tool == "ComfyUI" and again.segments[0].payload == doc.extensions[0].payload
+
+
+def test_custom_sampler_cluster_equal_to_a_ksampler_maps_to_the_syntax():
+    """SamplerCustomAdvanced + RandomNoise + CFGGuider + KSamplerSelect + BasicScheduler on an SD checkpoint."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    from aigif.importers import import_bytes
+
+    g = json.loads(SAMPLES["comfyui_txt2img"]["fields"]["prompt"])
+    k = g["3"]["inputs"]
+    g["3"] = {"class_type": "SamplerCustomAdvanced", "inputs": {"noise": ["20", 0], "guider": ["21", 0], "sampler": ["22", 0],
+                                                               "sigmas": ["23", 0], "latent_image": k["latent_image"]}}
+    g["20"] = {"class_type": "RandomNoise", "inputs": {"noise_seed": k["seed"]}}
+    g["21"] = {"class_type": "CFGGuider", "inputs": {"cfg": k["cfg"], "model": k["model"], "positive": k["positive"], "negative": k["negative"]}}
+    g["22"] = {"class_type": "KSamplerSelect", "inputs": {"sampler_name": k["sampler_name"]}}
+    g["23"] = {"class_type": "BasicScheduler", "inputs": {"scheduler": k["scheduler"], "steps": k["steps"], "denoise": 1.0, "model": k["model"]}}
+
+    def png(graph):
+        info = PngInfo()
+        info.add_text("prompt", json.dumps(graph))
+        buf = io.BytesIO()
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buf, format="PNG", pnginfo=info)
+        return buf.getvalue()
+
+    imp = import_bytes(png(g))
+    assert imp.regenerable, imp.reason
+    assert (imp.generation.seed, imp.generation.num_inference_steps, imp.generation.scheduler) == (156680208700286, 20, "dpmpp-2m-karras")
+    g["23"]["inputs"]["denoise"] = 0.5                      # a partial schedule: not a KSampler any more
+    imp = import_bytes(png(g))
+    assert not imp.regenerable and imp.has_syntax and imp.generation.seed == 156680208700286

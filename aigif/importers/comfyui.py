@@ -71,7 +71,7 @@ def map_comfyui(fields: dict[str, str], graph: dict[str, dict] | None, *, image_
     try:
         if graph is None:
             raise ValueError("the ComfyUI 'prompt' field is not a node graph")
-        _map_graph(_Graph(graph), b)
+        _map_graph(_Graph(as_ksampler(graph)), b)
     except _Unsupported as exc:
         _partial(b, graph, f"ComfyUI graph: {exc}")
     except ValueError as exc:
@@ -115,6 +115,57 @@ def _partial(b: Builder, graph: dict | None, reason: str) -> None:
     b.keep("sampler", main["sampler"])
     workflow = _maybe_json(b.raw.get("workflow"))
     b.partial(comfy_summary.not_regenerable_reason(graph, workflow) or reason)
+
+
+def as_ksampler(graph: dict[str, dict]) -> dict[str, dict]:
+    """The graph with a custom-sampler cluster that a KSampler equals rewritten as that KSampler.
+
+    ``SamplerCustomAdvanced`` with ``RandomNoise``, ``CFGGuider``, ``KSamplerSelect`` and
+    ``BasicScheduler`` (denoise 1, the guider's model), or ``SamplerCustom`` (add_noise on) with
+    ``KSamplerSelect`` and ``BasicScheduler``, samples exactly as ``KSampler`` does with the same
+    seed, steps, cfg, sampler and scheduler. Helper nodes used by nothing else are dropped.
+    Anything else is returned unchanged.
+    """
+    out = dict(graph)
+    for key, node in graph.items():
+        cls, inp = node["class_type"], node.get("inputs", {})
+        if cls not in ("SamplerCustomAdvanced", "SamplerCustom"):
+            continue
+
+        def src(name: str, want: str, where: dict = inp) -> str | None:
+            v = where.get(name)
+            return v[0] if is_link(v) and graph[v[0]]["class_type"] == want else None
+
+        sel, sch = src("sampler", "KSamplerSelect"), src("sigmas", "BasicScheduler")
+        if sel is None or sch is None:
+            continue
+        sched = graph[sch]["inputs"]
+        if cls == "SamplerCustomAdvanced":
+            noise, guider = src("noise", "RandomNoise"), src("guider", "CFGGuider")
+            if noise is None or guider is None:
+                continue
+            g_in = graph[guider]["inputs"]
+            fields = {"seed": graph[noise]["inputs"].get("noise_seed"), "cfg": g_in.get("cfg"), "model": g_in.get("model"),
+                      "positive": g_in.get("positive"), "negative": g_in.get("negative")}
+            helpers = [noise, guider, sel, sch]
+        else:
+            if inp.get("add_noise") is not True:
+                continue
+            fields = {"seed": inp.get("noise_seed"), "cfg": inp.get("cfg"), "model": inp.get("model"),
+                      "positive": inp.get("positive"), "negative": inp.get("negative")}
+            helpers = [sel, sch]
+        if sched.get("denoise", 1.0) != 1.0 or sched.get("model") != fields["model"]:
+            continue
+        used = {v[0] for k2, n in graph.items() if k2 not in helpers and k2 != key
+                for v in n.get("inputs", {}).values() if is_link(v)}
+        if used & set(helpers):
+            continue
+        out[key] = {"class_type": "KSampler", "inputs": {
+            **fields, "steps": sched.get("steps"), "sampler_name": graph[sel]["inputs"].get("sampler_name"),
+            "scheduler": sched.get("scheduler"), "denoise": 1.0, "latent_image": inp.get("latent_image")}}
+        for h in helpers:
+            out.pop(h, None)
+    return out
 
 
 def _map_graph(g: _Graph, b: Builder) -> None:
