@@ -211,3 +211,17 @@ def test_loopback_and_serve_warning(tmp_path, monkeypatch, capsys):
     assert calls[-1] == ("127.0.0.1", 8188) and "warning" not in capsys.readouterr().err
     assert main(["serve", str(lib), "--db", str(tmp_path / "s.sqlite"), "--host", "0.0.0.0", "--port", "9000", "--no-render"]) == 0
     assert calls[-1] == ("0.0.0.0", 9000) and "warning: serving on 0.0.0.0" in capsys.readouterr().err
+
+
+def test_totals_stop_at_the_count_cap(site, monkeypatch):
+    import importlib
+
+    searchmod = importlib.import_module("aigif.library.search")  # the package re-exports the function of that name
+    servermod = importlib.import_module("aigif.library.server")
+
+    monkeypatch.setattr(searchmod, "COUNT_CAP", 2)
+    monkeypatch.setattr(servermod, "COUNT_CAP", 2)
+    page = site[0].get("/api/files", params={"render": "0", "limit": 2}).json()
+    assert page["total"] == 2 and page["total_capped"] is True and page["next_offset"] == 2
+    rest = site[0].get("/api/files", params={"render": "0", "limit": 2, "offset": 2}).json()
+    assert len(rest["items"]) == 1 and rest["next_offset"] is None

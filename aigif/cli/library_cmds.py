@@ -48,7 +48,7 @@ def search(
 ) -> None:
     """Search the library database."""
     from ..library.db import connect
-    from ..library.search import Query
+    from ..library.search import COUNT_CAP, Query
     from ..library.search import search as run_search
 
     conn = connect(db, create=False)
@@ -62,7 +62,7 @@ def search(
     for item in items:
         prompt = (item["prompt"] or "").replace("\n", " ")
         typer.echo(printable(f"{item['path']}  {item['model']}  seed {item['seed']}  {prompt[:80]}"))
-    typer.echo(f"{len(items)} of {total} match(es)", err=True)
+    typer.echo(f"{len(items)} of {total}{'+' if total >= COUNT_CAP else ''} match(es)", err=True)
 
 
 @app.command()

@@ -85,6 +85,10 @@ CREATE TABLE renders (
     rendered_at REAL NOT NULL
 );
 """),
+    (3, "an index for the gallery's listing: served folders, readable files, newest first", """
+CREATE INDEX files_live ON files(root, error, mtime_ns);
+ANALYZE;
+"""),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 FTS_COLUMNS = "prompt, negative_prompt, model, lora_names, source_tool"  # files_fts, mirrored from files

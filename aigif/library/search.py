@@ -18,6 +18,7 @@ from .record import GEN_COLUMNS
 
 MAX_QUERY_CHARS = 1000
 MAX_LIMIT = 500
+COUNT_CAP = 1000  # totals stop here ("1000+"): counting every match of a common word costs more than the page
 _INT64 = 2**63 - 1
 _TOKEN = re.compile(r'"[^"]*"?|\(|\)|[\w]+\*?', re.UNICODE)
 _OPERATORS = {"AND", "OR", "NOT"}
@@ -73,7 +74,7 @@ def _where(q: Query) -> tuple[list[str], list[Any]]:
         clauses.append("f.error IS NULL")
     expr = fts_expression(q.text) if q.text else ""
     if expr:
-        clauses.append("f.id IN (SELECT rowid FROM files_fts WHERE files_fts MATCH ?)")
+        clauses.append("{rowid}f.id IN (SELECT rowid FROM files_fts WHERE files_fts MATCH ?)")
         args.append(expr)
     if q.model is not None:
         clauses.append("(f.model = ? OR f.model_repo = ? OR f.model_local = ?)")
@@ -113,13 +114,16 @@ def _run(conn: sqlite3.Connection, sql: str, args: list) -> list[sqlite3.Row]:
 
 
 def search(conn: sqlite3.Connection, q: Query) -> tuple[list[dict], int]:
-    """(one page of matching files, newest first, as dicts; the number of matches in all)."""
+    """(one page of matching files, newest first, as dicts; the number of matches, counted up to COUNT_CAP)."""
     if not (0 < q.limit <= MAX_LIMIT) or q.offset < 0:
         raise QueryError(f"limit must be 1..{MAX_LIMIT} and offset at least 0")
     clauses, args = _where(q)
     where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-    total = _run(conn, f"SELECT COUNT(*) FROM files f {where}", args)[0][0]
-    rows = _run(conn, f"SELECT {', '.join('f.' + c for c in SUMMARY_COLUMNS)} FROM files f {where} "
+    # Counting looks the full-text matches up by rowid, stopping past COUNT_CAP; the page instead walks the
+    # (root, error, mtime) index newest first ('+' keeps the planner off the rowid lookups and the sort).
+    total = _run(conn, f"SELECT COUNT(*) FROM (SELECT 1 FROM files f {where.format(rowid='')} LIMIT ?)",
+                 args + [COUNT_CAP])[0][0]
+    rows = _run(conn, f"SELECT {', '.join('f.' + c for c in SUMMARY_COLUMNS)} FROM files f {where.format(rowid='+')} "
                       "ORDER BY f.mtime_ns DESC, f.id DESC LIMIT ? OFFSET ?", args + [q.limit, q.offset])
     return [summary(r) for r in rows], total
 

@@ -28,7 +28,7 @@ from ..errors import AigifError, QueryError
 from ..fileio import read_limited
 from ..limits import DEFAULT_LIMITS
 from .record import parse
-from .search import MAX_LIMIT, Query, detail, search
+from .search import COUNT_CAP, MAX_LIMIT, Query, detail, search
 from .thumbs import ThumbCache, ThumbWorker
 
 STATIC = Path(__file__).parent / "static"
@@ -127,6 +127,10 @@ def _date(request: Request, name: str, end: bool = False) -> float | None:
     return start + 86400 if end else start
 
 
+def query_limit(request: Request) -> int:
+    return _int(request, "limit", PAGE, 1, MAX_LIMIT)
+
+
 def query_of(request: Request, roots: list[Path]) -> Query:
     p = request.query_params
     size = p.get("size") or ""
@@ -143,7 +147,7 @@ def query_of(request: Request, roots: list[Path]) -> Query:
                  seed=_int(request, "seed"), lora=p.get("lora") or None, tool=p.get("tool") or None,
                  width=width, height=height, regenerable=None if regen in (None, "") else regen == "1",
                  date_from=_date(request, "from"), date_to=_date(request, "to", end=True),
-                 roots=tuple(str(r) for r in roots), limit=_int(request, "limit", PAGE, 1, MAX_LIMIT),
+                 roots=tuple(str(r) for r in roots), limit=query_limit(request),
                  offset=_int(request, "offset", 0, 0, 2**31))
 
 
@@ -159,7 +163,9 @@ def create_app(db_path, roots, cache: ThumbCache, worker: ThumbWorker | None = N
                 g.worker.request(item["id"], item["content_hash"], item["path"])
         offset = _int(request, "offset", 0)
         nxt = offset + len(items)
-        return JSONResponse({"items": items, "total": total, "next_offset": nxt if nxt < total else None})
+        capped = total >= COUNT_CAP
+        return JSONResponse({"items": items, "total": total, "total_capped": capped,
+                             "next_offset": nxt if (capped and len(items) == query_limit(request)) or nxt < total else None})
 
     def facets(request: Request):
         marks = ",".join("?" * len(g.roots))

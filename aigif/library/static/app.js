@@ -52,7 +52,7 @@ async function loadMore() {
     showError("");
     page.items.forEach((it) => grid.append(card(it)));
     nextOffset = page.next_offset;
-    $("count").textContent = `${page.total} file${page.total === 1 ? "" : "s"}`;
+    $("count").textContent = `${page.total}${page.total_capped ? "+" : ""} file${page.total === 1 ? "" : "s"}`;
   } catch (err) { showError(err.message); nextOffset = null; }
   finally { loading = false; }
   if (nextOffset !== null && $("sentinel").getBoundingClientRect().top < innerHeight) loadMore();
