@@ -87,7 +87,6 @@ CREATE TABLE renders (
 """),
     (3, "an index for the gallery's listing: served folders, readable files, newest first", """
 CREATE INDEX files_live ON files(root, error, mtime_ns);
-ANALYZE;
 """),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]

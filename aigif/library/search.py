@@ -74,7 +74,7 @@ def _where(q: Query) -> tuple[list[str], list[Any]]:
         clauses.append("f.error IS NULL")
     expr = fts_expression(q.text) if q.text else ""
     if expr:
-        clauses.append("{rowid}f.id IN (SELECT rowid FROM files_fts WHERE files_fts MATCH ?)")
+        clauses.append("f.id IN (SELECT rowid FROM files_fts WHERE files_fts MATCH ?)")
         args.append(expr)
     if q.model is not None:
         clauses.append("(f.model = ? OR f.model_repo = ? OR f.model_local = ?)")
@@ -119,11 +119,8 @@ def search(conn: sqlite3.Connection, q: Query) -> tuple[list[dict], int]:
         raise QueryError(f"limit must be 1..{MAX_LIMIT} and offset at least 0")
     clauses, args = _where(q)
     where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-    # Counting looks the full-text matches up by rowid, stopping past COUNT_CAP; the page instead walks the
-    # (root, error, mtime) index newest first ('+' keeps the planner off the rowid lookups and the sort).
-    total = _run(conn, f"SELECT COUNT(*) FROM (SELECT 1 FROM files f {where.format(rowid='')} LIMIT ?)",
-                 args + [COUNT_CAP])[0][0]
-    rows = _run(conn, f"SELECT {', '.join('f.' + c for c in SUMMARY_COLUMNS)} FROM files f {where.format(rowid='+')} "
+    total = _run(conn, f"SELECT COUNT(*) FROM (SELECT 1 FROM files f {where} LIMIT ?)", args + [COUNT_CAP])[0][0]
+    rows = _run(conn, f"SELECT {', '.join('f.' + c for c in SUMMARY_COLUMNS)} FROM files f {where} "
                       "ORDER BY f.mtime_ns DESC, f.id DESC LIMIT ? OFFSET ?", args + [q.limit, q.offset])
     return [summary(r) for r in rows], total
 
