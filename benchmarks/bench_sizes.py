@@ -22,10 +22,12 @@ Three measurements:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gzip
 import io
 import json
 import math
+import os
 import random
 import statistics
 import sys
@@ -39,14 +41,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import aigif  # noqa: E402
+from aigif.container import Segment, write_container  # noqa: E402
 from aigif.fidelity import psnr  # noqa: E402
-from aigif.fidelity.fingerprint import PERCEPTUAL_HEX, PIXEL_HASH_HEX  # noqa: E402
+from aigif.fidelity.fingerprint import LUMA4X4_HEX, PERCEPTUAL_HEX, PIXEL_HASH_HEX  # noqa: E402
+from aigif.syntax import registry  # noqa: E402
+from aigif.syntax.schema import encode_element  # noqa: E402
 from aigif.syntax import Document, Fingerprint, Generation, ModelRef, Platform  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data"
-CUDA_PLATFORM = Platform(device="cuda", gpu="NVIDIA GeForce RTX 4090", compute_capability="8.9", driver="550.54.14",
-                         cuda="12.4", cudnn="9.1.0", torch="2.5.1+cu124", diffusers="0.31.0", transformers="4.46.0",
-                         dtype="float16", attention="sdpa", deterministic=True)
+DATA = Path(os.environ.get("AIGIF_DATA", "/work/shared/data"))
+# what `generate` records on a CUDA machine (aigif.engine.platform.capture_platform)
+CUDA_PLATFORM = Platform(device="cuda", gpu="NVIDIA GeForce RTX 4090", compute_capability="8.9", cuda="12.4",
+                         cudnn="9.1.0", torch="2.5.1+cu124", diffusers="0.31.0", transformers="4.46.0",
+                         dtype="float16", attention="sdpa", deterministic=True, cpu="x86_64-avx2")
+# what it recorded before the stamp segment: driver, CPU model text, 16-byte luma4x4 perceptual hash
+OLD_CUDA_PLATFORM = dataclasses.replace(CUDA_PLATFORM, driver="550.54.14", cpu=None)
 NEGATIVES = ["blurry, lowres, bad anatomy, bad hands, text, error, missing fingers, extra digit, cropped, worst quality, "
              "low quality, jpeg artifacts, signature, watermark", "ugly, deformed", "lowres, bad anatomy"]
 
@@ -69,6 +77,15 @@ def realistic_docs(texts: list[str], seed: int = 0) -> list[Document]:
                          perceptual=bytes(rng.getrandbits(8) for _ in range(PERCEPTUAL_HEX // 2)).hex())
         docs.append(Document(generation=gen, model=ModelRef(name="sd15"), platform=CUDA_PLATFORM, fingerprint=fp))
     return docs
+
+
+def full_elements_size(doc: Document) -> int:
+    """The same file written with the full platform and fingerprint elements, as before the stamp segment."""
+    rng = random.Random(doc.generation.seed)
+    fp = dataclasses.replace(doc.fingerprint, perceptual=bytes(rng.getrandbits(8) for _ in range(LUMA4X4_HEX // 2)).hex())
+    segs = [Segment(registry.SEG_PLATFORM, encode_element(OLD_CUDA_PLATFORM)), Segment(registry.SEG_MODEL, encode_element(doc.model)),
+            Segment(registry.SEG_GENERATION, encode_element(doc.generation)), Segment(registry.SEG_FINGERPRINT, encode_element(fp))]
+    return len(write_container(segs))
 
 
 def comfy_api_graph(doc: Document) -> str:
@@ -136,6 +153,7 @@ def main(argv=None) -> int:
     docs = realistic_docs(prompts(args.prompts))
     rows = {
         ".aigif (syntax + platform + fingerprint)": [len(aigif.dumps(d)) for d in docs],
+        ".aigif before the stamp segment (full platform + fingerprint elements)": [full_elements_size(d) for d in docs],
         ".aigif (syntax + fingerprint, no platform)": [len(aigif.dumps(d.replace(platform=None))) for d in docs],
         ".aigif (syntax only)": [len(aigif.dumps(d.replace(platform=None, fingerprint=None))) for d in docs],
         "A1111 `parameters` text": [len(a1111_parameters(d).encode("utf-8")) for d in docs],

@@ -28,7 +28,8 @@ def test_conformance_file(path):
         assert document_to_dict(loads(data)) == expected
 
 
-CANONICAL = [p for p in FILES if p.parent.name == "valid" and p.stem not in ("any-order", "unknown-field")]
+NONCANONICAL = ("any-order", "unknown-field", "stamp-future-values")
+CANONICAL = [p for p in FILES if p.parent.name == "valid" and p.stem not in NONCANONICAL]
 
 
 @pytest.mark.parametrize("path", CANONICAL, ids=lambda p: p.stem)
@@ -50,7 +51,7 @@ def test_valid_files_rewrite_byte_identical(path):
 def test_noncanonical_files_rewrite_to_the_same_document():
     from aigif.syntax import dumps
 
-    for stem in ("any-order", "unknown-field"):
+    for stem in NONCANONICAL:
         doc = loads((ROOT / "valid" / f"{stem}.aigif").read_bytes())
         rewritten = dumps(doc)
         assert rewritten != (ROOT / "valid" / f"{stem}.aigif").read_bytes() and loads(rewritten) == doc

@@ -94,15 +94,28 @@ def test_luma_grid_definition():
     cell = y[r0:r1, c0:c1]
     assert luma_grid(b)[2, 1] == (cell.sum() + cell.size // 2) // cell.size
     assert luma_grid(np.zeros((3, 30, 3), np.uint8)) is None
-    assert len(perceptual_hash(b)) == 32
+    # luma4x4q2: top 2 bits of each cell, 4 cells per byte, first cell highest
+    q = (luma_grid(b).reshape(-1) >> 6).tolist()
+    assert perceptual_hash(b) == bytes(q[i] << 6 | q[i + 1] << 4 | q[i + 2] << 2 | q[i + 3] for i in range(0, 16, 4)).hex()
 
 
 def test_perceptual_distance():
     a = _img(7)
-    assert perceptual_psnr(perceptual_hash(a), perceptual_hash(a)) == math.inf
-    assert perceptual_psnr(perceptual_hash(a), perceptual_hash(_img(8))) < 25
+    assert perceptual_psnr(a, perceptual_hash(a)) == math.inf
+    assert perceptual_psnr(a, luma_grid(a).tobytes().hex()) == math.inf       # older files: one byte per cell
+    assert perceptual_psnr(a, perceptual_hash(_img(8))) < 25
     with pytest.raises(ConfigError):
-        perceptual_psnr("00", perceptual_hash(a))
+        perceptual_psnr(a, "00")
+
+
+def test_perceptual_q2_distance_is_the_distance_outside_each_cells_range():
+    """A cell mean 3 levels past its recorded range counts 3; inside the range counts 0."""
+    flat = np.full((8, 8, 3), 100, np.uint8)                    # luma 100 -> q2 code 1: range 64..127
+    assert perceptual_psnr(flat, perceptual_hash(flat)) == math.inf
+    brighter = np.full((8, 8, 3), 130, np.uint8)                # 130 is 3 above 127 in every cell
+    assert perceptual_psnr(brighter, perceptual_hash(flat)) == pytest.approx(10 * math.log10(255**2 / 9))
+    near = np.full((8, 8, 3), 127, np.uint8)                    # still inside
+    assert perceptual_psnr(near, perceptual_hash(flat)) == math.inf
 
 
 def test_check_fingerprint_statuses():

@@ -52,7 +52,8 @@ def _codes(rows, key="Code"):
 
 
 def test_every_registry_table_is_documented(tables):
-    for name in ("Segment types", "Devices", "Dtypes", "Attention backends", "Pipeline families", "Models",
+    for name in ("Segment types", "Devices", "Dtypes", "Attention backends", "Hardware", "CPU instruction sets",
+                 "oneDNN instruction sets", "Pipeline families", "Models",
                  "Schedulers", "Extension type codes"):
         assert name in tables, f"spec/registry.md lacks the table '## {name}'"
 
@@ -74,11 +75,18 @@ def test_type_code_ranges(tables):
     assert int(ranges["private extensions and experiments"].rstrip("."), 0) == r.PRIVATE_EXTENSION_START
 
 
-@pytest.mark.parametrize("heading,table", [("Devices", r.DEVICES), ("Dtypes", r.DTYPES), ("Attention backends", r.ATTENTION)])
+@pytest.mark.parametrize("heading,table", [("Devices", r.DEVICES), ("Dtypes", r.DTYPES), ("Attention backends", r.ATTENTION),
+                                           ("CPU instruction sets", r.CPU_ISAS), ("oneDNN instruction sets", r.ONEDNN_ISAS)])
 def test_platform_enums(tables, heading, table):
     rows = tables[heading]
     assert {int(x["Code"]): x["Name"] for x in rows} == table
     assert len(_codes(rows)) == len(table)
+
+
+def test_hardware(tables):
+    rows = tables["Hardware"]
+    doc = {int(x["Code"]): r.Hardware(x["Device"], _opt(x["GPU (torch device name)"]), _opt(x["Compute capability"])) for x in rows}
+    assert doc == r.HARDWARE and len(_codes(rows)) == len(r.HARDWARE)
 
 
 def test_families(tables):
@@ -130,7 +138,8 @@ def test_parser_catches_drift(tables):
     assert changed != tables["Schedulers"]
 
 
-DOCUMENTED = {"CORE_SEGMENTS", "DEVICES", "DTYPES", "ATTENTION", "FAMILIES", "MODELS", "SCHEDULERS"}
+DOCUMENTED = {"CORE_SEGMENTS", "DEVICES", "DTYPES", "ATTENTION", "HARDWARE", "CPU_ISAS", "ONEDNN_ISAS", "FAMILIES", "MODELS",
+              "SCHEDULERS"}
 
 
 def test_no_registry_table_is_forgotten():

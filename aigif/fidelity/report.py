@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..syntax.elements import Fingerprint
-from .fingerprint import PERCEPTUAL_HEX, as_rgb8, perceptual_hash, perceptual_psnr, pixel_sha256
+from .fingerprint import as_rgb8, luma_grid, perceptual_psnr, pixel_sha256
 from .metrics import ms_ssim, psnr, ssim
 
 EXACT, CLOSE, MISMATCH, UNVERIFIED = "exact", "close", "mismatch", "unverified"
@@ -70,10 +71,13 @@ def check_fingerprint(image, fp: Fingerprint | None, thresholds: Thresholds = Th
         return FidelityReport(MISMATCH, perceptual_psnr=None, platform_diffs=platform_diffs + (f"size {a.shape[1]}x{a.shape[0]} vs recorded {fp.width}x{fp.height}",))
     if pixel_sha256(a, len(fp.pixel_sha256)) == fp.pixel_sha256:
         return FidelityReport(EXACT, perceptual_psnr=math.inf, platform_diffs=platform_diffs)
-    mine = perceptual_hash(a)
-    if fp.perceptual is None or mine is None or len(fp.perceptual) != PERCEPTUAL_HEX:
+    grid = luma_grid(a)
+    if fp.perceptual is None or grid is None:
         return FidelityReport(MISMATCH, platform_diffs=platform_diffs)
-    p = perceptual_psnr(mine, fp.perceptual)
+    try:
+        p = perceptual_psnr(grid, fp.perceptual)
+    except ConfigError:  # a perceptual hash of a kind this version does not know
+        return FidelityReport(MISMATCH, platform_diffs=platform_diffs)
     return FidelityReport(CLOSE if p >= thresholds.min_perceptual_psnr else MISMATCH, perceptual_psnr=p, platform_diffs=platform_diffs)
 
 

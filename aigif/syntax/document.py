@@ -19,6 +19,7 @@ from .defaults import with_defaults
 from .elements import Fingerprint, Generation, ModelRef, Platform, Source, from_dict, to_dict
 from .extensions import check_extension_segment, extension_for
 from .schema import decode_element, encode_element
+from .stamp import decode_stamp, encode_stamp
 
 # attribute, element class (None = raw payload bytes), segment type -- in writing order
 CORE = (
@@ -34,6 +35,7 @@ CORE = (
 # raw payloads: base64 in the JSON form, shown by size where a summary is wanted
 PAYLOAD_ATTRS = ("residual", "pixels", "c2pa")
 _BY_TYPE = {t: (attr, cls) for attr, cls, t in CORE}
+_BY_TYPE[registry.SEG_STAMP] = ("stamp", None)    # platform + fingerprint in one compact segment (.stamp)
 
 
 @dataclass(frozen=True)
@@ -68,9 +70,15 @@ class Document:
 
 # --- bytes ---------------------------------------------------------------------
 def dumps(doc: Document) -> bytes:
+    """The file's bytes; platform and fingerprint go in one stamp segment when it can hold them exactly."""
+    stamp = encode_stamp(doc.platform, doc.fingerprint, doc.generation)
     segments = []
     for attr, cls, type_code in CORE:
         value = getattr(doc, attr)
+        if stamp is not None and attr in ("platform", "fingerprint"):
+            if attr == "fingerprint":
+                segments.append(Segment(registry.SEG_STAMP, stamp))
+            continue
         if value is None:
             continue
         segments.append(Segment(type_code, encode_element(value) if cls else bytes(value)))
@@ -82,6 +90,7 @@ def loads(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Document:
     _, segments = read_container(data, limits)
     values: dict[str, Any] = {}
     extensions = []
+    stamp = None
     for index, seg in enumerate(segments):
         where = f"segment {index} ({registry.CORE_SEGMENTS.get(seg.type, f'type {seg.type:#x}')})"
         if seg.type == registry.SEG_SIGNATURE:
@@ -91,10 +100,20 @@ def loads(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Document:
             check_extension_segment(seg, where, limits)  # unknown critical: error; unknown ancillary: warning
             extensions.append(seg)
             continue
+        if seg.type == registry.SEG_STAMP:
+            if stamp is not None:
+                raise CorruptError(f"{where}: a second stamp segment; at most one is allowed")
+            stamp = (seg.payload, where)
+            continue
         attr, cls = handler
         if attr in values:
             raise CorruptError(f"{where}: a second {attr} segment; at most one is allowed")
         values[attr] = decode_element(cls, seg.payload, where, limits) if cls else seg.payload
+    if stamp is not None:
+        payload, where = stamp
+        if "platform" in values or "fingerprint" in values:
+            raise CorruptError(f"{where}: a stamp and a platform or fingerprint segment; the stamp already holds both")
+        values["platform"], values["fingerprint"] = decode_stamp(payload, values.get("generation"), where, limits)
     try:
         return Document(**values, extensions=tuple(extensions))
     except ConfigError as exc:

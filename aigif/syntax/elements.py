@@ -47,13 +47,14 @@ class Platform:
     deterministic: bool | None = None
     cpu: str | None = None
     transformers: str | None = None
+    onednn: str | None = None
 
     FIELDS = (
         F(1, "device", "enum:device"), F(2, "gpu", "str"), F(3, "compute_capability", "version"),
         F(4, "driver", "version"), F(5, "cuda", "version"), F(6, "cudnn", "version"),
         F(7, "torch", "version"), F(8, "diffusers", "version"), F(9, "dtype", "enum:dtype"),
         F(10, "attention", "enum:attention"), F(11, "threads", "uint"), F(12, "deterministic", "bool"),
-        F(13, "cpu", "str"), F(14, "transformers", "version"),
+        F(13, "cpu", "str"), F(14, "transformers", "version"), F(15, "onednn", "enum:onednn"),
     )
 
     def __post_init__(self):

@@ -23,6 +23,7 @@ SEG_RESIDUAL = 0x07
 SEG_PIXELS = 0x09
 SEG_SIGNATURE = 0x0A
 SEG_C2PA = 0x0C
+SEG_STAMP = 0x08
 CORE_SEGMENTS = {
     SEG_PLATFORM: "platform",
     SEG_MODEL: "model",
@@ -33,6 +34,7 @@ CORE_SEGMENTS = {
     SEG_PIXELS: "pixels",
     SEG_SIGNATURE: "signature",
     SEG_C2PA: "c2pa",
+    SEG_STAMP: "stamp",
 }
 CORE_RANGE = range(0x02, 0x40)          # assigned by this spec
 PUBLIC_EXTENSION_RANGE = range(0x40, 0x4000)   # assigned in spec/registry.md
@@ -42,6 +44,53 @@ PRIVATE_EXTENSION_START = 0x4000        # experiments; never assigned
 DEVICES = {0: "cpu", 1: "cuda", 2: "mps", 3: "xpu", 4: "npu"}
 DTYPES = {0: "float32", 1: "float16", 2: "bfloat16"}
 ATTENTION = {0: "default", 1: "sdpa", 2: "sdpa-math", 3: "sdpa-flash", 4: "sdpa-efficient", 5: "classic", 6: "xformers"}
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """A device kind and, for a GPU, its model (the name torch reports) and compute capability."""
+
+    device: str
+    gpu: str | None = None
+    compute_capability: str | None = None
+
+
+# compact platform (stamp segment): one code names the device kind and the GPU model
+HARDWARE = {
+    1: Hardware("cpu"),
+    2: Hardware("mps"),
+    16: Hardware("cuda", "Tesla T4", "7.5"),
+    17: Hardware("cuda", "Tesla V100-SXM2-16GB", "7.0"),
+    18: Hardware("cuda", "NVIDIA A100-SXM4-40GB", "8.0"),
+    19: Hardware("cuda", "NVIDIA A100-SXM4-80GB", "8.0"),
+    20: Hardware("cuda", "NVIDIA A100-PCIE-40GB", "8.0"),
+    21: Hardware("cuda", "NVIDIA A100 80GB PCIe", "8.0"),
+    22: Hardware("cuda", "NVIDIA A10G", "8.6"),
+    23: Hardware("cuda", "NVIDIA A10", "8.6"),
+    24: Hardware("cuda", "NVIDIA L4", "8.9"),
+    25: Hardware("cuda", "NVIDIA L40S", "8.9"),
+    26: Hardware("cuda", "NVIDIA H100 80GB HBM3", "9.0"),
+    27: Hardware("cuda", "NVIDIA H100 PCIe", "9.0"),
+    28: Hardware("cuda", "NVIDIA H200", "9.0"),
+    29: Hardware("cuda", "NVIDIA B200", "10.0"),
+    30: Hardware("cuda", "NVIDIA RTX A6000", "8.6"),
+    31: Hardware("cuda", "NVIDIA RTX 6000 Ada Generation", "8.9"),
+    32: Hardware("cuda", "NVIDIA GeForce RTX 2080 Ti", "7.5"),
+    33: Hardware("cuda", "NVIDIA GeForce RTX 3060", "8.6"),
+    34: Hardware("cuda", "NVIDIA GeForce RTX 3080", "8.6"),
+    35: Hardware("cuda", "NVIDIA GeForce RTX 3090", "8.6"),
+    36: Hardware("cuda", "NVIDIA GeForce RTX 4060 Ti", "8.9"),
+    37: Hardware("cuda", "NVIDIA GeForce RTX 4070", "8.9"),
+    38: Hardware("cuda", "NVIDIA GeForce RTX 4080", "8.9"),
+    39: Hardware("cuda", "NVIDIA GeForce RTX 4090", "8.9"),
+    40: Hardware("cuda", "NVIDIA GeForce RTX 5090", "12.0"),
+}
+# platform field `cpu`: <machine>-<torch CPU capability> (ATEN_CPU_CAPABILITY picks the kernels)
+CPU_ISAS = {1: "x86_64-default", 2: "x86_64-avx2", 3: "x86_64-avx512", 4: "aarch64-default", 5: "aarch64-sve256",
+            6: "arm64-default", 7: "ppc64le-vsx", 8: "s390x-zvector"}
+# platform field `onednn`: the instruction set oneDNN's convolutions use (ONEDNN_MAX_CPU_ISA caps it), ascending
+ONEDNN_ISAS = {1: "sse41", 2: "avx", 3: "avx2", 4: "avx2_vnni", 5: "avx2_vnni_2", 6: "avx512_core", 7: "avx512_core_vnni",
+               8: "avx512_core_bf16", 9: "avx512_core_fp16", 10: "avx512_core_amx", 11: "avx512_core_amx_fp16"}
 
 # --- pipeline families -------------------------------------------------------
 @dataclass(frozen=True)
@@ -143,6 +192,8 @@ ENUMS: dict[str, dict[int, str]] = {
     "device": DEVICES,
     "dtype": DTYPES,
     "attention": ATTENTION,
+    "cpu": CPU_ISAS,
+    "onednn": ONEDNN_ISAS,
     "family": {c: f.name for c, f in FAMILIES.items()},
     "model": {c: m.name for c, m in MODELS.items()},
     "scheduler": {c: s.name for c, s in SCHEDULERS.items()},
@@ -183,6 +234,14 @@ def family_entry(name: str) -> Family:
 
 def scheduler_entry(name: str) -> SchedulerEntry:
     return lookup("scheduler", name)
+
+
+def hardware_code(device: str | None, gpu: str | None, compute_capability: str | None) -> int | None:
+    """The HARDWARE code of exactly this (device, gpu, compute capability), or None."""
+    return _HARDWARE_CODES.get(Hardware(device, gpu, compute_capability)) if device else None
+
+
+_HARDWARE_CODES = {h: code for code, h in HARDWARE.items()}
 
 
 def scheduler_from_sampler(sampler: str) -> str | None:
