@@ -74,6 +74,7 @@ class Decoded:
     report: Any           # aigif.fidelity.FidelityReport | None
     document: Document
     source: str           # regenerated | residual | pixels
+    expectation: Any = None   # aigif.engine.expect.Expectation: what the recorded platform lets one expect here
 
     @property
     def status(self) -> str | None:
@@ -412,7 +413,8 @@ def decode(src, *, engine=None, reference=None, limits: Limits | None = None) ->
     if reference is not None:
         ref = np.asarray(reference.convert("RGB") if isinstance(reference, Image.Image) else reference, dtype=np.uint8)
     result = _engine(engine).decode(doc, reference=ref, limits=limits)
-    return Decoded(Image.fromarray(np.ascontiguousarray(result.image, dtype=np.uint8), "RGB"), result.report, doc, result.source)
+    return Decoded(Image.fromarray(np.ascontiguousarray(result.image, dtype=np.uint8), "RGB"), result.report, doc, result.source,
+                   result.expectation)
 
 
 def register_pillow() -> None:

@@ -148,6 +148,8 @@ def cli_decode(inputs: list[Path], output: str | Path, *, force: bool = False, m
             line += ("; the original's C2PA manifest re-attached" if reattaches_manifest(doc, format_for(dst), exact=exact,
                      credentials=c2pa) else "; the original's C2PA manifest not re-attached (pixels not identical, "
                      "not PNG, or a new manifest signed)")
+        if result.expectation is not None and result.expectation.diffs:
+            line += f"\n  platform: {result.expectation.summary()}"
         (bar.write if batch and progress else echo)(line)
         if result.report is not None:
             worst = max(worst, result.report.exit_code)

@@ -56,6 +56,10 @@ def pack(
 def info(
     file: Path = typer.Argument(..., help="An .aigif file."),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON description (the keys 'aigif pack' reads)."),
+    platform_check: bool = typer.Option(False, "--platform-check", help="Compare the recorded platform with this "
+                                        "machine's: which fields differ, and whether decoding will be exact, close "
+                                        "(expected PSNR range) or unknown."),
+    device: str = typer.Option("cpu", "--device", help="With --platform-check: the device a decode would use."),
 ) -> None:
     """Print what an .aigif file holds."""
     from ..container import read_container
@@ -77,8 +81,9 @@ def info(
         typer.echo(printable(signature_line(data)))
     doc = loads(data)
     d = document_to_dict(doc)
+    check = _platform_check(doc, device) if platform_check else None
     if as_json:
-        typer.echo(printable_json(d))
+        typer.echo(printable_json(d if check is None else {**d, "platform_check": check.to_dict()}))
         return
     from ..syntax.builtin import regenerable
 
@@ -97,3 +102,14 @@ def info(
         elif isinstance(value, (dict, list)):
             value = json.dumps(value, ensure_ascii=False)
         typer.echo(printable(f"{key}: {value}"))
+    if check is not None:
+        typer.echo(printable(f"platform check: {check.summary()}"))
+
+
+def _platform_check(doc, device: str):
+    """The engine's expectation for decoding *doc* here (imports torch; only with --platform-check)."""
+    from ..engine import Engine
+
+    if doc.generation is None:
+        raise ConfigError("--platform-check: the file stores pixels only; nothing is regenerated")
+    return Engine(device=device).platform_check(doc.platform)

@@ -23,7 +23,8 @@ from .families import family_for_pipeline, get_family
 from .lora import adapter_name, apply_loras
 from .loader import DEFAULT_MODEL, PipelineCache, Resolved, check_pipeline_folder, load_pipeline, model_digest, resolve
 from .paths import env_model_dirs
-from .platform import CUBLAS_WORKSPACE, capture_platform, pinned, platform_diffs
+from .expect import Expectation, expect
+from .platform import CUBLAS_WORKSPACE, capture_platform, differing_fields, pinned, platform_diffs
 from .schedulers import make_scheduler
 from .vae import load_vae, swap_vae, vae_digest
 
@@ -44,6 +45,7 @@ class DecodeResult:
     image: np.ndarray
     report: FidelityReport | None
     source: str = "regenerated"   # regenerated | pixels | residual
+    expectation: Expectation | None = None   # what the recorded platform let one expect here (regenerated images)
 
 
 @dataclass
@@ -137,12 +139,17 @@ class Engine:
             image = _codec_call("residual", codec.decompress_residual, doc.residual, image,
                                 max_pixels=limits.max_render_pixels)
             source = "residual"
-        diffs = platform_diffs(doc.platform, self.current_platform(doc.platform))
+        expectation = self.platform_check(doc.platform)
         if reference is not None:
-            report = compare_images(reference, image, self.thresholds, diffs)
+            report = compare_images(reference, image, self.thresholds, expectation.diffs)
         else:
-            report = check_fingerprint(image, doc.fingerprint, self.thresholds, diffs)
-        return DecodeResult(image, report, source)
+            report = check_fingerprint(image, doc.fingerprint, self.thresholds, expectation.diffs)
+        return DecodeResult(image, report, source, expectation)
+
+    def platform_check(self, recorded: Platform | None) -> Expectation:
+        """Which recorded platform fields differ here, and whether decoding will be exact, close or unknown."""
+        current = self.current_platform(recorded)
+        return expect(recorded, current, platform_diffs(recorded, current), differing_fields(recorded, current))
 
     def verify(self, doc: Document, image: np.ndarray) -> FidelityReport:
         """Decode *doc* and compare with the real *image* (PSNR/SSIM/MS-SSIM)."""

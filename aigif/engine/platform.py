@@ -108,16 +108,25 @@ def _cudnn_version() -> str | None:
     return None if not v else f"{v // 10000}.{v // 100 % 100}.{v % 100}" if v >= 10000 else f"{v // 1000}.{v // 100 % 10}.{v % 100}"
 
 
-def platform_diffs(recorded: Platform | None, current: Platform) -> tuple[str, ...]:
-    """Human-readable list of numeric platform fields that differ (``dtype float16 -> float32``)."""
+def _comparable(name: str, value):
+    """Older files spell ``cpu`` as ``<arch> <CAPABILITY> <model>``: compare its ``<arch>-<capability>``."""
+    if name == "cpu" and isinstance(value, str) and " " in value:
+        parts = value.split()
+        return f"{parts[0].lower()}-{parts[1].lower()}"
+    return value
+
+
+def differing_fields(recorded: Platform | None, current: Platform) -> tuple[str, ...]:
+    """Numeric fields the record holds whose value differs on *current*."""
     if recorded is None:
         return ()
-    out = []
-    for name in NUMERIC_FIELDS:
-        a, b = getattr(recorded, name), getattr(current, name)
-        if a is not None and a != b:
-            out.append(f"{name} {a} -> {b}")
-    return tuple(out)
+    return tuple(n for n in NUMERIC_FIELDS if getattr(recorded, n) is not None
+                 and _comparable(n, getattr(recorded, n)) != _comparable(n, getattr(current, n)))
+
+
+def platform_diffs(recorded: Platform | None, current: Platform) -> tuple[str, ...]:
+    """Human-readable list of numeric platform fields that differ (``dtype float16 -> float32``)."""
+    return tuple(f"{n} {getattr(recorded, n)} -> {getattr(current, n)}" for n in differing_fields(recorded, current))
 
 
 @contextlib.contextmanager
