@@ -212,9 +212,9 @@ def document_for(im: Image.Image, *, syntax: Any = None, quality: int | None = N
     from . import codec
 
     q = DEFAULT_PIXEL_QUALITY if quality is None else quality
-    payload = codec.compress_image(_rgb(im), q)
+    payload = codec.compress_pixels(_rgb(im), q)
     # The fingerprint of what a decoder will show (the codec is lossy but deterministic): load() then says "exact".
-    fp = fingerprint_of(codec.decompress_image(payload)) if fingerprint else None
+    fp = fingerprint_of(codec.decompress_pixels(payload)) if fingerprint else None
     return Document(pixels=payload, fingerprint=fp)
 
 

@@ -25,7 +25,7 @@ def photo_png(tmp_path):
 
 def test_compress_image_then_decode_is_exact(tmp_path, photo_png, capsys):
     out = tmp_path / "p.aigif"
-    assert main(["compress-image", str(photo_png), "-o", str(out), "--quality", "2"]) == 0
+    assert main(["compress-image", str(photo_png), "-o", str(out), "--quality", "2", "--codec", "nvtc"]) == 0
     doc = aigif.load(out)
     assert doc.pixels and doc.generation is None and doc.fingerprint.width == 96
     png = tmp_path / "p.png"
@@ -52,7 +52,7 @@ def test_compress_image_effort_options(tmp_path, capsys):
     payloads = {}
     for name, extra in (("default", []), ("fast", ["--fast"]), ("best", ["--best"])):
         out = tmp_path / f"{name}.aigif"
-        assert main(["compress-image", str(src), "-o", str(out), "--quality", "1", *extra]) == 0
+        assert main(["compress-image", str(src), "-o", str(out), "--quality", "1", "--codec", "nvtc", *extra]) == 0
         payloads[name] = aigif.load(out).pixels
     assert payloads["default"] == compress_image(img, 1) and payloads["default"][7] & FLAG_DIRECTIONS
     assert payloads["fast"] == compress_image(img, 1, layer_directions=False)
@@ -60,6 +60,27 @@ def test_compress_image_effort_options(tmp_path, capsys):
     assert payloads["best"] == compress_image(img, 1, transpose=None)
     with pytest.raises(ConfigError):
         cli_compress_image(src, tmp_path / "x.aigif", quality=1, fast=True, best=True)
+
+
+def test_compress_image_avif_then_decode_is_exact(tmp_path, photo_png, capsys):
+    """--codec avif stores AVIF at the PSNR NVTC reaches; auto keeps whichever payload is smaller."""
+    from aigif.codec import avif
+
+    if not avif.available():
+        pytest.skip("this Pillow has no AVIF support")
+    sizes = {}
+    for choice in ("avif", "nvtc", "auto"):
+        out = tmp_path / f"{choice}.aigif"
+        assert main(["compress-image", str(photo_png), "-o", str(out), "--quality", "2", "--codec", choice]) == 0
+        sizes[choice] = len(aigif.load(out).pixels)
+    assert aigif.load(tmp_path / "avif.aigif").pixels[:4] == b"AVIF"
+    assert sizes["auto"] == min(sizes["avif"], sizes["nvtc"])
+    png = tmp_path / "a.png"
+    assert main(["decode", str(tmp_path / "avif.aigif"), "-o", str(png), "-q"]) == 0
+    assert "exact [pixels]" in capsys.readouterr().out
+    assert main(["info", str(tmp_path / "avif.aigif")]) == 0
+    assert "pixels: AVIF image 96x64" in capsys.readouterr().out
+    assert main(["compress-image", str(photo_png), "-o", str(tmp_path / "x.aigif"), "--codec", "webp"]) == EXIT_ERROR
 
 
 def test_info_describes_a_broken_payload_without_decoding_it(tmp_path, capsys):

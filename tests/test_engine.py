@@ -247,7 +247,7 @@ def test_tiny_build_is_reproducible(tmp_path):
 
 class _FakeCodec:
     @staticmethod
-    def decompress_image(data, *, max_pixels):
+    def decompress_pixels(data, *, max_pixels):
         assert max_pixels == aigif.DEFAULT_LIMITS.max_render_pixels
         return np.frombuffer(data, np.uint8).reshape(8, 8, 3)
 

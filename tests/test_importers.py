@@ -54,7 +54,7 @@ def fx(name: str) -> Path:
 class FakeCodec:
     """Lossless stand-in: pixels and residuals as raw bytes (the decision logic is what is tested)."""
 
-    def compress_image(self, rgb, quality):
+    def compress_pixels(self, rgb, quality):
         return b"PIX" + np.asarray(rgb, np.uint8).tobytes()
 
     def compress_residual(self, original, reference, quality):

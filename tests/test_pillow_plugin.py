@@ -141,7 +141,7 @@ def test_save_pixels_mode_round_trip(tmp_path):
         assert im.aigif_source == "pixels"
     from aigif import codec
 
-    assert np.array_equal(out, codec.decompress_image(doc.pixels))   # the codec's image, alpha dropped
+    assert np.array_equal(out, codec.decompress_pixels(doc.pixels))   # the codec's image, alpha dropped
 
 
 def test_resave_opened_file_keeps_the_syntax(tmp_path, aigif_bytes):

@@ -95,10 +95,14 @@ def info(
     for key, value in d.items():
         if key == "c2pa":
             value = f"C2PA manifest store of the imported image, {len(doc.c2pa)} bytes, kept verbatim"
-        elif key in ("residual", "pixels"):
+        elif key == "residual":
             from ..codec.api import describe
 
-            value = describe(getattr(doc, key))
+            value = describe(doc.residual)
+        elif key == "pixels":
+            from ..codec.pixels import describe_pixels
+
+            value = describe_pixels(doc.pixels)
         elif isinstance(value, (dict, list)):
             value = json.dumps(value, ensure_ascii=False)
         typer.echo(printable(f"{key}: {value}"))

@@ -9,6 +9,10 @@ integer probability tables, so payloads decode identically everywhere.
     data = compress_image(rgb, quality=2)
     rgb_hat = decompress_image(data)
 
+A ``pixels`` segment may also hold AVIF: ``compress_pixels`` keeps the smaller
+of NVTC and AVIF at the same PSNR, ``decompress_pixels`` reads either
+(``pixels`` holds the codec-id table, ``avif`` the AVIF payload).
+
 Modules: ``api`` (payload), ``model`` (transforms, codebooks, the one
 coding loop), ``entropy`` (integer tables, copy flags, range coding),
 ``rdo`` (the encoder's row-trellis index search), ``postfilter`` (the
@@ -20,7 +24,22 @@ from __future__ import annotations
 
 from .zoo import DEFAULT_MAX_PIXELS, QUALITIES
 
-__all__ = ["DEFAULT_MAX_PIXELS", "QUALITIES", "compress_to_target", "compress_image", "decompress_image", "compress_residual", "decompress_residual"]
+__all__ = ["DEFAULT_MAX_PIXELS", "QUALITIES", "compress_to_target", "compress_image", "decompress_image", "compress_residual",
+           "decompress_residual", "compress_pixels", "decompress_pixels"]
+
+
+def compress_pixels(rgb, quality: int, *, codecs: tuple[str, ...] = ("nvtc", "avif"), **nvtc_options) -> bytes:
+    """See :func:`aigif.codec.pixels.compress_pixels`: the smaller of NVTC and AVIF at the same PSNR."""
+    from .pixels import compress_pixels as f
+
+    return f(rgb, quality, codecs=codecs, **nvtc_options)
+
+
+def decompress_pixels(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS):
+    """See :func:`aigif.codec.pixels.decompress_pixels`: a pixels payload of any known codec."""
+    from .pixels import decompress_pixels as f
+
+    return f(data, max_pixels=max_pixels)
 
 
 def compress_image(rgb, quality: int, *, post_filter: bool = True, adaptive: bool = True,

@@ -129,7 +129,7 @@ class Engine:
         if doc.pixels is not None or doc.residual is not None:
             codec = _codec()
         if doc.pixels is not None:
-            image = _codec_call("pixels", codec.decompress_image, doc.pixels, max_pixels=limits.max_render_pixels)
+            image = _codec_call("pixels", codec.decompress_pixels, doc.pixels, max_pixels=limits.max_render_pixels)
             report = compare_images(reference, image, self.thresholds) if reference is not None else (
                 check_fingerprint(image, doc.fingerprint, self.thresholds) if doc.fingerprint else None)
             return DecodeResult(image, report, "pixels")
@@ -346,7 +346,7 @@ def _codec():
     try:
         import aigif.codec as codec
 
-        codec.decompress_image  # noqa: B018 - make sure the API is there
+        codec.decompress_pixels  # noqa: B018 - make sure the API is there
         return codec
     except Exception as exc:
         raise AigifError(f"this file stores pixels/a residual but the image codec (aigif.codec) is not available: {exc}") from None

@@ -6,7 +6,7 @@ inject fakes (and so the importer keeps working without torch when only
 
 * ``Regenerator``: ``regenerate(doc) -> HxWx3 uint8`` (``aigif.engine.Engine``);
   an ``AigifError`` (typically ``ModelError``) means "cannot regenerate here".
-* ``Codec``: ``compress_image``, ``compress_residual``, ``decompress_residual``
+* ``Codec``: ``compress_pixels``, ``compress_residual``, ``decompress_residual``
   (the module ``aigif.codec``).
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ class Regenerator(Protocol):
 
 
 class Codec(Protocol):
-    def compress_image(self, rgb: np.ndarray, quality: int) -> bytes: ...
+    def compress_pixels(self, rgb: np.ndarray, quality: int) -> bytes: ...
     def compress_residual(self, original: np.ndarray, reference: np.ndarray, quality: int) -> bytes: ...
     def decompress_residual(self, data: bytes, reference: np.ndarray) -> np.ndarray: ...
 
@@ -130,7 +130,7 @@ def decide(imp: Imported, rgb: np.ndarray, *, engine: Regenerator | None = None,
         else:
             reason = f"regenerated image differs ({p:.1f} dB < {options.close_psnr:g} dB)"
     codec = codec or _default_codec()
-    pixels = codec.compress_image(rgb, options.quality)
+    pixels = codec.compress_pixels(rgb, options.quality)
     doc = Document(generation=imp.generation, model=imp.model if imp.generation else None, source=source, pixels=pixels,
                    extensions=segments)
     return Outcome(PIXELS, doc, None, None, reason)
