@@ -87,6 +87,12 @@ def main() -> int:
         "unknown-text-codec": ("unknown-codec", segs((3, model), (5, b"\x0a\x02\xfe\x00" + gen[gen.index(b"\x18"):]))),
         "too-many-segments": ("limit", segs((3, model), (5, gen), *[(0x40, b"")] * 1023)),
     }
+    write_files(valid, invalid)
+    return 0
+
+
+def write_files(valid: dict[str, bytes], invalid: dict[str, tuple[str, bytes]]) -> None:
+    """valid/NAME.aigif + the JSON it decodes to; invalid/NAME.aigif + its error kind."""
     for name, data in valid.items():
         (HERE / "valid" / f"{name}.aigif").write_bytes(data)
         expected = document_to_dict(loads(data))
@@ -95,7 +101,6 @@ def main() -> int:
         (HERE / "invalid" / f"{name}.aigif").write_bytes(data)
         (HERE / "invalid" / f"{name}.json").write_text(json.dumps({"error": kind}) + "\n")
     print(f"wrote {len(valid)} valid and {len(invalid)} invalid files")
-    return 0
 
 
 if __name__ == "__main__":

@@ -4,16 +4,16 @@ Run from the repository root: ``python spec/conformance/make_stamp.py``.
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import aigif
 from aigif.container import Segment, encode_uvarint, write_container
-from aigif.syntax import document_to_dict, dumps, loads
+from aigif.syntax import dumps
 from aigif.syntax.schema import encode_element
 
-HERE = Path(__file__).parent
+sys.path.insert(0, str(Path(__file__).parent))
+from make_core import write_files  # noqa: E402
 GEN = {"model": "sd15", "prompt": "a watercolor fox in a misty forest", "seed": 3141592653, "num_inference_steps": 25,
        "guidance_scale": 7.0, "width": 512, "height": 768, "scheduler": "dpmpp-2m-karras"}
 FP = {"pixel_sha256": "0123456789abcdef", "width": 512, "height": 768, "perceptual": "1b6ce4a0"}
@@ -36,8 +36,6 @@ def main() -> int:
     cuda = dumps(aigif.document_from_dict({**GEN, "platform": CUDA, "fingerprint": FP}))
     cpu = dumps(aigif.document_from_dict({**GEN, "platform": CPU, "fingerprint": FP}))
     assert b"\x08" in cuda and len(cuda) < 100, "the CUDA example must be written as a stamp"
-    doc = aigif.document_from_dict(GEN)
-    model, gen = encode_element(doc.model), encode_element(doc.generation)
     setup = 2 | 2 << 3 | 2 << 5          # float16, deterministic, sdpa
     valid = {
         "stamp-cuda": cuda,
@@ -60,15 +58,7 @@ def main() -> int:
         "stamp-threads-too-many": ("corrupt", stamp_file([setup, 1, 0, 0, 0, 0, 0, 0, 0, 65536])),
         "stamp-too-many-values": ("limit", stamp_file([0] * 1025)),
     }
-    assert model and gen
-    for name, data in valid.items():
-        (HERE / "valid" / f"{name}.aigif").write_bytes(data)
-        expected = document_to_dict(loads(data))
-        (HERE / "valid" / f"{name}.json").write_text(json.dumps(expected, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    for name, (kind, data) in invalid.items():
-        (HERE / "invalid" / f"{name}.aigif").write_bytes(data)
-        (HERE / "invalid" / f"{name}.json").write_text(json.dumps({"error": kind}) + "\n")
-    print(f"wrote {len(valid)} valid and {len(invalid)} invalid stamp files")
+    write_files(valid, invalid)
     return 0
 
 
