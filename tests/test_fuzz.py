@@ -471,7 +471,7 @@ MEMORY_CHILD = textwrap.dedent(r"""
             out += ((i == n - 1) | 2 | (1 << 17) << 3).to_bytes(3, "little") + b"a"
         return bytes(out)
     cases = {
-        "60 MiB of unknown fields": lambda: doc(Segment(registry.SEG_PLATFORM, b"\x78\x00" * (N // 2))),
+        "60 MiB of unknown fields": lambda: doc(Segment(registry.SEG_SOURCE, b"\x78\x00" * (N // 2))),
         "60 MiB raw prompt": lambda: doc(Segment(registry.SEG_GENERATION, gen(b"\x00" + b"a" * N))),
         "8 GiB zstd prompt bomb": lambda: doc(Segment(registry.SEG_GENERATION, gen(rle(8 * 2**30)))),
         "60 MiB msgpack map of empty maps": lambda: doc(Segment(registry.SEG_GENERATION, gen(b"\x00a")), Segment(registry.SEG_SOURCE, src_map(N))),
