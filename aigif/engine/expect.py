@@ -18,11 +18,11 @@ EXACT, CLOSE, UNKNOWN = "exact", "close", "unknown"
 
 # kind -> (min, max) PSNR in dB of a regeneration that differs only in that kind (max None: can be identical)
 EXPECTED_PSNR = {
-    "cpu-isa": (35.5, None),
-    "threads": (math.inf, None),
-    "dtype-bfloat16": (18.0, 24.0),
-    "dtype-float16": (24.0, 60.0),
-    "device": (16.0, 74.0),
+    "cpu-isa": (30.2, 64.5),           # ATen default/avx2 x oneDNN SSE41/AVX2 (bench_platform.py, tiny models)
+    "threads": (math.inf, None),       # 1, 2, 4 threads: identical (deterministic kernels are pinned)
+    "dtype-bfloat16": (16.6, 23.4),    # bfloat16 vs float32 on the CPU
+    "dtype-float16": (17.3, 27.4),     # float16 vs float32 on the CPU
+    "device": (55.0, 74.0),            # CPU vs CUDA (H200), both float32 (cuda_determinism_h200.txt)
 }
 # platform field -> kind of difference (fields not listed: unknown effect)
 FIELD_KINDS = {"cpu": "cpu-isa", "onednn": "cpu-isa", "threads": "threads", "device": "device"}
