@@ -33,7 +33,7 @@ from .syntax.elements import Generation, ModelRef
 
 # pipe(...) arguments a syntax records; anything else would change the image without being written down
 _RECORDED = ("prompt", "negative_prompt", "num_inference_steps", "guidance_scale", "width", "height", "eta",
-             "clip_skip", "guidance_rescale")
+             "clip_skip", "guidance_rescale", "true_cfg_scale", "max_sequence_length", "prompt_2", "prompt_3")
 _IGNORED = ("output_type", "return_dict", "num_images_per_prompt")
 
 
@@ -261,16 +261,23 @@ def _generation_from_call(pipe, family, kw: dict, seed: int | None, batch_index:
     neg = kw.get("negative_prompt") or ""
     if not isinstance(neg, str):
         raise ConfigError("negative_prompt must be one string")
+    from .syntax.registry import code_of, family_entry
+
+    row = family_entry(family.name) if code_of("family", family.name) is not None else None   # FLUX: 28 steps, guidance 3.5
+    steps = row.default_steps if row else (family.default_steps or 50)
+    extra = {k: kw.get(k) for k in ("eta", "clip_skip", "guidance_rescale", "true_cfg_scale", "max_sequence_length", "prompt_2", "prompt_3")}
     default = family.native_size(pipe)
     return Generation(prompt=prompt, negative_prompt=neg, seed=secrets.randbits(32) if seed is None else seed,
-                      num_inference_steps=kw.get("num_inference_steps", 50), guidance_scale=float(kw.get("guidance_scale", 7.5)),
-                      width=kw.get("width") or default, height=kw.get("height") or default, eta=kw.get("eta"),
-                      clip_skip=kw.get("clip_skip"), guidance_rescale=kw.get("guidance_rescale"), batch_index=batch_index)
+                      num_inference_steps=kw.get("num_inference_steps", steps),
+                      guidance_scale=float(kw.get("guidance_scale", row.default_guidance if row else 7.5)),
+                      width=kw.get("width") or default, height=kw.get("height") or default, batch_index=batch_index, **extra)
 
 
 def _attention_of(pipe, family) -> str:
     kinds = set()
-    for comp in (family.denoiser, "vae"):
+    for comp in (family.denoiser if family.denoiser == "unet" else None, "vae"):   # transformers: sdpa processors
+        if comp is None:
+            continue
         m = getattr(pipe, comp, None)
         if m is not None and hasattr(m, "attn_processors"):
             kinds |= {type(p).__name__ for p in m.attn_processors.values()}

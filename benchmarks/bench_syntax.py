@@ -1,7 +1,9 @@
 """Issue 2 benchmark: .aigif file size and parse/serialize time on real prompts.
 
 Configs follow the issue: each dev prompt at 512x512, 50 steps, guidance 7,
-a random 32-bit seed, a registry model (sd15) and ddim. Prints a table.
+a random 32-bit seed, a registry model (sd15) and ddim. Prints a table, then the
+syntax-only median per family at its usual settings (FLUX.1-dev 1024x1024 28 steps
+guidance 3.5; SD 3.5 Large Turbo 1024x1024 4 steps guidance 0; target <= 60 bytes).
 
     python benchmarks/bench_syntax.py [--n 10000] [--dev ../shared/data/prompts/dev.txt.gz]
 """
@@ -53,6 +55,20 @@ def main() -> None:
     print(f"{'metric'.ljust(width)} | value\n{'-' * width}-|------")
     for k, v in rows:
         print(f"{k.ljust(width)} | {v}")
+    print()
+    print("family | model | settings | seed | median bytes | p90 bytes | <= 60 bytes")
+    print("---|---|---|---|---|---|---")
+    for family, model, steps, guidance in FAMILY_CONFIGS:
+        for seed_bits in (32, 50):   # 50 bits: ComfyUI's 15-digit seeds
+            sizes = sorted(len(aigif.dumps(aigif.document_from_dict(
+                {"model": model, "prompt": p, "seed": rng.getrandbits(seed_bits), "num_inference_steps": steps,
+                 "guidance_scale": guidance, "width": 1024, "height": 1024}))) for p in prompts)
+            print(f"{family} | {model} | 1024x1024, {steps} steps, guidance {guidance} | {seed_bits}-bit | "
+                  f"{statistics.median(sizes):.1f} | {sizes[int(0.9 * (len(sizes) - 1))]} | "
+                  f"{sum(x <= 60 for x in sizes) / len(sizes):.1%}")
+
+
+FAMILY_CONFIGS = [("flux1", "flux1-dev", 28, 3.5), ("sd3", "sd35-large-turbo", 4, 0.0), ("sd3", "sd35-large", 28, 3.5)]
 
 
 if __name__ == "__main__":

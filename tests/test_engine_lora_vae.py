@@ -33,7 +33,7 @@ def _lora_state_dicts(seed: int):
 
     from aigif.engine import tiny
 
-    unet = diffusers.UNet2DConditionModel(**tiny.TINY["aigif-tiny-sd"].unet)
+    unet = diffusers.UNet2DConditionModel(**tiny.TINY["aigif-tiny-sd"].config("unet"))
     unet.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
     te = transformers.CLIPTextModel(transformers.CLIPTextConfig(**tiny._CLIP))
     te = inject_adapter_in_model(LoraConfig(r=2, lora_alpha=2, target_modules=["q_proj", "v_proj"]), te)

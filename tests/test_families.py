@@ -46,8 +46,8 @@ def test_sd_families_are_registrations():
     assert {f.name for f in F.registered_families()} >= {"sd1", "sd2", "sdxl"}
     assert F.get_family("sdxl").text_encoders == ("text_encoder", "text_encoder_2")
     assert F.family_of_pipeline("StableDiffusionPipeline") == "sd1"
-    assert F.allowed_pipelines() == {"StableDiffusionPipeline", "StableDiffusionXLPipeline"}
-    with pytest.raises(ModelError, match="supported: sd1, sd2, sdxl"):
+    assert F.allowed_pipelines() >= {"StableDiffusionPipeline", "StableDiffusionXLPipeline", "FluxPipeline", "StableDiffusion3Pipeline"}
+    with pytest.raises(ModelError, match="supported: flux1, sd1, sd2, sd3, sdxl"):
         F.get_family("flux-unknown")
 
 

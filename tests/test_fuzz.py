@@ -397,7 +397,7 @@ def test_limit_max_loras():
 
 
 def test_limit_max_fields():
-    payload = gen_payload() + b"\x78\x00" * 10  # 6 known + 10 unknown fields
+    payload = gen_payload() + b"\x98\x06\x00" * 10  # 6 known + 10 unknown fields (number 99)
     data = file_with(gen=payload)
     aigif.loads(data, Limits(max_fields=16))
     with pytest.raises(LimitError):

@@ -199,7 +199,7 @@ def generate(
     revision: Optional[str] = typer.Option(None, "--revision", help="Revision (commit) of an HF repo given with --model."),
     seed: Optional[int] = typer.Option(None, "--seed", "-s", min=0, max=2**64 - 1, help="Random (and recorded) if absent."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, max=10000),
-    guidance: Optional[float] = typer.Option(None, "--guidance", "--cfg", help="Default: 7.5."),
+    guidance: Optional[float] = typer.Option(None, "--guidance", "--cfg", help="Default: the family's (SD 7.5, FLUX.1 3.5, SD 3.5 7.0)."),
     width: Optional[int] = typer.Option(None, "--width", "-W", min=8, max=16384),
     height: Optional[int] = typer.Option(None, "--height", "-H", min=8, max=16384),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", "--sampler", help="Registry name (dpmpp-2m-karras) or A1111 name ('DPM++ 2M Karras')."),

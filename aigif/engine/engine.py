@@ -16,6 +16,7 @@ from ..syntax import registry
 from ..syntax.defaults import model_family
 from ..syntax.document import Document
 from ..syntax.elements import Generation, ModelRef, Platform
+from ..syntax.flow import check_schedule
 from .adapters import apply_adapters
 from .components import check_vae_folder, locate_lora, locate_vae, lora_label, vae_label
 from .digest import check_digest, check_file_digest, file_sha256
@@ -194,7 +195,7 @@ class Engine:
             check_digest(f"model {model.name or model.repo or model.local} ({res.path})", res.recorded_sha256, digest)
         vae = self._vae(model)
         loras = self._loras(model)
-        key = (str(res.path), res.variant, digest, dtype, self.device, attention, vae and (str(vae[0].path), vae[1]))
+        key = (str(res.path), res.variant, digest, dtype, self.device, attention, vae and (str(vae[0].path), vae[1]), res.split)
 
         def factory():
             pipe = load_pipeline(res, getattr(torch, dtype), self.device, self.progress)
@@ -257,6 +258,7 @@ class Engine:
 
         pipe = loaded.pipe
         family = get_family(loaded.res.family)
+        check_schedule(loaded.res.family, gen.scheduler, gen.scheduler_config)   # a hand-built Generation too
         family.latent_shape(pipe, gen)   # sizes the pipeline cannot take fail here, before any work
         self.limits.check(f"the render size {gen.width}x{gen.height} (pixels)", gen.width * gen.height, "max_render_pixels")
         kw = family.call_kwargs(gen)
@@ -278,6 +280,10 @@ class Engine:
         changes = {}
         if model.vae is not None and model.vae.sha256 is None and loaded.vae_digest:
             changes["vae"] = dataclasses.replace(model.vae, sha256=loaded.vae_digest)
+        if model.text_encoders and loaded.res.split is not None and any(t.sha256 is None for t in model.text_encoders):
+            shas = {comp: sha for comp, _, sha in loaded.res.split.files}
+            changes["text_encoders"] = tuple(t if t.sha256 else dataclasses.replace(t, sha256=shas.get(t.subfolder))
+                                             for t in model.text_encoders)
         if model.loras:
             loras = tuple(dataclasses.replace(lo, sha256=d) if lo.sha256 is None and d else lo
                           for lo, d in zip(model.loras, loaded.lora_digests))
@@ -315,7 +321,14 @@ def _set_attention(pipe, attention: str) -> None:
 
     proc = AttnProcessor if attention == "classic" else AttnProcessor2_0
     family = family_for_pipeline(type(pipe).__name__)
-    for name in (family.denoiser if family else "unet", "vae"):
+    denoiser = family.denoiser if family else "unet"
+    if denoiser != "unet":   # transformers keep their own (sdpa) processors: FluxAttnProcessor, JointAttnProcessor2_0
+        if attention == "classic":
+            raise ConfigError(f"attention 'classic' is not available for {type(getattr(pipe, denoiser)).__name__}; use sdpa or sdpa-math")
+        denoiser = None
+    for name in (denoiser, "vae"):
+        if name is None:
+            continue
         m = getattr(pipe, name, None)
         if m is not None and hasattr(m, "set_attn_processor"):
             m.set_attn_processor(proc())

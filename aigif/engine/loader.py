@@ -19,6 +19,7 @@ from ..syntax import registry
 from ..syntax.defaults import DEFAULT_MODEL
 from ..syntax.elements import ModelRef
 from . import tiny
+from .comfy_files import SplitFiles, is_transformer_file, load_split, split_files
 from .digest import file_sha256, folder_digest
 from .families import allowed_pipelines, family_for_pipeline, family_of_pipeline, family_pipeline
 from .schedulers import ALLOWED_SCHEDULERS
@@ -41,6 +42,7 @@ class Resolved:
     single_file: bool = False
     local: bool = False          # a folder from the model dirs (symlinks must stay inside)
     root: Path | None = None
+    split: SplitFiles | None = None   # a transformer-only file + text encoder / VAE files (ComfyUI layout)
 
 
 # --- resolution -----------------------------------------------------------------
@@ -110,6 +112,9 @@ def resolve(ref: ModelRef | None, model_dirs: list[Path], allow_network: bool) -
         entry = registry.model_entry(name)
     elif name and not (ref and (ref.repo or ref.local)):
         raise ModelError(f"unknown model name {name!r}; known: {', '.join(sorted(m.name for m in registry.MODELS.values()))}")
+    family = (ref.family if ref else None) or (entry.family if entry else None)
+    if family:
+        family_pipeline(family)   # a family this decoder lacks is refused by name before any weights are looked for
     # 1. embedded tiny models
     if entry is not None and entry.embedded and not (ref and (ref.repo or ref.local)):
         fam, pipe = entry.family, family_pipeline(entry.family)
@@ -117,6 +122,8 @@ def resolve(ref: ModelRef | None, model_dirs: list[Path], allow_network: bool) -
     # 2. a local folder / file named by the file: only inside the model dirs
     if ref is not None and ref.local:
         path, root = safe_local_path(ref.local, model_dirs)
+        if is_transformer_file(path):
+            return _split(path, root, ref, entry, model_dirs, allow_network)
         return _local(path, root, ref, entry)
     # 3. a registry name or repo that the user keeps in a model dir
     for cand in _model_dir_candidates(ref, entry, model_dirs):
@@ -161,6 +168,23 @@ def _local(path: Path, root: Path, ref: ModelRef | None, entry) -> Resolved:
     return Resolved(path, pipe, fam, _recorded(ref, entry), variant=ref.variant if ref else None, local=True, root=root)
 
 
+def _split(path: Path, root: Path, ref: ModelRef, entry, model_dirs, allow_network: bool) -> Resolved:
+    """A ComfyUI transformer-only file: configs and tokenizers from the registry model's skeleton, weights from files."""
+    if entry is None:
+        raise ModelError(f"{path.name} is a transformer-only file ({path.parent.name}/): record model.name, the registry "
+                         "model it is (e.g. flux1-dev), whose configs and tokenizers complete it")
+    fam = ref.family or entry.family
+    pipe = family_pipeline(fam)
+    skeleton = tiny.ensure_tiny(entry.name, verify=False) if entry.embedded else \
+        _hub_folder(entry.repo, entry.revision, None, allow_network)
+    cls = _read_index(skeleton).get("_class_name")
+    if cls != pipe:
+        raise UnsafeModelError(f"{skeleton}: pipeline class {cls!r}, expected {pipe} for family {fam}")
+    check_pipeline_folder(Resolved(skeleton, pipe, fam, None), weights=False)
+    split = split_files(path, skeleton, ref.text_encoders, ref.vae, lambda local, what: safe_local_path(local, model_dirs, what)[0])
+    return Resolved(path, pipe, fam, ref.sha256, single_file=True, local=True, root=root, split=split)
+
+
 def _hub_folder(repo: str, revision: str, variant: str | None, allow_network: bool) -> Path:
     """A snapshot folder of *repo* at *revision* from the HF cache (``HF_HOME``), downloading only if allowed."""
     import diffusers
@@ -188,8 +212,9 @@ def _read_index(folder: Path) -> dict:
     return data
 
 
-def check_pipeline_folder(res: Resolved) -> None:
-    """Refuse anything that could execute code: foreign classes, custom modules, pickles, escaping symlinks."""
+def check_pipeline_folder(res: Resolved, weights: bool = True) -> None:
+    """Refuse anything that could execute code: foreign classes, custom modules, pickles, escaping symlinks
+    (``weights=False``: a skeleton of configs and tokenizers, whose weights come from elsewhere)."""
     folder = res.path
     index = _read_index(folder)
     cls = index.get("_class_name")
@@ -210,9 +235,9 @@ def check_pipeline_folder(res: Resolved) -> None:
         names = [p.name for p in sub.iterdir()]
         if any(n.endswith(".py") for n in names):
             raise UnsafeModelError(f"{folder}/{comp} contains Python code; aigif never runs code shipped with a model")
-        if spec[1] in ALLOWED_SCHEDULERS or spec[1].startswith("CLIPTokenizer") or "Processor" in spec[1] or "Extractor" in spec[1]:
+        if spec[1] in ALLOWED_SCHEDULERS or spec[1].startswith(("CLIPTokenizer", "T5Tokenizer")) or "Processor" in spec[1] or "Extractor" in spec[1]:
             continue
-        if not any(n.endswith(".safetensors") for n in names):
+        if weights and not any(n.endswith(".safetensors") for n in names):
             bad = [n for n in names if n.endswith(UNSAFE_SUFFIXES)]
             raise UnsafeModelError(f"{folder}/{comp} has no .safetensors weights"
                                    + (f" (only {', '.join(sorted(bad))}: pickle-based formats can run code and are refused)" if bad else ""))
@@ -256,6 +281,8 @@ def load_pipeline(res: Resolved, torch_dtype, device: str, progress: bool = Fals
     """Instantiate the allowlisted pipeline class from safetensors only, no remote code."""
     import diffusers
 
+    if res.split is not None:
+        return load_split(res.pipeline, res.split, torch_dtype, device)
     cls = getattr(diffusers, res.pipeline)
     kw = dict(family_for_pipeline(res.pipeline).load_kwargs)
     try:

@@ -46,6 +46,8 @@ def make_scheduler(default_cls: str, default_config: dict, name: str | None, ove
     cls = getattr(diffusers, cls_name, None)
     if cls is None:
         raise ConfigError(f"this diffusers has no {cls_name}; upgrade diffusers")
+    if cfg.get("use_flow_sigmas") and "shift" in default_config:   # DPM-Solver names the flow model's shift flow_shift
+        cfg.setdefault("flow_shift", default_config["shift"])
     cfg.update(extra)
     try:
         return cls.from_config(dict(default_config), **cfg)

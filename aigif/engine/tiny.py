@@ -1,15 +1,15 @@
-"""The embedded default models: tiny SD-1.x and SDXL pipelines built by the package itself.
+"""The embedded models: tiny SD-1.x, SDXL, FLUX.1 and SD 3.5 pipelines built by the package itself.
 
 No download: configs are tables here, weights come from numpy's PCG64 integer
 stream (``integers`` -> exact float arithmetic), so the ``.safetensors`` bytes
 are the same on every machine and library version; the build is checked
 against the digest recorded in :data:`aigif.syntax.registry.MODELS`. The
 weights are random, yet cross-attention is scaled up so the prompt visibly
-changes the image. Tokenizer: the real CLIP BPE (:mod:`aigif.text.clip_bpe`).
+changes the image. Tokenizers: the real CLIP BPE (:mod:`aigif.text.clip_bpe`) and a
+small shipped T5 unigram vocabulary (:mod:`aigif.text.t5_vocab`).
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -23,6 +23,7 @@ from ..syntax import registry
 from .digest import folder_digest
 from .paths import models_home
 from .quiet import quiet
+from .tiny_weights import state_dict
 
 _CLIP = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
              vocab_size=49408, max_position_embeddings=77, projection_dim=32, hidden_act="quick_gelu",
@@ -34,38 +35,81 @@ _SD_SCHED = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linea
                  steps_offset=1, set_alpha_to_one=False, skip_prk_steps=True)
 
 
+_FLOW_VAE = dict(_VAE, use_quant_conv=False, use_post_quant_conv=False)
+_T5 = dict(vocab_size=2000, d_kv=8, d_ff=64, num_layers=2, num_heads=4, relative_attention_num_buckets=8,
+           relative_attention_max_distance=32, feed_forward_proj="gated-gelu", dropout_rate=0.0,
+           decoder_start_token_id=0, pad_token_id=0, eos_token_id=1, use_cache=False, tie_word_embeddings=False)
+_FLOW_SCHED = dict(num_train_timesteps=1000, shift=3.0)
+_CONFIG_CLASSES = {"CLIPTextModel": "CLIPTextConfig", "CLIPTextModelWithProjection": "CLIPTextConfig", "T5EncoderModel": "T5Config"}
+
+
 @dataclass(frozen=True)
 class TinySpec:
     name: str
     revision: str
     pipeline: str
-    unet: dict
-    text_encoders: tuple[tuple[str, str], ...]     # (component, transformers class)
+    modules: tuple[tuple[str, str, dict], ...]     # (component, diffusers/transformers class, config)
+    tokenizers: tuple[tuple[str, str], ...]        # (component, "clip" | "t5")
     scheduler: tuple[str, dict]
     extra_index: dict = field(default_factory=dict)
+
+    def config(self, component: str) -> dict:
+        """The constructor configuration of one component (e.g. ``"unet"``)."""
+        return next(cfg for comp, _, cfg in self.modules if comp == component)
+
+
+def _sd_unet(**cfg) -> dict:
+    return dict(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=[32, 64],
+                down_block_types=["CrossAttnDownBlock2D", "DownBlock2D"], up_block_types=["UpBlock2D", "CrossAttnUpBlock2D"],
+                attention_head_dim=8, norm_num_groups=8, **cfg)
 
 
 TINY = {
     "aigif-tiny-sd": TinySpec(
         "aigif-tiny-sd", "v1", "StableDiffusionPipeline",
-        unet=dict(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=[32, 64],
-                  down_block_types=["CrossAttnDownBlock2D", "DownBlock2D"], up_block_types=["UpBlock2D", "CrossAttnUpBlock2D"],
-                  cross_attention_dim=32, attention_head_dim=8, norm_num_groups=8),
-        text_encoders=(("text_encoder", "CLIPTextModel"),),
+        modules=(("unet", "UNet2DConditionModel", _sd_unet(cross_attention_dim=32)), ("vae", "AutoencoderKL", _VAE),
+                 ("text_encoder", "CLIPTextModel", _CLIP)),
+        tokenizers=(("tokenizer", "clip"),),
         scheduler=("PNDMScheduler", _SD_SCHED),
         extra_index={"safety_checker": [None, None], "feature_extractor": [None, None], "image_encoder": [None, None],
                      "requires_safety_checker": False},
     ),
     "aigif-tiny-sdxl": TinySpec(
         "aigif-tiny-sdxl", "v1", "StableDiffusionXLPipeline",
-        unet=dict(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=[32, 64],
-                  down_block_types=["CrossAttnDownBlock2D", "DownBlock2D"], up_block_types=["UpBlock2D", "CrossAttnUpBlock2D"],
-                  cross_attention_dim=64, attention_head_dim=8, norm_num_groups=8, transformer_layers_per_block=1,
-                  addition_embed_type="text_time", addition_time_embed_dim=8, projection_class_embeddings_input_dim=80,
-                  use_linear_projection=True),
-        text_encoders=(("text_encoder", "CLIPTextModel"), ("text_encoder_2", "CLIPTextModelWithProjection")),
+        modules=(("unet", "UNet2DConditionModel", _sd_unet(
+                     cross_attention_dim=64, transformer_layers_per_block=1, addition_embed_type="text_time",
+                     addition_time_embed_dim=8, projection_class_embeddings_input_dim=80, use_linear_projection=True)),
+                 ("vae", "AutoencoderKL", _VAE), ("text_encoder", "CLIPTextModel", _CLIP),
+                 ("text_encoder_2", "CLIPTextModelWithProjection", _CLIP)),
+        tokenizers=(("tokenizer", "clip"), ("tokenizer_2", "clip")),
         scheduler=("EulerDiscreteScheduler", {k: v for k, v in _SD_SCHED.items() if k not in ("skip_prk_steps", "set_alpha_to_one")}),
         extra_index={"image_encoder": [None, None], "feature_extractor": [None, None], "force_zeros_for_empty_prompt": True},
+    ),
+    "aigif-tiny-flux": TinySpec(   # FLUX.1-dev layout: CLIP pooled + T5 sequence, distilled guidance, packed 2x2 latents
+        "aigif-tiny-flux", "v1", "FluxPipeline",
+        modules=(("transformer", "FluxTransformer2DModel", dict(
+                     patch_size=1, in_channels=16, num_layers=1, num_single_layers=1, attention_head_dim=16,
+                     num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=32, guidance_embeds=True,
+                     axes_dims_rope=[4, 6, 6])),
+                 ("vae", "AutoencoderKL", dict(_FLOW_VAE, shift_factor=0.1159, scaling_factor=0.3611)),
+                 ("text_encoder", "CLIPTextModel", _CLIP), ("text_encoder_2", "T5EncoderModel", dict(_T5, d_model=32))),
+        tokenizers=(("tokenizer", "clip"), ("tokenizer_2", "t5")),
+        scheduler=("FlowMatchEulerDiscreteScheduler", dict(_FLOW_SCHED, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
+                                                           base_image_seq_len=256, max_image_seq_len=4096)),
+        extra_index={"image_encoder": [None, None], "feature_extractor": [None, None]},
+    ),
+    "aigif-tiny-sd3": TinySpec(   # SD 3.5 layout: two CLIPs with projection + T5, patch-2 MMDiT
+        "aigif-tiny-sd3", "v1", "StableDiffusion3Pipeline",
+        modules=(("transformer", "SD3Transformer2DModel", dict(
+                     sample_size=8, patch_size=2, in_channels=4, out_channels=4, num_layers=2, attention_head_dim=8,
+                     num_attention_heads=4, joint_attention_dim=64, caption_projection_dim=32, pooled_projection_dim=64,
+                     pos_embed_max_size=32)),
+                 ("vae", "AutoencoderKL", dict(_FLOW_VAE, shift_factor=0.0609, scaling_factor=1.5305)),
+                 ("text_encoder", "CLIPTextModelWithProjection", _CLIP), ("text_encoder_2", "CLIPTextModelWithProjection", _CLIP),
+                 ("text_encoder_3", "T5EncoderModel", dict(_T5, d_model=64))),
+        tokenizers=(("tokenizer", "clip"), ("tokenizer_2", "clip"), ("tokenizer_3", "t5")),
+        scheduler=("FlowMatchEulerDiscreteScheduler", _FLOW_SCHED),
+        extra_index={"image_encoder": [None, None], "feature_extractor": [None, None]},
     ),
 }
 
@@ -74,68 +118,26 @@ def is_tiny(name: str | None) -> bool:
     return name in TINY
 
 
-# --- deterministic weights ------------------------------------------------------
-def _seed(model: str, component: str, key: str) -> int:
-    return int.from_bytes(hashlib.sha256(f"{model}/{component}/{key}".encode()).digest()[:8], "little")
-
-
-def _uniform(seed: int, shape: tuple[int, ...], bound: float) -> np.ndarray:
-    """Uniform in [-bound, bound) on a 2**-23 grid: integers, one exact scale, one rounding -> same bits everywhere."""
-    n = int(np.prod(shape)) if shape else 1
-    ints = np.random.Generator(np.random.PCG64(seed)).integers(-(2**23), 2**23, size=n, dtype=np.int64)
-    return (ints.astype(np.float64) * (bound / 2**23)).astype(np.float32).reshape(shape)
-
-
-def _gain(component: str, key: str) -> float:
-    """Scales chosen (by looking) so random weights give prompt-dependent images: text enters through
-    cross-attention (``attn2``), so it is sharpened (q/k) and amplified (v/out), and the UNet output is loud."""
-    if "token_embedding" in key or "position_embedding" in key:
-        return 1.7
-    if component == "unet" and ("attn2.to_q" in key or "attn2.to_k" in key):
-        return 4.0
-    if component == "unet" and ("attn2.to_v" in key or "attn2.to_out" in key):
-        return 10.0
-    if component == "unet" and key.startswith("conv_out"):
-        return 4.0
-    if component == "vae" and key.startswith("decoder.conv_out"):
-        return 0.5
-    return 1.0
-
-
-def _state_dict(spec_name: str, component: str, module) -> dict[str, np.ndarray]:
-    import torch
-
-    norm_params = set()
-    for mname, m in module.named_modules():
-        if isinstance(m, (torch.nn.GroupNorm, torch.nn.LayerNorm)):
-            norm_params.update({f"{mname}.weight", f"{mname}.bias"})
-    out = {}
-    for key, t in module.state_dict().items():
-        if not t.is_floating_point():
-            out[key] = t.numpy().copy()
-            continue
-        shape = tuple(t.shape)
-        if key in norm_params:
-            out[key] = np.full(shape, 1.0 if key.endswith("weight") else 0.0, np.float32)
-        elif len(shape) >= 2:
-            fan_in = int(np.prod(shape[1:]))
-            if "embedding" in key:
-                fan_in = 1
-            out[key] = _uniform(_seed(spec_name, component, key), shape, _gain(component, key) * (3.0 / fan_in) ** 0.5)
-        else:
-            out[key] = np.zeros(shape, np.float32)
-    return out
-
-
 # --- build ---------------------------------------------------------------------------
-def _modules(spec: TinySpec):
+def _module(cls: str, cfg: dict):
     import diffusers
     import transformers
 
-    mods = {"unet": diffusers.UNet2DConditionModel(**spec.unet), "vae": diffusers.AutoencoderKL(**_VAE)}
-    for comp, cls in spec.text_encoders:
-        mods[comp] = getattr(transformers, cls)(transformers.CLIPTextConfig(**_CLIP))
-    return mods
+    if cls in _CONFIG_CLASSES:
+        return getattr(transformers, cls)(getattr(transformers, _CONFIG_CLASSES[cls])(**cfg))
+    return getattr(diffusers, cls)(**cfg)
+
+
+def _tokenizers(spec: TinySpec) -> dict:
+    from ..text.clip_bpe import clip_tokenizer
+    from ..text.t5_vocab import t5_tokenizer
+
+    made = {}
+    with tempfile.TemporaryDirectory(prefix="aigif-tok-") as tmp:
+        for comp, kind in spec.tokenizers:
+            if kind not in made:
+                made[kind] = clip_tokenizer(Path(tmp)) if kind == "clip" else t5_tokenizer()
+    return {comp: made[kind] for comp, kind in spec.tokenizers}
 
 
 def build_tiny(name: str, folder: str | os.PathLike) -> Path:
@@ -143,20 +145,13 @@ def build_tiny(name: str, folder: str | os.PathLike) -> Path:
     import diffusers
     from safetensors.numpy import save_file
 
-    from ..text.clip_bpe import clip_tokenizer
-
     spec = TINY[name]
     folder = Path(folder)
-    mods = _modules(spec)
-    weights = {}
-    for comp, module in mods.items():   # the modules only supply key names, shapes and configs
-        weights[comp] = _state_dict(spec.name, comp, module)
-    with tempfile.TemporaryDirectory(prefix="aigif-tok-") as tmp:
-        tok = clip_tokenizer(Path(tmp))
+    mods = {comp: _module(cls, cfg) for comp, cls, cfg in spec.modules}
+    # the modules only supply key names, shapes and configs
+    weights = {comp: state_dict(spec.name, comp, module) for comp, module in mods.items()}
     sched_cls, sched_cfg = spec.scheduler
-    parts = dict(mods, scheduler=getattr(diffusers, sched_cls)(**sched_cfg), tokenizer=tok)
-    if "text_encoder_2" in mods:
-        parts["tokenizer_2"] = tok
+    parts = dict(mods, scheduler=getattr(diffusers, sched_cls)(**sched_cfg), **_tokenizers(spec))
     pipe_cls = getattr(diffusers, spec.pipeline)
     extra = {k: None for k, v in spec.extra_index.items() if isinstance(v, list)}
     if spec.pipeline == "StableDiffusionPipeline":
@@ -169,7 +164,7 @@ def build_tiny(name: str, folder: str | os.PathLike) -> Path:
         sub = folder / comp
         for f in sub.glob("*.safetensors"):
             f.unlink()
-        fname = "diffusion_pytorch_model.safetensors" if comp in ("unet", "vae") else "model.safetensors"
+        fname = "diffusion_pytorch_model.safetensors" if isinstance(mods[comp], diffusers.ModelMixin) else "model.safetensors"
         save_file({k: np.ascontiguousarray(v) for k, v in sorted(sd.items())}, str(sub / fname), metadata={"format": "pt"})
     return folder
 

@@ -17,6 +17,7 @@ from typing import Any, Mapping
 from ..errors import ConfigError
 from . import registry
 from .elements import Generation, ModelRef
+from .flow import check_schedule
 
 DEFAULT_MODEL = "aigif-tiny-sd"     # what a request without a model renders with
 EMBEDDED_SIZE = 64
@@ -42,7 +43,8 @@ def _family_defaults(family: str | None) -> tuple[int, int | None] | None:
     if not family:
         return None
     if registry.code_of("family", family) is not None:
-        return registry.family_entry(family).default_size, None
+        entry = registry.family_entry(family)
+        return entry.default_size, entry.default_steps
     if family not in _REGISTERED_DEFAULTS:
         from .extensions import load_entry_points
 
@@ -84,6 +86,14 @@ def default_steps(model: ModelRef | None) -> int:
     return (found[1] if found else None) or DEFAULT_STEPS
 
 
+def default_guidance(model: ModelRef | None) -> float:
+    """The family's pipeline default (SD 7.5, FLUX.1's distilled guidance 3.5, SD 3.5 7.0)."""
+    family = model_family(model)
+    if family and registry.code_of("family", family) is not None:
+        return registry.family_entry(family).default_guidance
+    return DEFAULT_GUIDANCE
+
+
 def scheduler_name(name: str) -> str:
     """A registry scheduler name for ours ('dpmpp-2m-karras') or another tool's ('DPM++ 2M Karras');
     a diffusers class name ('FooScheduler') escapes unchanged; anything else fails listing the known names."""
@@ -103,9 +113,10 @@ def with_defaults(fields: Mapping[str, Any], model: ModelRef | None) -> dict:
     out.setdefault("width", size)
     out.setdefault("height", size)
     out.setdefault("num_inference_steps", default_steps(model))
-    out.setdefault("guidance_scale", DEFAULT_GUIDANCE)
+    out.setdefault("guidance_scale", default_guidance(model))
     if isinstance(out.get("scheduler"), str):
         out["scheduler"] = scheduler_name(out["scheduler"])
+    check_schedule(model_family(model), out.get("scheduler"), out.get("scheduler_config"))
     return out
 
 

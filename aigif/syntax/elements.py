@@ -18,6 +18,7 @@ from .schema import F
 
 MAX_SIDE = 16384
 MAX_STEPS = 10000
+MAX_SEQUENCE = 4096   # text tokens; FLUX uses 512, SD 3.5 256
 
 
 def _check(cond: bool, msg: str) -> None:
@@ -120,15 +121,18 @@ class ModelRef:
     weights_file: str | None = None
     vae: ComponentRef | None = None
     loras: tuple[Lora, ...] = ()
+    text_encoders: tuple[ComponentRef, ...] = ()   # separate text encoder files (ComfyUI layout); subfolder = component
 
     FIELDS = (F(1, "name", "enum:model"), F(2, "family", "enum:family"), F(3, "repo", "str"), F(4, "revision", "hex"),
               F(5, "sha256", "hex"), F(6, "local", "str"), F(7, "variant", "str"), F(8, "weights_file", "str"),
-              F(9, "vae", "msg", ComponentRef), F(10, "loras", "msg", Lora, repeated=True))
+              F(9, "vae", "msg", ComponentRef), F(10, "loras", "msg", Lora, repeated=True),
+              F(11, "text_encoders", "msg", ComponentRef, repeated=True))
 
     def __post_init__(self):
         _check(any((self.name, self.repo, self.local)), "a model needs a registry name, a repo or a local path")
         _check_sha(self.sha256)
         object.__setattr__(self, "loras", tuple(self.loras))
+        object.__setattr__(self, "text_encoders", tuple(self.text_encoders))
 
     @property
     def is_registry_only(self) -> bool:
@@ -152,12 +156,17 @@ class Generation:
     clip_skip: int | None = None
     batch_index: int | None = None
     guidance_rescale: float | None = None
+    true_cfg_scale: float | None = None       # FLUX / Qwen-Image: real CFG with the negative prompt
+    max_sequence_length: int | None = None    # T5 / LLM prompt tokens
+    prompt_2: str | None = None               # second / third text encoder's prompt, only when it differs
+    prompt_3: str | None = None
 
     FIELDS = (F(1, "prompt", "text", required=True), F(2, "negative_prompt", "text"), F(3, "seed", "uint", required=True),
               F(4, "num_inference_steps", "uint", required=True), F(5, "guidance_scale", "number", required=True),
               F(6, "width", "px", required=True), F(7, "height", "px", required=True), F(8, "scheduler", "enum:scheduler"),
               F(9, "scheduler_config", "map"), F(10, "eta", "number"), F(11, "clip_skip", "uint"),
-              F(12, "batch_index", "uint"), F(13, "guidance_rescale", "number"))
+              F(12, "batch_index", "uint"), F(13, "guidance_rescale", "number"), F(14, "true_cfg_scale", "number"),
+              F(15, "max_sequence_length", "uint"), F(16, "prompt_2", "text"), F(17, "prompt_3", "text"))
 
     def __post_init__(self):
         _check(isinstance(self.prompt, str) and isinstance(self.negative_prompt, str), "prompt and negative_prompt must be strings")
@@ -167,7 +176,14 @@ class Generation:
         for side in ("width", "height"):
             v = getattr(self, side)
             _check(_is_int(v) and 1 <= v <= MAX_SIDE, f"{side} must be 1..{MAX_SIDE}, got {v!r}")
-        for name in ("guidance_scale", "eta", "guidance_rescale"):
+        for name in ("prompt_2", "prompt_3"):   # the same text as prompt is not stored twice
+            v = getattr(self, name)
+            _check(v is None or isinstance(v, str), f"{name} must be a string")
+            if v == self.prompt:
+                object.__setattr__(self, name, None)
+        _check(self.max_sequence_length is None or (_is_int(self.max_sequence_length) and 1 <= self.max_sequence_length <= MAX_SEQUENCE),
+               f"max_sequence_length must be 1..{MAX_SEQUENCE}, got {self.max_sequence_length!r}")
+        for name in ("guidance_scale", "eta", "guidance_rescale", "true_cfg_scale"):
             v = getattr(self, name)
             _check(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf")),
                    f"{name} must be a finite number, got {v!r}")

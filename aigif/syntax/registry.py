@@ -98,12 +98,23 @@ class Family:
     name: str
     default_size: int        # image side in pixels when a request leaves it out
     default_scheduler: str
+    default_steps: int = 50           # diffusers' default of the pipeline's num_inference_steps
+    default_guidance: float = 7.5     # and of its guidance_scale (FLUX: the distilled guidance)
+    flow: bool = False                # a flow-matching model: only flow schedulers apply
+    own_sigmas: bool = False          # the pipeline passes its own sigma list: only flow-euler schedules apply
 
 
 FAMILIES = {
     1: Family("sd1", 512, "pndm"),
     2: Family("sd2", 768, "ddim"),
     3: Family("sdxl", 1024, "euler"),
+    4: Family("flux1", 1024, "flow-euler", 28, 3.5, flow=True, own_sigmas=True),
+    5: Family("sd3", 1024, "flow-euler", 28, 7.0, flow=True),
+    6: Family("flux2", 1024, "flow-euler", 50, 4.0, flow=True, own_sigmas=True),
+    7: Family("flux2-klein", 1024, "flow-euler", 50, 4.0, flow=True, own_sigmas=True),
+    8: Family("qwen-image", 1024, "flow-euler", 50, 1.0, flow=True, own_sigmas=True),
+    9: Family("z-image", 1024, "flow-euler", 50, 5.0, flow=True),
+    10: Family("chroma", 1024, "flow-euler", 35, 5.0, flow=True, own_sigmas=True),
 }
 
 
@@ -126,6 +137,10 @@ MODELS = {
                   sha256="d9ef2ba2059841ba9f57a62946110573045d6f315d457d9d3413168588c1764e", embedded=True),
     2: ModelEntry("aigif-tiny-sdxl", "sdxl", "aigif/tiny-sdxl", "v1",
                   sha256="dd571ac33e66854c6a8c0417a8a5ed467ce467ea4c00fb3f81aa811c1ec50556", embedded=True),
+    3: ModelEntry("aigif-tiny-flux", "flux1", "aigif/tiny-flux", "v1",
+                  sha256="6c71a91432f17c27785b8151aa169a4944b6dd8aae679bb8f07e7721826166f2", embedded=True),
+    4: ModelEntry("aigif-tiny-sd3", "sd3", "aigif/tiny-sd3", "v1",
+                  sha256="0fbbfb5deffc5c564e60da7cfdd080aeaf77218c0dbbe6be947965a5172568ec", embedded=True),
     16: ModelEntry("sd14", "sd1", "CompVis/stable-diffusion-v1-4",
                    "133a221b8aa7292a167afc5127cb63fb5005638b",
                    single_file_sha256="fe4efff1e174c627256e44ec2991ba279b3816e364b49f9be2abc0b3ff3f8556"),
@@ -144,6 +159,17 @@ MODELS = {
                    "71153311d3dbb46851df1931d3ca6e939de83304"),
     23: ModelEntry("sd-turbo", "sd2", "stabilityai/sd-turbo",
                    "b261bac6fd2cf515557d5d0707481eafa0485ec2"),
+    24: ModelEntry("flux1-dev", "flux1", "black-forest-labs/FLUX.1-dev", "3de623fc3c33e44ffbe2bad470d0f45bccf2eb21"),
+    25: ModelEntry("flux1-schnell", "flux1", "black-forest-labs/FLUX.1-schnell", "741f7c3ce8b383c54771c7003378a50191e9efe9"),
+    26: ModelEntry("flux1-krea-dev", "flux1", "black-forest-labs/FLUX.1-Krea-dev", "main"),
+    27: ModelEntry("flux2-dev", "flux2", "black-forest-labs/FLUX.2-dev", "26afe3a78bb242c0a8bb181dcc8937bb16e5c66c"),
+    28: ModelEntry("flux2-klein", "flux2-klein", "black-forest-labs/FLUX.2-klein-4B", "e7b7dc27f91deacad38e78976d1f2b499d76a294"),
+    29: ModelEntry("sd35-large", "sd3", "stabilityai/stable-diffusion-3.5-large", "ceddf0a7fdf2064ea28e2213e3b84e4afa170a0f"),
+    30: ModelEntry("sd35-large-turbo", "sd3", "stabilityai/stable-diffusion-3.5-large-turbo", "ec07796fc06b096cc56de9762974a28f4c632eda"),
+    31: ModelEntry("sd35-medium", "sd3", "stabilityai/stable-diffusion-3.5-medium", "b940f670f0eda2d07fbb75229e779da1ad11eb80"),
+    32: ModelEntry("qwen-image", "qwen-image", "Qwen/Qwen-Image", "75e0b4be04f60ec59a75f475837eced720f823b6"),
+    33: ModelEntry("z-image-turbo", "z-image", "Tongyi-MAI/Z-Image-Turbo", "f332072aa78be7aecdf3ee76d5c247082da564a6"),
+    34: ModelEntry("chroma", "chroma", "lodestones/Chroma1-HD", "0e0c60ece1e82b17cb7f77342d765ba5024c40c0"),
 }
 
 
@@ -185,7 +211,19 @@ SCHEDULERS = {
     25: SchedulerEntry("dpmpp-3m-sde", "DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++", "solver_order": 3}, ("DPM++ 3M SDE",)),
     26: SchedulerEntry("dpmpp-3m-sde-karras", "DPMSolverMultistepScheduler",
                        {"algorithm_type": "sde-dpmsolver++", "solver_order": 3, "use_karras_sigmas": True}, ("DPM++ 3M SDE Karras",)),
+    # flow-matching models (FLUX, SD 3.5, ...): the shift / dynamic shifting come from the model's scheduler config
+    27: SchedulerEntry("flow-euler", "FlowMatchEulerDiscreteScheduler", {}),
+    28: SchedulerEntry("flow-euler-karras", "FlowMatchEulerDiscreteScheduler", {"use_karras_sigmas": True}),
+    29: SchedulerEntry("flow-euler-beta", "FlowMatchEulerDiscreteScheduler", {"use_beta_sigmas": True}),
+    30: SchedulerEntry("flow-euler-exponential", "FlowMatchEulerDiscreteScheduler", {"use_exponential_sigmas": True}),
+    31: SchedulerEntry("flow-heun", "FlowMatchHeunDiscreteScheduler", {}),
+    32: SchedulerEntry("flow-dpmpp-2m", "DPMSolverMultistepScheduler", {"use_flow_sigmas": True, "prediction_type": "flow_prediction"}),
 }
+FLOW_SCHEDULER_CLASSES = ("FlowMatchEulerDiscreteScheduler", "FlowMatchHeunDiscreteScheduler")
+
+
+def is_flow_scheduler(entry: SchedulerEntry) -> bool:
+    return entry.cls in FLOW_SCHEDULER_CLASSES or bool(entry.config.get("use_flow_sigmas"))
 
 # name-keyed views: registry name -> code
 ENUMS: dict[str, dict[int, str]] = {

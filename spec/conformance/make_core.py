@@ -33,6 +33,21 @@ FULL = {
     "fingerprint": {"pixel_sha256": "00112233445566778899aabbccddeeff", "width": 832, "height": 1216, "perceptual": "f0e1d2c3b4a59687"},
     "source": {"tool": "a1111", "version": "1.10.1", "extra": {"Hires upscale": 2, "ADetailer model": "face_yolov8n.pt"}},
 }
+FLUX = {"model": "flux1-dev", "prompt": "a red fox in the snow, golden hour, 35mm photo", "seed": 2**64 - 1,
+        "num_inference_steps": 28, "guidance_scale": 3.5, "width": 1024, "height": 1024, "scheduler": "flow-euler",
+        "scheduler_config": {"shift": 3.0, "use_dynamic_shifting": True}, "max_sequence_length": 512,
+        "prompt_2": "a red fox in the snow", "true_cfg_scale": 1.5, "negative_prompt": "blurry"}
+SD35 = {"model": "sd35-large-turbo", "prompt": "a lighthouse on a cliff at dusk", "seed": 123456789012345,
+        "num_inference_steps": 4, "guidance_scale": 0.0, "width": 1024, "height": 1024, "scheduler": "flow-euler-karras",
+        "prompt_3": "a lighthouse on a cliff at dusk, long exposure, crashing waves", "max_sequence_length": 256}
+FLUX_COMFYUI = {"model": {"name": "flux1-dev", "local": "diffusion_models/flux1-dev.safetensors", "sha256": "12" * 32,
+                          "text_encoders": [{"local": "text_encoders/clip_l.safetensors", "subfolder": "text_encoder", "sha256": "34" * 32},
+                                            {"local": "text_encoders/t5xxl_fp16.safetensors", "subfolder": "text_encoder_2", "sha256": "56" * 32}],
+                          "vae": {"local": "vae/ae.safetensors", "sha256": "78" * 32}},
+                "prompt": "a red fox in the snow", "seed": 123456789012345, "num_inference_steps": 20, "guidance_scale": 3.5,
+                "width": 1024, "height": 1024, "scheduler": "flow-euler-beta"}
+FAMILY_FROM_A_PACKAGE = {"model": {"repo": "HiDream-ai/HiDream-I1-Full", "family": "aigif_hidream.hidream"}, "prompt": "a cat",
+                         "seed": 1, "num_inference_steps": 50, "guidance_scale": 5.0, "width": 1024, "height": 1024}
 ESCAPES = {"model": {"name": "my-finetune", "family": "sd1", "repo": "someone/my-finetune", "revision": "v2.0",
                      "sha256": "ab" * 32, "variant": "fp16"},
            "prompt": "日本語のプロンプト 🐱 with\nnewlines", "seed": 0, "num_inference_steps": 1, "guidance_scale": 1e-20,
@@ -59,6 +74,10 @@ def main() -> int:
         "minimal": good,
         "full": dumps(aigif.document_from_dict(FULL)),
         "escapes": dumps(aigif.document_from_dict(ESCAPES)),
+        "flux": dumps(aigif.document_from_dict(FLUX)),
+        "sd35": dumps(aigif.document_from_dict(SD35)),
+        "flux-comfyui": dumps(aigif.document_from_dict(FLUX_COMFYUI)),
+        "family-from-a-package": dumps(aigif.document_from_dict(FAMILY_FROM_A_PACKAGE)),
         "unknown-ancillary": dumps(minimal.replace(extensions=(Segment(0x4000, b"private ancillary data"),))),
         "unknown-field": segs((3, model), (5, bytes(gen_unknown_field))),
         "any-order": segs((5, gen), (0x4002, b""), (3, model)),
