@@ -4,8 +4,12 @@ For each (model, dtype, attention, scheduler) it generates an image on CUDA,
 regenerates it twice in the same process and once in a fresh process, and
 prints a table of pixel hashes and statuses. Everything must read 'exact'.
 Also reports whether CUDA output equals CPU output (not expected; informative).
+Then (or alone, with ``--codec-only``) it decodes every exact NVTC conformance vector
+(model id 6, ``spec/codec-nvtc.md`` §5c) with the integer synthesis and restoration
+network on the device and compares the bytes with the CPU reference PNGs: they must be
+identical.
 
-    .venv/bin/python benchmarks/cuda_determinism.py [--device cuda] [--size 64] [--steps 4]
+    .venv/bin/python benchmarks/cuda_determinism.py [--device cuda] [--size 64] [--steps 4] [--codec-only]
 """
 from __future__ import annotations
 
@@ -40,12 +44,61 @@ def child(files: list[str], device: str) -> None:
         print(json.dumps({"file": f, "sha": pixel_sha256(r.image), "status": r.report.status}))
 
 
+def codec_vectors(device: str) -> bool:
+    """Decode the model-id-6 conformance vectors' symbols on ``device``; print one row each; all identical?"""
+    import copy
+
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from aigif.codec import api, postfilter, zoo
+    from aigif.codec.intsynth import exact_matmul
+    from aigif.codec.model import pad_multiple
+    from aigif.codec.restore import restore
+
+    root = Path(__file__).resolve().parent.parent / "spec" / "conformance" / "codec"
+    ops, net = (copy.deepcopy(x).to(device) for x in zoo.load_integer(6))
+    ok = True
+    print(f"\nNVTC model id 6 conformance vectors decoded on {device} vs the CPU reference PNGs")
+    for path in sorted(root.glob("*.json")):
+        e = json.loads(path.read_text())
+        if e.get("max_abs_diff") != 0 or e["flags"] & api.FLAG_EMPTY:
+            continue
+        data = path.with_suffix(".nvtc").read_bytes()
+        quality, flags, h, w, stream, post = api._unpack(data, api.DEFAULT_MAX_PIXELS)
+        ch, cw = (w, h) if flags & api.FLAG_TRANSPOSED else (h, w)
+        model = zoo.load_model(quality)
+        m = pad_multiple(model.config)
+        shape = (ch + (-ch % m), cw + (-cw % m))
+        idx = model.decode_indices([stream], shape, bool(flags & api.FLAG_ADAPTIVE),
+                                   bool(flags & api.FLAG_DIRECTIONS))[0]
+        with exact_matmul():
+            x = model.run(lambda s, l, r, i, sh: (idx[(s, l)].to(device), None), (1, *shape), ops=ops)[0]
+            img = np.ascontiguousarray(x[0].to(torch.uint8).permute(1, 2, 0).cpu().numpy()[:ch, :cw])
+            pf = postfilter.unpack(post, ch, cw) if post else None
+            if isinstance(pf, postfilter.Restored):
+                img, pf = restore(net, img, quality), pf.inner
+        img = img if pf is None else postfilter.apply(img, pf)
+        img = api._transposed(img) if flags & api.FLAG_TRANSPOSED else img
+        if "reference" in e:
+            img = api._apply_residual(np.asarray(Image.open(root / e["reference"]).convert("RGB")), img,
+                                      (flags >> 2) & 3)
+        want = np.asarray(Image.open(root / e["pixels"]).convert("RGB"))
+        same = img.shape == want.shape and np.array_equal(img, want)
+        ok &= same
+        diff = "" if same or img.shape != want.shape else f" (max diff {np.abs(img.astype(int) - want).max()})"
+        print(f"{path.stem:<45} {'identical' if same else 'DIFFERS' + diff}")
+    return ok
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--child", nargs="*")
+    ap.add_argument("--codec-only", action="store_true", help="only the NVTC conformance vectors on the device")
     args = ap.parse_args()
     os.environ.setdefault("AIGIF_HOME", tempfile.mkdtemp(prefix="aigif-cuda-"))
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -61,6 +114,8 @@ def main() -> None:
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         sys.exit("no CUDA device: run this on a machine with a GPU")
+    if args.codec_only:
+        sys.exit(0 if codec_vectors(args.device) else 1)
     out = Path(tempfile.mkdtemp(prefix="aigif-cuda-files-"))
     rows, files = [], []
     for i, (model, dtype, attention, sched) in enumerate(CASES):
@@ -92,6 +147,7 @@ def main() -> None:
         print(f"{r['case']:<{w}}  {r['sha']:<32}  {'exact' if r['in_process'] else 'DIFFERS':<13}  "
               f"{r['other_process']:<13}  {r['vs_cpu']}")
     ok = all(r["in_process"] and r["other_process"] == "exact" for r in rows)
+    ok = codec_vectors(args.device) and ok
     print("\nALL EXACT" if ok else "\nNOT DETERMINISTIC: see rows above")
     sys.exit(0 if ok else 1)
 

@@ -34,7 +34,7 @@ def test_compress_image_then_decode_is_exact(tmp_path, photo_png, capsys):
     decoded = np.asarray(Image.open(png))
     assert decoded.shape == (64, 96, 3) and psnr(_photo(), decoded) > 18
     assert main(["info", str(out)]) == 0
-    assert "pixels: NVTC nvtc-v2 quality 2, image 96x64" in capsys.readouterr().out
+    assert "pixels: NVTC nvtc-v2-int quality 2, image 96x64" in capsys.readouterr().out
 
 
 def test_compress_image_effort_options(tmp_path, capsys):

@@ -78,9 +78,9 @@ def test_spec_pins_the_shipped_weights():
     assert rows, "no sha256 rows in spec/codec-nvtc.md"
     for qualities, model_id, name, size, sha in rows:
         assert zoo.SHA256[name] == sha
-        assert name in (zoo.MODEL_FILES[int(model_id)], zoo.RESTORE_FILES.get(int(model_id)))
-        assert sorted(int(q) for q in qualities.split(",")) == [
-            q for q in zoo.QUALITIES if zoo.MODELS[q][1]["model_id"] == int(model_id)]
+        assert name in (zoo.MODEL_FILES[int(model_id)], zoo.RESTORE_FILES.get(int(model_id)),
+                        zoo.INT_FILES.get(int(model_id)))
+        assert sorted(int(q) for q in qualities.split(",")) == list(zoo.MODEL_QUALITIES[int(model_id)])
         path = os.path.join(zoo.ASSET_DIR, name)
         assert os.path.getsize(path) == int(size) and sha256_of_file(path) == sha
     assert {name for _q, _m, name, _s, _h in rows} == set(zoo.SHA256)

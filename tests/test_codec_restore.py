@@ -11,9 +11,11 @@ from aigif.errors import CorruptError, ModelError, ModelMismatchError
 from aigif.fileio import sha256_of_file
 from tests.test_codec import photo, psnr
 
+FLOAT_ID = 5  # the float network (model id 6 runs its integer version, tests/test_codec_integer.py)
+
 
 def _net() -> RestoreNet:
-    return zoo.load_restorer(zoo.MODELS[1][1]["model_id"])
+    return zoo.load_restorer(FLOAT_ID)
 
 
 def _whole(net: RestoreNet, img: np.ndarray, quality: int) -> np.ndarray:
@@ -88,7 +90,7 @@ def test_restoration_weights_are_checked(tmp_path, monkeypatch):
     ModelError naming the file."""
     import shutil
 
-    name = zoo.RESTORE_FILES[zoo.MODELS[1][1]["model_id"]]
+    name = zoo.RESTORE_FILES[FLOAT_ID]
     shutil.copy(f"{zoo.ASSET_DIR}/{name}", tmp_path / name)
     with open(tmp_path / name, "r+b") as f:
         f.seek(-1, 2)
@@ -99,10 +101,10 @@ def test_restoration_weights_are_checked(tmp_path, monkeypatch):
     zoo.load_restorer.cache_clear()
     try:
         with pytest.raises(ModelMismatchError, match="sha256"):
-            zoo.load_restorer(zoo.MODELS[1][1]["model_id"])
+            zoo.load_restorer(FLOAT_ID)
         (tmp_path / name).unlink()
         with pytest.raises(ModelError, match="missing"):
-            zoo.load_restorer(zoo.MODELS[1][1]["model_id"])
+            zoo.load_restorer(FLOAT_ID)
     finally:
         zoo.load_restorer.cache_clear()
 
@@ -178,13 +180,13 @@ def test_restoration_file_that_does_not_fit_is_a_model_error(tmp_path, monkeypat
     """Weights that do not fit the configured network, or a network conditioned on fewer qualities than
     the model has (it would fail mid-decode), are refused by name at load (with the registry's hash
     switched off, as for a development file)."""
-    name = zoo.RESTORE_FILES[zoo.MODELS[1][1]["model_id"]]
+    name = zoo.RESTORE_FILES[FLOAT_ID]
     write(str(tmp_path / name))
     monkeypatch.setattr(zoo, "ASSET_DIR", str(tmp_path))
     monkeypatch.setattr(zoo, "SHA256", {})
     zoo.load_restorer.cache_clear()
     try:
         with pytest.raises(ModelError, match=match):
-            zoo.load_restorer(zoo.MODELS[1][1]["model_id"])
+            zoo.load_restorer(FLOAT_ID)
     finally:
         zoo.load_restorer.cache_clear()

@@ -103,7 +103,7 @@ def _unpack(data: bytes, max_pixels: int) -> tuple:
                                 f"({zoo.RETIRED_MODEL_IDS[model_id]}); re-encode the source image with this version")
     if model_id not in zoo.MODEL_IDS:
         raise UnknownCodecError(f"NVTC payload: unknown model id {model_id} at offset 5; known: {sorted(zoo.MODEL_IDS)}")
-    if quality not in zoo.MODELS or zoo.MODELS[quality][1]["model_id"] != model_id:
+    if quality not in zoo.MODEL_QUALITIES[model_id]:
         raise UnknownCodecError(f"NVTC payload: unknown quality {quality} at offset 6; known: {list(zoo.QUALITIES)}")
     if h == 0 or w == 0:
         raise CorruptError(f"NVTC payload: empty image {w}x{h} at offset 8")
@@ -130,7 +130,7 @@ def describe(data: bytes) -> str:
     except AigifError as exc:
         return f"<{len(data)} bytes, invalid: {exc}>"
     kind = "empty residual" if flags & FLAG_EMPTY else "residual" if flags & FLAG_RESIDUAL else "image"
-    model = zoo.MODEL_IDS[zoo.MODELS[quality][1]["model_id"]]
+    model = zoo.MODEL_IDS[data[5]]
     restored = " (restoration network)" if post_block[:1] == bytes([postfilter.SHAPE_RESTORED]) else ""
     post = ((f" + post filter{restored}" if flags & FLAG_POST else "") + (", adaptive coding" if flags & FLAG_ADAPTIVE else "")
             + (", transposed" if flags & FLAG_TRANSPOSED else "")
@@ -149,16 +149,17 @@ def _encode(rgb: np.ndarray, quality: int, post_filter: bool = True, adaptive: b
     if not post_filter:
         return stream, b"", None
     h, w = rgb.shape[:2]
-    decoded = _synthesize(model, coded["indices"], h, w)
+    decoded = _synthesize(model, coded["indices"], h, w, _integer_ops(zoo.MODELS[quality][1]["model_id"]))
     post, decoded = _choose_post_filter(decoded, rgb, _payload_bytes(stream), quality, restoration)
     return stream, post, decoded
 
 
 def _compress_symbols(rgb: np.ndarray, quality: int, adaptive: bool, directions: bool) -> tuple:
     """(the quality's model, its ``compress`` output: range-coded strings and indices) of ``rgb``, edge-padded
-    to the model's multiple."""
+    to the model's multiple; the closed loop follows the decoder of the model id the encoder writes."""
     import torch
 
+    from .intsynth import exact_matmul
     from .model import pad_multiple
 
     model = zoo.load_model(quality)
@@ -166,7 +167,8 @@ def _compress_symbols(rgb: np.ndarray, quality: int, adaptive: bool, directions:
     h, w = rgb.shape[:2]
     padded = np.pad(rgb, ((0, -h % m), (0, -w % m), (0, 0)), mode="edge")
     x = torch.from_numpy(np.ascontiguousarray(padded)).permute(2, 0, 1)[None].float() / 255.0 - 0.5
-    return model, model.compress(x, adaptive, directions)
+    with exact_matmul():
+        return model, model.compress(x, adaptive, directions, _integer_ops(zoo.MODELS[quality][1]["model_id"]))
 
 
 def _transposed(img: np.ndarray) -> np.ndarray:
@@ -230,20 +232,30 @@ def _choose_post_filter(decoded: np.ndarray, target: np.ndarray, payload_bytes: 
     return best[1], best[2]
 
 
-def _restore(img: np.ndarray, quality: int) -> np.ndarray:
-    """The restoration network of ``quality``'s model on ``img``, with ``DECODE_THREADS`` torch threads."""
+def _restore(img: np.ndarray, quality: int, model_id: int | None = None) -> np.ndarray:
+    """The restoration network of ``model_id`` (default: the encoder's) on ``img`` decoded at ``quality``:
+    in integers (any thread count), or the float network with ``DECODE_THREADS`` torch threads."""
+    from .intsynth import exact_matmul
     from .restore import restore
 
-    net = zoo.load_restorer(zoo.check_quality(quality)[1]["model_id"])
+    model_id = zoo.check_quality(quality)[1]["model_id"] if model_id is None else model_id
+    if model_id in zoo.INT_FILES:
+        with exact_matmul():
+            return restore(zoo.load_integer(model_id)[1], img, quality)
     with _decode_threads():
-        return restore(net, img, quality)
+        return restore(zoo.load_restorer(model_id), img, quality)
 
 
-def _post_filtered(img: np.ndarray, quality: int, pf) -> np.ndarray:
+def _post_filtered(img: np.ndarray, quality: int, pf, model_id: int | None = None) -> np.ndarray:
     """``img`` after a parsed post-filter block: the restoration network first when it names it (shape 3)."""
     if isinstance(pf, postfilter.Restored):
-        img, pf = _restore(img, quality), pf.inner
+        img, pf = _restore(img, quality, model_id), pf.inner
     return img if pf is None else postfilter.apply(img, pf)
+
+
+def _integer_ops(model_id: int):
+    """The integer synthesis of ``model_id`` (:mod:`.intsynth`), or None for a float model id."""
+    return zoo.load_integer(model_id)[0] if model_id in zoo.INT_FILES else None
 
 
 @contextlib.contextmanager
@@ -260,26 +272,29 @@ def _decode_threads():
         torch.set_num_threads(saved)
 
 
-def _synthesize(model, idx: dict, h: int, w: int) -> np.ndarray:
-    """Indices -> uint8 (h, w, 3): the float path with ``DECODE_THREADS`` torch threads, rounded and cropped."""
-    import torch
+def _synthesize(model, idx: dict, h: int, w: int, ops=None) -> np.ndarray:
+    """Indices -> uint8 (h, w, 3), cropped: the integer ``ops`` (any thread count) or, without them, the float
+    path with ``DECODE_THREADS`` torch threads, rounded."""
+    from .intsynth import exact_matmul
 
-    with _decode_threads():
-        x = model.synthesize(idx)
-    img = ((x[0] + 0.5) * 255.0).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    with _decode_threads() if ops is None else exact_matmul():
+        x = model.synthesize(idx, ops=ops)
+    img = (ops or model).to_uint8(x[0]).permute(1, 2, 0).numpy()
     return np.ascontiguousarray(img[:h, :w])
 
 
-def _decode_payload(quality: int, flags: int, h: int, w: int, stream: bytes, post: bytes) -> np.ndarray:
+def _decode_payload(quality: int, flags: int, h: int, w: int, stream: bytes, post: bytes,
+                    model_id: int | None = None) -> np.ndarray:
     """The coded image of an unpacked payload, in the payload's (h, w) orientation."""
     adaptive, directions = bool(flags & FLAG_ADAPTIVE), bool(flags & FLAG_DIRECTIONS)
     if flags & FLAG_TRANSPOSED:
-        return _transposed(_decode(stream, quality, w, h, post, adaptive, directions))
-    return _decode(stream, quality, h, w, post, adaptive, directions)
+        return _transposed(_decode(stream, quality, w, h, post, adaptive, directions, model_id))
+    return _decode(stream, quality, h, w, post, adaptive, directions, model_id)
 
 
 def _decode(stream: bytes, quality: int, h: int, w: int, post: bytes = b"", adaptive: bool = False,
-            directions: bool = False) -> np.ndarray:
+            directions: bool = False, model_id: int | None = None) -> np.ndarray:
+    """The coded image of a stream of ``model_id`` (default: the one the encoder writes)."""
     from .model import pad_multiple
 
     model = zoo.load_model(quality)
@@ -291,8 +306,9 @@ def _decode(stream: bytes, quality: int, h: int, w: int, post: bytes = b"", adap
         raise
     except Exception as exc:  # constriction rejects some impossible streams
         raise CorruptError(f"NVTC payload: range-coded stream does not decode ({exc})") from exc
-    img = _synthesize(model, idx, h, w)
-    return _post_filtered(img, quality, postfilter.unpack(post, h, w)) if post else img
+    model_id = zoo.check_quality(quality)[1]["model_id"] if model_id is None else model_id
+    img = _synthesize(model, idx, h, w, _integer_ops(model_id))
+    return _post_filtered(img, quality, postfilter.unpack(post, h, w), model_id) if post else img
 
 
 def compress_image(rgb: np.ndarray, quality: int, *, post_filter: bool = True, adaptive: bool = True,
@@ -327,7 +343,7 @@ def decompress_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np
     quality, flags, h, w, stream, post = _unpack(data, max_pixels)
     if flags & FLAG_RESIDUAL:
         raise CorruptError("NVTC payload is a residual; use decompress_residual(data, reference)")
-    return _decode_payload(quality, flags, h, w, stream, post)
+    return _decode_payload(quality, flags, h, w, stream, post, data[5])
 
 
 def _mse(a: np.ndarray, b: np.ndarray) -> float:
@@ -378,4 +394,4 @@ def decompress_residual(data: bytes, reference: np.ndarray, *, max_pixels: int =
         raise CorruptError(f"NVTC residual is {w}x{h}, reference is {reference.shape[1]}x{reference.shape[0]}")
     if flags & FLAG_EMPTY:
         return reference.copy()
-    return _apply_residual(reference, _decode_payload(quality, flags, h, w, stream, post), (flags >> 2) & 3)
+    return _apply_residual(reference, _decode_payload(quality, flags, h, w, stream, post, data[5]), (flags >> 2) & 3)

@@ -36,6 +36,7 @@ from .entropy import (DIRECTIONS, IntegerTables, code_lengths, column_costs, con
                       walk_grid)
 from .layers import ResBlock, vt_stack
 from .rdo import trellis
+from .strips import STAGE_FACTORS, StripDecoding
 
 DEFAULT_CONFIG = {
     "arch": "nvtc-v2",
@@ -49,14 +50,11 @@ DEFAULT_CONFIG = {
     "codebooks": [512, 256, 256],  # codewords per layer, per stage
     "lambdas": [40, 85, 180, 400],  # one entropy model per rate point (per-dimension MSE weight)
 }
-STAGE_FACTORS = (16, 8, 4)
 #: trellis passes of the encoder's index search (0: greedy ECVQ only); see :mod:`.rdo`
 RDO_ROUNDS = 2
 #: encoder-only multiplier of lambda per stage (coarse -> fine): a coarse codeword's error spreads
 #: over the finer stages, so they get more bits (measured on Kodak: BD-rate 1.7 points lower)
 STAGE_LAMBDA_SCALE = (1.4, 1.4, 0.8)
-#: finest-stage positions per decoding strip (about 1.3 Mi pixels)
-STRIP_POSITIONS = 1 << 16
 
 
 def pad_multiple(cfg: dict) -> int:
@@ -90,7 +88,7 @@ def squared_distances(v: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     return (v * v).sum(-1, keepdim=True) - 2 * v @ codebook.t() + (codebook * codebook).sum(-1)
 
 
-class NVTC(nn.Module):
+class NVTC(StripDecoding, nn.Module):
     """Transforms + codebooks. Entropy model: ``logits`` (training) or ``tables`` (coding)."""
 
     def __init__(self, config: dict | None = None, n_qualities: int | None = None):
@@ -144,42 +142,63 @@ class NVTC(nn.Module):
         return self.codebooks[s][l][idx].permute(0, 3, 1, 2)
 
     def stage(self, s: int, xh: torch.Tensor, pick, idx: dict, targets: list | None = None,
-              active: int = 3) -> torch.Tensor:
+              active: int = 3, ops=None) -> torch.Tensor:
         """The layers of stage ``s`` on the decoder state ``xh`` (N, C, H_s, W_s), before up-sampling.
 
         ``pick(s, l, r, idx, shape) -> (indices, codewords)`` chooses layer l's
         codewords; ``r`` (the projected residual) is None when decoding. Stages
-        ``>= active`` add no codewords (progressive training).
+        ``>= active`` add no codewords (progressive training). ``ops``: the decoder's arithmetic, this
+        float module (default) or the integer one of model id 6 (:class:`.intsynth.IntSynthesis`).
         """
+        ops = ops or self
         n, _, hs, ws = xh.shape
         for l in range(len(self.dec_vt[s])):
             if s < active:
-                r = None if targets is None else self.proj_in[s][l](targets[s][l] - xh)
+                r = None if targets is None else self.proj_in[s][l](targets[s][l] - ops.as_float(xh))
                 i, q = pick(s, l, r, idx, (n, hs, ws))
                 idx[(s, l)] = i
-                xh = xh + self.proj_out[s][l](q.to(xh.dtype))
-            xh = self.dec_vt[s][l](xh)
+                xh = ops.add_codeword(s, l, xh, i, q)
+            xh = ops.vt_stack(s, l, xh)
         return xh
+
+    # ---- the float decoder's arithmetic (model id 5, training) ---------------
+    def zeros(self, n: int, h: int, w: int) -> torch.Tensor:
+        ref = self.codebooks[0]
+        return torch.zeros(n, self.config["channels"], h, w, device=ref.device, dtype=ref.dtype)
+
+    def as_float(self, xh: torch.Tensor) -> torch.Tensor:
+        return xh
+
+    def add_codeword(self, s: int, l: int, xh: torch.Tensor, _idx, q: torch.Tensor) -> torch.Tensor:
+        return xh + self.proj_out[s][l](q.to(xh.dtype))
+
+    def vt_stack(self, s: int, l: int, xh: torch.Tensor) -> torch.Tensor:
+        return self.dec_vt[s][l](xh)
+
+    def upsample(self, s: int, xh: torch.Tensor) -> torch.Tensor:
+        return F.pixel_shuffle(self.dec_up[s](xh), 2)
 
     def to_pixels(self, xh: torch.Tensor) -> torch.Tensor:
         """Finest-stage state -> image in [-0.5, 0.5]."""
         return F.pixel_shuffle(self.dec_out(xh), 4)
 
-    def run(self, pick, shape, targets: list | None = None, active: int = 3) -> tuple:
+    def to_uint8(self, out: torch.Tensor) -> torch.Tensor:
+        return ((out + 0.5) * 255.0).round().clamp(0, 255).to(torch.uint8)
+
+    def run(self, pick, shape, targets: list | None = None, active: int = 3, ops=None) -> tuple:
         """The decoder loop (training, encoding, whole-image decoding). ``shape`` is (N, Hp, Wp).
 
-        Returns (image in [-0.5, 0.5], indices).
+        Returns (the ``ops``' image: in [-0.5, 0.5], or 8-bit samples for the integer ops; indices).
         """
+        ops = ops or self
         n, hp, wp = shape
-        ref = self.codebooks[0]
-        xh = torch.zeros(n, self.config["channels"], hp // STAGE_FACTORS[0], wp // STAGE_FACTORS[0],
-                         device=ref.device, dtype=ref.dtype)
+        xh = ops.zeros(n, hp // STAGE_FACTORS[0], wp // STAGE_FACTORS[0])
         idx: dict = {}
         for s in range(3):
-            xh = self.stage(s, xh, pick, idx, targets, active)
+            xh = self.stage(s, xh, pick, idx, targets, active, ops)
             if s < 2:
-                xh = F.pixel_shuffle(self.dec_up[s](xh), 2)
-        return self.to_pixels(xh), idx
+                xh = ops.upsample(s, xh)
+        return ops.to_pixels(xh), idx
 
     # ---- ECVQ -------------------------------------------------------------
     def assign(self, s: int, l: int, r: torch.Tensor, bits: torch.Tensor | None, lmbda: float) -> torch.Tensor:
@@ -339,11 +358,12 @@ class NVTC(nn.Module):
         return best[1], best[2]
 
     @torch.no_grad()
-    def encode_indices(self, x: torch.Tensor, directions: bool = False) -> tuple:
+    def encode_indices(self, x: torch.Tensor, directions: bool = False, ops=None) -> tuple:
         """RD-optimised codeword indices of x (1, 3, Hp, Wp) with the integer tables' code lengths (closed loop).
 
         Returns (indices, directions): ``directions[(s, l)]`` is the way the coder walks the layer
         (:func:`.entropy.walk_grid`), chosen per layer with ``directions``, else 0 (along rows).
+        ``ops``: the decoder's arithmetic the loop follows (:meth:`stage`).
         """
         tables = self._require_tables()
         chosen: dict = {}
@@ -356,10 +376,10 @@ class NVTC(nn.Module):
                 i, chosen[(s, l)] = self.assign_rows(s, l, r, ctx, tables), 0
             return i, self.codewords(s, l, i)
 
-        return self.run(pick, (x.shape[0], x.shape[2], x.shape[3]), self.analysis(x))[1], chosen
+        return self.run(pick, (x.shape[0], x.shape[2], x.shape[3]), self.analysis(x), ops=ops)[1], chosen
 
     @torch.no_grad()
-    def compress(self, x: torch.Tensor, adaptive: bool = False, directions: bool = False) -> dict:
+    def compress(self, x: torch.Tensor, adaptive: bool = False, directions: bool = False, ops=None) -> dict:
         """x: (1, 3, Hp, Wp) in [-0.5, 0.5], sides multiple of :func:`pad_multiple`.
         ``adaptive``: code with rows that learn the image (:class:`.entropy.CoderRows`).
         ``directions``: every layer starts with a symbol saying which way the coder walks it, the
@@ -371,7 +391,7 @@ class NVTC(nn.Module):
         import constriction
 
         tables = self._require_tables()
-        idx, chosen = self.encode_indices(x, directions)
+        idx, chosen = self.encode_indices(x, directions, ops)
         encoder = constriction.stream.queue.RangeEncoder()
         for (s, l), i in idx.items():  # decode order
             ctx = contexts_for(s, l, idx, i.shape)
@@ -401,54 +421,6 @@ class NVTC(nn.Module):
             idx[(s, l)] = torch.from_numpy(decode_layer(decoder, ctx.numpy(), tables.tables[(s, l)],
                                                         tables.flags[(s, l)], adaptive, chosen[(s, l)]))
         return idx, chosen
-
-    def strip_margin(self) -> int:
-        """Finest-stage rows a strip needs on each side: every block FC reaches ``block - 1`` rows,
-        every residual block 1 row per 3x3 convolution; rounded up to whole blocks."""
-        cfg = self.config
-        b = int(cfg["block"])
-        reach = (b - 1) * int(cfg["units"]) * int(cfg["layers"][2]) + 2 * int(cfg["res_blocks"])
-        return b * math.ceil(reach / b)
-
-    @torch.no_grad()
-    def synthesize(self, idx: dict, strip_rows: int | None = None) -> torch.Tensor:
-        """Codeword indices -> image in [-0.5, 0.5] (float path; run single-threaded).
-
-        The coarse stages run on the whole image; the finest stage and the
-        output run in horizontal strips of ``strip_rows`` finest-stage rows
-        (default: about ``STRIP_POSITIONS`` positions a strip), each with
-        :meth:`strip_margin` rows of context taken with wrap-around like the
-        transforms' shifted grids, so working memory grows with the width, not
-        the area. Inside a strip the arithmetic is that of the whole image.
-        """
-        n, h0, w0 = idx[(0, 0)].shape
-        h2, w2 = h0 * STAGE_FACTORS[0] // STAGE_FACTORS[2], w0 * STAGE_FACTORS[0] // STAGE_FACTORS[2]
-        rows = strip_rows or max(32, STRIP_POSITIONS // w2 // 4 * 4)
-        margin = self.strip_margin()
-
-        def given(table):
-            return lambda s, l, r, _idx, _shape: (table[(s, l)], self.codewords(s, l, table[(s, l)]))
-
-        if h2 <= rows + 2 * margin:
-            return self.run(given(idx), (n, h0 * STAGE_FACTORS[0], w0 * STAGE_FACTORS[0]))[0]
-        ref = self.codebooks[0]
-        xh = torch.zeros(n, self.config["channels"], h0, w0, dtype=ref.dtype)
-        xh = F.pixel_shuffle(self.dec_up[0](self.stage(0, xh, given(idx), {})), 2)
-        x1 = self.stage(1, xh, given(idx), {})
-        del xh
-        h1 = x1.shape[2]
-        out = torch.empty(n, 3, 4 * h2, 4 * w2, dtype=ref.dtype)
-        for a in range(0, h2, rows):
-            b = min(a + rows, h2)
-            lo, hi = a - margin, b + margin  # multiples of the block: the strip keeps the block grid
-            xs = F.pixel_shuffle(self.dec_up[1](x1.index_select(2, torch.arange(lo // 2, hi // 2) % h1)), 2)
-            sel = torch.arange(lo, hi) % h2
-            part = {(2, l): idx[(2, l)].index_select(1, sel) for l in range(len(self.dec_vt[2]))}
-            xs = self.stage(2, xs, given(part), {})
-            c0, c1 = max(a - 2, 0), min(b + 2, h2)  # rows the two 3x3 convolutions need (zero padding at the edges)
-            y = self.to_pixels(xs[:, :, c0 - lo : c1 - lo])
-            out[:, :, 4 * a : 4 * b] = y[:, :, 4 * (a - c0) : 4 * (b - c0)]
-        return out
 
     @torch.no_grad()
     def decompress(self, strings: list, shape, adaptive: bool = False, directions: bool = False) -> torch.Tensor:

@@ -11,10 +11,10 @@ before the per-image integer filters of :mod:`.classfilter`, which then fit
 what it leaves. On Kodak 24 it takes the BD-rate against WebP from -8.9 % to
 -15.3 % for ~0.2 s per 768x512 image.
 
-Float32 like the synthesis (``spec/codec-nvtc.md`` §5a, shape 3): it runs in
-horizontal strips of bounded size with enough context rows that each strip computes what the
-whole image would, on one torch thread; another implementation may differ by
-rounding (at most one level in rare pixels), as for §5.
+Model id 5 runs this float32 network (``spec/codec-nvtc.md`` §5a, shape 3; platform-dependent
+rounding, as for §5); model id 6 runs its integer version (:mod:`.intsynth`, §5c), exact everywhere.
+Either runs in horizontal strips of bounded size with enough context rows that each strip
+computes what the whole image would.
 """
 from __future__ import annotations
 
@@ -63,8 +63,9 @@ def strip_rows_for(width: int) -> int:
     return max(MIN_STRIP_ROWS, STRIP_POSITIONS // max(1, (width + 1) // 2))
 
 
-def restore(net: RestoreNet, img: np.ndarray, quality: int, strip_rows: int | None = None) -> np.ndarray:
-    """The restored image (uint8 (H, W, 3)) of ``img`` decoded at ``quality`` (1-based).
+def restore(net, img: np.ndarray, quality: int, strip_rows: int | None = None) -> np.ndarray:
+    """The restored image (uint8 (H, W, 3)) of ``img`` decoded at ``quality`` (1-based) by ``net``: a float
+    :class:`RestoreNet` (input in [-0.5, 0.5]) or the integer network of :mod:`.intsynth` (8-bit samples).
 
     Odd sides are edge-replicated to even first and cropped after; the network runs on strips of
     ``strip_rows`` half-resolution rows (default :func:`strip_rows_for`) plus ``net.reach`` context
@@ -73,7 +74,9 @@ def restore(net: RestoreNet, img: np.ndarray, quality: int, strip_rows: int | No
     h, w = img.shape[:2]
     strip_rows = strip_rows or strip_rows_for(w)
     padded = np.pad(img, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-    x = torch.from_numpy(np.ascontiguousarray(padded)).permute(2, 0, 1)[None].float() / 255.0 - 0.5
+    integer = getattr(net, "integer", False)
+    x = torch.from_numpy(np.ascontiguousarray(padded)).permute(2, 0, 1)[None].float()
+    x = x if integer else x / 255.0 - 0.5
     q = torch.tensor([quality - 1])
     rows = x.shape[2] // 2
     reach = net.reach
@@ -84,5 +87,6 @@ def restore(net: RestoreNet, img: np.ndarray, quality: int, strip_rows: int | No
             lo, hi = max(a - reach, 0), min(b + reach, rows)
             y = net(x[:, :, 2 * lo : 2 * hi], q)
             out[:, :, 2 * a : 2 * b] = y[:, :, 2 * (a - lo) : 2 * (b - lo)]
-    pixels = ((out[0] + 0.5) * 255.0).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    pixels = out[0] if integer else ((out[0] + 0.5) * 255.0).round().clamp(0, 255)
+    pixels = pixels.to(torch.uint8).permute(1, 2, 0).numpy()
     return np.ascontiguousarray(pixels[:h, :w])

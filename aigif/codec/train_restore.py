@@ -32,10 +32,11 @@ def decoded_path(decoded_dir: str, photo: str, quality: int) -> str:
 
 
 def decode_training_set(files: list, out_dir: str, qualities=(1, 2, 3, 4)) -> None:
-    """``out_dir/<name>_q<q>.npz`` (``dec``: uint8 decode before post filters, ``nbytes``) for every file."""
+    """``out_dir/<name>_q<q>.npz`` (``dec``: uint8 decode before post filters, as the encoder's model id
+    decodes it, ``nbytes``) for every file."""
     from PIL import Image
 
-    from . import api
+    from . import api, zoo
 
     os.makedirs(out_dir, exist_ok=True)
     for q in qualities:
@@ -45,7 +46,7 @@ def decode_training_set(files: list, out_dir: str, qualities=(1, 2, 3, 4)) -> No
                 continue
             rgb = np.asarray(Image.open(f).convert("RGB"))
             model, coded = api._compress_symbols(rgb, q, adaptive=True, directions=True)
-            dec = api._synthesize(model, coded["indices"], *rgb.shape[:2])
+            dec = api._synthesize(model, coded["indices"], *rgb.shape[:2], api._integer_ops(zoo.DEFAULT_MODEL_ID))
             np.savez(out + ".tmp.npz", dec=dec, nbytes=api._payload_bytes(coded["strings"][0]))
             os.replace(out + ".tmp.npz", out)
             print(out, flush=True)

@@ -17,8 +17,12 @@ from ..limits import DEFAULT_LIMITS
 
 ASSET_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "nvtc")
 
-#: payload model id -> architecture name
-MODEL_IDS = {5: "nvtc-v2"}
+#: payload model id -> architecture name. Id 6 decodes id 5's symbols with the synthesis and the restoration
+#: network in integers (the same pixels on every machine); id 5 is their float version (platform-dependent)
+MODEL_IDS = {5: "nvtc-v2", 6: "nvtc-v2-int"}
+
+#: the model id the encoder writes
+DEFAULT_MODEL_ID = 6
 
 #: model ids of development versions whose payloads are refused (their weights are not shipped)
 RETIRED_MODEL_IDS = {
@@ -29,11 +33,14 @@ RETIRED_MODEL_IDS = {
        "for layer directions)",
 }
 
-#: file of each model id: shared transforms + one integer table set per quality
-MODEL_FILES = {5: "nvtc_id5.safetensors"}
+#: file of each model id: shared transforms + one integer table set per quality (id 6 codes the same symbols)
+MODEL_FILES = {5: "nvtc_id5.safetensors", 6: "nvtc_id5.safetensors"}
 
 #: restoration network of each model id (post-filter shape 3, :mod:`.restore`)
 RESTORE_FILES = {5: "nvtc_id5_restore.safetensors"}
+
+#: integer synthesis and restoration network of each integer model id (:mod:`.intsynth`)
+INT_FILES = {6: "nvtc_id6_int.safetensors"}
 
 # Decoding runs the finest stage in strips and needs ~64 bytes of working memory per pixel
 # (indices, the coarse stages, the output), so a 24-byte header may not demand more than
@@ -41,12 +48,16 @@ RESTORE_FILES = {5: "nvtc_id5_restore.safetensors"}
 DEFAULT_MAX_PIXELS = DEFAULT_LIMITS.max_render_pixels
 
 #: quality -> (asset file name, fixed config entries); quality q uses table set ``table.q{q}.*``
-MODELS = {q: (MODEL_FILES[5], {"arch": "nvtc-v2", "model_id": 5}) for q in (1, 2, 3, 4)}
+MODELS = {q: (MODEL_FILES[DEFAULT_MODEL_ID], {"arch": "nvtc-v2", "model_id": DEFAULT_MODEL_ID}) for q in (1, 2, 3, 4)}
+
+#: model id -> the qualities a payload of that id may carry
+MODEL_QUALITIES = {5: (1, 2, 3, 4), 6: (1, 2, 3, 4)}
 
 #: sha256 of each shipped file (written by the export step; see spec/codec-nvtc.md)
 SHA256: dict = {
     "nvtc_id5.safetensors": "651385af96be0aac687a1ee777ca8f5a10d50af531f3dce49bdd73d982c7f219",
     "nvtc_id5_restore.safetensors": "137887169937b4316eabdaca081ccaf55cf4de979ec54bdeb5ffb6154543eed6",
+    "nvtc_id6_int.safetensors": "1492a02e005bdc2e8a21b81b4a37155ab3e6832cc0278da98a9cbbf13b36213a",
 }
 
 QUALITIES = tuple(sorted(MODELS))
@@ -118,9 +129,37 @@ def load_model(quality: int):
     return model
 
 
-def has_restorer(quality: int) -> bool:
-    """Whether ``quality``'s model ships a restoration network (the encoder may write shape 3)."""
-    return check_quality(quality)[1]["model_id"] in RESTORE_FILES
+def has_restorer(quality: int, model_id: int | None = None) -> bool:
+    """Whether the model (default: the encoder's for ``quality``) ships a restoration network (the encoder
+    may write shape 3)."""
+    model_id = check_quality(quality)[1]["model_id"] if model_id is None else model_id
+    return model_id in RESTORE_FILES or model_id in INT_FILES
+
+
+@functools.lru_cache(maxsize=2)
+def load_integer(model_id: int) -> tuple:
+    """(synthesis ops, restoration network) of an integer model id (:mod:`.intsynth`), cached; every layer's
+    bound (exact float32 arithmetic) is checked on loading."""
+    from safetensors import safe_open
+    from safetensors.numpy import load_file
+
+    from .intsynth import IntRestore, IntSynthesis, verify
+
+    name = INT_FILES.get(model_id)
+    if name is None:
+        raise ModelError(f"NVTC model id {model_id} has no integer decoder")
+    path = _checked(name)
+    with safe_open(path, framework="numpy") as f:
+        meta = f.metadata() or {}
+    try:
+        if meta.get("format") != "aigif-nvtc-int-1":
+            raise ValueError(f"format {meta.get('format')!r}, expected 'aigif-nvtc-int-1'")
+        arrays = load_file(path)
+        cfg = json.loads(meta["config"])
+        verify(arrays, meta, cfg)
+        return IntSynthesis(arrays, cfg, meta), IntRestore(arrays, meta)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{name}: not an integer NVTC decoder ({exc})") from exc
 
 
 @functools.lru_cache(maxsize=4)
@@ -144,6 +183,6 @@ def load_restorer(model_id: int):
         net.load_state_dict(load_file(path), strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # config or tensors do not fit the network
         raise ModelError(f"{name}: not a restore-v1 network ({exc})") from exc
-    if net.qualities < max(q for q in QUALITIES if MODELS[q][1]["model_id"] == model_id):
+    if net.qualities < max(MODEL_QUALITIES[model_id]):
         raise ModelError(f"{name}: conditioned on {net.qualities} qualities, model id {model_id} has more")
     return net.eval()

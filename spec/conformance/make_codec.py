@@ -117,13 +117,18 @@ def header_of(data: bytes) -> dict:
             "stream_bytes": length}
 
 
+#: largest difference a conforming decoder may show per model id: id 6 decodes in integers (exact), id 5's
+#: float synthesis and restoration network differ by CPU instruction set (up to 3 levels measured)
+MAX_ABS_DIFF = {5: 3, 6: 0}
+
+
 def write_valid(name: str, data: bytes, decoded: np.ndarray, reference: np.ndarray | None = None) -> None:
     symbols = symbols_of(data) if len(data) > 20 else {}
     expected = header_of(data)
     expected["symbols"] = {f"s{s}_l{l}": int(v.size) for (s, l), v in symbols.items()}
     expected["symbols_sha256"] = symbols_sha256(symbols)
     expected["pixels"] = f"{name}.png"
-    expected["max_abs_diff"] = 1
+    expected["max_abs_diff"] = MAX_ABS_DIFF[expected["model_id"]]
     post = post_filter_of(data)
     if post is not None:
         expected["post_filter"] = post
@@ -158,9 +163,7 @@ def main() -> None:
 
     from aigif.codec import QUALITIES, api, compress_image, compress_residual, decompress_image, decompress_residual
     from aigif.codec import postfilter, zoo
-    from aigif.codec.zoo import MODEL_IDS
-
-    (model_id,) = MODEL_IDS
+    model_id = zoo.DEFAULT_MODEL_ID
     torch.set_num_threads(1)
     os.makedirs(OUT, exist_ok=True)
     for old in os.listdir(OUT):
@@ -197,6 +200,9 @@ def main() -> None:
     quality, flags, h, w, stream, _ = api._unpack(restored, api.DEFAULT_MAX_PIXELS)
     bare = api.pack_payload(model_id, quality, flags, h, w, stream, b"\x03")
     write_valid("image-q2-96x80-restored-bare", bare, decompress_image(bare))  # the network alone
+    # model id 5: the same symbols and filter through the float synthesis and network (platform-dependent)
+    float5 = api._pack(5, quality, flags, h, w, stream, api._unpack(restored, api.DEFAULT_MAX_PIXELS)[5])
+    write_valid("image-q2-96x80-restored-id5-float", float5, decompress_image(float5))
     # shape 1 (one filter for the whole image; the reference encoder now writes shape 2)
     src = synthetic(80, 96, seed=4)
     unfiltered = compress_image(src, QUALITIES[1], post_filter=False)
