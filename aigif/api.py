@@ -29,6 +29,7 @@ from .limits import DEFAULT_LIMITS, Limits
 from .syntax import registry
 from .syntax.document import Document, document_from_dict, dumps, loads
 from .syntax.elements import Generation, ModelRef
+from .syntax.flow import check_schedule
 
 
 # pipe(...) arguments a syntax records; anything else would change the image without being written down
@@ -188,6 +189,7 @@ def record(pipe, *, seed: int | None = None, batch_index: int | None = None, mod
     gen = _generation_from_call(pipe, family, call_kwargs, seed, batch_index)
     ref = model if model is not None else pipeline_model_ref(pipe, model_dirs)
     scheduler, overrides = scheduler_of(pipe)
+    check_schedule(family.name, scheduler, overrides)   # a schedule the file could not reproduce is refused, not written
     gen = Generation(**{**_gen_fields(gen), "scheduler": scheduler, "scheduler_config": overrides or None})
     dtype = str(pipe.dtype).replace("torch.", "")
     if dtype not in ("float32", "float16", "bfloat16"):

@@ -10,7 +10,7 @@ from aigif.engine import Engine
 from aigif.engine.digest import file_sha256
 from aigif.engine.tiny import ensure_tiny
 from aigif.errors import ModelError, ModelMismatchError
-from aigif.syntax import ComponentRef, ModelRef, dumps, loads
+from aigif.syntax import ComponentRef, ModelRef, document_from_dict, dumps, loads
 
 pytestmark = pytest.mark.usefixtures("aigif_home")
 
@@ -62,3 +62,56 @@ def test_missing_text_encoders_say_which_files_to_put_where(comfy_dir):
     with pytest.raises(ModelError, match="text_encoders/"):
         api.generate("x", model=dataclasses.replace(_ref(), text_encoders=()), seed=1, steps=1,
                      engine=Engine(model_dirs=[comfy_dir]))
+
+
+@pytest.mark.parametrize("model,words", [
+    ("flux1-dev", ("DIR/flux1-dev/", "transformer/", "text_encoder_2/", "tokenizer_2/", "vae/", "scheduler/",
+                   "huggingface-cli download black-forest-labs/FLUX.1-dev --revision 3de623fc",
+                   "diffusion_models/ (or unet/) flux1-dev.safetensors", "text_encoders/ (or clip/) clip_l.safetensors, "
+                   "t5xxl_fp16.safetensors", "vae/ ae.safetensors")),
+    ("sd35-large", ("DIR/sd35-large/", "text_encoder_3/", "tokenizer_3/", "diffusion_models/ (or unet/)",
+                    "clip_l.safetensors, clip_g.safetensors, t5xxl_fp16.safetensors")),
+])
+def test_a_flow_model_without_weights_says_which_files_to_put_where(model, words, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    doc = document_from_dict({"model": model, "prompt": "a cat", "seed": 1})
+    with pytest.raises(ModelError) as exc:
+        api.decode(dumps(doc), engine=Engine(model_dirs=[tmp_path]))
+    assert all(w in str(exc.value) for w in words), str(exc.value)
+
+
+def test_missing_split_files_are_all_named_with_their_folders(comfy_dir, tmp_path):
+    ref = dataclasses.replace(_ref(), name="flux1-dev", local="unet/flux1-dev.safetensors", sha256="cd" * 32)
+    for dirs, said in (([], "no model dirs are configured"), ([tmp_path], str(tmp_path))):
+        with pytest.raises(ModelError) as exc:
+            api.generate("x", model=ref, seed=1, steps=1, width=64, height=64, engine=Engine(model_dirs=dirs))
+        text = str(exc.value)
+        assert said in text and "DIR/unet/flux1-dev.safetensors  (transformer, sha256 cdcdcdcdcdcdcdcd...)" in text
+        assert all(f"DIR/{p}" in text for p in ("text_encoders/clip_l.safetensors", "text_encoders/t5xxl_tiny.safetensors",
+                                                 "vae/ae.safetensors")), text
+    # only the transformer is missing here: the other files are found and not listed
+    with pytest.raises(ModelError) as exc:
+        api.generate("x", model=ref, seed=1, steps=1, width=64, height=64, engine=Engine(model_dirs=[comfy_dir]))
+    assert "unet/flux1-dev.safetensors" in str(exc.value) and "clip_l" not in str(exc.value)
+
+
+def _skeleton(dst):
+    """The embedded FLUX folder without its weights: what a registry model's configs and tokenizers are."""
+    shutil.copytree(ensure_tiny("aigif-tiny-flux"), dst, ignore=shutil.ignore_patterns("*.safetensors"))
+    return dst
+
+
+def test_split_files_take_configs_from_a_weightless_folder_in_a_model_dir(comfy_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    ref = dataclasses.replace(_ref(), name="flux1-dev")
+    with pytest.raises(ModelError) as exc:     # no skeleton: says where the configs and tokenizers go
+        api.generate("a red fox", model=ref, seed=4, steps=2, width=64, height=64, engine=Engine(model_dirs=[comfy_dir]))
+    assert "configs and tokenizers of flux1-dev" in str(exc.value) and "DIR/flux1-dev/" in str(exc.value)
+    _skeleton(tmp_path / "models" / "flux1-dev")
+    engine = Engine(model_dirs=[comfy_dir, tmp_path / "models"])
+    res = api.generate("a red fox", model=ref, seed=4, steps=2, width=64, height=64, engine=engine)
+    whole = api.generate("a red fox", model="aigif-tiny-flux", seed=4, steps=2)
+    assert np.array_equal(np.asarray(res.image), np.asarray(whole.image))
+    assert api.decode(dumps(res.document), engine=engine).status == "exact"

@@ -145,3 +145,16 @@ def test_a_family_this_decoder_lacks_stays_readable_and_is_refused_by_name(famil
     with pytest.raises(ModelError) as exc:
         api.decode(dumps(doc))
     assert all(w in str(exc.value) for w in words), str(exc.value)
+
+
+def test_record_refuses_a_schedule_flux_would_not_reproduce(flux_pipe):
+    """FluxPipeline passes its own sigmas: a Heun flow scheduler on it is refused before anything runs or is written."""
+    import diffusers
+
+    own = flux_pipe.scheduler
+    flux_pipe.scheduler = diffusers.FlowMatchHeunDiscreteScheduler.from_config(own.config)
+    try:
+        with pytest.raises(ConfigError, match="its own sigma list"):
+            api.record(flux_pipe, prompt="a red fox", seed=1, num_inference_steps=2, width=64, height=64)
+    finally:
+        flux_pipe.scheduler = own

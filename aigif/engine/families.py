@@ -41,6 +41,8 @@ class GeneratorFamily:
     default_size: int | None = None                        # for a family outside the registry
     default_steps: int | None = None
     default_scheduler: str | None = None
+    comfy_text_encoders: tuple[str, ...] = ()              # ComfyUI's usual file per text encoder (clip_l, t5xxl_fp16)
+    comfy_vae: str | None = None                           # ComfyUI's usual VAE file (FLUX.1: ae)
 
     def register(self) -> "GeneratorFamily":
         """The ``aigif.extensions`` entry point contract: an object with ``register()`` registers itself."""
@@ -201,8 +203,10 @@ _FLOW = frozenset({"AutoencoderKL", "FlowMatchEulerDiscreteScheduler"}) | _CLIP 
 
 register_family(PackedLatentFamily("flux1", "FluxPipeline", {}, ("negative_prompt", "true_cfg_scale", "prompt_2", "max_sequence_length"),
                                    _FLOW | {"FluxTransformer2DModel"}, denoiser="transformer",
-                                   text_encoders=("text_encoder", "text_encoder_2")))
+                                   text_encoders=("text_encoder", "text_encoder_2"),
+                                   comfy_text_encoders=("clip_l", "t5xxl_fp16"), comfy_vae="ae"))
 register_family(GeneratorFamily("sd3", "StableDiffusion3Pipeline", {},
                                 ("negative_prompt", "clip_skip", "prompt_2", "prompt_3", "max_sequence_length"),
                                 _FLOW | {"SD3Transformer2DModel"}, denoiser="transformer",
-                                text_encoders=("text_encoder", "text_encoder_2", "text_encoder_3")))
+                                text_encoders=("text_encoder", "text_encoder_2", "text_encoder_3"),
+                                comfy_text_encoders=("clip_l", "clip_g", "t5xxl_fp16")))

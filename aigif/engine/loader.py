@@ -19,9 +19,10 @@ from ..syntax import registry
 from ..syntax.defaults import DEFAULT_MODEL
 from ..syntax.elements import ModelRef
 from . import tiny
-from .comfy_files import SplitFiles, is_transformer_file, load_split, split_files
+from .comfy_files import TRANSFORMER_DIRS, SplitFiles, is_transformer_file, load_split, split_files
 from .digest import file_sha256, folder_digest
-from .families import allowed_pipelines, family_for_pipeline, family_of_pipeline, family_pipeline
+from .families import allowed_pipelines, family_for_pipeline, family_of_pipeline, family_pipeline, get_family
+from .model_help import missing_files, where_to_put
 from .schedulers import ALLOWED_SCHEDULERS
 from .quiet import quiet as _quiet
 
@@ -121,6 +122,8 @@ def resolve(ref: ModelRef | None, model_dirs: list[Path], allow_network: bool) -
         return Resolved(tiny.ensure_tiny(entry.name, verify=False), pipe, fam, _recorded(ref, entry))
     # 2. a local folder / file named by the file: only inside the model dirs
     if ref is not None and ref.local:
+        if _is_split_ref(ref):
+            _check_split_present(ref, model_dirs)
         path, root = safe_local_path(ref.local, model_dirs)
         if is_transformer_file(path):
             return _split(path, root, ref, entry, model_dirs, allow_network)
@@ -136,9 +139,38 @@ def resolve(ref: ModelRef | None, model_dirs: list[Path], allow_network: bool) -
     if ref is not None and ref.weights_file:
         raise ModelError(f"single-file checkpoints from the hub ({repo}/{ref.weights_file}) are not supported; "
                          "download the file into a model dir and reference it with model.local")
-    folder = _hub_folder(repo, revision, ref.variant if ref else None, allow_network)
+    name = entry.name if entry is not None and repo == entry.repo else repo.split("/")[-1]
+    help_text = where_to_put(name, repo, revision, get_family(family)) if family else ""
+    folder = _hub_folder(repo, revision, ref.variant if ref else None, allow_network, help_text)
     fam, pipe = _family_for(ref, entry, folder)
     return Resolved(folder, pipe, fam, _recorded(ref, entry), variant=ref.variant if ref else None)
+
+
+def _is_split_ref(ref: ModelRef) -> bool:
+    """A reference to a transformer-only file (written as ``diffusion_models/...`` or ``unet/...``)."""
+    parts = Path(ref.local).parts
+    return len(parts) >= 2 and parts[-2] in TRANSFORMER_DIRS and Path(ref.local).suffix != ""
+
+
+def _check_split_present(ref: ModelRef, model_dirs) -> None:
+    """Name every recorded single file that no model dir holds, at once (not the first one only)."""
+    wanted = [("transformer", ref.local, ref.sha256)]
+    wanted += [(te.subfolder or "text encoder", te.local, te.sha256) for te in ref.text_encoders if te.local]
+    if ref.vae is not None and ref.vae.local:
+        wanted.append(("vae", ref.vae.local, ref.vae.sha256))
+    missing = []
+    for comp, local, sha in wanted:
+        if not model_dirs:
+            missing.append((comp, local, sha))
+            continue
+        try:
+            safe_local_path(local, model_dirs, comp)
+        except UnsafeModelError:
+            raise
+        except ModelError:
+            missing.append((comp, local, sha))
+    if missing:
+        raise ModelError(missing_files(ref.name or Path(ref.local).stem, missing, model_dirs))
 
 
 def _model_dir_candidates(ref, entry, model_dirs):
@@ -175,18 +207,30 @@ def _split(path: Path, root: Path, ref: ModelRef, entry, model_dirs, allow_netwo
                          "model it is (e.g. flux1-dev), whose configs and tokenizers complete it")
     fam = ref.family or entry.family
     pipe = family_pipeline(fam)
-    skeleton = tiny.ensure_tiny(entry.name, verify=False) if entry.embedded else \
-        _hub_folder(entry.repo, entry.revision, None, allow_network)
+    skeleton, skel_root = _skeleton(path, entry, fam, model_dirs, allow_network)
     cls = _read_index(skeleton).get("_class_name")
     if cls != pipe:
         raise UnsafeModelError(f"{skeleton}: pipeline class {cls!r}, expected {pipe} for family {fam}")
-    check_pipeline_folder(Resolved(skeleton, pipe, fam, None), weights=False)
+    check_pipeline_folder(Resolved(skeleton, pipe, fam, None, local=skel_root is not None, root=skel_root), weights=False)
     split = split_files(path, skeleton, ref.text_encoders, ref.vae, lambda local, what: safe_local_path(local, model_dirs, what)[0])
     return Resolved(path, pipe, fam, ref.sha256, single_file=True, local=True, root=root, split=split)
 
 
-def _hub_folder(repo: str, revision: str, variant: str | None, allow_network: bool) -> Path:
-    """A snapshot folder of *repo* at *revision* from the HF cache (``HF_HOME``), downloading only if allowed."""
+def _skeleton(path: Path, entry, fam: str, model_dirs, allow_network: bool) -> tuple[Path, Path | None]:
+    """(folder with the configs and tokenizers of *entry*, the model dir holding it or None): the embedded model,
+    a diffusers folder in a model dir (weights not needed), else the Hugging Face cache."""
+    if entry.embedded:
+        return tiny.ensure_tiny(entry.name, verify=False), None
+    for cand, root in _model_dir_candidates(None, entry, model_dirs):
+        return cand, root
+    return _hub_folder(entry.repo, entry.revision, None, allow_network,
+                       f"{path.name} holds only the transformer; the configs and tokenizers of {entry.name} complete it. "
+                       + where_to_put(entry.name, entry.repo, entry.revision, get_family(fam), weights=False)), None
+
+
+def _hub_folder(repo: str, revision: str, variant: str | None, allow_network: bool, help_text: str = "") -> Path:
+    """A snapshot folder of *repo* at *revision* from the HF cache (``HF_HOME``), downloading only if allowed;
+    *help_text* says where else the model can be put (:mod:`.model_help`)."""
     import diffusers
 
     offline = not allow_network or os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
@@ -198,7 +242,7 @@ def _hub_folder(repo: str, revision: str, variant: str | None, allow_network: bo
                f"`huggingface-cli download {repo} --revision {revision}` into the HF cache (HF_HOME), "
                f"or put the diffusers folder into a model dir (--model-dir / AIGIF_MODEL_DIRS)")
         state = "offline: not in the Hugging Face cache" if offline else f"download failed: {type(exc).__name__}: {exc}"
-        raise ModelError(f"model {repo}@{revision} is not available ({state}). To get it: {how}") from None
+        raise ModelError(f"model {repo}@{revision} is not available ({state}). " + (help_text or f"To get it: {how}")) from None
 
 
 # --- safety checks ------------------------------------------------------------------
