@@ -28,8 +28,8 @@ class ToyFamily(F.GeneratorFamily):
         return (3, gen.height // 8, gen.width // 8)
 
 
-TOY = ToyFamily("toy", "StableDiffusion3Pipeline", options=("negative_prompt",), denoiser="transformer",
-                default_size=256, default_steps=4)
+TOY = ToyFamily("toy", "SanaPipeline", options=("negative_prompt",), denoiser="transformer",
+                default_size=256, default_steps=4, variants=("SanaSprintPipeline",))
 
 
 class _EntryPoint:
@@ -54,8 +54,10 @@ def test_sd_families_are_registrations():
 def test_a_package_adds_a_family_through_the_entry_point():
     with pytest.raises(ModelError):
         F.get_family("toy")
+    assert "SanaPipeline" not in F.allowed_pipelines() and "SanaSprintPipeline" not in F.adapter_pipelines()
     X.load_entry_points([_EntryPoint(TOY)])
-    assert F.get_family("toy") is TOY and "StableDiffusion3Pipeline" in F.allowed_pipelines()
+    assert F.get_family("toy") is TOY and "SanaPipeline" in F.allowed_pipelines()
+    assert {"SanaPipeline", "SanaSprintPipeline"} <= F.adapter_pipelines()   # the registration allows its variants too
     gen = resolve_generation(ModelRef(repo="someone/toy-model", family="toy"), prompt="a fox", seed=1)
     assert (gen.width, gen.height, gen.num_inference_steps) == (256, 256, 4)   # the family's own defaults
     assert TOY.call_kwargs(gen) == {"prompt": "a fox", "num_inference_steps": 4, "guidance_scale": 7.5, "width": 256,
@@ -91,3 +93,34 @@ def test_the_engine_draws_noise_and_calls_through_the_registration():
                       replace=True)
     again = Engine(threads=1).generate(gen).image
     assert seen == [(1, 4, 6, 8)] and np.array_equal(base, again)
+
+
+def test_the_allowlists_are_the_registrations():
+    """Loading and adapter allowlists are derived from the registered families: removing SD3's registration removes
+    its pipelines, and an adapter that returns one is then refused by the engine and flagged by `aigif extensions`."""
+    from aigif.cli.ext_cmds import cli_extensions
+    from aigif.engine.adapters import check_adapter
+    from aigif.errors import ExtensionError
+    from aigif.syntax.msgpack_schema import Field
+
+    sd3 = {"StableDiffusion3Pipeline", "StableDiffusion3Img2ImgPipeline"}
+    assert F.adapter_pipelines() == {p for f in F.registered_families() for p in (f.pipeline, *f.variants)}
+    assert "StableDiffusion3Pipeline" in F.allowed_pipelines() and sd3 <= F.adapter_pipelines()
+
+    class Adapter:
+        pipeline = "StableDiffusion3Img2ImgPipeline"
+
+        def adapt(self, pipe, call_kwargs, data):
+            return pipe, call_kwargs
+
+    ext = X.msgpack_extension("sd3-i2i", 0x4003, {"n": Field("int")}, adapter=Adapter())
+    check_adapter(ext)
+    F.unregister_family("sd3")
+    assert not sd3 & F.allowed_pipelines() and not sd3 & F.adapter_pipelines()
+    with pytest.raises(ExtensionError, match="StableDiffusion3Img2ImgPipeline are not allowlisted"):
+        check_adapter(ext)
+    X.register_extension(ext)
+    try:
+        assert "not allowlisted, the engine refuses this adapter: StableDiffusion3Img2ImgPipeline" in cli_extensions()
+    finally:
+        X.unregister_extension(ext.name)

@@ -10,8 +10,7 @@ from .base import app
 
 def cli_extensions(as_json: bool = False) -> str:
     """Text (or JSON) listing registered extensions, assigned codes and plugins that failed to load."""
-    from ..engine.adapters import PIPELINE_ALLOWLIST
-    from ..engine.families import registered_families
+    from ..engine.families import adapter_pipelines, registered_families
     from ..syntax.extensions import ASSIGNED_EXTENSIONS, extension_for, load_failures, registered_extensions
 
     exts = sorted(registered_extensions(), key=lambda e: (min(e.types), e.name))
@@ -30,7 +29,7 @@ def cli_extensions(as_json: bool = False) -> str:
         ver = f" {e.version}" if e.version else ""
         adapter = f"; adapter -> {', '.join(e.pipelines) or 'same pipeline'}" if e.adapter is not None else ""
         lines.append(f"  {e.name:<20} {codes}  [{src}{ver}]{adapter}")
-        refused = [p for p in e.pipelines if p not in PIPELINE_ALLOWLIST]
+        refused = [p for p in e.pipelines if p not in adapter_pipelines()]
         if refused:
             lines.append(f"  {'':<20} not allowlisted, the engine refuses this adapter: {', '.join(refused)}")
         if e.description:

@@ -2,8 +2,9 @@
 
 An extension (:mod:`aigif.syntax.extensions`) may carry an adapter that turns
 the pipeline the engine built into another one (img2img, inpainting, ...).
-The engine only ever calls a class on :data:`PIPELINE_ALLOWLIST`, and only one
-its adapter declared (spec/extensions.md, 'Engine adapters').
+The engine only ever calls a class of a registered generator family (its own
+pipeline or one of its ``variants``: :func:`aigif.engine.families.adapter_pipelines`),
+and only one its adapter declared (spec/extensions.md, 'Engine adapters').
 """
 from __future__ import annotations
 
@@ -14,24 +15,15 @@ from ..container.stream import Segment
 from ..errors import AigifError, CorruptError, UnknownSegmentError
 from ..errors import ExtensionError
 from ..syntax.extensions import Extension, extension_for
-
-# Diffusers pipeline classes an adapter may ask for: loadable without remote code,
-# every one a plain text-to-image / image-to-image pipeline of the supported families.
-PIPELINE_ALLOWLIST = frozenset({
-    "StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline",
-    "StableDiffusionControlNetPipeline", "StableDiffusionControlNetImg2ImgPipeline",
-    "StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline", "StableDiffusionXLInpaintPipeline",
-    "StableDiffusionXLControlNetPipeline", "StableDiffusion3Pipeline", "StableDiffusion3Img2ImgPipeline",
-    "FluxPipeline", "FluxImg2ImgPipeline",
-})
-
+from .families import adapter_pipelines
 
 def check_adapter(ext: Extension) -> None:
     """:class:`ExtensionError` when the adapter of *ext* declares a pipeline class outside the allowlist."""
-    bad = [x for x in ext.pipelines if x not in PIPELINE_ALLOWLIST]
+    allowed = adapter_pipelines()
+    bad = [x for x in ext.pipelines if x not in allowed]
     if bad:
         raise ExtensionError(f"extension {ext.name!r}: pipeline class(es) {', '.join(bad)} are not allowlisted; "
-                             f"allowed: {', '.join(sorted(PIPELINE_ALLOWLIST))}")
+                             f"allowed: {', '.join(sorted(allowed))}")
 
 
 @dataclass
@@ -84,9 +76,9 @@ def apply_adapters(extensions: Iterable[Segment], pipe: Any, call_kwargs: dict) 
         cls = type(new_pipe).__name__
         if new_pipe is not pipe:
             declared = ext.pipelines
-            if cls not in PIPELINE_ALLOWLIST or (declared and cls not in declared):
+            if cls not in adapter_pipelines() or (declared and cls not in declared):
                 raise ExtensionError(f"adapter of extension {ext.name!r} returned a {cls}; it declared "
-                                     f"{', '.join(declared) or 'no pipeline'} (allowlist: {', '.join(sorted(PIPELINE_ALLOWLIST))})")
+                                     f"{', '.join(declared) or 'no pipeline'} (allowlist: {', '.join(sorted(adapter_pipelines()))})")
         pipe = new_pipe
         applied.append(ext.name)
     return AdaptedCall(pipe, kwargs, applied)

@@ -43,6 +43,7 @@ class GeneratorFamily:
     default_scheduler: str | None = None
     comfy_text_encoders: tuple[str, ...] = ()              # ComfyUI's usual file per text encoder (clip_l, t5xxl_fp16)
     comfy_vae: str | None = None                           # ComfyUI's usual VAE file (FLUX.1: ae)
+    variants: tuple[str, ...] = ()                         # pipelines built from this one an extension adapter may return
 
     def register(self) -> "GeneratorFamily":
         """The ``aigif.extensions`` entry point contract: an object with ``register()`` registers itself."""
@@ -161,6 +162,12 @@ def allowed_pipelines() -> frozenset:
     return frozenset(f.pipeline for f in _FAMILIES.values())
 
 
+def adapter_pipelines() -> frozenset:
+    """Pipeline classes an extension adapter may hand the engine: each registered family's own and its variants
+    (image-to-image, inpainting, ControlNet), so a family's registration is the one place that allows them."""
+    return frozenset(p for f in _FAMILIES.values() for p in (f.pipeline, *f.variants))
+
+
 # --- Stable Diffusion 1.x, 2.x and XL ----------------------------------------------------------
 _CLIP = frozenset({"CLIPTextModel", "CLIPTextModelWithProjection", "CLIPTokenizer", "CLIPTokenizerFast",
                    "CLIPImageProcessor", "CLIPImageProcessorPil", "CLIPFeatureExtractor", "CLIPVisionModelWithProjection"})
@@ -168,11 +175,16 @@ _SD = frozenset({"UNet2DConditionModel", "AutoencoderKL", "StableDiffusionSafety
 _SD_OPTIONS = ("negative_prompt", "eta", "clip_skip", "guidance_rescale")
 _SD_LOAD = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
 
+_SD_VARIANTS = ("StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline", "StableDiffusionControlNetPipeline",
+                "StableDiffusionControlNetImg2ImgPipeline")
+
 for _fam in (
-    GeneratorFamily("sd1", "StableDiffusionPipeline", _SD_LOAD, _SD_OPTIONS, _SD),
-    GeneratorFamily("sd2", "StableDiffusionPipeline", _SD_LOAD, _SD_OPTIONS, _SD),
+    GeneratorFamily("sd1", "StableDiffusionPipeline", _SD_LOAD, _SD_OPTIONS, _SD, variants=_SD_VARIANTS),
+    GeneratorFamily("sd2", "StableDiffusionPipeline", _SD_LOAD, _SD_OPTIONS, _SD, variants=_SD_VARIANTS),
     GeneratorFamily("sdxl", "StableDiffusionXLPipeline", {"add_watermarker": False},   # a watermark would change pixels
-                    _SD_OPTIONS, _SD, text_encoders=("text_encoder", "text_encoder_2")),
+                    _SD_OPTIONS, _SD, text_encoders=("text_encoder", "text_encoder_2"),
+                    variants=("StableDiffusionXLImg2ImgPipeline", "StableDiffusionXLInpaintPipeline",
+                              "StableDiffusionXLControlNetPipeline")),
 ):
     register_family(_fam)
 
@@ -204,9 +216,11 @@ _FLOW = frozenset({"AutoencoderKL", "FlowMatchEulerDiscreteScheduler"}) | _CLIP 
 register_family(PackedLatentFamily("flux1", "FluxPipeline", {}, ("negative_prompt", "true_cfg_scale", "prompt_2", "max_sequence_length"),
                                    _FLOW | {"FluxTransformer2DModel"}, denoiser="transformer",
                                    text_encoders=("text_encoder", "text_encoder_2"),
-                                   comfy_text_encoders=("clip_l", "t5xxl_fp16"), comfy_vae="ae"))
+                                   comfy_text_encoders=("clip_l", "t5xxl_fp16"), comfy_vae="ae",
+                                   variants=("FluxImg2ImgPipeline",)))
 register_family(GeneratorFamily("sd3", "StableDiffusion3Pipeline", {},
                                 ("negative_prompt", "clip_skip", "prompt_2", "prompt_3", "max_sequence_length"),
                                 _FLOW | {"SD3Transformer2DModel"}, denoiser="transformer",
                                 text_encoders=("text_encoder", "text_encoder_2", "text_encoder_3"),
-                                comfy_text_encoders=("clip_l", "clip_g", "t5xxl_fp16")))
+                                comfy_text_encoders=("clip_l", "clip_g", "t5xxl_fp16"),
+                                variants=("StableDiffusion3Img2ImgPipeline",)))
