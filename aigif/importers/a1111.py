@@ -15,6 +15,7 @@ import json
 import re
 from typing import Any
 
+from ..errors import ConfigError
 from ..syntax.elements import ComponentRef, Lora
 from ..syntax.registry import code_of
 from . import identity, samplers
@@ -154,6 +155,37 @@ def extra_networks(prompt: str, b: Builder) -> tuple[str, list[tuple[str, float]
     return "".join(pieces), loras, offsets
 
 
+def _map_sampler(b: Builder, p: dict, sampler: str | None, schedule: str | None, take) -> None:
+    """``Sampler`` / ``Schedule type`` (and the values that depend on them) -> the scheduler, for the model's family
+    (a flow-matching family maps through :func:`aigif.syntax.flow.flow_scheduler`)."""
+    if sampler is None:
+        b.block("no Sampler in the metadata")
+    elif sampler == "Default" and schedule is None:
+        pass                                        # aigif's exporter: the pipeline's own scheduler
+    else:
+        try:
+            mapped = samplers.from_a1111(sampler, schedule, b.family())
+        except ConfigError as exc:
+            b.block(str(exc))
+            return
+        if mapped is None:
+            b.block(f"sampler {sampler!r}" + (f" with schedule {schedule!r}" if schedule else "") + " has no equivalent in the scheduler registry")
+        else:
+            b.gen["scheduler"], cfg = mapped
+            if cfg:
+                b.gen["scheduler_config"] = cfg
+    if b.gen.get("scheduler") == "ddim" and "Eta DDIM" in p:
+        take("Eta DDIM", to_float, "eta")
+    if "Scheduler config" in p and ("scheduler" in b.gen or sampler == "Default"):
+        try:
+            cfg = json.loads(p.pop("Scheduler config"))
+            if not isinstance(cfg, dict):
+                raise ValueError
+            b.gen["scheduler_config"] = {**b.gen.get("scheduler_config", {}), **cfg}
+        except ValueError:
+            b.block("Scheduler config is not a JSON object")
+
+
 def map_a1111(text: str, *, tool: str = "A1111", image_size=None, metadata_bytes: int = 0, carrier: str = "") -> Imported:
     """Map an A1111 infotext; unmapped keys land in ``extra["params"]`` (in order), so the way back is complete."""
     p = parse_infotext(text)
@@ -187,33 +219,11 @@ def map_a1111(text: str, *, tool: str = "A1111", image_size=None, metadata_bytes
         else:
             b.block("Size is not WIDTHxHEIGHT")
     sampler, schedule = p.pop("Sampler", None), p.pop("Schedule type", None)
-    if sampler is None:
-        b.block("no Sampler in the metadata")
-    elif sampler == "Default" and schedule is None:
-        pass                                        # aigif's exporter: the pipeline's own scheduler
-    else:
-        mapped = samplers.from_a1111(sampler, schedule)
-        if mapped is None:
-            b.block(f"sampler {sampler!r}" + (f" with schedule {schedule!r}" if schedule else "") + " has no equivalent in the scheduler registry")
-        else:
-            b.gen["scheduler"], cfg = mapped
-            if cfg:
-                b.gen["scheduler_config"] = cfg
     if "Clip skip" in p:
         try:
             b.clip_layer = to_int(p.pop("Clip skip"))     # A1111 counts the last layer as 1
         except ValueError:
             b.block("Clip skip is not a number")
-    if b.gen.get("scheduler") == "ddim" and "Eta DDIM" in p:
-        take("Eta DDIM", to_float, "eta")
-    if "Scheduler config" in p and ("scheduler" in b.gen or sampler == "Default"):
-        try:
-            cfg = json.loads(p.pop("Scheduler config"))
-            if not isinstance(cfg, dict):
-                raise ValueError
-            b.gen["scheduler_config"] = {**b.gen.get("scheduler_config", {}), **cfg}
-        except ValueError:
-            b.block("Scheduler config is not a JSON object")
     take("CFG Rescale", to_float, "guidance_rescale")
     b.version = p.pop("Version", None)
     model_name, model_hash = p.pop("Model", None), p.pop("Model hash", None)
@@ -238,6 +248,7 @@ def map_a1111(text: str, *, tool: str = "A1111", image_size=None, metadata_bytes
         if aigif_model:
             params["AIGIF model"] = aigif_model
         b.set_model(model_name, model_hash.lower() if model_hash else None)
+    _map_sampler(b, p, sampler, schedule, take)     # once the model (and so its family) is known
     vae_name, vae_hash = p.pop("VAE", None), p.pop("VAE hash", None)
     if vae_name or vae_hash:
         vh = vae_hash.lower() if vae_hash and valid_hash(vae_hash.lower()) else None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import ConfigError
 from ..syntax.comfy_names import NODES
 from . import samplers
 from .comfy_graph import is_link
@@ -42,12 +43,23 @@ def not_regenerable_reason(graph: dict[str, dict], workflow: Any = None) -> str 
     custom = custom_nodes(graph, workflow)
     if custom:
         return "custom node " + ", ".join(custom[:8]) + (f" (+{len(custom) - 8} more)" if len(custom) > 8 else "")
+    family = graph_family(graph)
+    if family == "flux1":
+        return "a FLUX graph (" + ", ".join(sorted(classes & (FLUX_NODES | {"UNETLoader", "DualCLIPLoader"}))) + \
+            "): ComfyUI's FLUX graphs are not mapped to the syntax yet"
+    if family == "sd3":
+        return "an SD3 graph (" + ", ".join(sorted(classes & SD3_NODES)) + "): ComfyUI's SD3 graphs are not mapped to the syntax yet"
+    return None
+
+
+def graph_family(graph: dict[str, dict]) -> str | None:
+    """flux1 / sd3 when the graph's nodes say so (FluxGuidance, a flux DualCLIPLoader, TripleCLIPLoader...), else None."""
+    classes = {n["class_type"] for n in graph.values()}
     duals = [n for n in graph.values() if n["class_type"] == "DualCLIPLoader"]
     if classes & FLUX_NODES or any(n.get("inputs", {}).get("type") == "flux" for n in duals):
-        return "a FLUX graph (" + ", ".join(sorted(classes & (FLUX_NODES | {"UNETLoader", "DualCLIPLoader"}))) + \
-            "): the FLUX family is not in the syntax yet"
+        return "flux1"
     if classes & SD3_NODES:
-        return "an SD3 graph (" + ", ".join(sorted(classes & SD3_NODES)) + "): the SD3 family is not in the syntax yet"
+        return "sd3"
     return None
 
 
@@ -129,7 +141,11 @@ def main_pass(graph: dict[str, dict]) -> dict[str, Any] | None:
     neg = _text(w, negative) if negative else None
     if neg is not None:
         gen["negative_prompt"] = neg
-    mapped = samplers.from_comfy(sampler, scheduler) if sampler is not None and scheduler is not None else None
+    try:     # a FLUX / SD3 graph's sampler maps through aigif.syntax.flow.flow_scheduler
+        mapped = samplers.from_comfy(sampler, scheduler, graph_family(graph)) \
+            if sampler is not None and scheduler is not None else None
+    except ConfigError:
+        mapped = None           # kept in the graph segment; the partial syntax names no scheduler
     if mapped:
         gen["scheduler"] = mapped[0]
         if mapped[1]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..errors import ConfigError
 from ..syntax.elements import ComponentRef, Lora
 from . import comfy_summary, samplers
 from .comfy_graph import is_link
@@ -191,13 +192,6 @@ def _map_graph(g: _Graph, b: Builder) -> None:
         b.gen["seed"] = to_int(g.value(k, "seed"))
     b.gen["num_inference_steps"] = steps
     b.gen["guidance_scale"] = to_float(g.value(k, "cfg"))
-    sampler_name, scheduler = g.value(k, "sampler_name"), g.value(k, "scheduler")
-    mapped = samplers.from_comfy(sampler_name, scheduler)
-    if mapped is None:
-        raise _Unsupported(f"sampler {sampler_name!r} with scheduler {scheduler!r} has no equivalent in the scheduler registry")
-    b.gen["scheduler"], cfg = mapped
-    if cfg:
-        b.gen["scheduler_config"] = cfg
 
     # model chain: KSampler.model <- LoraLoader* <- CheckpointLoaderSimple
     node, _ = g.link(k, "model", {"CheckpointLoaderSimple", "LoraLoader", "LoraLoaderModelOnly"})
@@ -269,6 +263,16 @@ def _map_graph(g: _Graph, b: Builder) -> None:
 
     ckpt_name = str(g.value(ckpt, "ckpt_name"))
     b.set_model(stem(ckpt_name), None, weights_file=ckpt_name)
+    sampler_name, scheduler = g.value(k, "sampler_name"), g.value(k, "scheduler")
+    try:     # for the model's family: a flow-matching one maps through aigif.syntax.flow.flow_scheduler
+        mapped = samplers.from_comfy(sampler_name, scheduler, b.family())
+    except ConfigError as exc:
+        raise _Unsupported(str(exc)) from None
+    if mapped is None:
+        raise _Unsupported(f"sampler {sampler_name!r} with scheduler {scheduler!r} has no equivalent in the scheduler registry")
+    b.gen["scheduler"], cfg = mapped
+    if cfg:
+        b.gen["scheduler_config"] = cfg
     for n in model_loras:
         name = str(g.value(n, "lora_name"))
         w = to_float(g.value(n, "strength_model"))

@@ -8,7 +8,8 @@ Each result is ``(registry name, scheduler_config overrides or None)``.
 """
 from __future__ import annotations
 
-from ..syntax.registry import code_of, scheduler_from_sampler
+from ..syntax.flow import check_schedule, flow_scheduler, is_flow_family
+from ..syntax.registry import SCHEDULERS, code_of, is_flow_scheduler, scheduler_from_sampler
 
 Mapped = tuple[str, dict | None]
 
@@ -82,8 +83,29 @@ def _karras_override(base: str | None) -> Mapped | None:
     return None
 
 
-def from_a1111(sampler: str, schedule: str | None) -> Mapped | None:
-    """A1111 ``Sampler`` (+ ``Schedule type``) -> registry name; None when not mappable."""
+def _snake(name: str) -> str:
+    """``SGM Uniform`` / ``dpmpp-2m`` -> ComfyUI's spelling ``sgm_uniform`` / ``dpmpp_2m``."""
+    return str(name).strip().lower().replace("-", "_").replace(" ", "_")
+
+
+def from_flow(sampler: str, schedule: str | None, family: str) -> Mapped:
+    """A flow model's sampler and sigma schedule as A1111 / Forge (``Euler``, ``SGM Uniform``) or ComfyUI
+    (``euler``, ``sgm_uniform``) write them, through :func:`aigif.syntax.flow.flow_scheduler`, the one mapping
+    of flow schedules; a pair *family*'s pipeline cannot reproduce raises ``ConfigError`` saying why."""
+    reg = scheduler_from_sampler(str(sampler))      # A1111 'DPM++ 2M' -> dpmpp-2m; aigif's own 'flow-euler' as is
+    if reg is not None and is_flow_scheduler(SCHEDULERS[code_of("scheduler", reg)]) and not schedule:
+        name, overrides = reg, None
+    else:
+        name, overrides = flow_scheduler(_snake(reg or sampler), _snake(schedule or "simple"))
+    check_schedule(family, name, overrides)
+    return name, overrides or None
+
+
+def from_a1111(sampler: str, schedule: str | None, family: str | None = None) -> Mapped | None:
+    """A1111 ``Sampler`` (+ ``Schedule type``) -> registry name; None when not mappable.
+    On a flow-matching *family*: :func:`from_flow` (``ConfigError`` with the reason when not reproducible)."""
+    if is_flow_family(family):
+        return from_flow(sampler, schedule, family)
     sampler = sampler.strip()
     if schedule is None or schedule == "":
         name = scheduler_from_sampler(sampler)
@@ -102,13 +124,16 @@ def from_a1111(sampler: str, schedule: str | None) -> Mapped | None:
     return (name, None) if name else None
 
 
-def from_comfy(sampler_name: str, scheduler: str) -> Mapped | None:
-    """ComfyUI ``sampler_name`` + ``scheduler`` (e.g. dpmpp_2m + karras) -> registry name."""
+def from_comfy(sampler_name: str, scheduler: str, family: str | None = None) -> Mapped | None:
+    """ComfyUI ``sampler_name`` + ``scheduler`` (e.g. dpmpp_2m + karras) -> registry name.
+    On a flow-matching *family*: :func:`from_flow` (``ConfigError`` with the reason when not reproducible)."""
     s = str(sampler_name)
     if s.startswith("sample_"):          # very old ComfyUI spelled the k-diffusion function name
         s = s[len("sample_"):]
     if s.endswith("_gpu"):               # same algorithm, brownian noise drawn on the GPU
         s = s[: -len("_gpu")]
+    if is_flow_family(family):
+        return from_flow(s, scheduler, family)
     base = COMFY_SAMPLERS.get(s)
     suffix = COMFY_SCHEDULES.get(str(scheduler))
     return _combine(base, suffix)

@@ -42,6 +42,11 @@ def flow_scheduler(sampler: str, schedule: str = "simple", *, shift: float | Non
     return name, overrides
 
 
+def is_flow_family(family: str | None) -> bool:
+    """A registry family whose models are flow-matching (only flow schedulers apply)."""
+    return bool(family) and registry.code_of("family", family) is not None and registry.family_entry(family).flow
+
+
 def _flow_names() -> str:
     return ", ".join(e.name for e in registry.SCHEDULERS.values() if registry.is_flow_scheduler(e))
 
