@@ -10,6 +10,11 @@ network on the device and compares the bytes with the CPU reference PNGs: they m
 identical.
 
     .venv/bin/python benchmarks/cuda_determinism.py [--device cuda] [--size 64] [--steps 4] [--codec-only]
+The cases cover every embedded model: SD 1.x, SDXL, FLUX.1 (packed latents) and
+SD 3.5, with their flow schedulers.
+
+    .venv/bin/python benchmarks/cuda_determinism.py [--device cuda] [--size 64] [--steps 4] [--only TEXT ...]
+    .venv/bin/python benchmarks/cuda_determinism.py --cpu --only "float32"     # the same checks on the CPU
 """
 from __future__ import annotations
 
@@ -29,7 +34,19 @@ CASES = [
     ("aigif-tiny-sd", "bfloat16", "sdpa", "unipc"),
     ("aigif-tiny-sdxl", "float32", "sdpa", "euler"),
     ("aigif-tiny-sdxl", "float16", "sdpa", "dpmpp-2m"),
+    ("aigif-tiny-sdxl", "bfloat16", "sdpa-math", "euler-a"),
+    ("aigif-tiny-flux", "float32", "sdpa", None),
+    ("aigif-tiny-flux", "bfloat16", "sdpa", "flow-euler-karras"),
+    ("aigif-tiny-flux", "float16", "sdpa-math", "flow-euler-beta"),
+    ("aigif-tiny-sd3", "float32", "sdpa", None),
+    ("aigif-tiny-sd3", "float16", "sdpa", "flow-dpmpp-2m"),
+    ("aigif-tiny-sd3", "bfloat16", "sdpa-math", "flow-heun"),
 ]
+
+
+def label(case) -> str:
+    model, dtype, attention, sched = case
+    return f"{model} {dtype} {attention} {sched or 'default'}"
 
 
 def child(files: list[str], device: str) -> None:
@@ -95,11 +112,15 @@ def codec_vectors(device: str) -> bool:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cuda")
+    ap.add_argument("--cpu", action="store_true", help="run the checks on the CPU (same as --device cpu)")
+    ap.add_argument("--only", action="append", default=[], help="run the cases whose label contains this text (repeatable)")
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--child", nargs="*")
     ap.add_argument("--codec-only", action="store_true", help="only the NVTC conformance vectors on the device")
     args = ap.parse_args()
+    if args.cpu:
+        args.device = "cpu"
     os.environ.setdefault("AIGIF_HOME", tempfile.mkdtemp(prefix="aigif-cuda-"))
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     if args.child is not None:
@@ -111,6 +132,7 @@ def main() -> None:
     from aigif import Generation, ModelRef, dumps
     from aigif.engine import Engine
     from aigif.fidelity import pixel_sha256, psnr
+    from aigif.syntax.defaults import default_guidance
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         sys.exit("no CUDA device: run this on a machine with a GPU")
@@ -118,17 +140,21 @@ def main() -> None:
         sys.exit(0 if codec_vectors(args.device) else 1)
     out = Path(tempfile.mkdtemp(prefix="aigif-cuda-files-"))
     rows, files = [], []
-    for i, (model, dtype, attention, sched) in enumerate(CASES):
+    cases = [c for c in CASES if not args.only or any(t in label(c) for t in args.only)]
+    if not cases:
+        sys.exit(f"no case matches {args.only}; cases: " + "; ".join(map(label, CASES)))
+    for i, (model, dtype, attention, sched) in enumerate(cases):
         e = Engine(device=args.device, dtype=dtype, attention=attention)
         g = Generation(prompt="a red lighthouse at dawn, detailed", seed=4242 + i, num_inference_steps=args.steps,
-                       guidance_scale=7.5, width=args.size, height=args.size, scheduler=sched)
+                       guidance_scale=default_guidance(ModelRef(name=model)), width=args.size, height=args.size,
+                       scheduler=sched)
         res = e.generate(g, ModelRef(name=model))
         again = [e.regenerate(res.document) for _ in range(2)]
         cpu = Engine(device="cpu", dtype="float32").generate(g, ModelRef(name=model)).image
         f = out / f"case{i}.aigif"
         f.write_bytes(dumps(res.document))
         files.append(str(f))
-        rows.append(dict(case=f"{model} {dtype} {attention} {sched or 'default'}", sha=pixel_sha256(res.image),
+        rows.append(dict(case=label((model, dtype, attention, sched)), sha=pixel_sha256(res.image),
                          in_process=all((a == res.image).all() for a in again),
                          vs_cpu=f"{psnr(cpu, res.image):.1f} dB"))
     proc = subprocess.run([sys.executable, __file__, "--device", args.device, "--child", *files],
