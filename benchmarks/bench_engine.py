@@ -1,8 +1,9 @@
 """Engine overhead vs a bare diffusers call on the same tiny pipeline, and model load amortised in batches.
 
-    .venv/bin/python benchmarks/bench_engine.py [--n 20] [--size 64] [--steps 4] [--threads 1]
+    .venv/bin/python benchmarks/bench_engine.py [--n 20] [--size 64] [--steps 4] [--threads 1] [--model aigif-tiny-flux]
 
-Targets (issue 4): engine overhead <= 5 % per image; a batch loads the model once.
+Targets: engine overhead <= 5 % per image (SD 1.x and FLUX.1, whose noise the engine packs itself);
+a batch loads the model once. Results: benchmarks/results/engine_overhead.md.
 """
 from __future__ import annotations
 
@@ -30,11 +31,12 @@ def main() -> None:
     from aigif import Generation, ModelRef, dumps, loads
     from aigif.engine import Engine
     from aigif.engine.loader import load_pipeline, resolve
+    from aigif.syntax.defaults import default_guidance
 
     torch.set_num_threads(args.threads)
     ref = ModelRef(name=args.model)
-    gens = [Generation(prompt=f"a lighthouse number {i}", seed=1000 + i, num_inference_steps=args.steps, guidance_scale=7.5,
-                       width=args.size, height=args.size) for i in range(args.n)]
+    gens = [Generation(prompt=f"a lighthouse number {i}", seed=1000 + i, num_inference_steps=args.steps,
+                       guidance_scale=default_guidance(ref), width=args.size, height=args.size) for i in range(args.n)]
 
     t0 = time.perf_counter()
     engine = Engine(threads=args.threads)
