@@ -11,7 +11,7 @@ identical.
 
     .venv/bin/python benchmarks/cuda_determinism.py [--device cuda] [--size 64] [--steps 4] [--codec-only]
 The cases cover every embedded model: SD 1.x, SDXL, FLUX.1 (packed latents) and
-SD 3.5, with their flow schedulers.
+SD 3.5 and Chroma, with their flow schedulers.
 
     .venv/bin/python benchmarks/cuda_determinism.py [--device cuda] [--size 64] [--steps 4] [--only TEXT ...]
     .venv/bin/python benchmarks/cuda_determinism.py --cpu --only "float32"     # the same checks on the CPU
@@ -41,6 +41,9 @@ CASES = [
     ("aigif-tiny-sd3", "float32", "sdpa", None),
     ("aigif-tiny-sd3", "float16", "sdpa", "flow-dpmpp-2m"),
     ("aigif-tiny-sd3", "bfloat16", "sdpa-math", "flow-heun"),
+    ("aigif-tiny-chroma", "float32", "sdpa", None),
+    ("aigif-tiny-chroma", "float16", "sdpa", "flow-euler-karras"),
+    ("aigif-tiny-chroma", "bfloat16", "sdpa-math", None),
 ]
 
 

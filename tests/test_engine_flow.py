@@ -1,4 +1,4 @@
-"""The flow-matching families on their embedded tiny models: FLUX.1 (packed 2x2 latents) and SD 3.5."""
+"""The flow-matching families on their embedded tiny models: FLUX.1 and Chroma (packed 2x2 latents) and SD 3.5."""
 import dataclasses
 import os
 import subprocess
@@ -14,7 +14,7 @@ from aigif.syntax import ModelRef, dumps, loads
 
 pytestmark = pytest.mark.usefixtures("aigif_home")  # a fresh $AIGIF_HOME per module (conftest.py)
 
-MODELS = ("aigif-tiny-flux", "aigif-tiny-sd3")
+MODELS = ("aigif-tiny-flux", "aigif-tiny-sd3", "aigif-tiny-chroma")
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def test_generate_decode_exact(made, model):
     assert doc.model == ModelRef(name=model)
     gen = doc.generation
     assert (gen.width, gen.height, gen.num_inference_steps) == (64, 64, 3)
-    assert gen.guidance_scale == {"aigif-tiny-flux": 3.5, "aigif-tiny-sd3": 7.0}[model]   # the family's default
+    assert gen.guidance_scale == {"aigif-tiny-flux": 3.5, "aigif-tiny-sd3": 7.0, "aigif-tiny-chroma": 5.0}[model]   # family default
     out = api.decode(dumps(doc))
     assert out.status == "exact"
     assert np.array_equal(np.asarray(out.image), np.asarray(made[model].image))
@@ -113,7 +113,7 @@ def test_true_cfg_and_negative_prompt_reach_flux():
 def test_embedded_models_are_listed_on_unknown_names():
     with pytest.raises(AigifError) as exc:
         api.generate("x", model="flux-dev-typo", steps=1)
-    assert "aigif-tiny-flux" in str(exc.value) and "aigif-tiny-sd3" in str(exc.value)
+    assert all(m in str(exc.value) for m in MODELS)
 
 
 def test_every_flow_scheduler_renders_on_sd3_and_only_euler_on_flux():
@@ -164,3 +164,26 @@ def test_beta_sigmas_render_and_decode_exactly_on_flux():
     plain = api.generate("a red fox", model="aigif-tiny-flux", seed=5, steps=3)
     assert not np.array_equal(np.asarray(beta.image), np.asarray(plain.image))
     assert api.decode(dumps(beta.document)).status == "exact"
+
+
+def test_chroma_noise_is_what_diffusers_draws_and_its_record_decodes_exact(made):
+    """Chroma packs its latents like FLUX.1: the engine's noise equals ChromaPipeline.prepare_latents; record() is exact."""
+    import diffusers
+    import torch
+
+    from aigif.engine.families import get_family
+    from aigif.engine.tiny import ensure_tiny
+    from aigif.syntax import Generation
+
+    pipe = diffusers.ChromaPipeline.from_pretrained(ensure_tiny("aigif-tiny-chroma"))
+    pipe.set_progress_bar_config(disable=True)
+    gen = Generation(prompt="x", seed=2**64 - 1, num_inference_steps=1, guidance_scale=1.0, width=128, height=64)
+    ours, _ = get_family("chroma").initial_noise(pipe, gen, torch.float32, "cpu")
+    theirs, _ = pipe.prepare_latents(1, 4, 64, 128, torch.float32, "cpu", torch.Generator("cpu").manual_seed(2**64 - 1))
+    assert ours.shape == theirs.shape == (1, 4 * 8, 16) and torch.equal(ours, theirs)
+    rec = api.record(pipe, prompt="a red fox in the snow", negative_prompt="blurry", seed=11, num_inference_steps=3,
+                     width=64, height=64)
+    assert aigif.loads(rec.data).model == ModelRef(name="aigif-tiny-chroma")
+    out = api.decode(rec.data)
+    assert out.status == "exact" and np.array_equal(np.asarray(out.image), np.asarray(rec.image))
+    assert not np.array_equal(np.asarray(rec.image), np.asarray(made["aigif-tiny-chroma"].image))   # the negative prompt counts

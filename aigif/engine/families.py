@@ -189,10 +189,10 @@ for _fam in (
     register_family(_fam)
 
 
-# --- flow-matching transformers: FLUX.1 and SD 3.5 ----------------------------------------------
+# --- flow-matching transformers: FLUX.1, Chroma and SD 3.5 --------------------------------------
 @dataclass(frozen=True)
 class PackedLatentFamily(GeneratorFamily):
-    """FLUX.1: the noise is drawn as (in_channels / 4, H/f, W/f) with H, W multiples of 2f and packed into
+    """FLUX.1 and Chroma: the noise is drawn as (in_channels / 4, H/f, W/f) with H, W multiples of 2f and packed into
     2x2-patch tokens, in the order of ``FluxPipeline._pack_latents`` (spec/engine.md 'Noise')."""
 
     def native_size(self, pipe) -> int:
@@ -218,6 +218,9 @@ register_family(PackedLatentFamily("flux1", "FluxPipeline", {}, ("negative_promp
                                    text_encoders=("text_encoder", "text_encoder_2"),
                                    comfy_text_encoders=("clip_l", "t5xxl_fp16"), comfy_vae="ae",
                                    variants=("FluxImg2ImgPipeline",)))
+register_family(PackedLatentFamily("chroma", "ChromaPipeline", {}, ("negative_prompt", "max_sequence_length"),
+                                   (_FLOW - _CLIP) | {"ChromaTransformer2DModel"}, denoiser="transformer",
+                                   text_encoders=("text_encoder",), comfy_text_encoders=("t5xxl_fp16",), comfy_vae="ae"))
 register_family(GeneratorFamily("sd3", "StableDiffusion3Pipeline", {},
                                 ("negative_prompt", "clip_skip", "prompt_2", "prompt_3", "max_sequence_length"),
                                 _FLOW | {"SD3Transformer2DModel"}, denoiser="transformer",

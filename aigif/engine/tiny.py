@@ -1,4 +1,4 @@
-"""The embedded models: tiny SD-1.x, SDXL, FLUX.1 and SD 3.5 pipelines built by the package itself.
+"""The embedded models: tiny SD-1.x, SDXL, FLUX.1, SD 3.5 and Chroma pipelines built by the package itself.
 
 No download: configs are tables here, weights come from numpy's PCG64 integer
 stream (``integers`` -> exact float arithmetic), so the ``.safetensors`` bytes
@@ -109,6 +109,19 @@ TINY = {
                  ("text_encoder_3", "T5EncoderModel", dict(_T5, d_model=64))),
         tokenizers=(("tokenizer", "clip"), ("tokenizer_2", "clip"), ("tokenizer_3", "t5")),
         scheduler=("FlowMatchEulerDiscreteScheduler", _FLOW_SCHED),
+        extra_index={"image_encoder": [None, None], "feature_extractor": [None, None]},
+    ),
+    "aigif-tiny-chroma": TinySpec(   # Chroma layout: T5 only, real CFG, guidance approximator, packed 2x2 latents
+        "aigif-tiny-chroma", "v1", "ChromaPipeline",
+        modules=(("transformer", "ChromaTransformer2DModel", dict(
+                     patch_size=1, in_channels=16, num_layers=1, num_single_layers=1, attention_head_dim=16,
+                     num_attention_heads=2, joint_attention_dim=32, axes_dims_rope=[4, 6, 6],
+                     approximator_num_channels=16, approximator_hidden_dim=32, approximator_layers=1)),
+                 ("vae", "AutoencoderKL", dict(_FLOW_VAE, shift_factor=0.1159, scaling_factor=0.3611)),
+                 ("text_encoder", "T5EncoderModel", dict(_T5, d_model=32))),
+        tokenizers=(("tokenizer", "t5"),),
+        scheduler=("FlowMatchEulerDiscreteScheduler", dict(_FLOW_SCHED, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
+                                                           base_image_seq_len=256, max_image_seq_len=4096)),
         extra_index={"image_encoder": [None, None], "feature_extractor": [None, None]},
     ),
 }

@@ -141,6 +141,8 @@ MODELS = {
                   sha256="6c71a91432f17c27785b8151aa169a4944b6dd8aae679bb8f07e7721826166f2", embedded=True),
     4: ModelEntry("aigif-tiny-sd3", "sd3", "aigif/tiny-sd3", "v1",
                   sha256="0fbbfb5deffc5c564e60da7cfdd080aeaf77218c0dbbe6be947965a5172568ec", embedded=True),
+    5: ModelEntry("aigif-tiny-chroma", "chroma", "aigif/tiny-chroma", "v1",
+                  sha256="b4910d74e80b9f9891ab4788d66f74ea7fc0d7cbf46d4e88fc66ebfa5d21cb4e", embedded=True),
     16: ModelEntry("sd14", "sd1", "CompVis/stable-diffusion-v1-4",
                    "133a221b8aa7292a167afc5127cb63fb5005638b",
                    single_file_sha256="fe4efff1e174c627256e44ec2991ba279b3816e364b49f9be2abc0b3ff3f8556"),
