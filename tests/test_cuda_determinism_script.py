@@ -29,7 +29,7 @@ def test_every_embedded_model_has_cases_with_each_dtype():
 
 def test_the_script_runs_the_flow_models_on_the_cpu(aigif_home):
     env = dict(os.environ, AIGIF_HOME=str(aigif_home), TRANSFORMERS_VERBOSITY="error")
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--cpu", "--only", "aigif-tiny-flux float32",
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--cpu", "--engine-only", "--only", "aigif-tiny-flux float32",
                            "--only", "aigif-tiny-sd3 float32", "--steps", "1", "--size", "32"],
                           env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-2000:]
