@@ -92,6 +92,12 @@ class ImportMetadataError(AigifError):
     kind = "import"
 
 
+class ImageReadError(AigifError):
+    """An input image (a reference to compare with, an image to import) is not a readable image file."""
+
+    kind = "image"
+
+
 class LibraryError(AigifError):
     """A library database that cannot be opened, is from a newer aigif, or a search that cannot run."""
 

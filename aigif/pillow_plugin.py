@@ -73,12 +73,12 @@ def image_size(doc: Document) -> tuple[int, int]:
         return doc.generation.width, doc.generation.height
     if doc.fingerprint is not None:
         return doc.fingerprint.width, doc.fingerprint.height
-    data = doc.pixels or b""
-    if len(data) >= 12 and data[:4] == b"NVTC":
-        h, w = int.from_bytes(data[8:10], "little"), int.from_bytes(data[10:12], "little")
-        if w and h:
-            return w, h
-    raise AigifError("the file records no image size (no generation, no fingerprint, unreadable pixel payload)")
+    from .codec.pixels import pixels_size
+
+    try:
+        return pixels_size(doc.pixels or b"", max_pixels=0xFFFF * 0xFFFF)
+    except AigifError as exc:
+        raise AigifError(f"the file records no image size (no generation, no fingerprint; pixels: {exc})") from exc
 
 
 def describe(doc: Document) -> str:

@@ -70,7 +70,7 @@ def codec_vectors(device: str) -> bool:
     import torch
     from PIL import Image
 
-    from aigif.codec import api, postfilter, zoo
+    from aigif.codec import api, payload, postfilter, zoo
     from aigif.codec.intsynth import exact_matmul
     from aigif.codec.model import pad_multiple
     from aigif.codec.restore import restore
@@ -81,16 +81,16 @@ def codec_vectors(device: str) -> bool:
     print(f"\nNVTC model id 6 conformance vectors decoded on {device} vs the CPU reference PNGs")
     for path in sorted(root.glob("*.json")):
         e = json.loads(path.read_text())
-        if e.get("max_abs_diff") != 0 or e["flags"] & api.FLAG_EMPTY:
+        if e.get("max_abs_diff") != 0 or e["flags"] & payload.FLAG_EMPTY:
             continue
         data = path.with_suffix(".nvtc").read_bytes()
-        quality, flags, h, w, stream, post = api._unpack(data, api.DEFAULT_MAX_PIXELS)
-        ch, cw = (w, h) if flags & api.FLAG_TRANSPOSED else (h, w)
+        _, quality, flags, h, w, stream, post = payload.read_header(data)
+        ch, cw = (w, h) if flags & payload.FLAG_TRANSPOSED else (h, w)
         model = zoo.load_model(quality)
         m = pad_multiple(model.config)
         shape = (ch + (-ch % m), cw + (-cw % m))
-        idx = model.decode_indices([stream], shape, bool(flags & api.FLAG_ADAPTIVE),
-                                   bool(flags & api.FLAG_DIRECTIONS))[0]
+        idx = model.decode_indices([stream], shape, bool(flags & payload.FLAG_ADAPTIVE),
+                                   bool(flags & payload.FLAG_DIRECTIONS))[0]
         with exact_matmul():
             x = model.run(lambda s, l, r, i, sh: (idx[(s, l)].to(device), None), (1, *shape), ops=ops)[0]
             img = np.ascontiguousarray(x[0].to(torch.uint8).permute(1, 2, 0).cpu().numpy()[:ch, :cw])
@@ -98,7 +98,7 @@ def codec_vectors(device: str) -> bool:
             if isinstance(pf, postfilter.Restored):
                 img, pf = restore(net, img, quality), pf.inner
         img = img if pf is None else postfilter.apply(img, pf)
-        img = api._transposed(img) if flags & api.FLAG_TRANSPOSED else img
+        img = api._transposed(img) if flags & payload.FLAG_TRANSPOSED else img
         if "reference" in e:
             img = api._apply_residual(np.asarray(Image.open(root / e["reference"]).convert("RGB")), img,
                                       (flags >> 2) & 3)

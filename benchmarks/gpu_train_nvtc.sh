@@ -20,7 +20,7 @@
 # (ignored by git; carry it). The PNGs of ../shared/data/images/train plus the tracked tree exceed the
 # 64 MiB a call may carry, so `benchmarks/gpu_train_nvtc.sh data` writes them as lossless WebP
 # (.data/trainw, 35 MB; the default DATA). Afterwards, on the CPU machine:
-#   python -m aigif.codec.train export --data 'TRAINING_PHOTOS/*.png' --ckpt <files_at>/ckpt --refine 77 --refine-rounds 5 --jobs 2
+#   python tools/train_nvtc.py export --data 'TRAINING_PHOTOS/*.png' --ckpt <files_at>/ckpt --refine 77 --refine-rounds 5 --jobs 2
 set -u
 RUN=${RUN:-runs/gpu}
 case ${1:-start} in
@@ -40,7 +40,7 @@ start|run)
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
   train() {
-    PYTHONUNBUFFERED=1 python3 -m aigif.codec.train train --device cuda --amp \
+    PYTHONUNBUFFERED=1 python3 tools/train_nvtc.py train --device cuda --amp \
       --data "${DATA:-.data/trainw/*.webp}" --out "$RUN" --budget-minutes "${BUDGET:-21}" --minutes "${MINUTES:-22}" \
       --batch "${BATCH:-32}" --crop 256 --lr "${LR:-4e-4}" --log-every 200 --ckpt-every 500 --threads 4 \
       ${INIT:+--init "$INIT"} ${COPY_AWARE:+--copy-aware} ${MIN_SCALE:+--min-scale "$MIN_SCALE"} >"$RUN/train.log" 2>&1 </dev/null
@@ -49,7 +49,7 @@ start|run)
     train
     grep -v reactivated "$RUN/train.log" | tail -"${LINES:-30}"
     cp "$RUN/train.log" "$OUT/train.log"
-    python3 -m aigif.codec.train compact --ckpt "$RUN/last.pt" --out "$OUT/ckpt"
+    python3 tools/train_nvtc.py compact --ckpt "$RUN/last.pt" --out "$OUT/ckpt"
     exit
   fi
   export -f train; export RUN
@@ -62,6 +62,6 @@ poll)
   sleep "${WAIT:-540}"
   grep -v reactivated "$RUN/train.log" | tail -"${LINES:-12}"
   cp "$RUN/train.log" "$OUT/train.log"
-  python3 -m aigif.codec.train compact --ckpt "$RUN/last.pt" --out "$OUT/ckpt"
+  python3 tools/train_nvtc.py compact --ckpt "$RUN/last.pt" --out "$OUT/ckpt"
   ;;
 esac

@@ -41,7 +41,7 @@ def test_compress_image_effort_options(tmp_path, capsys):
     """``--fast`` codes every layer along rows, the default lets each layer pick its direction, ``--best``
     also tries the transposed image: the payloads ``compress_image`` writes with those options."""
     from aigif.codec import compress_image
-    from aigif.codec.api import FLAG_DIRECTIONS
+    from aigif.codec.payload import FLAG_DIRECTIONS
     from aigif.errors import ConfigError
 
     from .test_codec_transpose import _columns_image
@@ -84,7 +84,7 @@ def test_compress_image_avif_then_decode_is_exact(tmp_path, photo_png, capsys):
 
 
 def test_info_describes_a_broken_payload_without_decoding_it(tmp_path, capsys):
-    from aigif.codec.api import describe
+    from aigif.codec.payload import describe
 
     assert describe(b"NVTC\x01") == "<5 bytes, invalid: NVTC payload: 5 bytes, header needs 20>"
     assert "crc32 mismatch" in describe(b"NVTC" + bytes(16))

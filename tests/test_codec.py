@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from aigif.codec import QUALITIES, compress_image, compress_residual, decompress_image, decompress_residual
-from aigif.codec import api, zoo
+from aigif.codec import payload, zoo
 from aigif.errors import (AigifError, CorruptError, LimitError, RegistryError, TruncatedError,
                           UnknownCodecError)
 
@@ -69,11 +69,12 @@ def test_payload_size_is_the_entropy_coded_size():
     img = photo(128, 192, seed=1)
     q = QUALITIES[len(QUALITIES) // 2]
     data = compress_image(img, q, transpose=False)
-    _, flags, h, w, stream, post = api._unpack(data, api.DEFAULT_MAX_PIXELS)
-    assert len(data) == api.HEADER.size + len(stream) + (2 + len(post) if post else 0) + 4
-    adaptive = bool(flags & api.FLAG_ADAPTIVE)
+    p = payload.read_header(data)
+    flags, h, w, stream, post = p.flags, p.height, p.width, p.stream, p.post
+    assert len(data) == payload.HEADER.size + len(stream) + (2 + len(post) if post else 0) + 4 == payload.size(stream, post)
+    adaptive = bool(flags & payload.FLAG_ADAPTIVE)
     assert adaptive  # the default
-    assert flags & api.FLAG_DIRECTIONS  # the default
+    assert flags & payload.FLAG_DIRECTIONS  # the default
     model = zoo.load_model(q)
     idx, directions = model.decode_indices([stream], (128, 192), adaptive, directions=True)
     ideal = 2.0 * len(idx)  # a 2-bit direction per layer
@@ -101,9 +102,8 @@ def test_decode_bit_exact_across_processes_and_threads(tmp_path):
     import torch
 
     img = photo(80, 112, seed=5)
-    quality, flags, h, w, stream, _ = api._unpack(compress_image(img, QUALITIES[-1], post_filter=False),
-                                                  api.DEFAULT_MAX_PIXELS)
-    data = api.pack_payload(MODEL_ID, quality, flags, h, w, stream, b"\x03")  # the float restoration network too
+    p = payload.read_header(compress_image(img, QUALITIES[-1], post_filter=False))
+    data = payload.pack(MODEL_ID, p.quality, p.flags, p.height, p.width, p.stream, b"\x03")  # the float restoration network too
     saved = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
@@ -156,7 +156,7 @@ def test_garbage_stream_with_valid_crc_never_escapes():
     rng = np.random.default_rng(0)
     for n in (0, 4, 64):
         stream = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
-        body = api.HEADER.pack(api.MAGIC, api.VERSION, MODEL_ID, QUALITIES[0], 0, 24, 40, len(stream)) + stream
+        body = payload.HEADER.pack(payload.MAGIC, payload.VERSION, MODEL_ID, QUALITIES[0], 0, 24, 40, len(stream)) + stream
         try:
             out = decompress_image(with_crc(body))
         except AigifError:
@@ -170,7 +170,7 @@ def test_max_pixels_limit():
     assert decompress_image(data, max_pixels=2000).shape == (40, 50, 3)
     with pytest.raises(LimitError):
         decompress_image(data, max_pixels=1999)
-    huge = with_crc(api.HEADER.pack(api.MAGIC, api.VERSION, MODEL_ID, QUALITIES[0], 0, 65535, 65535, 0))
+    huge = with_crc(payload.HEADER.pack(payload.MAGIC, payload.VERSION, MODEL_ID, QUALITIES[0], 0, 65535, 65535, 0))
     with pytest.raises(LimitError):
         decompress_image(huge)
 
@@ -235,7 +235,7 @@ def test_training_can_start_from_the_shipped_weights():
 
     from aigif.codec import zoo
     from aigif.codec.model import NVTC, context_plan
-    from aigif.codec.train import load_shipped
+    from tools.train_nvtc import load_shipped
 
     state = load_shipped(zoo.asset_path(QUALITIES[0]))
     model = NVTC(state["config"])
@@ -254,7 +254,7 @@ def test_bf16_training_step_on_cpu():
     import torch
 
     from aigif.codec.model import NVTC
-    from aigif.codec.train import make_optimizer, train_step
+    from tools.train_nvtc import make_optimizer, train_step
 
     torch.manual_seed(0)
     model = NVTC({"channels": 16, "hidden": 16, "codebooks": [16, 8, 8]}, n_qualities=1)
@@ -319,7 +319,7 @@ def test_copy_aware_training_rate_counts_flags_and_new_symbols():
     import torch.nn.functional as F
 
     from aigif.codec.model import NVTC, contexts_for
-    from aigif.codec.train import make_optimizer, train_step
+    from tools.train_nvtc import make_optimizer, train_step
 
     torch.manual_seed(0)
     model = NVTC({"channels": 16, "hidden": 16, "codebooks": [16, 8, 8]}, n_qualities=1)
@@ -353,7 +353,7 @@ def test_scale_augmentation_shrinks_wider_crops():
     hold shrunk content: a 2-pixel checkerboard averages towards grey, which a plain crop never does."""
     import torch
 
-    from aigif.codec.train import random_batch
+    from tools.train_nvtc import random_batch
 
     yy, xx = torch.meshgrid(torch.arange(96), torch.arange(128), indexing="ij")
     board = (((yy // 2 + xx // 2) % 2) * 255).to(torch.uint8).expand(3, 96, 128).contiguous()
@@ -370,7 +370,7 @@ def test_export_redesigns_tables_from_the_shipped_file():
     """``export --ckpt FILE.safetensors`` starts from the shipped symbol and copy-flag tables; without refinement
     they come back as they were (up to the tables -> logits -> tables round trip, < 0.5 % of probability)."""
     from aigif.codec import zoo
-    from aigif.codec.train import load_checkpoint, quality_tables
+    from tools.train_nvtc import load_checkpoint, quality_tables
 
     path = zoo.asset_path(QUALITIES[0])
     ck = load_checkpoint(path)
@@ -441,7 +441,7 @@ def test_budgeted_training_fits_its_schedule_to_the_measured_step_time(tmp_path,
     import torch
     from PIL import Image
 
-    from aigif.codec import train
+    import tools.train_nvtc as train
 
     rng = np.random.default_rng(0)
     for n in range(2):

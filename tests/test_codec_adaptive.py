@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aigif.codec import QUALITIES, api, compress_image, decompress_image
+from aigif.codec import QUALITIES, compress_image, decompress_image, payload
 from aigif.codec.entropy import (ADAPT_FLAG_STEP, ADAPT_SYMBOL_STEP, FLAG_CONTEXTS, CoderRows, decode_layer,
                                  encode_layer, layer_code_length, quantize_probs)
 
@@ -75,7 +75,7 @@ def test_payloads_are_adaptive_by_default_and_code_the_same_symbols():
     img = photo(96, 128, seed=11)
     q = QUALITIES[1]
     adaptive, static = compress_image(img, q), compress_image(img, q, adaptive=False)
-    assert api._unpack(adaptive, api.DEFAULT_MAX_PIXELS)[1] & api.FLAG_ADAPTIVE
-    assert not api._unpack(static, api.DEFAULT_MAX_PIXELS)[1] & api.FLAG_ADAPTIVE
-    assert "adaptive coding" in api.describe(adaptive)
+    assert payload.read_header(adaptive).flags & payload.FLAG_ADAPTIVE
+    assert not payload.read_header(static).flags & payload.FLAG_ADAPTIVE
+    assert "adaptive coding" in payload.describe(adaptive)
     assert np.array_equal(decompress_image(adaptive), decompress_image(static))  # same symbols, same filter

@@ -4,7 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aigif.codec import QUALITIES, api, compress_image, compress_residual, decompress_image, decompress_residual
+from aigif.codec import QUALITIES, compress_image, compress_residual, decompress_image, decompress_residual, payload
+from aigif.errors import AigifError
+from aigif.fidelity.metrics import mse
 
 from .test_codec import photo
 from .test_codec_postfilter import recrc
@@ -126,16 +128,16 @@ def test_payload_flag_and_decoding():
     q = QUALITIES[2]
     data = compress_image(img, q)
     plain = compress_image(img, q, layer_directions=False)
-    assert data[7] & api.FLAG_DIRECTIONS and not plain[7] & api.FLAG_DIRECTIONS
-    assert "layer directions" in api.describe(data) and "layer directions" not in api.describe(plain)
+    assert data[7] & payload.FLAG_DIRECTIONS and not plain[7] & payload.FLAG_DIRECTIONS
+    assert "layer directions" in payload.describe(data) and "layer directions" not in payload.describe(plain)
     out = decompress_image(data)
     assert out.shape == img.shape
-    assert api._mse(out, img) < api._mse(np.full_like(img, 128), img) / 10
+    assert mse(out, img) < mse(np.full_like(img, 128), img) / 10
     # the decoder reads the direction bits only with the flag: a stream read the other way decodes otherwise
     body = data[:-4]
     try:
-        wrong = decompress_image(recrc(body[:7] + bytes([body[7] & ~api.FLAG_DIRECTIONS]) + body[8:]))
-    except api.AigifError:
+        wrong = decompress_image(recrc(body[:7] + bytes([body[7] & ~payload.FLAG_DIRECTIONS]) + body[8:]))
+    except AigifError:
         wrong = None
     assert wrong is None or not np.array_equal(wrong, out)
 
@@ -146,6 +148,6 @@ def test_residual_with_layer_directions():
     reference = np.clip(original.astype(np.int16) + (20 * np.sin(y / 7.0))[..., None].astype(np.int16), 0, 255
                         ).astype(np.uint8)
     data = compress_residual(original, reference, QUALITIES[-1])
-    assert data[7] & api.FLAG_DIRECTIONS and data[7] & api.FLAG_RESIDUAL
+    assert data[7] & payload.FLAG_DIRECTIONS and data[7] & payload.FLAG_RESIDUAL
     out = decompress_residual(data, reference)
-    assert api._mse(out, original) < api._mse(reference, original)
+    assert mse(out, original) < mse(reference, original)

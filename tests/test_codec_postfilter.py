@@ -7,7 +7,7 @@ import zlib
 import numpy as np
 import pytest
 
-from aigif.codec import QUALITIES, api, compress_image, compress_residual, decompress_image, decompress_residual
+from aigif.codec import QUALITIES, api, compress_image, payload, compress_residual, decompress_image, decompress_residual
 from aigif.codec import postfilter
 from aigif.codec.postfilter import PostFilter
 from aigif.errors import CorruptError, TruncatedError
@@ -99,15 +99,15 @@ def test_payload_with_post_filter_is_the_filtered_decode(monkeypatch):
     plain = compress_image(img, q, post_filter=False, transpose=False)
     _forced(monkeypatch, keep=True)
     data = compress_image(img, q, transpose=False)
-    _, flags, _, _, stream, post = api._unpack(data, api.DEFAULT_MAX_PIXELS)
-    _, plain_flags, _, _, plain_stream, plain_post = api._unpack(plain, api.DEFAULT_MAX_PIXELS)
-    assert flags & api.FLAG_POST and not plain_flags & api.FLAG_POST and plain_post == b""
+    _, _, flags, _, _, stream, post = payload.read_header(data)
+    _, _, plain_flags, _, _, plain_stream, plain_post = payload.read_header(plain)
+    assert flags & payload.FLAG_POST and not plain_flags & payload.FLAG_POST and plain_post == b""
     assert stream == plain_stream  # the filter never changes the symbols
     base = decompress_image(plain)
     out = decompress_image(data)
     assert np.array_equal(out, api._post_filtered(base, q, postfilter.unpack(post, *base.shape[:2])))
     assert np.mean((out.astype(float) - img) ** 2) < np.mean((base.astype(float) - img) ** 2)
-    assert "post filter" in api.describe(data)
+    assert "post filter" in payload.describe(data)
     _forced(monkeypatch, keep=False)
     assert compress_image(img, q, transpose=False) == plain  # a filter that does not pay is left out
 
@@ -117,9 +117,9 @@ def test_residual_payload_can_carry_a_post_filter(monkeypatch):
     reference = np.clip(original.astype(np.int16) + 20, 0, 255).astype(np.uint8)
     _forced(monkeypatch, keep=True)
     data = compress_residual(original, reference, QUALITIES[-1])
-    flags = api._unpack(data, api.DEFAULT_MAX_PIXELS)[1]
-    if not flags & api.FLAG_EMPTY:
-        assert flags & api.FLAG_POST
+    flags = payload.read_header(data).flags
+    if not flags & payload.FLAG_EMPTY:
+        assert flags & payload.FLAG_POST
     out = decompress_residual(data, reference)
     assert np.mean((out.astype(float) - original) ** 2) < np.mean((reference.astype(float) - original) ** 2)
 
@@ -127,7 +127,7 @@ def test_residual_payload_can_carry_a_post_filter(monkeypatch):
 def _with_post(monkeypatch) -> bytes:
     _forced(monkeypatch, keep=True)
     data = compress_image(photo(40, 40, seed=10), QUALITIES[0])
-    assert api._unpack(data, api.DEFAULT_MAX_PIXELS)[1] & api.FLAG_POST
+    assert payload.read_header(data).flags & payload.FLAG_POST
     return data
 
 
@@ -139,7 +139,7 @@ def test_post_filter_payload_errors(monkeypatch):
     data = _with_post(monkeypatch)
     body = data[:-4]
     (length,) = struct.unpack_from("<I", data, 12)
-    at = api.HEADER.size + length  # the post-filter length field
+    at = payload.HEADER.size + length  # the post-filter length field
     for n in range(len(data)):
         with pytest.raises(TruncatedError):
             decompress_image(data[:n])
@@ -150,4 +150,4 @@ def test_post_filter_payload_errors(monkeypatch):
     with pytest.raises(CorruptError):  # a byte more than the weights need
         decompress_image(recrc(body[:at] + struct.pack("<H", len(body) - at - 1) + body[at + 2 :] + b"\x00"))
     with pytest.raises(CorruptError):  # the empty-residual flag with a filter
-        decompress_image(recrc(body[:7] + bytes([body[7] | api.FLAG_EMPTY | api.FLAG_RESIDUAL]) + body[8:]))
+        decompress_image(recrc(body[:7] + bytes([body[7] | payload.FLAG_EMPTY | payload.FLAG_RESIDUAL]) + body[8:]))

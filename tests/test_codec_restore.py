@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from aigif.codec import api, classfilter, compress_image, decompress_image, postfilter, zoo
+from aigif.codec import api, classfilter, compress_image, decompress_image, payload, postfilter, zoo
 from aigif.codec.restore import RestoreNet, restore
 from aigif.errors import CorruptError, ModelError, ModelMismatchError
 from aigif.fileio import sha256_of_file
@@ -46,8 +46,9 @@ def test_the_shipped_network_restores_a_decode():
     """On a decoded photo-like image the network lowers the error at every quality (it is not the identity)."""
     img = photo(96, 112, seed=3)
     for q in (1, 4):
-        decoded = decompress_image(compress_image(img, q, post_filter=False, transpose=False))
-        restored = api._restore(decoded, q)
+        plain = compress_image(img, q, post_filter=False, transpose=False)
+        decoded, p = decompress_image(plain), payload.read_header(plain)
+        restored = decompress_image(payload.pack(p.model_id, q, p.flags, p.height, p.width, p.stream, b"\x03"))
         assert not np.array_equal(restored, decoded)
         assert psnr(restored, img) > psnr(decoded, img)
 
@@ -79,10 +80,10 @@ def test_encoder_picks_the_cheapest_post_filter_and_decoder_agrees():
     assert post[:1] == b"\x03"
     data = compress_image(img, 2, transpose=False)
     assert np.array_equal(decompress_image(data), predicted)
-    assert "restoration network" in api.describe(data)
+    assert "restoration network" in payload.describe(data)
     without = compress_image(img, 2, transpose=False, restoration=False)
-    parts, parts_with = api._unpack(without, api.DEFAULT_MAX_PIXELS), api._unpack(data, api.DEFAULT_MAX_PIXELS)
-    assert parts[5][:1] in (b"", b"\x02") and parts[4] == parts_with[4]  # same stream, only the filter differs
+    parts, parts_with = payload.read_header(without), payload.read_header(data)
+    assert parts.post[:1] in (b"", b"\x02") and parts.stream == parts_with.stream  # same stream, only the filter differs
 
 
 def test_restoration_weights_are_checked(tmp_path, monkeypatch):
@@ -114,7 +115,7 @@ def test_training_and_export_round_trip(tmp_path):
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    from aigif.codec.train_restore import export, train
+    from tools.train_nvtc_restore import export, train
 
     rng = np.random.default_rng(0)
     target = photo(40, 40, seed=1)
@@ -151,7 +152,7 @@ def test_training_decodes_are_the_decoders_output_before_post_filters(tmp_path):
     """``decode`` caches what the decoder outputs for the default encoder's symbols, before any post filter."""
     from PIL import Image
 
-    from aigif.codec.train_restore import decode_training_set, load_pairs
+    from tools.train_nvtc_restore import decode_training_set, load_pairs
 
     img = photo(40, 56, seed=7)
     Image.fromarray(img).save(tmp_path / "p.png")
@@ -169,7 +170,7 @@ def _wrong_tensors(path: str) -> None:
 
 
 def _fewer_qualities(path: str) -> None:
-    from aigif.codec.train_restore import export
+    from tools.train_nvtc_restore import export
 
     export(RestoreNet({"arch": "restore-v1", "channels": 8, "layers": 1, "qualities": 2}), path)
 

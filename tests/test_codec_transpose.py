@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aigif.codec import QUALITIES, api, compress_image, compress_residual, decompress_image, decompress_residual
+from aigif.codec import QUALITIES, api, compress_image, payload, compress_residual, decompress_image, decompress_residual
 from aigif.errors import CorruptError
 
 from .test_codec import photo
@@ -26,13 +26,14 @@ def test_transposed_payload_is_the_transpose_of_the_transposed_image():
     q = QUALITIES[1]
     flipped = compress_image(img, q, transpose=True)
     direct = compress_image(np.ascontiguousarray(img.transpose(1, 0, 2)), q, transpose=False)
-    f1, f2 = api._unpack(flipped, api.DEFAULT_MAX_PIXELS), api._unpack(direct, api.DEFAULT_MAX_PIXELS)
-    assert f1[1] == f2[1] | api.FLAG_TRANSPOSED and (f1[2], f1[3]) == (72, 136) and (f2[2], f2[3]) == (136, 72)
-    assert f1[4:] == f2[4:]
+    f1, f2 = payload.read_header(flipped), payload.read_header(direct)
+    assert f1.flags == f2.flags | payload.FLAG_TRANSPOSED and (f1.height, f1.width) == (72, 136)
+    assert (f2.height, f2.width) == f1.coded_shape == f2.coded_shape == (136, 72)
+    assert (f1.stream, f1.post) == (f2.stream, f2.post)
     out = decompress_image(flipped)
     assert out.shape == img.shape
     assert np.array_equal(out, decompress_image(direct).transpose(1, 0, 2))
-    assert "transposed" in api.describe(flipped) and "transposed" not in api.describe(direct)
+    assert "transposed" in payload.describe(flipped) and "transposed" not in payload.describe(direct)
 
 
 def test_encoder_keeps_the_cheaper_orientation():
@@ -51,8 +52,8 @@ def test_encoder_keeps_the_cheaper_orientation():
         assert auto == min(both, key=lambda d: cost(d, src))
     costs = [cost(compress_image(img, q, transpose=t, layer_directions=False), img) for t in (False, True)]
     assert costs[1] < costs[0]  # the columns' structure made into rows is cheaper
-    assert compress_image(img, q, transpose=None, layer_directions=False)[7] & api.FLAG_TRANSPOSED
-    assert not compress_image(img, q)[7] & api.FLAG_TRANSPOSED  # the default codes one way
+    assert compress_image(img, q, transpose=None, layer_directions=False)[7] & payload.FLAG_TRANSPOSED
+    assert not compress_image(img, q)[7] & payload.FLAG_TRANSPOSED  # the default codes one way
 
 
 def test_transposed_residual_round_trip():
@@ -61,17 +62,17 @@ def test_transposed_residual_round_trip():
     reference = np.clip(original.astype(np.int16) + (20 * np.sin(x / 7.0))[..., None].astype(np.int16), 0, 255
                         ).astype(np.uint8)
     data = compress_residual(original, reference, QUALITIES[-1], transpose=True)
-    flags = api._unpack(data, api.DEFAULT_MAX_PIXELS)[1]
-    assert flags & api.FLAG_RESIDUAL and flags & api.FLAG_TRANSPOSED and not flags & api.FLAG_EMPTY
+    flags = payload.read_header(data).flags
+    assert flags & payload.FLAG_RESIDUAL and flags & payload.FLAG_TRANSPOSED and not flags & payload.FLAG_EMPTY
     out = decompress_residual(data, reference)
     assert np.mean((out.astype(float) - original) ** 2) < np.mean((reference.astype(float) - original) ** 2)
     plain = compress_residual(original, reference, QUALITIES[-1], transpose=False)
-    assert not api._unpack(plain, api.DEFAULT_MAX_PIXELS)[1] & api.FLAG_TRANSPOSED
+    assert not payload.read_header(plain).flags & payload.FLAG_TRANSPOSED
 
 
 def test_transposed_flag_on_an_empty_residual_is_corrupt():
     empty = compress_residual(photo(32, 32, seed=1), photo(32, 32, seed=1), QUALITIES[0])
-    assert api._unpack(empty, api.DEFAULT_MAX_PIXELS)[1] & api.FLAG_EMPTY
+    assert payload.read_header(empty).flags & payload.FLAG_EMPTY
     body = empty[:-4]
     with pytest.raises(CorruptError, match="transposed"):
-        decompress_residual(recrc(body[:7] + bytes([body[7] | api.FLAG_TRANSPOSED]) + body[8:]), photo(32, 32, seed=1))
+        decompress_residual(recrc(body[:7] + bytes([body[7] | payload.FLAG_TRANSPOSED]) + body[8:]), photo(32, 32, seed=1))

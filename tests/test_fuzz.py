@@ -415,7 +415,7 @@ def test_limit_max_map_bytes():
 def test_limit_max_image_pixels_in_the_codec():
     pytest.importorskip("torch")
     from aigif.codec import decompress_image, zoo
-    from aigif.codec.api import pack_payload
+    from aigif.codec.payload import pack as pack_payload
 
     NVTC_MODEL_ID = next(iter(zoo.MODEL_IDS))
 
@@ -629,7 +629,7 @@ CODEC_CHILD = textwrap.dedent(r"""
     import torch; torch.set_num_threads(1)
     import aigif
     from aigif.codec import decompress_image, zoo
-    from aigif.codec.api import pack_payload
+    from aigif.codec.payload import pack as pack_payload
     zoo.load_model(1)
     def vm():
         for line in open("/proc/self/status"):

@@ -20,7 +20,7 @@ from aigif import Document, Generation, ModelRef, dumps, loads
 from aigif.errors import AigifError, ImportMetadataError, LimitError, ModelError
 from aigif.importers import (
     EXACT, PIXELS, RESIDUAL, SYNTAX_ONLY, Options, a1111_parameters, decide, encode_image, import_bytes,
-    import_image, png_info_for, read_image,
+    import_image, png_info_for, read_image_and_metadata,
 )
 from aigif.importers import samplers
 from aigif.importers.a1111 import map_a1111, parse_infotext
@@ -344,7 +344,7 @@ def test_png_info_for_is_read_back():
 
 # --- decisions -------------------------------------------------------------------------------
 def _imp_and_rgb(name="a1111_stealth"):
-    emb, rgb = read_image(fx(name))
+    emb, rgb = read_image_and_metadata(fx(name))
     from aigif.importers.detect import map_embedded
 
     return map_embedded(emb), rgb
@@ -630,7 +630,7 @@ def test_local_checkpoints_found_by_hash_or_name(tmp_path, monkeypatch):
     assert lm.resolve(ModelRef(name="myxl", sha256="0123456789")) is None        # name matches, hash does not
     assert lm.resolve(ModelRef(name="evil")) is None and lm.resolve(ModelRef(name="sd15")) is None
 
-    emb, rgb = read_image(fx("a1111_basic"))
+    emb, rgb = read_image_and_metadata(fx("a1111_basic"))
     from aigif.importers.detect import map_embedded
 
     imp = map_embedded(emb)
@@ -664,7 +664,7 @@ def test_cli_encode_function_with_injected_engine(tmp_path):
 
     lines = []
     echo = lambda msg="", err=False: lines.append(msg)  # noqa: E731
-    emb, rgb = read_image(fx("a1111_stealth"))
+    emb, rgb = read_image_and_metadata(fx("a1111_stealth"))
     code = cli_encode([fx("a1111_stealth"), fx("a1111_hires")], tmp_path / "o", engine=FakeEngine(rgb), codec=FakeCodec(),
                       progress=False, echo=echo)
     assert code == 0
@@ -692,7 +692,7 @@ def test_clip_layer_applied_when_the_checkpoint_family_is_known(tmp_path, monkey
 
     monkeypatch.setenv("AIGIF_HOME", str(tmp_path / "home"))
     _fake_checkpoint(tmp_path / "m" / "realisticVisionV51_v51VAE.safetensors", "cond_stage_model.transformer.text_model.")
-    emb, rgb = read_image(fx("a1111_stealth"))
+    emb, rgb = read_image_and_metadata(fx("a1111_stealth"))
     from aigif.importers.detect import map_embedded
 
     imp = map_embedded(emb)

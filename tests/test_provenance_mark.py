@@ -114,15 +114,6 @@ def test_pillow_plugin_save_of_regenerated_pixels(made, tmp_path, target):
     assert digital_source_type(buf.getvalue()) == AI
 
 
-def test_codec_decode_writes_through_the_one_writer(made, tmp_path):
-    from aigif.codec.cli import cli_codec_decode
-    from aigif.syntax import loads
-
-    (tmp_path / "p.nvtc").write_bytes(loads((made / "pix.aigif").read_bytes()).pixels)
-    cli_codec_decode(str(tmp_path / "p.nvtc"), str(tmp_path / "p.webp"))
-    assert Image.open(tmp_path / "p.webp").format == "WEBP" and mark(tmp_path / "p.webp") is None
-
-
 def test_no_image_writer_outside_the_one_writer():
     """A new code path that encodes an image with Pillow must go through aigif.provenance.export."""
     # aigif/codec/avif.py codes the AVIF payload of a pixels segment inside an .aigif, not an image file for users

@@ -263,7 +263,7 @@ def test_import_is_light():
 
 def test_training_is_deterministic_and_round_trips():
     from aigif.text.model_codec import decode_with, encode_with, parse_model
-    from aigif.text.train import PARAMS, train_token_ppm
+    from tools.train_text_coder import PARAMS, train_token_ppm
 
     prompts = [
         "a cat, highly detailed, by greg rutkowski",

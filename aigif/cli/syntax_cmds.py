@@ -96,7 +96,7 @@ def info(
         if key == "c2pa":
             value = f"C2PA manifest store of the imported image, {len(doc.c2pa)} bytes, kept verbatim"
         elif key == "residual":
-            from ..codec.api import describe
+            from ..codec.payload import describe
 
             value = describe(doc.residual)
         elif key == "pixels":

@@ -13,12 +13,15 @@ A ``pixels`` segment may also hold AVIF: ``compress_pixels`` keeps the smaller
 of NVTC and AVIF at the same PSNR, ``decompress_pixels`` reads either
 (``pixels`` holds the codec-id table, ``avif`` the AVIF payload).
 
-Modules: ``api`` (payload), ``model`` (transforms, codebooks, the one
-coding loop), ``entropy`` (integer tables, copy flags, range coding),
-``rdo`` (the encoder's row-trellis index search), ``postfilter`` (the
-per-image integer Wiener filter), ``zoo`` (shipped weights),
-``train`` (training and table design). torch is imported only when a
-function here is first called.
+Modules: ``payload`` (the payload's bytes: header, flags, validation),
+``api`` (compress / decompress), ``model`` (transforms, codebooks, the one
+coding loop), ``intsynth`` (the integer decoder of model id 6), ``entropy``
+(integer tables, copy flags, range coding), ``rdo`` (the encoder's row-trellis
+index search), ``postfilter`` / ``classfilter`` (the per-image integer
+filters), ``restore`` (the restoration network), ``zoo`` (shipped weights).
+Training and quantisation live outside the package (``tools/train_nvtc.py``,
+``tools/train_nvtc_restore.py``, ``tools/quantise_nvtc.py``). torch is
+imported only when a function here is first called.
 """
 from __future__ import annotations
 

@@ -1,41 +1,17 @@
-"""Self-describing NVTC payloads: image and residual codec API (CompressAI shape).
-
-Payload (all integers little-endian, see ``spec/codec-nvtc.md``)::
-
-    magic  4s  b"NVTC"
-    version u8 1
-    model_id u8   (zoo.MODEL_IDS)
-    quality u8    (zoo.MODELS)
-    flags  u8     bit0 residual, bit1 empty residual, bits2-3 residual shift, bit4 post filter,
-                  bit5 adaptive entropy coding (rows that learn the image, :class:`.entropy.CoderRows`),
-                  bit6 transposed (the stream codes the image's transpose: rows run down its columns),
-                  bit7 layer directions (a symbol in front of every layer: the way the coder walks it)
-    height u16, width u16
-    length u32    byte length of the range-coded stream (multiple of 4)
-    stream        constriction RangeEncoder words (u32 LE)
-    [post  u16 length + block, only with flag bit4: the per-image filter of :mod:`.postfilter`]
-    crc32  u32    zlib.crc32 of everything before it
-"""
+"""NVTC image and residual coding (CompressAI shape): ``compress_*`` writes a payload
+(:mod:`.payload`), ``decompress_*`` reads one back."""
 from __future__ import annotations
 
 import contextlib
-import struct
-import zlib
 
 import numpy as np
 
-from ..errors import AigifError, ConfigError, CorruptError, FormatError, LimitError, TruncatedError, UnknownCodecError
+from ..errors import AigifError, ConfigError, CorruptError
+from ..fidelity.metrics import mse
 from . import classfilter, postfilter, zoo
+from .payload import (FLAG_ADAPTIVE, FLAG_DIRECTIONS, FLAG_EMPTY, FLAG_RESIDUAL, FLAG_TRANSPOSED, Payload, pack,
+                      read_header, size)
 
-MAGIC = b"NVTC"
-VERSION = 1
-HEADER = struct.Struct("<4sBBBBHHI")
-FLAG_RESIDUAL = 1
-FLAG_EMPTY = 2
-FLAG_POST = 16
-FLAG_ADAPTIVE = 32
-FLAG_TRANSPOSED = 64
-FLAG_DIRECTIONS = 128
 #: RD slope of the shipped model on Kodak, dB per e-fold of rate: the encoder keeps a post filter only when
 #: its PSNR gain beats what the filter's bytes would buy on the codec's own curve
 POST_FILTER_DB_PER_NEPER = 3.8
@@ -53,91 +29,6 @@ def _check_image(rgb, what: str = "image") -> np.ndarray:
     return rgb
 
 
-def _payload_bytes(stream: bytes, post: bytes = b"") -> int:
-    """Length of the payload :func:`pack_payload` writes around ``stream`` and ``post``."""
-    return HEADER.size + len(stream) + (2 + len(post) if post else 0) + 4
-
-
-def pack_payload(model_id: int, quality: int, flags: int, h: int, w: int, stream: bytes, post: bytes = b"") -> bytes:
-    if post:
-        flags |= FLAG_POST
-    post_block = struct.pack("<H", len(post)) + post if post else b""
-    body = HEADER.pack(MAGIC, VERSION, model_id, quality, flags, h, w, len(stream)) + stream + post_block
-    return body + struct.pack("<I", zlib.crc32(body))
-
-
-def _unpack(data: bytes, max_pixels: int) -> tuple:
-    """Validate a payload; returns (quality, flags, h, w, stream, post block). Never trusts a length."""
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise FormatError(f"NVTC payload must be bytes, got {type(data).__name__}")
-    data = bytes(data)
-    if len(data) < 4:
-        raise TruncatedError(f"NVTC payload: {len(data)} bytes, header needs {HEADER.size + 4}")
-    if data[:4] != MAGIC:
-        raise FormatError(f"NVTC payload: bad magic {data[:4]!r} at offset 0, expected {MAGIC!r}")
-    if len(data) < HEADER.size + 4:
-        raise TruncatedError(f"NVTC payload: {len(data)} bytes, header needs {HEADER.size + 4}")
-    _, version, model_id, quality, flags, h, w, length = HEADER.unpack_from(data)
-    end = HEADER.size + length
-    if len(data) < end + 4:
-        raise TruncatedError(f"NVTC payload: stream of {length} bytes announced at offset 12, only "
-                             f"{max(len(data) - HEADER.size - 4, 0)} present")
-    post_at = end
-    if flags & FLAG_POST:
-        if len(data) < end + 2 + 4:
-            raise TruncatedError(f"NVTC payload: post-filter length missing at offset {end}")
-        (post_len,) = struct.unpack_from("<H", data, end)
-        end += 2 + post_len
-        if len(data) < end + 4:
-            raise TruncatedError(f"NVTC payload: post filter of {post_len} bytes announced at offset {post_at}, "
-                                 f"only {max(len(data) - post_at - 2 - 4, 0)} present")
-    if len(data) > end + 4:
-        raise CorruptError(f"NVTC payload: {len(data) - end - 4} trailing bytes after the crc at offset {end}")
-    (crc,) = struct.unpack_from("<I", data, end)
-    if zlib.crc32(data[:end]) != crc:
-        raise CorruptError(f"NVTC payload: crc32 mismatch at offset {end}")
-    if version != VERSION:
-        raise CorruptError(f"NVTC payload: version {version} at offset 4, expected {VERSION}")
-    if model_id in zoo.RETIRED_MODEL_IDS:
-        raise UnknownCodecError(f"NVTC payload: model id {model_id} at offset 5 is retired "
-                                f"({zoo.RETIRED_MODEL_IDS[model_id]}); re-encode the source image with this version")
-    if model_id not in zoo.MODEL_IDS:
-        raise UnknownCodecError(f"NVTC payload: unknown model id {model_id} at offset 5; known: {sorted(zoo.MODEL_IDS)}")
-    if quality not in zoo.MODEL_QUALITIES[model_id]:
-        raise UnknownCodecError(f"NVTC payload: unknown quality {quality} at offset 6; known: {list(zoo.QUALITIES)}")
-    if h == 0 or w == 0:
-        raise CorruptError(f"NVTC payload: empty image {w}x{h} at offset 8")
-    if h * w > max_pixels:
-        raise LimitError(f"NVTC payload: {w}x{h} = {w * h} pixels exceeds max_pixels={max_pixels}")
-    if length % 4:
-        raise CorruptError(f"NVTC payload: stream length {length} at offset 12 is not a multiple of 4")
-    if (flags & FLAG_EMPTY) and (length or not flags & FLAG_RESIDUAL
-                                 or flags & (FLAG_POST | FLAG_ADAPTIVE | FLAG_TRANSPOSED | FLAG_DIRECTIONS)):
-        raise CorruptError("NVTC payload: empty flag on a non-empty, post-filtered, adaptive, transposed, "
-                           "layer-directed or non-residual payload")
-    post = b""
-    if flags & FLAG_POST:
-        post = data[post_at + 2 : end]
-        coded = (w, h) if flags & FLAG_TRANSPOSED else (h, w)  # the filter runs on the coded image (5b)
-        postfilter.unpack(post, *coded)  # validate (exact syntax, bounded sizes) before anything is decoded
-    return quality, flags, h, w, data[HEADER.size : HEADER.size + length], post
-
-
-def describe(data: bytes) -> str:
-    """One line on a payload from its header (for ``aigif info``); never raises, never decodes."""
-    try:
-        quality, flags, h, w, _stream, post_block = _unpack(data, max_pixels=0xFFFF * 0xFFFF)
-    except AigifError as exc:
-        return f"<{len(data)} bytes, invalid: {exc}>"
-    kind = "empty residual" if flags & FLAG_EMPTY else "residual" if flags & FLAG_RESIDUAL else "image"
-    model = zoo.MODEL_IDS[data[5]]
-    restored = " (restoration network)" if post_block[:1] == bytes([postfilter.SHAPE_RESTORED]) else ""
-    post = ((f" + post filter{restored}" if flags & FLAG_POST else "") + (", adaptive coding" if flags & FLAG_ADAPTIVE else "")
-            + (", transposed" if flags & FLAG_TRANSPOSED else "")
-            + (", layer directions" if flags & FLAG_DIRECTIONS else ""))
-    return f"NVTC {model} quality {quality}, {kind} {w}x{h}{post}, {len(data)} bytes ({len(data) * 8 / (w * h):.3f} bpp)"
-
-
 def _encode(rgb: np.ndarray, quality: int, post_filter: bool = True, adaptive: bool = True,
             directions: bool = True, restoration: bool = True) -> tuple:
     """(range-coded stream, post-filter block or b"", what the decoder will output or None) of ``rgb``.
@@ -150,7 +41,7 @@ def _encode(rgb: np.ndarray, quality: int, post_filter: bool = True, adaptive: b
         return stream, b"", None
     h, w = rgb.shape[:2]
     decoded = _synthesize(model, coded["indices"], h, w, _integer_ops(zoo.MODELS[quality][1]["model_id"]))
-    post, decoded = _choose_post_filter(decoded, rgb, _payload_bytes(stream), quality, restoration)
+    post, decoded = _choose_post_filter(decoded, rgb, size(stream), quality, restoration)
     return stream, post, decoded
 
 
@@ -195,9 +86,9 @@ def _encode_oriented(rgb: np.ndarray, quality: int, post_filter: bool, adaptive:
         found = (FLAG_TRANSPOSED if t else 0, stream, post, decoded)
         if len(options) == 1:
             return found
-        mse = _mse(decoded, rgb)
-        cost = (10 * math.log10(mse) if mse else -math.inf) + POST_FILTER_DB_PER_NEPER * math.log(
-            _payload_bytes(stream, post))
+        err = mse(decoded, rgb)
+        cost = (10 * math.log10(err) if err else -math.inf) + POST_FILTER_DB_PER_NEPER * math.log(
+            size(stream, post))
         if best is None or cost < best[0]:
             best = (cost, found)
     return best[1]
@@ -212,8 +103,8 @@ def _choose_post_filter(decoded: np.ndarray, target: np.ndarray, payload_bytes: 
     import math
 
     def cost(out: np.ndarray, block: bytes) -> float:
-        mse = _mse(out, target)
-        return (-math.inf if mse == 0 else 10 * math.log10(mse)) + POST_FILTER_DB_PER_NEPER * math.log(
+        err = mse(out, target)
+        return (-math.inf if err == 0 else 10 * math.log10(err)) + POST_FILTER_DB_PER_NEPER * math.log(
             payload_bytes + (2 + len(block) if block else 0))
 
     best = (cost(decoded, b""), b"", decoded)
@@ -283,13 +174,11 @@ def _synthesize(model, idx: dict, h: int, w: int, ops=None) -> np.ndarray:
     return np.ascontiguousarray(img[:h, :w])
 
 
-def _decode_payload(quality: int, flags: int, h: int, w: int, stream: bytes, post: bytes,
-                    model_id: int | None = None) -> np.ndarray:
-    """The coded image of an unpacked payload, in the payload's (h, w) orientation."""
-    adaptive, directions = bool(flags & FLAG_ADAPTIVE), bool(flags & FLAG_DIRECTIONS)
-    if flags & FLAG_TRANSPOSED:
-        return _transposed(_decode(stream, quality, w, h, post, adaptive, directions, model_id))
-    return _decode(stream, quality, h, w, post, adaptive, directions, model_id)
+def _decode_payload(p: Payload) -> np.ndarray:
+    """The coded image of a validated payload, in the image's (height, width) orientation."""
+    img = _decode(p.stream, p.quality, *p.coded_shape, p.post, bool(p.flags & FLAG_ADAPTIVE),
+                  bool(p.flags & FLAG_DIRECTIONS), p.model_id)
+    return _transposed(img) if p.flags & FLAG_TRANSPOSED else img
 
 
 def _decode(stream: bytes, quality: int, h: int, w: int, post: bytes = b"", adaptive: bool = False,
@@ -331,7 +220,7 @@ def compress_image(rgb: np.ndarray, quality: int, *, post_filter: bool = True, a
     h, w = rgb.shape[:2]
     orient, stream, post, _decoded = _encode_oriented(rgb, quality, post_filter, adaptive, transpose, layer_directions,
                                                       restoration)
-    return pack_payload(fixed["model_id"], quality, orient | _coding_flags(adaptive, layer_directions), h, w, stream, post)
+    return pack(fixed["model_id"], quality, orient | _coding_flags(adaptive, layer_directions), h, w, stream, post)
 
 
 def _coding_flags(adaptive: bool, layer_directions: bool) -> int:
@@ -340,14 +229,10 @@ def _coding_flags(adaptive: bool, layer_directions: bool) -> int:
 
 def decompress_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode a :func:`compress_image` payload to a uint8 (H, W, 3) array."""
-    quality, flags, h, w, stream, post = _unpack(data, max_pixels)
-    if flags & FLAG_RESIDUAL:
+    p = read_header(data, max_pixels)
+    if p.flags & FLAG_RESIDUAL:
         raise CorruptError("NVTC payload is a residual; use decompress_residual(data, reference)")
-    return _decode_payload(quality, flags, h, w, stream, post, data[5])
-
-
-def _mse(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return _decode_payload(p)
 
 
 def compress_residual(original: np.ndarray, reference: np.ndarray, quality: int, *, post_filter: bool = True,
@@ -372,11 +257,11 @@ def compress_residual(original: np.ndarray, reference: np.ndarray, quality: int,
                                                      restoration)
     flags = FLAG_RESIDUAL | (shift << 2) | _coding_flags(adaptive, layer_directions) | orient
     if decoded is None:
-        decoded = _decode_payload(quality, flags, h, w, stream, post)
+        decoded = _decode_payload(Payload(fixed["model_id"], quality, flags, h, w, stream, post))
     approx = _apply_residual(reference, decoded, shift)
-    if _mse(approx, original) >= _mse(reference, original):
-        return pack_payload(fixed["model_id"], quality, FLAG_RESIDUAL | FLAG_EMPTY, h, w, b"")
-    return pack_payload(fixed["model_id"], quality, flags, h, w, stream, post)
+    if mse(approx, original) >= mse(reference, original):
+        return pack(fixed["model_id"], quality, FLAG_RESIDUAL | FLAG_EMPTY, h, w, b"")
+    return pack(fixed["model_id"], quality, flags, h, w, stream, post)
 
 
 def _apply_residual(reference: np.ndarray, coded: np.ndarray, shift: int) -> np.ndarray:
@@ -387,11 +272,11 @@ def _apply_residual(reference: np.ndarray, coded: np.ndarray, shift: int) -> np.
 def decompress_residual(data: bytes, reference: np.ndarray, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Approximate original = reference + decoded residual."""
     _check_image(reference, "reference")
-    quality, flags, h, w, stream, post = _unpack(data, max_pixels)
-    if not flags & FLAG_RESIDUAL:
+    p = read_header(data, max_pixels)
+    if not p.flags & FLAG_RESIDUAL:
         raise CorruptError("NVTC payload is an image, not a residual; use decompress_image")
-    if reference.shape[:2] != (h, w):
-        raise CorruptError(f"NVTC residual is {w}x{h}, reference is {reference.shape[1]}x{reference.shape[0]}")
-    if flags & FLAG_EMPTY:
+    if reference.shape[:2] != (p.height, p.width):
+        raise CorruptError(f"NVTC residual is {p.width}x{p.height}, reference is {reference.shape[1]}x{reference.shape[0]}")
+    if p.flags & FLAG_EMPTY:
         return reference.copy()
-    return _apply_residual(reference, _decode_payload(quality, flags, h, w, stream, post, data[5]), (flags >> 2) & 3)
+    return _apply_residual(reference, _decode_payload(p), p.residual_shift)

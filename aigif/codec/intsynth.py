@@ -3,7 +3,7 @@
 Every tensor here holds integers. They are float32 tensors only so that the
 matrix products run on the BLAS (CPU) or cuBLAS (GPU): every weight, input and
 partial sum is an integer of magnitude below 2**24 (checked for every layer
-when the weights are quantised, :mod:`.intquant`), so each product and each
+when the weights are quantised, tools/quantise_nvtc.py), so each product and each
 partial sum is exact in float32 whatever the summation order, the blocking,
 the SIMD width, the thread count or the device, and the result is the same
 integer everywhere (``spec/codec-nvtc.md`` §5c). Rounding is explicit:

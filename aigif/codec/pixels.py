@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import ConfigError, TruncatedError, UnknownCodecError
-from . import avif
+from . import avif, payload
 from .zoo import DEFAULT_MAX_PIXELS
 
 
@@ -23,10 +23,14 @@ def _nvtc_decode(data: bytes, *, max_pixels: int) -> np.ndarray:
     return decompress_image(data, max_pixels=max_pixels)
 
 
-def _nvtc_describe(data: bytes) -> str:
-    from .api import describe
+def _nvtc_size(data: bytes, *, max_pixels: int) -> tuple[int, int]:
+    p = payload.read_header(data, max_pixels)
+    return p.width, p.height
 
-    return describe(data)
+
+def _avif_size(data: bytes, *, max_pixels: int) -> tuple[int, int]:
+    h, w = avif.header(data, max_pixels)
+    return w, h
 
 
 @dataclass(frozen=True)
@@ -34,11 +38,12 @@ class PixelCodec:
     name: str
     decode: Callable[..., np.ndarray]     # (payload, *, max_pixels) -> (H, W, 3) uint8
     describe: Callable[[bytes], str]
+    size: Callable[..., tuple]            # (payload, *, max_pixels) -> (width, height), from the header only
 
 
 CODECS = {
-    b"NVTC": PixelCodec("nvtc", _nvtc_decode, _nvtc_describe),
-    avif.MAGIC: PixelCodec("avif", avif.decompress, avif.describe),
+    payload.MAGIC: PixelCodec("nvtc", _nvtc_decode, payload.describe, _nvtc_size),
+    avif.MAGIC: PixelCodec("avif", avif.decompress, avif.describe, _avif_size),
 }
 CODEC_NAMES = ("nvtc", "avif")
 
@@ -56,6 +61,11 @@ def codec_of(data: bytes) -> PixelCodec:
 def decompress_pixels(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode a pixels-segment payload of any known codec to (H, W, 3) uint8."""
     return codec_of(data).decode(bytes(data), max_pixels=max_pixels)
+
+
+def pixels_size(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """(width, height) of a pixels-segment payload of any known codec, from its header (nothing decoded)."""
+    return codec_of(data).size(bytes(data), max_pixels=max_pixels)
 
 
 def describe_pixels(data: bytes) -> str:

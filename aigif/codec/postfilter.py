@@ -26,10 +26,12 @@ channel order, the offset).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
-from ..errors import CorruptError
+from ..container.varint import decode_uvarint, encode_uvarint, unzigzag
+from ..errors import CorruptError, TruncatedError
 from . import classfilter
 
 #: shape id 1: offsets (dy, dx) of the 5x5 square without its 4 corners, raster order
@@ -76,12 +78,12 @@ def _pad(img: np.ndarray) -> np.ndarray:
     return np.pad(img, ((MARGIN, MARGIN), (MARGIN, MARGIN), (0, 0)), mode="edge")
 
 
-
-
 def apply(img: np.ndarray, pf) -> np.ndarray:
-    """The filtered image (uint8 (H, W, 3)); integer arithmetic, identical on every machine."""
-    if isinstance(pf, classfilter.ClassifiedFilter):
-        return classfilter.apply(img, pf)
+    """The image filtered by an integer shape (uint8 (H, W, 3)); identical on every machine."""
+    return SHAPES[SHAPE_OF[type(pf)]].apply(img, pf)
+
+
+def _apply_diamond(img: np.ndarray, pf: PostFilter) -> np.ndarray:
     h, w = img.shape[:2]
     padded = _pad(img)
     out = np.empty_like(img)
@@ -119,56 +121,77 @@ def fit(decoded: np.ndarray, target: np.ndarray, shift: int = DEFAULT_SHIFT) -> 
     return PostFilter(shift, weights)
 
 
+def _pack_diamond(pf: PostFilter) -> bytes:
+    return bytes([SHAPE_DIAMOND5, pf.shift]) + b"".join(encode_uvarint(z) for z in classfilter.zigzag(pf.weights).ravel().tolist())
+
+
+def _unpack_diamond(block: bytes, _height: int, _width: int) -> PostFilter:
+    shift = block[1]
+    if not 1 <= shift <= MAX_SHIFT:
+        raise CorruptError(f"NVTC post filter: shift {shift} outside 1..{MAX_SHIFT}")
+    values, pos = [], 2
+    for i in range(3 * WEIGHTS_PER_CHANNEL):
+        start = pos
+        try:
+            z, pos = decode_uvarint(block, pos, what=f"NVTC post filter: weight {i}")
+        except TruncatedError as exc:
+            raise CorruptError(f"NVTC post filter: block ends inside weight {i}") from exc
+        if pos - start > MAX_VARINT_BYTES:
+            raise CorruptError(f"NVTC post filter: weight {i} longer than {MAX_VARINT_BYTES} bytes")
+        values.append(unzigzag(z))
+    if pos != len(block):
+        raise CorruptError(f"NVTC post filter: {len(block) - pos} bytes after the last weight")
+    return PostFilter(shift, np.array(values, dtype=np.int64).reshape(3, WEIGHTS_PER_CHANNEL))
+
+
+def _pack_restored(pf: Restored) -> bytes:
+    return bytes([SHAPE_RESTORED]) + (pack(pf.inner) if pf.inner is not None else b"")
+
+
+def _unpack_restored(block: bytes, height: int, width: int) -> Restored:
+    if block[1:2] == bytes([SHAPE_RESTORED]):
+        raise CorruptError("NVTC post filter: shape 3 inside shape 3 (the network runs once)")
+    return Restored(unpack(block[1:], height, width) if len(block) > 1 else None)
+
+
+def _needs_the_model(img: np.ndarray, pf: Restored) -> np.ndarray:
+    raise TypeError("post-filter shape 3 runs the model's restoration network: the codec's decoder applies it")
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One post-filter shape: its block syntax both ways and what it does to the decoded image."""
+
+    pack: Callable[[object], bytes]
+    unpack: Callable[[bytes, int, int], object]   # (block, coded height, coded width); CorruptError when invalid
+    apply: Callable[[np.ndarray, object], np.ndarray]
+    min_bytes: int
+
+
+#: shape id (the block's first byte) -> its handlers (spec/codec-nvtc.md §5a)
+SHAPES = {
+    SHAPE_DIAMOND5: Shape(_pack_diamond, _unpack_diamond, _apply_diamond, 2),
+    classfilter.SHAPE_CLASSIFIED: Shape(classfilter.pack, classfilter.unpack, classfilter.apply, 2),
+    SHAPE_RESTORED: Shape(_pack_restored, _unpack_restored, _needs_the_model, 1),
+}
+#: the parsed form of each shape
+SHAPE_OF = {PostFilter: SHAPE_DIAMOND5, classfilter.ClassifiedFilter: classfilter.SHAPE_CLASSIFIED, Restored: SHAPE_RESTORED}
+
+
 def pack(pf) -> bytes:
     """The payload's post-filter block."""
-    if isinstance(pf, Restored):
-        return bytes([SHAPE_RESTORED]) + (pack(pf.inner) if pf.inner is not None else b"")
-    if isinstance(pf, classfilter.ClassifiedFilter):
-        return classfilter.pack(pf)
-    out = bytearray([SHAPE_DIAMOND5, pf.shift])
-    for z in classfilter.zigzag(pf.weights).ravel().tolist():
-        while True:
-            byte = z & 0x7F
-            z >>= 7
-            out.append(byte | (0x80 if z else 0))
-            if not z:
-                break
-    return bytes(out)
+    return SHAPES[SHAPE_OF[type(pf)]].pack(pf)
 
 
 def unpack(block: bytes, height: int, width: int):
     """Parse the post-filter block of a coded image of ``height`` x ``width`` (a :class:`PostFilter` or a
     :class:`.classfilter.ClassifiedFilter`, or a :class:`Restored` holding one or None); any deviation from
     section 5a raises ``CorruptError``."""
-    if block[:1] == bytes([SHAPE_RESTORED]):
-        if block[1:2] == bytes([SHAPE_RESTORED]):
-            raise CorruptError("NVTC post filter: shape 3 inside shape 3 (the network runs once)")
-        return Restored(unpack(block[1:], height, width) if len(block) > 1 else None)
-    if len(block) < 2:
-        raise CorruptError(f"NVTC post filter: block of {len(block)} bytes, needs at least 2")
-    if block[0] == classfilter.SHAPE_CLASSIFIED:
-        return classfilter.unpack(block, height, width)
-    if block[0] != SHAPE_DIAMOND5:
-        raise CorruptError(f"NVTC post filter: unknown shape {block[0]} "
-                           f"(known: {SHAPE_DIAMOND5}, {classfilter.SHAPE_CLASSIFIED}, {SHAPE_RESTORED})")
-    shift = block[1]
-    if not 1 <= shift <= MAX_SHIFT:
-        raise CorruptError(f"NVTC post filter: shift {shift} outside 1..{MAX_SHIFT}")
-    values, pos = [], 2
-    for _ in range(3 * WEIGHTS_PER_CHANNEL):
-        z, k = 0, 0
-        while True:
-            if pos >= len(block):
-                raise CorruptError(f"NVTC post filter: block ends inside weight {len(values)}")
-            if k == MAX_VARINT_BYTES:
-                raise CorruptError(f"NVTC post filter: weight {len(values)} longer than {MAX_VARINT_BYTES} bytes")
-            byte = block[pos]
-            pos += 1
-            z |= (byte & 0x7F) << (7 * k)
-            k += 1
-            if not byte & 0x80:
-                break
-        values.append((z >> 1) ^ -(z & 1))
-    if pos != len(block):
-        raise CorruptError(f"NVTC post filter: {len(block) - pos} bytes after the last weight")
-    return PostFilter(shift, np.array(values, dtype=np.int64).reshape(3, WEIGHTS_PER_CHANNEL))
+    shape = SHAPES.get(block[0]) if block else None
+    if shape is None:
+        known = ", ".join(str(k) for k in SHAPES)
+        raise CorruptError(f"NVTC post filter: unknown shape {block[0]} (known: {known})" if block
+                           else "NVTC post filter: empty block")
+    if len(block) < shape.min_bytes:
+        raise CorruptError(f"NVTC post filter: block of {len(block)} bytes, needs at least {shape.min_bytes}")
+    return shape.unpack(block, height, width)

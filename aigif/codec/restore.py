@@ -6,7 +6,7 @@ full resolution. This network does: ``layers + 2`` 3x3 convolutions at half
 resolution (pixel-unshuffle by 2), ReLU between them, a residual on the
 pixels, conditioned on the quality by one-hot input planes. Its weights ship
 with the model (one file per model id, sha256-pinned like the model's), are
-trained on the training photos' decodes (:mod:`.train_restore`), and it runs
+trained on the training photos' decodes (tools/train_nvtc_restore.py), and it runs
 before the per-image integer filters of :mod:`.classfilter`, which then fit
 what it leaves. On Kodak 24 it takes the BD-rate against WebP from -8.9 % to
 -15.3 % for ~0.2 s per 768x512 image.

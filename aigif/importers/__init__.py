@@ -12,7 +12,6 @@ Imports neither torch nor diffusers.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,13 +20,14 @@ from ..limits import DEFAULT_LIMITS, Limits
 from .a1111_write import a1111_parameters, png_info_for
 from .decide import EXACT, KINDS, PIXELS, RESIDUAL, SYNTAX_ONLY, Options, Outcome, decide
 from .detect import TOOLS, map_embedded
-from .extract import IMAGE_EXTENSIONS, Embedded, open_image, read_embedded
+from ..imageio import open_image, read_bytes
+from .extract import IMAGE_EXTENSIONS, IMAGE_FORMATS, Embedded, read_embedded
 from .localmodels import LocalModels
 from .result import Imported
 
 __all__ = [
     "Imported", "Options", "Outcome", "Embedded", "TOOLS", "KINDS", "EXACT", "RESIDUAL", "PIXELS", "SYNTAX_ONLY",
-    "IMAGE_EXTENSIONS", "read_image", "import_image", "import_bytes", "encode_image", "decide",
+    "IMAGE_EXTENSIONS", "read_image_and_metadata", "import_image", "import_bytes", "encode_image", "decide",
     "a1111_parameters", "png_info_for", "Encoded", "LocalModels",
 ]
 
@@ -50,39 +50,26 @@ class Encoded:
         return self.outcome.document
 
 
-def _read(src, limits: Limits) -> bytes:
-    if isinstance(src, (bytes, bytearray, memoryview)):
-        data = bytes(src)
-        if len(data) > limits.max_file_bytes:
-            from ..errors import LimitError
-
-            raise LimitError(f"image of {len(data)} bytes is above the limit of {limits.max_file_bytes}")
-        return data
-    from ..fileio import read_limited
-
-    return read_limited(os.fspath(src), limits.max_file_bytes)
-
-
-def read_image(src, limits: Limits = DEFAULT_LIMITS) -> tuple[Embedded, np.ndarray]:
+def read_image_and_metadata(src, limits: Limits = DEFAULT_LIMITS) -> tuple[Embedded, np.ndarray]:
     """(embedded metadata, RGB uint8 pixels) of an image path or bytes."""
-    return _decoded(_read(src, limits), limits)
+    return _decoded(read_bytes(src, limits), limits)
 
 
 def _decoded(data: bytes, limits: Limits) -> tuple[Embedded, np.ndarray]:
-    im = open_image(data, limits)
+    im = open_image(data, limits, IMAGE_FORMATS)
     emb = read_embedded(im, limits)
     rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
     return emb, rgb
 
 
 def import_bytes(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Imported:
-    emb, _ = read_image(data, limits)
+    emb, _ = read_image_and_metadata(data, limits)
     return map_embedded(emb, limits)
 
 
 def import_image(src, limits: Limits = DEFAULT_LIMITS) -> Imported:
     """Map the metadata of one image file (or bytes) onto the syntax; pixels are not kept."""
-    emb, _ = read_image(src, limits)
+    emb, _ = read_image_and_metadata(src, limits)
     return map_embedded(emb, limits)
 
 
@@ -98,7 +85,7 @@ def encode_image(src, *, engine=None, codec=None, options: Options = Options(), 
     from ..provenance.c2pa_import import kept_manifest_store
     from ..syntax.document import dumps
 
-    data = _read(src, limits)
+    data = read_bytes(src, limits)
     emb, rgb = _decoded(data, limits)
     imp = map_embedded(emb, limits)
     outcome = decide(imp, rgb, engine=engine, codec=codec, options=options, resolver=resolver)

@@ -16,7 +16,6 @@ Three carriers exist in the wild:
 """
 from __future__ import annotations
 
-import io
 import json
 import warnings
 import zlib
@@ -24,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import CorruptError, ImportMetadataError, LimitError
+from ..errors import CorruptError, ImportMetadataError
 from ..limits import DEFAULT_LIMITS, Limits, inflate_limited
 
 IMAGE_FORMATS = {"PNG", "JPEG", "WEBP"}
@@ -45,34 +44,6 @@ class Embedded:
     image_format: str = ""
     size: tuple[int, int] = (0, 0)   # width, height
     notes: list[str] = field(default_factory=list)
-
-
-def open_image(data: bytes, limits: Limits = DEFAULT_LIMITS):
-    """Open and fully load an image from bytes, refusing oversize or non-image input."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")        # Pillow warns on odd EXIF / large images; we check ourselves
-            im = Image.open(io.BytesIO(data))
-    except Image.DecompressionBombError as exc:
-        raise LimitError(f"image refused: {exc}") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise ImportMetadataError(f"not a readable image ({exc})") from None
-    if im.format not in IMAGE_FORMATS:
-        raise ImportMetadataError(f"image format {im.format} is not supported; expected PNG, JPEG or WebP")
-    w, h = im.size
-    if w * h > limits.max_image_pixels:
-        raise LimitError(f"image of {w}x{h} pixels is above the limit of {limits.max_image_pixels} pixels")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            im.load()
-    except Image.DecompressionBombError as exc:
-        raise LimitError(f"image refused: {exc}") from None
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise ImportMetadataError(f"image data is damaged ({exc})") from None
-    return im
 
 
 def read_embedded(im, limits: Limits = DEFAULT_LIMITS) -> Embedded:

@@ -1,6 +1,6 @@
 """Codecs 3 and 4: a static token-level PPM model driving the integer range coder.
 
-Model (Cleary & Witten 1984, PPM; static, trained once by `aigif.text.train`):
+Model (Cleary & Witten 1984, PPM; static, trained once by `tools/train_text_coder.py`):
 tokens from `tokenize.split_tokens` are coded with contexts of up to K previous
 tokens; a token missing from a context is preceded by an escape and retried one
 order lower; tokens outside the vocabulary are the symbol NOVEL followed by

@@ -57,25 +57,24 @@ def symbols_of(data: bytes) -> dict:
 
 def layer_directions_of(data: bytes) -> list | None:
     """Every layer's walk direction in decode order (flags bit 7, section 4), or None without bit 7."""
-    from aigif.codec import api
+    from aigif.codec import payload
 
-    if not data[7] & api.FLAG_DIRECTIONS:
+    if not data[7] & payload.FLAG_DIRECTIONS:
         return None
     return list(decode_symbols(data)[1].values())
 
 
 def decode_symbols(data: bytes) -> tuple:
     """({(stage, layer): symbols}, {(stage, layer): walk direction}) of a payload, in decode order."""
-    from aigif.codec import api, zoo
+    from aigif.codec import payload, zoo
     from aigif.codec.model import pad_multiple
 
-    quality, flags, h, w, stream, _post = api._unpack(data, api.DEFAULT_MAX_PIXELS)
-    model = zoo.load_model(quality)
+    p = payload.read_header(data)
+    model = zoo.load_model(p.quality)
     m = pad_multiple(model.config)
-    if flags & api.FLAG_TRANSPOSED:  # section 5b: the stream codes a width x height image
-        h, w = w, h
-    idx, directions = model.decode_indices([stream], (h + (-h % m), w + (-w % m)), bool(flags & api.FLAG_ADAPTIVE),
-                                           bool(flags & api.FLAG_DIRECTIONS))
+    h, w = p.coded_shape  # section 5b: a transposed stream codes a width x height image
+    idx, directions = model.decode_indices([p.stream], (h + (-h % m), w + (-w % m)),
+                                           bool(p.flags & payload.FLAG_ADAPTIVE), bool(p.flags & payload.FLAG_DIRECTIONS))
     return {k: v.numpy() for k, v in idx.items()}, directions
 
 
@@ -88,12 +87,10 @@ def symbols_sha256(symbols: dict) -> str:
 
 def post_filter_of(data: bytes) -> dict | None:
     """The parsed post filter of a payload (section 5a), or None."""
-    from aigif.codec import api, postfilter
+    from aigif.codec import payload, postfilter
 
-    _q, flags, h, w, _stream, post = api._unpack(data, api.DEFAULT_MAX_PIXELS)
-    if not post:
-        return None
-    return _filter_dict(post, postfilter.unpack(post, *((w, h) if flags & api.FLAG_TRANSPOSED else (h, w))))
+    p = payload.read_header(data)
+    return _filter_dict(p.post, postfilter.unpack(p.post, *p.coded_shape)) if p.post else None
 
 
 def _filter_dict(post: bytes, pf) -> dict | None:
@@ -110,9 +107,9 @@ def _filter_dict(post: bytes, pf) -> dict | None:
 
 
 def header_of(data: bytes) -> dict:
-    from aigif.codec import api
+    from aigif.codec import payload
 
-    _m, version, model_id, quality, flags, h, w, length = api.HEADER.unpack_from(data)
+    _m, version, model_id, quality, flags, h, w, length = payload.HEADER.unpack_from(data)
     return {"version": version, "model_id": model_id, "quality": quality, "flags": flags, "height": h, "width": w,
             "stream_bytes": length}
 
@@ -162,7 +159,7 @@ def main() -> None:
     import torch
 
     from aigif.codec import QUALITIES, api, compress_image, compress_residual, decompress_image, decompress_residual
-    from aigif.codec import postfilter, zoo
+    from aigif.codec import payload, postfilter, zoo
     model_id = zoo.DEFAULT_MODEL_ID
     torch.set_num_threads(1)
     os.makedirs(OUT, exist_ok=True)
@@ -197,22 +194,22 @@ def main() -> None:
     write_valid("image-q2-96x80-post-filter", post, decompress_image(post))
     assert post_filter_of(restored)["shape"] == 3 and post_filter_of(restored)["inner"]["shape"] == 2
     write_valid("image-q2-96x80-restored", restored, decompress_image(restored))  # network, then shape 2
-    quality, flags, h, w, stream, _ = api._unpack(restored, api.DEFAULT_MAX_PIXELS)
-    bare = api.pack_payload(model_id, quality, flags, h, w, stream, b"\x03")
+    p = payload.read_header(restored)
+    bare = payload.pack(model_id, p.quality, p.flags, p.height, p.width, p.stream, b"\x03")
     write_valid("image-q2-96x80-restored-bare", bare, decompress_image(bare))  # the network alone
     # model id 5: the same symbols and filter through the float synthesis and network (platform-dependent)
-    float5 = api._pack(5, quality, flags, h, w, stream, api._unpack(restored, api.DEFAULT_MAX_PIXELS)[5])
+    float5 = payload.pack(5, *p[1:])
     write_valid("image-q2-96x80-restored-id5-float", float5, decompress_image(float5))
     # shape 1 (one filter for the whole image; the reference encoder now writes shape 2)
     src = synthetic(80, 96, seed=4)
     unfiltered = compress_image(src, QUALITIES[1], post_filter=False)
-    quality, flags, h, w, stream, _ = api._unpack(unfiltered, api.DEFAULT_MAX_PIXELS)
+    p = payload.read_header(unfiltered)
     block = postfilter.pack(postfilter.fit(decompress_image(unfiltered), src))
-    shape1 = api.pack_payload(model_id, quality, flags, h, w, stream, block)
+    shape1 = payload.pack(model_id, p.quality, p.flags, p.height, p.width, p.stream, block)
     assert post_filter_of(shape1)["shape"] == 1
     write_valid("image-q2-96x80-post-filter-shape1", shape1, decompress_image(shape1))
     flipped = compress_image(synthetic(96, 72, seed=5), QUALITIES[1], transpose=True, layer_directions=False)
-    assert flipped[7] & api.FLAG_TRANSPOSED
+    assert flipped[7] & payload.FLAG_TRANSPOSED
     write_valid("image-q2-72x96-transposed", flipped, decompress_image(flipped))  # coded as 72 rows x 96 columns
 
     original = synthetic(64, 64, seed=3)
@@ -257,9 +254,9 @@ def main() -> None:
     write_invalid("post-filter-restoration-bad-inner", recrc(rbody[: rat + 3] + b"\x07" + rbody[rat + 4 :]), "corrupt")
     write_invalid("post-filter-on-empty-residual", recrc(pbody[:7] + bytes([pbody[7] | 3]) + pbody[8:]), "corrupt")
     write_invalid("transposed-empty-residual",
-                  recrc(empty[:7] + bytes([empty[7] | api.FLAG_TRANSPOSED]) + empty[8:-4]), "corrupt")
+                  recrc(empty[:7] + bytes([empty[7] | payload.FLAG_TRANSPOSED]) + empty[8:-4]), "corrupt")
     write_invalid("directions-empty-residual",
-                  recrc(empty[:7] + bytes([empty[7] | api.FLAG_DIRECTIONS]) + empty[8:-4]), "corrupt")
+                  recrc(empty[:7] + bytes([empty[7] | payload.FLAG_DIRECTIONS]) + empty[8:-4]), "corrupt")
     write_invalid("post-filter-on-image-without-flag", recrc(pbody[:7] + bytes([pbody[7] & ~16]) + pbody[8:]), "corrupt")
     write_invalid("empty-flag-on-image", recrc(body[:7] + b"\x02" + body[8:]), "corrupt")
     write_invalid("zero-width", recrc(body[:10] + b"\x00\x00" + body[12:]), "corrupt")

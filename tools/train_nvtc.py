@@ -1,8 +1,8 @@
 """Train and export the NVTC codec.
 
-    python -m aigif.codec.train train --data 'photos/*.png' --out runs/nvtc --budget-minutes 60 [--device cuda --amp]
-    python -m aigif.codec.train compact --ckpt runs/nvtc/last.pt --out runs/nvtc/compact
-    python -m aigif.codec.train export --data 'photos/*.png' --ckpt runs/nvtc/last.pt --out aigif/assets/nvtc/nvtc_id5.safetensors --refine 77
+    python tools/train_nvtc.py train --data 'photos/*.png' --out runs/nvtc --budget-minutes 60 [--device cuda --amp]
+    python tools/train_nvtc.py compact --ckpt runs/nvtc/last.pt --out runs/nvtc/compact
+    python tools/train_nvtc.py export --data 'photos/*.png' --ckpt runs/nvtc/last.pt --out aigif/assets/nvtc/nvtc_id5.safetensors --refine 77
 
 Data: random crops of the training photos ``--data`` names (a glob; never a benchmark set such as Kodak).
 Schedule (fractions of the total steps), after NVTC's staged training:
@@ -172,7 +172,7 @@ def calibrate_steps(cfg: dict, images, args, device) -> int:
     """Schedule length that fits ``--budget-minutes``: time 20 full steps of a throwaway model."""
     import torch
 
-    from .model import NVTC
+    from aigif.codec.model import NVTC
 
     model = NVTC(cfg).to(device)
     if args.copy_aware:
@@ -205,7 +205,7 @@ def rescheduled_total(step: int, seconds: float, steps: int, seconds_left: float
 def train(args) -> None:
     import torch
 
-    from .model import DEFAULT_CONFIG, NVTC
+    from aigif.codec.model import DEFAULT_CONFIG, NVTC
 
     torch.set_num_threads(args.threads)
     os.makedirs(args.out, exist_ok=True)
@@ -322,8 +322,8 @@ def refine_tables(model, probs: dict, flag_probs: dict, lmbda: float, n_images: 
     """
     import torch
 
-    from .entropy import IntegerTables, flag_counts, quantize_probs, walk_grid
-    from .model import contexts_for, pad_multiple
+    from aigif.codec.entropy import IntegerTables, flag_counts, quantize_probs, walk_grid
+    from aigif.codec.model import contexts_for, pad_multiple
 
     images = load_images(data)
     step = max(1, len(images) // n_images)
@@ -386,8 +386,8 @@ def load_shipped(path: str) -> dict:
     from safetensors import safe_open
     from safetensors.numpy import load_file
 
-    from .model import context_plan
-    from .zoo import net_state
+    from aigif.codec.model import context_plan
+    from aigif.codec.zoo import net_state
 
     with safe_open(path, framework="numpy") as f:
         meta = f.metadata() or {}
@@ -427,8 +427,8 @@ def quality_tables(ckpt: str, q: int, refine: int, rounds: int, threads: int, da
     """Integer symbol and copy-flag tables of rate point ``q`` (0-based) as ``{name: uint16 array}``."""
     import torch
 
-    from .entropy import FLAG_CONTEXTS, quantize_probs
-    from .model import NVTC, context_plan
+    from aigif.codec.entropy import FLAG_CONTEXTS, quantize_probs
+    from aigif.codec.model import NVTC, context_plan
 
     torch.set_num_threads(threads)
     ck = load_checkpoint(ckpt)
@@ -487,7 +487,7 @@ def export(args) -> None:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m aigif.codec.train", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="tools/train_nvtc.py", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train")
     t.add_argument("--out", default="runs/nvtc")

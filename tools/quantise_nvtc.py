@@ -1,6 +1,6 @@
 """Quantise model id 5's synthesis and restoration network to the integer decoder of model id 6.
 
-    python -m aigif.codec.intquant --data 'photos/*.png' [--photos 8] [--crop 256]
+    python tools/quantise_nvtc.py --data 'photos/*.png' [--photos 8] [--crop 256]
 
 Post-training, per layer: the input's range is measured on the decodes of
 training photos (twice the largest value seen, a power of two at most), the
@@ -20,7 +20,7 @@ import os
 import numpy as np
 import torch
 
-from .intsynth import EXACT, check_layer
+from aigif.codec.intsynth import EXACT, check_layer
 
 #: real inputs and outputs a layer may see: twice the largest seen while calibrating
 MARGIN = 2.0
@@ -133,8 +133,8 @@ def calibrate(model, net, photos: list, crop: int) -> tuple:
     (centre crops, every quality)."""
     from PIL import Image
 
-    from . import zoo
-    from .model import pad_multiple
+    from aigif.codec import zoo
+    from aigif.codec.model import pad_multiple
 
     syn = {f"vt.{s}.{l}.{u}.{k}": getattr(unit, k) for s, st in enumerate(model.dec_vt) for l, stack in enumerate(st)
            for u, unit in enumerate(stack) for k in ("block_fc", "fc1", "fc2")}
@@ -248,8 +248,8 @@ def quantise(model, net, rs: Recorder, rr: Recorder) -> tuple:
 def main(argv=None) -> None:
     from safetensors.numpy import save_file
 
-    from ..fileio import sha256_of_file
-    from . import zoo
+    from aigif.fileio import sha256_of_file
+    from aigif.codec import zoo
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="glob of the training photos (never a benchmark set)")

@@ -1,8 +1,8 @@
 """Train the shipped text models from the prompt training set (never dev).
 
-    python -m aigif.text.train --out aigif/assets/text/token_ppm_v1.safetensors.zst
-    python -m aigif.text.train --zstd-dict --out aigif/assets/text/zstd_dict_v1.bin
-    python -m aigif.text.train --holdout 5000 --out /tmp/m.zst   # tune: report size on held-out train lines
+    python tools/train_text_coder.py --train prompts/train.txt.gz --out aigif/assets/text/token_ppm_v1.safetensors.zst
+    python tools/train_text_coder.py --train prompts/train.txt.gz --zstd-dict --out aigif/assets/text/zstd_dict_v1.bin
+    python tools/train_text_coder.py --train prompts/train.txt.gz --holdout 5000 --out /tmp/m.zst   # tune: report size on held-out train lines
 
 Deterministic: integer counting only, sorted outputs, fixed zstd settings, so
 the same input gives the same model bytes. Shipped models are frozen: changing
@@ -21,11 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .model_codec import CHAR_END, CHAR_ESC, EOS, NOVEL
-from .rangecoder import MAX_TOTAL
-from .tokenize import split_tokens
+from aigif.text.model_codec import CHAR_END, CHAR_ESC, EOS, NOVEL
+from aigif.text.rangecoder import MAX_TOTAL
+from aigif.text.tokenize import split_tokens
 
-DEFAULT_TRAIN = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "prompts" / "train.txt.gz"
 
 
 @dataclass(frozen=True)
@@ -188,7 +187,7 @@ def train_zstd_dict(prompts: list[str], size: int, n: int) -> bytes:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--train", type=Path, default=DEFAULT_TRAIN)
+    ap.add_argument("--train", type=Path, required=True, help="gzip text file of training prompts, one per line")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--version", type=int, default=1)
     ap.add_argument("--zstd-dict", action="store_true", help="train the zstd dictionary instead")
@@ -215,7 +214,7 @@ def main(argv: list[str] | None = None) -> None:
     a.out.write_bytes(blob)
     print(f"wrote {a.out} ({len(blob)} bytes) in {time.time() - t0:.1f}s", file=sys.stderr)
     if held and not a.zstd_dict:
-        from .model_codec import decode_with, encode_with, parse_model
+        from aigif.text.model_codec import decode_with, encode_with, parse_model
 
         m = parse_model(blob)
         sizes = []

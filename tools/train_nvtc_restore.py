@@ -2,8 +2,8 @@
 
 Two steps, both on CPU in minutes::
 
-    python -m aigif.codec.train_restore decode --out runs/restore/decoded   # the model's decodes, every quality
-    python -m aigif.codec.train_restore train --decoded runs/restore/decoded --out restore.safetensors
+    python tools/train_nvtc_restore.py decode --out runs/restore/decoded   # the model's decodes, every quality
+    python tools/train_nvtc_restore.py train --decoded runs/restore/decoded --out restore.safetensors
 
 ``decode`` codes every training photo at every quality with the default
 encoder (adaptive rows, layer directions, one orientation) and keeps what the
@@ -36,7 +36,7 @@ def decode_training_set(files: list, out_dir: str, qualities=(1, 2, 3, 4)) -> No
     decodes it, ``nbytes``) for every file."""
     from PIL import Image
 
-    from . import api, zoo
+    from aigif.codec import api, payload, zoo
 
     os.makedirs(out_dir, exist_ok=True)
     for q in qualities:
@@ -47,7 +47,7 @@ def decode_training_set(files: list, out_dir: str, qualities=(1, 2, 3, 4)) -> No
             rgb = np.asarray(Image.open(f).convert("RGB"))
             model, coded = api._compress_symbols(rgb, q, adaptive=True, directions=True)
             dec = api._synthesize(model, coded["indices"], *rgb.shape[:2], api._integer_ops(zoo.DEFAULT_MODEL_ID))
-            np.savez(out + ".tmp.npz", dec=dec, nbytes=api._payload_bytes(coded["strings"][0]))
+            np.savez(out + ".tmp.npz", dec=dec, nbytes=payload.size(coded["strings"][0]))
             os.replace(out + ".tmp.npz", out)
             print(out, flush=True)
 
@@ -72,7 +72,7 @@ def train(pairs: list, cfg: dict, steps: int = 6000, batch: int = 16, crop: int 
     import torch
     import torch.nn.functional as F
 
-    from .restore import RestoreNet
+    from aigif.codec.restore import RestoreNet
 
     torch.manual_seed(seed)
     np.random.seed(seed)
@@ -115,7 +115,7 @@ def export(net, path: str) -> str:
     returns its sha256 (for ``zoo.SHA256``)."""
     from safetensors.torch import save_file
 
-    from ..fileio import sha256_of_file
+    from aigif.fileio import sha256_of_file
 
     tmp = path + ".tmp"
     save_file({k: v.detach().contiguous() for k, v in net.state_dict().items()}, tmp,
@@ -126,9 +126,9 @@ def export(net, path: str) -> str:
 
 
 def main(argv=None) -> None:
-    from .restore import DEFAULT_CONFIG
+    from aigif.codec.restore import DEFAULT_CONFIG
 
-    ap = argparse.ArgumentParser(prog="python -m aigif.codec.train_restore", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python tools/train_nvtc_restore.py", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("decode", help="cache the model's decodes of the training photos")
     d.add_argument("--out", default="runs/restore/decoded")
