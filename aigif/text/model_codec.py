@@ -19,14 +19,13 @@ from array import array
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import resources
 
 import numpy as np
 
-from ..errors import CorruptError, LimitError, ModelError
+from ..errors import CorruptError, LimitError
 from .rangecoder import RangeDecoder, RangeEncoder
 from .tokenize import CAP, LOWER, UPPER, apply_case, has_lower_letter, split_case_tokens, split_tokens
-from .zstd_codecs import check_sha256
+from .zstd_codecs import shipped_asset
 
 MODEL_ASSETS = {1: "token_ppm_v1.safetensors.zst"}  # model version -> file in aigif/assets/text
 MODEL_SHA256 = {1: "c7ad98560e2a00f320b95982ed94083eea392c547834302d738a670b1991245a"}  # frozen identity of each shipped model (also in spec/text-coding.md)
@@ -197,12 +196,7 @@ def parse_model(blob: bytes) -> TokenModel:
 
 @lru_cache(maxsize=None)
 def load_model(version: int) -> TokenModel:
-    try:
-        blob = resources.files("aigif.assets").joinpath("text", MODEL_ASSETS[version]).read_bytes()
-    except (KeyError, FileNotFoundError) as e:
-        raise ModelError(f"text model v{version} is not installed ({e})") from None
-    check_sha256(blob, MODEL_SHA256[version], f"text model {MODEL_ASSETS[version]}")
-    return parse_model(blob)
+    return parse_model(shipped_asset(MODEL_ASSETS, MODEL_SHA256, version, "text model"))
 
 
 def encode_with(model: TokenModel, text: str, case: bool = False) -> bytes:

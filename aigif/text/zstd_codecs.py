@@ -43,6 +43,18 @@ def check_chars(raw: bytes, max_chars: int, what: str) -> str:
     return text
 
 
+def shipped_asset(assets: dict, hashes: dict, version: int, what: str) -> bytes:
+    """The bytes of text asset *version* (file name in *assets*), checked against its frozen sha256 in *hashes*."""
+    from ..errors import ModelError
+
+    try:
+        blob = resources.files("aigif.assets").joinpath("text", assets[version]).read_bytes()
+    except (KeyError, FileNotFoundError) as e:
+        raise ModelError(f"{what} v{version} is not installed ({e})") from None
+    check_sha256(blob, hashes[version], f"{what} {assets[version]}")
+    return blob
+
+
 def check_sha256(blob: bytes, expected: str, what: str) -> None:
     """Refuse an asset whose bytes differ from the frozen ones: decoding would silently differ."""
     import hashlib
@@ -56,14 +68,7 @@ def check_sha256(blob: bytes, expected: str, what: str) -> None:
 
 @lru_cache(maxsize=None)
 def load_zstd_dict(version: int) -> bytes:
-    from ..errors import ModelError
-
-    try:
-        blob = resources.files("aigif.assets").joinpath("text", ZSTD_DICT_ASSETS[version]).read_bytes()
-    except (KeyError, FileNotFoundError) as e:
-        raise ModelError(f"zstd text dictionary v{version} is not installed ({e})") from None
-    check_sha256(blob, DICT_SHA256[version], f"zstd dictionary {ZSTD_DICT_ASSETS[version]}")
-    return blob
+    return shipped_asset(ZSTD_DICT_ASSETS, DICT_SHA256, version, "zstd text dictionary")
 
 
 @dataclass(frozen=True)
