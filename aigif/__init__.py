@@ -41,6 +41,7 @@ from .syntax import (
     Extension,
     Fingerprint,
     Generation,
+    HiresFix,
     Lora,
     ModelRef,
     Platform,
@@ -60,7 +61,7 @@ __all__ = [
     "UnsupportedVersionError", "AigifWarning", "ExtensionError", "ExtensionLoadWarning", "ExtensionPayloadWarning",
     "ImageReadError", "ImportMetadataError", "LibraryError", "OutputExistsError", "ProvenanceError", "QueryError", "UnknownExtensionWarning",
     "atomic_write", "dump", "load", "DEFAULT_LIMITS", "Limits", "ComponentRef", "Document",
-    "Extension", "Fingerprint", "Generation", "Lora", "ModelRef", "Platform", "Source", "document_from_dict",
+    "Extension", "Fingerprint", "Generation", "HiresFix", "Lora", "ModelRef", "Platform", "Source", "document_from_dict",
     "document_to_dict", "dumps", "loads", "register_extension", "__version__",
 ]
 

@@ -15,7 +15,6 @@ and model/LoRA/VAE strings are parsed by :mod:`aigif.engine.refs`.
 """
 from __future__ import annotations
 
-import json
 import os
 import secrets
 from dataclasses import dataclass
@@ -26,10 +25,11 @@ from .errors import AigifError, ConfigError, ModelError
 from .fileio import read_limited, write_output
 from .imageio import png_bytes
 from .limits import DEFAULT_LIMITS, Limits
-from .syntax import registry
 from .syntax.document import Document, document_from_dict, dumps, loads
-from .syntax.elements import Generation, ModelRef
+from .syntax.elements import Generation, ModelRef, from_dict
 from .syntax.flow import check_schedule
+from .syntax.passes import HiresFix
+from .pipeline_ref import pipeline_model_ref, scheduler_of, second_scheduler  # noqa: F401  (public here too)
 
 
 # pipe(...) arguments a syntax records; anything else would change the image without being written down
@@ -116,7 +116,7 @@ def generate(prompt: str, *, negative_prompt: str = "", model: str | ModelRef | 
              steps: int | None = None, guidance: float | None = None, width: int | None = None, height: int | None = None,
              scheduler: str | None = None, clip_skip: int | None = None, eta: float | None = None,
              guidance_rescale: float | None = None, loras=(), vae=None, revision: str | None = None, engine=None,
-             output: str | os.PathLike | None = None, overwrite: bool = True) -> Generated:
+             hires=None, output: str | os.PathLike | None = None, overwrite: bool = True) -> Generated:
     """Render one image with aigif's engine and return ``Generated(image, document)`` (a PIL image).
 
     Defaults follow the model (:mod:`aigif.syntax.defaults`): the embedded ``aigif-tiny-sd``
@@ -124,8 +124,9 @@ def generate(prompt: str, *, negative_prompt: str = "", model: str | ModelRef | 
     size and 50 steps. *model*: a registry name, a path, ``owner/name[@revision]`` or a
     :class:`ModelRef` (*revision* pins a repo id); *loras*: ``"NAME[:WEIGHT]"`` strings or :class:`Lora` in order; *vae*: a
     name, path, repo or :class:`ComponentRef`. A path outside the engine's model dirs adds its
-    folder to them. *seed* None draws a random 32-bit seed (it is recorded). *output* also
-    writes the .aigif (replacing an existing file only with *overwrite*).
+    folder to them. *seed* None draws a random 32-bit seed (it is recorded). *hires*: a
+    :class:`HiresFix` (or its JSON dict) run as a second pass. *output* also writes the .aigif
+    (replacing an existing file only with *overwrite*).
     """
     from PIL import Image
 
@@ -139,7 +140,7 @@ def generate(prompt: str, *, negative_prompt: str = "", model: str | ModelRef | 
     gen = resolve_generation(ref, prompt=prompt, negative_prompt=negative_prompt, seed=seed, num_inference_steps=steps,
                              guidance_scale=guidance, width=width, height=height, scheduler=scheduler,
                              clip_skip=clip_skip, eta=eta, guidance_rescale=guidance_rescale)
-    result = eng.generate(gen, ref)
+    result = eng.generate(gen, ref, hires=hires_fix(hires))
     if output is not None:
         write_output(output, dumps(result.document), force=overwrite)
     return Generated(Image.fromarray(result.image, "RGB"), result.document)
@@ -157,6 +158,13 @@ def pack(description: dict, *, output: str | os.PathLike | None = None, overwrit
     return data
 
 
+def hires_fix(hires) -> HiresFix | None:
+    """A :class:`HiresFix` from itself, its JSON dict (the ``hires`` key of ``aigif info --json``) or None."""
+    if hires is None or isinstance(hires, HiresFix):
+        return hires
+    return from_dict(HiresFix, hires, "hires")
+
+
 def _engine(engine):
     if engine is not None:
         return engine
@@ -167,7 +175,7 @@ def _engine(engine):
 
 # --- (a') record a user's own diffusers pipeline ---------------------------------------------
 def record(pipe, *, seed: int | None = None, batch_index: int | None = None, model: ModelRef | None = None,
-           model_dirs: list[str | os.PathLike] | None = None, **call_kwargs) -> Recording:
+           model_dirs: list[str | os.PathLike] | None = None, hires=None, **call_kwargs) -> Recording:
     """Run ``pipe(**call_kwargs)`` with aigif's deterministic noise and return the image and its .aigif bytes.
 
     The initial latents come from a CPU ``torch.Generator`` seeded with *seed* (exactly what
@@ -177,11 +185,13 @@ def record(pipe, *, seed: int | None = None, batch_index: int | None = None, mod
     *model* to record another reference. Only arguments a syntax can hold are accepted
     (``prompt``, ``negative_prompt``, ``num_inference_steps``, ``guidance_scale``, ``width``,
     ``height``, ``eta``, ``clip_skip``, ``guidance_rescale``); ``generator``/``latents``/embeddings
-    are refused because the file could not reproduce them.
+    are refused because the file could not reproduce them. *hires* (a :class:`HiresFix` or its
+    JSON dict) adds a hires-fix second pass, run exactly as the engine runs it.
     """
     import torch
 
     from .engine import to_uint8
+    from .engine.hires import check_hires, run_hires
     from .engine.platform import capture_platform, pinned
     from .fidelity import fingerprint
 
@@ -199,15 +209,21 @@ def record(pipe, *, seed: int | None = None, batch_index: int | None = None, mod
     threads = torch.get_num_threads()
     kw = family.call_kwargs(gen)
     family.latent_shape(pipe, gen)   # sizes the pipeline cannot take fail here
+    hires = hires_fix(hires)
+    second = check_hires(family, gen, hires) if hires is not None else None
     with pinned(device, threads, True), torch.inference_mode():
         latents, g = family.initial_noise(pipe, gen, pipe.dtype, device)
+        first = {**kw, "latents": latents, "generator": g, "output_type": "np"}
         try:
-            out = pipe(**kw, latents=latents, generator=g, output_type="np")
+            if second is None:
+                image = pipe(**first).images[0]
+            else:
+                image = run_hires(pipe, family, pipe, first, gen, hires, second_scheduler(pipe, second, hires))
         except (ValueError, TypeError, RuntimeError) as exc:
             raise AigifError(f"the pipeline refused this call: {exc}") from None
-    rgb = to_uint8(out.images[0])
+    rgb = to_uint8(image)
     doc = Document(generation=gen, model=ref, platform=capture_platform(device, dtype, attention, threads, True),
-                   fingerprint=fingerprint(rgb))
+                   fingerprint=fingerprint(rgb), hires=hires)
     from PIL import Image
 
     return Recording(Image.fromarray(rgb, "RGB"), dumps(doc), doc)
@@ -289,98 +305,6 @@ def _attention_of(pipe, family) -> str:
         return "classic"
     raise ConfigError(f"attention processors {sorted(kinds)} cannot be recorded; the engine reproduces AttnProcessor2_0 "
                       "(sdpa) or AttnProcessor (classic): call pipe.unet.set_attn_processor(AttnProcessor2_0())")
-
-
-# --- model identity ------------------------------------------------------------------------
-def _folder_of(pipe) -> tuple[Path, str | None, str | None]:
-    """(weights folder, hub repo id or None, revision or None) of a pipeline."""
-    name = getattr(pipe, "name_or_path", None) or getattr(getattr(pipe, "config", None), "_name_or_path", None)
-    if not name:
-        raise ModelError("the pipeline does not say where it was loaded from (name_or_path); pass model=ModelRef(...)")
-    path = Path(name).expanduser()
-    if path.is_dir():
-        path = path.resolve()
-        parts = path.parts
-        if len(parts) >= 3 and parts[-2] == "snapshots" and parts[-3].startswith("models--"):
-            return path, parts[-3][len("models--"):].replace("--", "/"), parts[-1]
-        return path, None, None
-    if name.count("/") == 1:
-        try:
-            from huggingface_hub import snapshot_download
-
-            folder = Path(snapshot_download(name, local_files_only=True))
-        except Exception as exc:  # hub cache errors come in many types
-            raise ModelError(f"{name}: not found in the Hugging Face cache ({type(exc).__name__}); pass model=ModelRef(...)") from None
-        return folder, name, folder.name
-    raise ModelError(f"cannot find the weights of {name!r}; pass model=ModelRef(...)")
-
-
-def pipeline_model_ref(pipe, model_dirs: list[str | os.PathLike] | None = None) -> ModelRef:
-    """The ModelRef an .aigif records for *pipe*: registry name if the digest matches, else repo/local + sha256."""
-    from .engine.digest import folder_digest
-    from .engine.families import family_of_pipeline
-    from .engine.paths import env_model_dirs
-
-    folder, repo, revision = _folder_of(pipe)
-    digest = variant = None
-    for variant in (None, "fp16", "bf16"):
-        try:
-            digest = folder_digest(folder, variant)
-            break
-        except ModelError:
-            continue
-    if digest is None:
-        raise ModelError(f"{folder} holds no .safetensors weights aigif can hash; pass model=ModelRef(...)")
-    for entry in registry.MODELS.values():
-        if entry.sha256 == digest:
-            return ModelRef(name=entry.name)
-    family = family_of_pipeline(type(pipe).__name__)
-    if repo is not None:
-        return ModelRef(repo=repo, revision=revision, sha256=digest, family=family, variant=variant)
-    for root in [Path(p) for p in (model_dirs or [])] + env_model_dirs():
-        try:
-            rel = folder.relative_to(Path(root).expanduser().resolve()).as_posix()
-            return ModelRef(local=rel, sha256=digest, family=family, variant=variant)
-        except ValueError:
-            continue
-    # outside every model dir: recorded by folder name; decode with Engine(model_dirs=[folder.parent])
-    return ModelRef(local=folder.name, sha256=digest, family=family, variant=variant)
-
-
-def scheduler_of(pipe) -> tuple[str | None, dict]:
-    """(registry scheduler name or None for the model's own, config overrides) reproducing ``pipe.scheduler``."""
-    from .engine.schedulers import make_scheduler
-
-    folder = _folder_of(pipe)[0]
-    try:
-        default = json.loads((folder / "scheduler" / "scheduler_config.json").read_text("utf-8"))
-        default_cls = default["_class_name"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise ModelError(f"{folder}/scheduler/scheduler_config.json cannot be read") from None
-    cls = type(pipe.scheduler).__name__
-    want = {k: v for k, v in dict(pipe.scheduler.config).items() if not k.startswith("_")}
-    candidates = ([None] if cls == default_cls else []) + [e.name for e in registry.SCHEDULERS.values() if e.cls == cls]
-    best = None
-    for cand in candidates:
-        try:
-            built = {k: v for k, v in dict(make_scheduler(default_cls, default, cand, None).config).items() if not k.startswith("_")}
-        except ConfigError:
-            continue
-        overrides = {k: v for k, v in want.items() if built.get(k) != v}
-        if best is None or len(overrides) < len(best[1]):
-            best = (cand, overrides)
-    if best is None:
-        raise ConfigError(f"scheduler {cls} has no entry in the aigif registry; known: "
-                          + ", ".join(sorted({e.cls for e in registry.SCHEDULERS.values()})))
-    name, overrides = best
-    rebuilt = {k: v for k, v in dict(make_scheduler(default_cls, default, name, overrides).config).items() if not k.startswith("_")}
-    if type(make_scheduler(default_cls, default, name, overrides)).__name__ != cls or rebuilt != want:
-        raise ConfigError(f"scheduler {cls} with this config cannot be rebuilt from the registry")
-    return name, _jsonable(overrides)
-
-
-def _jsonable(d: dict) -> dict:
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
 
 
 # --- (b) decode ---------------------------------------------------------------------------

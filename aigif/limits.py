@@ -53,16 +53,17 @@ class Limits:
         if value > limit:
             raise LimitError(f"{what} is {value}, above the limit of {limit}; raise aigif.Limits.{field} if you trust this file")
 
-    def check_regeneration(self, family: str | None, width: int, height: int, steps: int) -> None:
-        """Raise LimitError when regenerating width x height in *steps* steps costs more pixel-steps than
-        *family*'s budget (the smallest budget for an unknown family); checked before any model loads."""
+    def check_regeneration(self, family: str | None, width: int, height: int, steps: int, more: int = 0) -> None:
+        """Raise LimitError when regenerating width x height in *steps* steps (plus *more* pixel-steps of later
+        passes) costs more pixel-steps than *family*'s budget (the smallest budget for an unknown family);
+        checked before any model loads."""
         known = family in self.regeneration_budget
         budget = self.regeneration_budget[family] if known else min(self.regeneration_budget.values())
-        cost = width * height * steps
+        cost = width * height * steps + more
         if cost > budget:
             label = f"the {family} regeneration budget" if known else "the regeneration budget for an unknown model family"
             key = family if known else "FAMILY"
-            raise LimitError(f"regenerating {width}x{height} in {steps} steps costs {cost} pixel-steps, above {label} "
+            raise LimitError(f"regenerating {width}x{height} in {steps} steps{' and a second pass' if more else ''} costs {cost} pixel-steps, above {label} "
                              f"of {budget}; if you trust this file, raise it: aigif.Limits(regeneration_budget="
                              f"{{{key!r}: {cost}}}) passed to aigif.decode(..., limits=...) or Engine(limits=...)")
 

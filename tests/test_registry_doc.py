@@ -54,7 +54,7 @@ def _codes(rows, key="Code"):
 def test_every_registry_table_is_documented(tables):
     for name in ("Segment types", "Devices", "Dtypes", "Attention backends", "Hardware", "CPU instruction sets",
                  "oneDNN instruction sets", "Pipeline families", "Models",
-                 "Schedulers", "Extension type codes"):
+                 "Schedulers", "Upscalers", "Extension type codes"):
         assert name in tables, f"spec/registry.md lacks the table '## {name}'"
 
 
@@ -124,6 +124,15 @@ def test_schedulers(tables):
     assert doc == r.SCHEDULERS and len(_codes(rows)) == len(r.SCHEDULERS)
 
 
+def test_upscalers(tables):
+    rows = tables["Upscalers"]
+    doc = {}
+    for x in rows:
+        names = () if x["Tool names"] == "—" else tuple(a.strip() for a in x["Tool names"].split(","))
+        doc[int(x["Code"])] = r.Upscaler(x["Name"], x["Space"], _opt(x["Interpolate mode"]), x["Antialias"] == "yes", names)
+    assert doc == r.UPSCALERS and len(_codes(rows)) == len(r.UPSCALERS)
+
+
 def test_extension_codes(tables):
     rows = tables["Extension type codes"]
     doc = {int(x["Code"], 0): (x["Name"], x["Package"], x["Status"]) for x in rows}
@@ -145,7 +154,7 @@ def test_parser_catches_drift(tables):
 
 
 DOCUMENTED = {"CORE_SEGMENTS", "DEVICES", "DTYPES", "ATTENTION", "HARDWARE", "CPU_ISAS", "ONEDNN_ISAS", "FAMILIES", "MODELS",
-              "SCHEDULERS"}
+              "SCHEDULERS", "UPSCALERS"}
 
 
 def test_no_registry_table_is_forgotten():

@@ -72,8 +72,9 @@ def cli_generate(prompt: str, output: Path, *, negative_prompt: str = "", model:
                  model_dirs: list[Path] | None = None, allow_network: bool = False, png: Path | None = None,
                  force: bool = False, progress: bool = True, echo=typer.echo, loras: list[str] | None = None,
                  vae: str | None = None, ai_label: bool = True, c2pa_cert: Path | None = None,
-                 c2pa_key: Path | None = None) -> int:
-    """Render one image and write its .aigif (and optionally the PNG); *loras*: ``NAME[:WEIGHT]`` in order."""
+                 c2pa_key: Path | None = None, hires: dict | None = None) -> int:
+    """Render one image and write its .aigif (and optionally the PNG); *loras*: ``NAME[:WEIGHT]`` in order;
+    *hires*: the JSON form of a hires-fix second pass."""
     from .. import api
     from ..provenance.c2pa_credentials import load_credentials
     from ..syntax import dumps
@@ -89,10 +90,12 @@ def cli_generate(prompt: str, output: Path, *, negative_prompt: str = "", model:
     known_dirs = list(engine.model_dirs)
     res = api.generate(prompt, negative_prompt=negative_prompt, model=model, revision=revision, seed=seed, steps=steps,
                        guidance=guidance, width=width, height=height, scheduler=scheduler, clip_skip=clip_skip, eta=eta,
-                       guidance_rescale=guidance_rescale, loras=loras or (), vae=vae, engine=engine, output=output,
-                       overwrite=force)
+                       guidance_rescale=guidance_rescale, loras=loras or (), vae=vae, engine=engine, hires=hires,
+                       output=output, overwrite=force)
     gen = res.document.generation
-    echo(f"{output}: {len(dumps(res.document))} bytes (seed {gen.seed}, {gen.width}x{gen.height}, {gen.num_inference_steps} steps)")
+    w, h = res.document.image_size
+    second = f", hires {w}x{h}" if res.document.hires is not None else ""
+    echo(f"{output}: {len(dumps(res.document))} bytes (seed {gen.seed}, {gen.width}x{gen.height}, {gen.num_inference_steps} steps{second})")
     for extra in engine.model_dirs[len(known_dirs):]:
         echo(f"note: a local file outside the model dirs is recorded relative to {extra}; decode with --model-dir {extra}")
     if png is not None:
@@ -221,14 +224,23 @@ def generate(
                                              ".safetensors file, a name in the model dirs, or an HF repo: owner/name or owner/name/file.safetensors."),
     vae: Optional[str] = typer.Option(None, "--vae", help="VAE override: an AutoencoderKL folder or .safetensors file, a name "
                                       "in the model dirs, or an HF repo: owner/name or owner/name/subfolder."),
+    hires_scale: Optional[float] = typer.Option(None, "--hires-scale", help="Hires fix: enlarge the first pass by this "
+                                                "factor and run a second (image-to-image) pass over it."),
+    hires_strength: float = typer.Option(0.5, "--hires-strength", help="Hires fix: denoising strength of the second pass."),
+    hires_steps: Optional[int] = typer.Option(None, "--hires-steps", min=1, max=10000, help="Hires fix: steps of the second "
+                                              "pass (default: --steps)."),
+    hires_upscaler: str = typer.Option("latent-bilinear", "--hires-upscaler", help="Hires fix: a latent upscaler of "
+                                       "spec/registry.md (latent-bicubic, latent-nearest-exact, ...)."),
 ) -> None:
     """Generate an image and store its generation syntax (a few hundred bytes) instead of its pixels."""
+    hires = None if hires_scale is None else {"upscaler": hires_upscaler, "strength": hires_strength, "scale": hires_scale,
+                                              **({"steps": hires_steps} if hires_steps else {})}
     raise typer.Exit(cli_generate(prompt, output, negative_prompt=negative_prompt, model=model, revision=revision, seed=seed,
                                   steps=steps, guidance=guidance, width=width, height=height, scheduler=scheduler,
                                   clip_skip=clip_skip, eta=eta, guidance_rescale=guidance_rescale, dtype=dtype, device=device,
                                   threads=threads, model_dirs=model_dir, allow_network=allow_network, png=png, force=force,
                                   progress=not quiet, loras=lora, vae=vae, ai_label=ai_label, c2pa_cert=c2pa_cert,
-                                  c2pa_key=c2pa_key))
+                                  c2pa_key=c2pa_key, hires=hires))
 
 
 @app.command()

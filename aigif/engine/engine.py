@@ -17,10 +17,12 @@ from ..syntax.defaults import model_family
 from ..syntax.document import Document
 from ..syntax.elements import Generation, ModelRef, Platform
 from ..syntax.flow import check_schedule
+from ..syntax.passes import HiresFix
 from .adapters import apply_adapters
 from .components import check_vae_folder, locate_lora, locate_vae, lora_label, vae_label
 from .digest import check_digest, check_file_digest, file_sha256
 from .families import family_for_pipeline, get_family
+from .hires import check_hires, run_hires
 from .lora import adapter_name, apply_loras
 from .loader import DEFAULT_MODEL, PipelineCache, Resolved, check_pipeline_folder, load_pipeline, model_digest, resolve
 from .paths import env_model_dirs
@@ -94,18 +96,20 @@ class Engine:
         self._cache = PipelineCache(cache_size)
 
     # --- public API ---------------------------------------------------------------
-    def generate(self, generation: Generation, model: ModelRef | None = None, extensions: tuple = ()) -> GenerateResult:
-        """Render *generation* (with extension segments, e.g. img2img) and return the pixels plus the document to save."""
+    def generate(self, generation: Generation, model: ModelRef | None = None, extensions: tuple = (),
+                 hires: HiresFix | None = None) -> GenerateResult:
+        """Render *generation* (with a *hires* second pass, with extension segments, e.g. img2img) and return the
+        pixels plus the document to save."""
         import torch
 
         model = model or ModelRef(name=DEFAULT_MODEL)
         dtype = self.dtype or "float32"
         threads = self.threads or torch.get_num_threads()
         loaded = self._loaded(model, dtype, self.attention)
-        image = self._render(loaded, generation, dtype, threads, self.attention, True, tuple(extensions))
+        image = self._render(loaded, generation, dtype, threads, self.attention, True, tuple(extensions), hires)
         platform = capture_platform(self.device, dtype, self.attention, threads, True)
         doc = Document(generation=generation, model=self._record_model(model, loaded), platform=platform,
-                       fingerprint=fingerprint(image), extensions=tuple(extensions))
+                       fingerprint=fingerprint(image), hires=hires, extensions=tuple(extensions))
         return GenerateResult(image, doc)
 
     def regenerate(self, doc: Document, limits: Limits | None = None) -> np.ndarray:
@@ -115,12 +119,16 @@ class Engine:
             raise ConfigError("the document has no generation syntax to regenerate (pixels-only file)")
         limits = limits or self.limits
         gen = doc.generation
-        limits.check("the render size (pixels)", gen.width * gen.height, "max_render_pixels")
+        w, h = doc.image_size
+        limits.check("the render size (pixels)", max(gen.width * gen.height, w * h), "max_render_pixels")
         limits.check("the LoRA count", len(doc.model.loras), "max_loras")
-        limits.check_regeneration(model_family(doc.model), gen.width, gen.height, gen.num_inference_steps)
+        more = doc.hires.pixel_steps(gen) if doc.hires is not None else 0
+        limits.check_regeneration(model_family(doc.model), gen.width, gen.height, gen.num_inference_steps, more)
+        if doc.hires is not None and doc.hires.not_reproducible():   # before any model loads
+            raise ConfigError(f"not regenerable: {doc.hires.not_reproducible()}")
         dtype, threads, attention, det = self._decode_settings(doc.platform)
         loaded = self._loaded(doc.model, dtype, attention)
-        return self._render(loaded, doc.generation, dtype, threads, attention, det, doc.extensions)
+        return self._render(loaded, doc.generation, dtype, threads, attention, det, doc.extensions, doc.hires)
 
     def decode(self, doc: Document, reference: np.ndarray | None = None, limits: Limits | None = None) -> DecodeResult:
         """The document's image: stored pixels, regenerated (+ residual), with a fidelity report.
@@ -253,7 +261,7 @@ class Engine:
         return out
 
     def _render(self, loaded: _Loaded, gen: Generation, dtype: str, threads: int, attention: str, deterministic: bool,
-                extensions: tuple = ()) -> np.ndarray:
+                extensions: tuple = (), hires: HiresFix | None = None) -> np.ndarray:
         import torch
 
         pipe = loaded.pipe
@@ -261,18 +269,28 @@ class Engine:
         check_schedule(loaded.res.family, gen.scheduler, gen.scheduler_config)   # a hand-built Generation too
         family.latent_shape(pipe, gen)   # sizes the pipeline cannot take fail here, before any work
         self.limits.check(f"the render size {gen.width}x{gen.height} (pixels)", gen.width * gen.height, "max_render_pixels")
+        second = check_hires(family, gen, hires) if hires is not None else None
+        if second is not None:
+            check_schedule(loaded.res.family, second.scheduler, second.scheduler_config)
+            family.latent_shape(pipe, second)
+            self.limits.check(f"the hires size {second.width}x{second.height} (pixels)", second.width * second.height,
+                              "max_render_pixels")
         kw = family.call_kwargs(gen)
         with pinned(self.device, threads, deterministic), _attention_context(attention), torch.inference_mode():
             try:
                 pipe.scheduler = make_scheduler(loaded.scheduler_cls, loaded.scheduler_config, gen.scheduler, gen.scheduler_config)
                 latents, g = family.initial_noise(pipe, gen, getattr(torch, dtype), self.device)
                 call = apply_adapters(extensions, pipe, {**kw, "latents": latents, "generator": g, "output_type": "np"})
-                out = call.pipe(**call.call_kwargs)
+                if second is None:
+                    image = call.pipe(**call.call_kwargs).images[0]
+                else:
+                    sched = make_scheduler(loaded.scheduler_cls, loaded.scheduler_config, second.scheduler, second.scheduler_config)
+                    image = run_hires(pipe, family, call.pipe, call.call_kwargs, gen, hires, sched)
             except AigifError:
                 raise
             except Exception as exc:  # a value the pipeline/scheduler cannot use (bad override, OOM, ...)
                 raise AigifError(f"the pipeline refused this generation: {type(exc).__name__}: {exc}") from None
-        return to_uint8(out.images[0])
+        return to_uint8(image)
 
     def _record_model(self, model: ModelRef, loaded: _Loaded) -> ModelRef:
         """What the file records: registry names stay bare when the registry pins the digest; VAE and LoRAs

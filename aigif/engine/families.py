@@ -38,6 +38,7 @@ class GeneratorFamily:
     components: frozenset = frozenset()                    # model_index.json component classes allowed
     denoiser: str = "unet"                                 # pipeline attribute of the denoising network
     text_encoders: tuple[str, ...] = ("text_encoder",)     # pipeline attributes of the text encoders
+    img2img: str | None = None                             # image-to-image pipeline of a second pass (hires fix)
     default_size: int | None = None                        # for a family outside the registry
     default_steps: int | None = None
     default_scheduler: str | None = None
@@ -179,12 +180,14 @@ _SD_VARIANTS = ("StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipelin
                 "StableDiffusionControlNetImg2ImgPipeline")
 
 for _fam in (
-    GeneratorFamily("sd1", "StableDiffusionPipeline", _SD_LOAD, _SD_OPTIONS, _SD, variants=_SD_VARIANTS),
-    GeneratorFamily("sd2", "StableDiffusionPipeline", _SD_LOAD, _SD_OPTIONS, _SD, variants=_SD_VARIANTS),
+    GeneratorFamily("sd1", "StableDiffusionPipeline", _SD_LOAD, _SD_OPTIONS, _SD, variants=_SD_VARIANTS,
+                    img2img="StableDiffusionImg2ImgPipeline"),
+    GeneratorFamily("sd2", "StableDiffusionPipeline", _SD_LOAD, _SD_OPTIONS, _SD, variants=_SD_VARIANTS,
+                    img2img="StableDiffusionImg2ImgPipeline"),
     GeneratorFamily("sdxl", "StableDiffusionXLPipeline", {"add_watermarker": False},   # a watermark would change pixels
                     _SD_OPTIONS, _SD, text_encoders=("text_encoder", "text_encoder_2"),
                     variants=("StableDiffusionXLImg2ImgPipeline", "StableDiffusionXLInpaintPipeline",
-                              "StableDiffusionXLControlNetPipeline")),
+                              "StableDiffusionXLControlNetPipeline"), img2img="StableDiffusionXLImg2ImgPipeline"),
 ):
     register_family(_fam)
 

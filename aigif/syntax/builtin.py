@@ -54,6 +54,8 @@ def regenerable(doc) -> str:
                 return "no: the syntax is partial"
     if doc.generation is None or doc.model is None:
         return "no: no generation syntax (stored pixels only)"
+    if doc.hires is not None and doc.hires.not_reproducible():
+        return "no: " + doc.hires.not_reproducible()
     return "yes"
 
 

@@ -18,6 +18,7 @@ from . import registry
 from .defaults import with_defaults
 from .elements import Fingerprint, Generation, ModelRef, Platform, Source, from_dict, to_dict
 from .extensions import check_extension_segment, extension_for
+from .passes import HiresFix
 from .schema import decode_element, encode_element
 from .stamp import decode_stamp, encode_stamp
 
@@ -26,6 +27,7 @@ CORE = (
     ("platform", Platform, registry.SEG_PLATFORM),
     ("model", ModelRef, registry.SEG_MODEL),
     ("generation", Generation, registry.SEG_GENERATION),
+    ("hires", HiresFix, registry.SEG_HIRES),
     ("fingerprint", Fingerprint, registry.SEG_FINGERPRINT),
     ("source", Source, registry.SEG_SOURCE),
     ("residual", None, registry.SEG_RESIDUAL),
@@ -51,6 +53,7 @@ class Document:
     residual: bytes | None = None
     pixels: bytes | None = None
     c2pa: bytes | None = None
+    hires: HiresFix | None = None      # a second pass over the enlarged first one (hires fix)
     extensions: tuple[Segment, ...] = ()
 
     def __post_init__(self):
@@ -59,6 +62,16 @@ class Document:
             raise ConfigError("a document needs a model and a generation syntax, or pixels")
         if self.residual is not None and self.generation is None:
             raise ConfigError("a residual needs a generation syntax to be relative to")
+        if self.hires is not None and self.generation is None:
+            raise ConfigError("a hires pass needs a generation syntax (its first pass)")
+
+    @property
+    def image_size(self) -> tuple[int, int] | None:
+        """(width, height) of the image the syntax makes: the hires pass's output size when there is one."""
+        if self.generation is None:
+            return None
+        gen = self.generation
+        return self.hires.output_size(gen.width, gen.height) if self.hires is not None else (gen.width, gen.height)
 
     def replace(self, **changes: Any) -> "Document":
         return dataclasses.replace(self, **changes)
@@ -71,7 +84,7 @@ class Document:
 # --- bytes ---------------------------------------------------------------------
 def dumps(doc: Document) -> bytes:
     """The file's bytes; platform and fingerprint go in one stamp segment when it can hold them exactly."""
-    stamp = encode_stamp(doc.platform, doc.fingerprint, doc.generation)
+    stamp = encode_stamp(doc.platform, doc.fingerprint, doc.image_size)
     segments = []
     for attr, cls, type_code in CORE:
         value = getattr(doc, attr)
@@ -109,20 +122,23 @@ def loads(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Document:
         if attr in values:
             raise CorruptError(f"{where}: a second {attr} segment; at most one is allowed")
         values[attr] = decode_element(cls, seg.payload, where, limits) if cls else seg.payload
-    if stamp is not None:
-        payload, where = stamp
-        if "platform" in values or "fingerprint" in values:
-            raise CorruptError(f"{where}: a stamp and a platform or fingerprint segment; the stamp already holds both")
-        values["platform"], values["fingerprint"] = decode_stamp(payload, values.get("generation"), where, limits)
     try:
-        return Document(**values, extensions=tuple(extensions))
+        doc = Document(**values, extensions=tuple(extensions))
+        size = doc.image_size      # the stamp's fingerprint has the size of the image the syntax makes
     except ConfigError as exc:
         raise CorruptError(f"file structure: {exc}") from None
+    if stamp is None:
+        return doc
+    payload, where = stamp
+    if "platform" in values or "fingerprint" in values:
+        raise CorruptError(f"{where}: a stamp and a platform or fingerprint segment; the stamp already holds both")
+    platform, fp = decode_stamp(payload, size, where, limits)
+    return doc.replace(platform=platform, fingerprint=fp)
 
 
 # --- JSON ----------------------------------------------------------------------
 _GEN_KEYS = [f.name for f in Generation.FIELDS]
-_TOP_KEYS = ["model", *_GEN_KEYS, "platform", "fingerprint", "source", *PAYLOAD_ATTRS, "extensions"]
+_TOP_KEYS = ["model", *_GEN_KEYS, "hires", "platform", "fingerprint", "source", *PAYLOAD_ATTRS, "extensions"]
 
 
 def document_to_dict(doc: Document) -> dict:
@@ -132,7 +148,7 @@ def document_to_dict(doc: Document) -> dict:
         out["model"] = doc.model.name if doc.model.is_registry_only else to_dict(doc.model)
     if doc.generation is not None:
         out.update(to_dict(doc.generation))
-    for attr in ("platform", "fingerprint", "source"):
+    for attr in ("hires", "platform", "fingerprint", "source"):
         if getattr(doc, attr) is not None:
             out[attr] = to_dict(getattr(doc, attr))
     for attr in PAYLOAD_ATTRS:
@@ -181,7 +197,7 @@ def document_from_dict(d: Any) -> Document:
     if gen_part:
         gen = from_dict(Generation, with_defaults(gen_part, model), "generation")
     values: dict[str, Any] = {"model": model, "generation": gen}
-    for attr, cls in (("platform", Platform), ("fingerprint", Fingerprint), ("source", Source)):
+    for attr, cls in (("hires", HiresFix), ("platform", Platform), ("fingerprint", Fingerprint), ("source", Source)):
         if attr in d:
             values[attr] = from_dict(cls, d[attr], attr)
     for attr in PAYLOAD_ATTRS:

@@ -24,6 +24,7 @@ SEG_PIXELS = 0x09
 SEG_SIGNATURE = 0x0A
 SEG_C2PA = 0x0C
 SEG_STAMP = 0x08
+SEG_HIRES = 0x0B
 CORE_SEGMENTS = {
     SEG_PLATFORM: "platform",
     SEG_MODEL: "model",
@@ -35,6 +36,7 @@ CORE_SEGMENTS = {
     SEG_SIGNATURE: "signature",
     SEG_C2PA: "c2pa",
     SEG_STAMP: "stamp",
+    SEG_HIRES: "hires",
 }
 CORE_RANGE = range(0x02, 0x40)          # assigned by this spec
 PUBLIC_EXTENSION_RANGE = range(0x40, 0x4000)   # assigned in spec/registry.md
@@ -227,6 +229,54 @@ FLOW_SCHEDULER_CLASSES = ("FlowMatchEulerDiscreteScheduler", "FlowMatchHeunDiscr
 def is_flow_scheduler(entry: SchedulerEntry) -> bool:
     return entry.cls in FLOW_SCHEDULER_CLASSES or bool(entry.config.get("use_flow_sigmas"))
 
+
+
+# --- upscalers of a second pass (hires fix) ------------------------------------------
+@dataclass(frozen=True)
+class Upscaler:
+    """How the first pass is enlarged: latents by ``torch.nn.functional.interpolate`` (``mode``,
+    ``antialias``), or the decoded image by a pixel upscaler (``space`` "pixel": a resampling
+    filter or an upscaler model that other tools name)."""
+
+    name: str
+    space: str                            # latent | pixel
+    mode: str | None = None               # torch interpolate mode (latent space); None: not a torch mode
+    antialias: bool = False
+    names: tuple[str, ...] = ()           # what other tools write (A1111 "Hires upscaler", ComfyUI upscale_method)
+
+
+UPSCALERS = {
+    1: Upscaler("latent-bilinear", "latent", "bilinear", False, ("Latent", "bilinear")),
+    2: Upscaler("latent-bilinear-antialiased", "latent", "bilinear", True, ("Latent (antialiased)",)),
+    3: Upscaler("latent-bicubic", "latent", "bicubic", False, ("Latent (bicubic)", "bicubic")),
+    4: Upscaler("latent-bicubic-antialiased", "latent", "bicubic", True, ("Latent (bicubic antialiased)",)),
+    5: Upscaler("latent-nearest", "latent", "nearest", False, ("Latent (nearest)",)),
+    6: Upscaler("latent-nearest-exact", "latent", "nearest-exact", False, ("Latent (nearest-exact)", "nearest-exact")),
+    7: Upscaler("latent-area", "latent", "area", False, ("area",)),
+    8: Upscaler("latent-bislerp", "latent", None, False, ("bislerp",)),
+    9: Upscaler("lanczos", "pixel", None, False, ("Lanczos",)),
+    10: Upscaler("nearest", "pixel", None, False, ("Nearest",)),
+    11: Upscaler("R-ESRGAN 4x+", "pixel"),
+    12: Upscaler("R-ESRGAN 4x+ Anime6B", "pixel"),
+    13: Upscaler("4x-UltraSharp", "pixel"),
+    14: Upscaler("ESRGAN_4x", "pixel"),
+    15: Upscaler("SwinIR_4x", "pixel"),
+    16: Upscaler("4x_foolhardy_Remacri", "pixel"),
+    17: Upscaler("LDSR", "pixel"),
+    18: Upscaler("ScuNET", "pixel"),
+}
+
+
+def upscaler_from_tool(name: str) -> str:
+    """Our upscaler name for what a tool wrote (A1111 "Latent (bicubic)", ComfyUI "nearest-exact"); else the name itself
+    (a pixel upscaler model, stored as a string)."""
+    key = name.strip()
+    for entry in UPSCALERS.values():
+        if key == entry.name or key in entry.names:
+            return entry.name
+    return key
+
+
 # name-keyed views: registry name -> code
 ENUMS: dict[str, dict[int, str]] = {
     "device": DEVICES,
@@ -237,6 +287,7 @@ ENUMS: dict[str, dict[int, str]] = {
     "family": {c: f.name for c, f in FAMILIES.items()},
     "model": {c: m.name for c, m in MODELS.items()},
     "scheduler": {c: s.name for c, s in SCHEDULERS.items()},
+    "upscaler": {c: u.name for c, u in UPSCALERS.items()},
 }
 _CODES = {table: {name: code for code, name in names.items()} for table, names in ENUMS.items()}
 
@@ -252,7 +303,7 @@ def name_of(table: str, code: int) -> str | None:
 
 # tables whose entries are records: table -> (what an entry is called, code -> entry)
 _ENTRIES: dict[str, tuple[str, dict]] = {"model": ("model", MODELS), "family": ("pipeline family", FAMILIES),
-                                         "scheduler": ("scheduler", SCHEDULERS)}
+                                         "scheduler": ("scheduler", SCHEDULERS), "upscaler": ("upscaler", UPSCALERS)}
 
 
 def lookup(table: str, name: str):

@@ -3,7 +3,7 @@
 The full ``platform`` and ``fingerprint`` elements spell GPU names, CPU models
 and library versions as text (~110 bytes). The stamp keeps only what changes
 the pixels, as registry codes and packed version numbers, and takes the image
-size from the ``generation`` element. A writer uses it only when it gives back
+size from the syntax (the ``generation`` element, or its ``hires`` pass). A writer uses it only when it gives back
 exactly the same elements; anything it cannot express goes in the full elements.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from ..container.varint import decode_uvarint, encode_uvarint
 from ..errors import CorruptError, LimitError, TruncatedError
 from ..limits import DEFAULT_LIMITS, Limits
 from . import registry
-from .elements import Fingerprint, Generation, Platform
+from .elements import Fingerprint, Platform
 
 HASH_BYTES = 8
 PERCEPTUAL_BYTES = 4
@@ -105,18 +105,19 @@ def _values(p: Platform) -> list[int] | None:
     return out
 
 
-def encode_stamp(platform: Platform | None, fp: Fingerprint | None, generation: Generation | None) -> bytes | None:
-    """The stamp payload, or None when the full elements are needed to say the same thing."""
-    if platform is None or fp is None or generation is None or len(fp.pixel_sha256) != 2 * HASH_BYTES \
+def encode_stamp(platform: Platform | None, fp: Fingerprint | None, size: tuple[int, int] | None) -> bytes | None:
+    """The stamp payload, or None when the full elements are needed to say the same thing.
+    *size*: the image size the syntax makes (``Document.image_size``)."""
+    if platform is None or fp is None or size is None or len(fp.pixel_sha256) != 2 * HASH_BYTES \
             or fp.perceptual is None or len(fp.perceptual) != 2 * PERCEPTUAL_BYTES \
-            or (fp.width, fp.height) != (generation.width, generation.height):
+            or (fp.width, fp.height) != tuple(size):
         return None
     values = _values(platform)
     if values is None:
         return None
     payload = bytes.fromhex(fp.pixel_sha256) + bytes.fromhex(fp.perceptual) + b"".join(encode_uvarint(v) for v in values)
     try:
-        back = decode_stamp(payload, generation, "stamp")
+        back = decode_stamp(payload, size, "stamp")
     except (CorruptError, LimitError):  # pragma: no cover - a value outside what the reader accepts
         return None
     return payload if back == (platform, fp) else None
@@ -132,10 +133,10 @@ def _name(table: str, v: int, where: str) -> str | None:
     return name
 
 
-def decode_stamp(payload: bytes, generation: Generation | None, where: str,
+def decode_stamp(payload: bytes, size: tuple[int, int] | None, where: str,
                  limits: Limits = DEFAULT_LIMITS) -> tuple[Platform, Fingerprint]:
-    """Platform and fingerprint from a stamp payload; the image size comes from *generation*."""
-    if generation is None:
+    """Platform and fingerprint from a stamp payload; the image size is *size*, the one the syntax makes."""
+    if size is None:
         raise CorruptError(f"{where}: a stamp needs a generation segment (it takes the image size from it)")
     if len(payload) < HEAD:
         raise TruncatedError(f"{where}: {len(payload)} bytes, the pixel hash and perceptual hash need {HEAD}")
@@ -169,6 +170,6 @@ def decode_stamp(payload: bytes, generation: Generation | None, where: str,
             cuda = kw.get("cuda")
     if kw["threads"] is not None and kw["threads"] >= 65536:
         raise CorruptError(f"{where}: threads {kw['threads']} outside 1..65535")
-    fp = Fingerprint(pixel_sha256=payload[:HASH_BYTES].hex(), width=generation.width, height=generation.height,
+    fp = Fingerprint(pixel_sha256=payload[:HASH_BYTES].hex(), width=size[0], height=size[1],
                      perceptual=payload[HASH_BYTES:HEAD].hex())
     return Platform(**kw), fp

@@ -48,6 +48,21 @@ FLUX_COMFYUI = {"model": {"name": "flux1-dev", "local": "diffusion_models/flux1-
                 "width": 1024, "height": 1024, "scheduler": "flow-euler-beta"}
 FAMILY_FROM_A_PACKAGE = {"model": {"repo": "HiDream-ai/HiDream-I1-Full", "family": "aigif_hidream.hidream"}, "prompt": "a cat",
                          "seed": 1, "num_inference_steps": 50, "guidance_scale": 5.0, "width": 1024, "height": 1024}
+HIRES = {"model": "sd15", "prompt": "a castle on a hill, oil painting", "negative_prompt": "blurry", "seed": 1234,
+         "num_inference_steps": 20, "guidance_scale": 7.0, "width": 512, "height": 768, "scheduler": "dpmpp-2m-karras",
+         "hires": {"upscaler": "latent-bicubic-antialiased", "strength": 0.55, "scale": 2.0, "steps": 12,
+                   "prompt": "a castle on a hill, oil painting, intricate details"}}
+HIRES_FULL = {"model": "sdxl", "prompt": "a fox in the snow", "seed": 99, "num_inference_steps": 30, "guidance_scale": 5.0,
+              "width": 832, "height": 1216, "scheduler": "euler-a",
+              "hires": {"upscaler": "4x-UltraSharp", "strength": 0.35, "scale": 1.5, "width": 1248, "height": 1824,
+                        "steps": 15, "seed": 100, "scheduler": "dpmpp-2m-sde-karras", "scheduler_config": {"timestep_spacing": "trailing"},
+                        "guidance_scale": 4.0, "prompt": "a fox in the snow, sharp", "negative_prompt": "lowres"},
+              "platform": {"device": "cpu", "dtype": "float32", "attention": "sdpa", "threads": 2, "deterministic": True,
+                           "cpu": "x86_64-avx2", "torch": "2.13.0+cpu", "diffusers": "0.42.1"},
+              "fingerprint": {"pixel_sha256": "00112233445566778899aabbccddeeff"[:16], "width": 1248, "height": 1824,
+                              "perceptual": "f0e1d2c3"}}
+HIRES_PIXEL_MODEL = {"model": "sd15", "prompt": "a portrait", "seed": 7, "num_inference_steps": 25, "guidance_scale": 7.0,
+                     "width": 512, "height": 512, "hires": {"upscaler": "my-upscaler_x2.pth", "strength": 0.3, "scale": 2.0}}
 ESCAPES = {"model": {"name": "my-finetune", "family": "sd1", "repo": "someone/my-finetune", "revision": "v2.0",
                      "sha256": "ab" * 32, "variant": "fp16"},
            "prompt": "日本語のプロンプト 🐱 with\nnewlines", "seed": 0, "num_inference_steps": 1, "guidance_scale": 1e-20,
@@ -81,7 +96,11 @@ def main() -> int:
         "unknown-ancillary": dumps(minimal.replace(extensions=(Segment(0x4000, b"private ancillary data"),))),
         "unknown-field": segs((3, model), (5, bytes(gen_unknown_field))),
         "any-order": segs((5, gen), (0x4002, b""), (3, model)),
+        "hires": dumps(aigif.document_from_dict(HIRES)),
+        "hires-full": dumps(aigif.document_from_dict(HIRES_FULL)),     # the stamp's fingerprint takes the hires size
+        "hires-pixel-model": dumps(aigif.document_from_dict(HIRES_PIXEL_MODEL)),
     }
+    hires = encode_element(aigif.document_from_dict(HIRES).hires)
     flipped = bytearray(good)
     flipped[len(flipped) // 2] ^= 0x10
     invalid = {
@@ -92,7 +111,7 @@ def main() -> int:
         "bad-crc": ("corrupt", bytes(flipped)),
         "version-2": ("version", with_crc(MAGIC + b"\x02" + good[5:-4])),
         "unknown-critical": ("unknown-critical", segs((3, model), (5, gen), (0x4001, b"needed to regenerate"))),
-        "unknown-critical-core": ("unknown-critical", segs((3, model), (5, gen), (0x0B, b""))),
+        "unknown-critical-core": ("unknown-critical", segs((3, model), (5, gen), (0x3F, b""))),
         "reserved-type": ("corrupt", with_crc(MAGIC + b"\x01" + b"\x01\x00" + good[5:-4])),
         "duplicate-segment": ("corrupt", segs((3, model), (5, gen), (5, gen))),
         "missing-required": ("corrupt", segs((3, model), (5, b"\x18\x01"))),
@@ -104,6 +123,11 @@ def main() -> int:
         "bad-bool": ("corrupt", segs((2, b"\x60\x02"), (3, model), (5, gen))),
         "field-overrun": ("truncated", segs((3, b"\x1a\x7f" + b"x" * 4), (5, gen))),
         "unknown-text-codec": ("unknown-codec", segs((3, model), (5, b"\x0a\x02\xfe\x00" + gen[gen.index(b"\x18"):]))),
+        "hires-without-generation": ("corrupt", segs((0x0B, hires), (9, b"pixels"))),
+        "hires-twice": ("corrupt", segs((3, model), (5, gen), (0x0B, hires), (0x0B, hires))),
+        "hires-no-strength": ("corrupt", segs((3, model), (5, gen), (0x0B, b"\x08\x03\x18\x02"))),
+        "hires-strength-zero": ("corrupt", segs((3, model), (5, gen), (0x0B, b"\x08\x03\x10\x00\x18\x02"))),
+        "hires-unknown-upscaler-code": ("corrupt", segs((3, model), (5, gen), (0x0B, b"\x08\x7f" + hires[2:]))),
         "too-many-segments": ("limit", segs((3, model), (5, gen), *[(0x40, b"")] * 1023)),
     }
     write_files(valid, invalid)
