@@ -3,8 +3,6 @@ import dataclasses
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +12,8 @@ import aigif
 from aigif import Document, Generation, ModelRef, dumps, loads
 from aigif.errors import AigifError, ModelError, ModelMismatchError, UnsafeModelError
 from aigif.fidelity import CLOSE, EXACT, MISMATCH, fingerprint, psnr
+
+from .fresh_process import decode_in_fresh_process
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,17 +57,7 @@ def test_generate_then_decode_in_another_process_is_bit_identical(engine, tmp_pa
         files.append(f)
         images.append(res.image)
     out = tmp_path / "out"
-    env = dict(os.environ, AIGIF_HOME=str(aigif_home), TRANSFORMERS_VERBOSITY="error")
-    cmd = [sys.executable, "-c", "import sys; from aigif.cli import main; sys.exit(main(sys.argv[1:]))",
-           "decode", *map(str, files), "-o", f"{out}/", "-q"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stderr + proc.stdout
-    assert proc.stdout.count(": exact") == len(CASES)
-    from PIL import Image
-
-    for f, img in zip(files, images):
-        regen = np.asarray(Image.open(out / (f.stem + ".png")).convert("RGB"))
-        assert np.array_equal(regen, img), f"{f.name} is not bit-identical"
+    decode_in_fresh_process(files, out, aigif_home, images)
 
 
 def test_engine_equals_a_bare_diffusers_call(engine):

@@ -1,14 +1,12 @@
 """Hires fix: the syntax element (segment 0x0b), its JSON form, and its regeneration by the engine and record()."""
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 import aigif
 from aigif import ConfigError, CorruptError, Document, Generation, HiresFix, LimitError, ModelRef, dumps, loads
 from aigif.container import read_container
+
+from .fresh_process import decode_in_fresh_process
 
 pytestmark = pytest.mark.usefixtures("aigif_home")
 
@@ -106,16 +104,7 @@ def test_generate_then_decode_in_a_fresh_process_is_bit_identical(engine, tmp_pa
         f.write_bytes(dumps(res.document))
         files.append(f)
         images.append(res.image)
-    env = dict(os.environ, AIGIF_HOME=str(aigif_home), TRANSFORMERS_VERBOSITY="error")
-    cmd = [sys.executable, "-c", "import sys; from aigif.cli import main; sys.exit(main(sys.argv[1:]))",
-           "decode", *map(str, files), "-o", f"{tmp_path}/out/", "-q"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr + proc.stdout
-    assert proc.stdout.count(": exact") == len(cases)
-    from PIL import Image
-
-    for f, img in zip(files, images):
-        assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / (f.stem + ".png")).convert("RGB")), img)
+    decode_in_fresh_process(files, tmp_path / "out", aigif_home, images)
 
 
 def test_the_second_pass_changes_the_image(engine):
