@@ -255,8 +255,7 @@ def test_invokeai_v4():
 
 
 @pytest.mark.parametrize("name, words", [("invokeai_v3", "ipAdapters"), ("invokeai_v2", "postprocessing"),
-                                         ("fooocus_styled", "sharpness"), ("a1111_hires", "Hires upscale"),
-                                         ("a1111_unknown_sampler", "DPM adaptive")])
+                                         ("fooocus_styled", "sharpness"), ("a1111_unknown_sampler", "DPM adaptive")])
 def test_unsupported_metadata_is_kept_as_partial_syntax(name, words):
     imp = import_image(fx(name))
     assert imp.has_syntax and not imp.regenerable and words in imp.reason
@@ -323,9 +322,9 @@ def test_export_of_registry_and_engine_docs():
 
 
 def test_export_unsupported_a1111_gives_original_text_and_others_refuse():
-    imp = import_image(fx("a1111_hires"))
+    imp = import_image(fx("a1111_unknown_sampler"))
     doc = Document(source=imp.source, pixels=b"x")
-    assert a1111_parameters(doc) == SAMPLES["a1111_hires"]["fields"]["parameters"]
+    assert a1111_parameters(doc) == SAMPLES["a1111_unknown_sampler"]["fields"]["parameters"]
     imp = import_image(fx("comfyui_complex"))
     with pytest.raises(ImportMetadataError):
         a1111_parameters(Document(source=imp.source, pixels=b"x"))
@@ -381,16 +380,16 @@ def test_decide_syntax_only_and_unsupported():
     eng = FakeEngine(rgb)
     out = decide(imp, rgb, engine=eng, options=Options(syntax_only=True))
     assert out.kind == SYNTAX_ONLY and eng.calls == 0 and out.document.pixels is None
-    bad, rgb2 = _imp_and_rgb("a1111_hires")
+    bad, rgb2 = _imp_and_rgb("a1111_unknown_sampler")
     out = decide(bad, rgb2, options=Options(syntax_only=True))        # a partial syntax, marked not regenerable
-    assert out.kind == SYNTAX_ONLY and "regenerable: no: " in out.reason and "Hires upscale" in out.reason
+    assert out.kind == SYNTAX_ONLY and "regenerable: no: " in out.reason and "DPM adaptive" in out.reason
     assert [s.type for s in out.document.extensions] == [0x43]
-    with pytest.raises(AigifError, match="not regenerable: .*Hires upscale"):
+    with pytest.raises(AigifError, match="not regenerable: .*DPM adaptive"):
         from aigif.engine.adapters import apply_adapters
         apply_adapters(loads(dumps(out.document)).extensions, object(), {})
     out = decide(bad, rgb2, engine=eng, codec=FakeCodec())
-    assert out.kind == PIXELS and eng.calls == 0 and out.document.generation.prompt.startswith("a castle")
-    assert loads(dumps(out.document)).source.extra["raw"]["parameters"].startswith("a castle")
+    assert out.kind == PIXELS and eng.calls == 0 and out.document.generation.prompt.startswith("a red apple")
+    assert loads(dumps(out.document)).source.extra["raw"]["parameters"].startswith("a red apple")
     nothing = import_bytes(_png_with({"parameters": "Steps: 20"}))
     with pytest.raises(ImportMetadataError, match="--syntax-only"):
         decide(nothing, rgb2, options=Options(syntax_only=True))
@@ -448,7 +447,8 @@ def test_batch_syntax_only_resume_and_inputs_untouched(tmp_path):
     c = counts(s)
     assert c[SYNTAX_ONLY] == 6 and c[FAILED] == 2 and len(s.results) == 8
     msgs = {Path(r.input).name: r.message for r in s.results}
-    assert "regenerable: no: " in msgs["a1111_hires.png"] and "Hires" in msgs["a1111_hires.png"]
+    assert "regenerable: yes" in msgs["a1111_hires.png"]          # a latent hires fix is syntax the engine runs
+    assert loads((out / "sub" / "a1111_hires.aigif").read_bytes()).hires.upscaler == "latent-bilinear"
     assert "no generation metadata" in msgs["plain.png"] and msgs["broken.png"]
     assert (out / "sub" / "a1111_jpeg.aigif").exists() and (out / JOURNAL_NAME).exists()
     assert loads((out / "novelai.aigif").read_bytes()).generation.seed == 2253955223
@@ -665,12 +665,12 @@ def test_cli_encode_function_with_injected_engine(tmp_path):
     lines = []
     echo = lambda msg="", err=False: lines.append(msg)  # noqa: E731
     emb, rgb = read_image_and_metadata(fx("a1111_stealth"))
-    code = cli_encode([fx("a1111_stealth"), fx("a1111_hires")], tmp_path / "o", engine=FakeEngine(rgb), codec=FakeCodec(),
-                      progress=False, echo=echo)
+    code = cli_encode([fx("a1111_stealth"), fx("a1111_unknown_sampler")], tmp_path / "o", engine=FakeEngine(rgb),
+                      codec=FakeCodec(), progress=False, echo=echo)
     assert code == 0
     assert loads((tmp_path / "o" / "a1111_stealth.aigif").read_bytes()).fingerprint is not None      # exact
-    hires = loads((tmp_path / "o" / "a1111_hires.aigif").read_bytes())
-    assert hires.pixels and hires.generation.seed and not hires.extensions        # no partial marker with pixels
+    other = loads((tmp_path / "o" / "a1111_unknown_sampler.aigif").read_bytes())
+    assert other.pixels and other.generation.seed and not other.extensions        # no partial marker with pixels
     assert any("pixels (not regenerable" in ln for ln in lines) and any("exact" in ln for ln in lines)
     with pytest.raises(AigifError, match="quality"):
         cli_encode([fx("a1111_basic")], tmp_path / "q", quality=99, engine=FakeEngine(rgb), progress=False, echo=echo)

@@ -15,13 +15,10 @@ from ..errors import ImportMetadataError
 from ..syntax.document import Document
 from ..syntax.registry import code_of, model_entry
 from . import samplers
-from .result import A1111_LIKE
+from .hires import a1111_hires_params
+from .result import A1111_LIKE, fmt_num
 
 _NEEDS_QUOTES = re.compile(r"[,:\"\n]")
-
-
-def _fmt_num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else repr(float(x))
 
 
 def _quote(v: str) -> str:
@@ -29,7 +26,7 @@ def _quote(v: str) -> str:
 
 
 def _prompt_with_loras(prompt: str, loras, offsets) -> str:
-    tags = [f"<lora:{lo.name}:{_fmt_num(lo.weight)}>" for lo in loras]
+    tags = [f"<lora:{lo.name}:{fmt_num(lo.weight)}>" for lo in loras]
     if not tags:
         return prompt
     if not isinstance(offsets, list) or len(offsets) != len(tags) or any(
@@ -69,9 +66,11 @@ def a1111_parameters(doc: Document) -> str:
         p["Sampler"] = gen.scheduler or "Default"
         if gen.scheduler_config:
             p["Scheduler config"] = json.dumps(gen.scheduler_config, sort_keys=True)
-    p["CFG scale"] = _fmt_num(gen.guidance_scale)
+    p["CFG scale"] = fmt_num(gen.guidance_scale)
     p["Seed"] = str(gen.seed)
     p["Size"] = f"{gen.width}x{gen.height}"
+    if doc.hires is not None:
+        p.update(a1111_hires_params(doc.hires, gen))
     if model is not None:
         name = model.name or model.local or model.repo
         mhash = model.sha256
@@ -99,9 +98,9 @@ def a1111_parameters(doc: Document) -> str:
     elif isinstance(extra.get("clip_layer"), int):
         p["Clip skip"] = str(extra["clip_layer"])
     if gen.eta is not None:
-        p["Eta DDIM" if gen.scheduler == "ddim" else "Eta"] = _fmt_num(gen.eta)
+        p["Eta DDIM" if gen.scheduler == "ddim" else "Eta"] = fmt_num(gen.eta)
     if gen.guidance_rescale is not None:
-        p["CFG Rescale"] = _fmt_num(gen.guidance_rescale)
+        p["CFG Rescale"] = fmt_num(gen.guidance_rescale)
     hashes = {lo.name: lo.sha256 for lo in loras if lo.sha256}
     kept = extra.get("params") if isinstance(extra.get("params"), dict) else {}
     kept_lora = kept.get("Lora hashes") if isinstance(kept.get("Lora hashes"), dict) else {}

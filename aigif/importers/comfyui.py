@@ -2,7 +2,8 @@
 
 Supported: CheckpointLoaderSimple -> [LoraLoader...] -> [CLIPSetLastLayer] ->
 CLIPTextEncode (positive, negative) -> KSampler (denoise 1.0) <- EmptyLatentImage
-(batch 1) -> VAEDecode [<- VAELoader] -> SaveImage/PreviewImage. The graph and the
+(batch 1) -> VAEDecode [<- VAELoader] -> SaveImage/PreviewImage, with an optional hires
+pass LatentUpscale(By) -> KSampler (denoise <= 1) before the decoder (importers.hires). The graph and the
 UI workflow are always kept in the ``comfyui-graph`` segment. Any other node, or a
 wiring the syntax cannot express, makes the syntax partial: only the main pass is
 kept (comfy_summary), marked not regenerable with the reason.
@@ -15,6 +16,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..syntax.elements import ComponentRef, Lora
 from . import comfy_summary, samplers
+from .hires import UPSCALE_NODES, NotMapped, comfy_split
 from .comfy_graph import is_link
 from .result import Builder, Imported, _maybe_json, stem, to_float, to_int
 
@@ -72,8 +74,14 @@ def map_comfyui(fields: dict[str, str], graph: dict[str, dict] | None, *, image_
     try:
         if graph is None:
             raise ValueError("the ComfyUI 'prompt' field is not a node graph")
-        _map_graph(_Graph(as_ksampler(graph)), b)
+        one_pass, problem = as_ksampler(graph), None
+        try:
+            one_pass, b.hires = comfy_split(one_pass, image_size)
+        except NotMapped as exc:
+            problem = f"hires pass: {exc}"
+        _map_graph(_Graph(one_pass), b, problem)
     except _Unsupported as exc:
+        b.hires = None
         _partial(b, graph, f"ComfyUI graph: {exc}")
     except ValueError as exc:
         b.block(str(exc))
@@ -169,10 +177,16 @@ def as_ksampler(graph: dict[str, dict]) -> dict[str, dict]:
     return out
 
 
-def _map_graph(g: _Graph, b: Builder) -> None:
-    others = sorted({n.get("class_type") for n in g.nodes.values()} - ALLOWED, key=str)
+def _map_graph(g: _Graph, b: Builder, hires_problem: str | None = None) -> None:
+    others = sorted({n.get("class_type") for n in g.nodes.values()} - ALLOWED - set(UPSCALE_NODES), key=str)
     if others:
         raise _Unsupported(f"node type(s) {', '.join(map(str, others))} are not part of a plain txt2img graph")
+    if hires_problem:
+        raise _Unsupported(hires_problem)
+    stray = g.of_class(*UPSCALE_NODES)       # what comfy_split took as a hires pass is gone from the graph
+    if stray:
+        raise _Unsupported(f"{g.nodes[stray[0]]['class_type']} (node {stray[0]}) outside a hires pass (KSampler -> "
+                           "LatentUpscale(By) -> KSampler)")
     ks = g.of_class(*SAMPLER_NODES)
     if len(ks) != 1:
         raise _Unsupported(f"{len(ks)} sampler nodes; exactly one KSampler (or KSamplerAdvanced) is supported")

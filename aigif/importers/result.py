@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..syntax.elements import ComponentRef, Generation, Lora, ModelRef, Source
+from ..syntax.passes import HiresFix
 from ..syntax.registry import MODELS, code_of
 
 MAX_PROMPT_CHARS = 65536
@@ -38,6 +39,7 @@ class Imported:
     notes: list[str] = field(default_factory=list)
     segments: tuple = ()             # extension segments kept with the syntax (the ComfyUI graph)
     partial: list[str] = field(default_factory=list)   # why the kept syntax cannot regenerate the image
+    hires: HiresFix | None = None    # the hires-fix second pass
 
     @property
     def regenerable(self) -> bool:
@@ -113,6 +115,7 @@ class Builder:
         self.segments: list = []              # extension segments (lossless graph)
         self.raw_kept: set[str] = set()       # raw fields a segment already holds (not copied to extra.raw)
         self.clip_layer: int | None = None    # the tool's "n-th layer from the end" (A1111 Clip skip, ComfyUI -stop_at)
+        self.hires: dict[str, Any] | None = None   # the hires element's fields (importers.hires)
 
     def family(self) -> str | None:
         fam = self.model.get("family")
@@ -178,12 +181,34 @@ class Builder:
             return
         self.model = {"name": name or f"sha256:{sha}", "sha256": sha, **{k: v for k, v in more.items() if v is not None}}
 
+    def _hires(self) -> HiresFix | None:
+        if self.hires is None:
+            return None
+        try:
+            hires = HiresFix(**self.hires)
+        except (ConfigError, TypeError) as exc:
+            self.block(f"hires fix: value out of range: {exc}")
+            return None
+        if hires.not_reproducible():
+            self.partial(hires.not_reproducible())
+        return hires
+
+    def _made_size(self) -> tuple[int, int]:
+        """The size of the image the mapped syntax makes (the hires pass's output size when there is one)."""
+        w, h = self.gen["width"], self.gen["height"]
+        if self.hires is not None:
+            try:
+                return HiresFix(**self.hires).output_size(w, h)
+            except (ConfigError, TypeError):
+                pass
+        return w, h
+
     def build(self, image_size: tuple[int, int] | None = None, metadata_bytes: int = 0, carrier: str = "") -> Imported:
         gen = model = None
         if image_size and not self.unsupported:
             self.gen.setdefault("width", image_size[0])
             self.gen.setdefault("height", image_size[1])
-            if (self.gen["width"], self.gen["height"]) != tuple(image_size):
+            if self._made_size() != tuple(image_size):
                 # resized or cropped after generation: the syntax still describes the generation,
                 # the regeneration check (not the mapping) decides whether the pixels match
                 self.extra["image_size"] = [image_size[0], image_size[1]]
@@ -195,6 +220,7 @@ class Builder:
             missing = [k for k in ("prompt", "seed", "num_inference_steps", "guidance_scale") if k not in self.gen]
             if missing:
                 self.block(f"the metadata lacks {', '.join(missing)}")
+        hires = self._hires()      # kept with a partial syntax too: it says what the second pass was
         if not self.unsupported:
             try:
                 gen = Generation(**self.gen)
@@ -217,7 +243,8 @@ class Builder:
             gen = model = None
             extra = {"unsupported": list(self.unsupported), **({"raw": raw} if raw else {})}
         return Imported(self.tool, self.version, gen, model, safe_extra(extra), list(self.unsupported), metadata_bytes, carrier,
-                        segments=tuple(self.segments), partial=list(self.partial_reasons) if gen is not None else [])
+                        segments=tuple(self.segments), partial=list(self.partial_reasons) if gen is not None else [],
+                        hires=hires if gen is not None else None)
 
 
     def _summary(self, image_size) -> tuple[Generation, ModelRef] | None:
@@ -286,6 +313,11 @@ def to_float(v: Any) -> float:
     if x != x or x in (float("inf"), float("-inf")):
         raise ValueError(f"{v} is not finite")
     return x
+
+
+def fmt_num(x: float) -> str:
+    """A number as the tools write it: ``2`` for whole numbers, else the shortest round-trip form."""
+    return str(int(x)) if float(x).is_integer() else repr(float(x))
 
 
 def stem(filename: str) -> str:
