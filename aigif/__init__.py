@@ -43,6 +43,7 @@ from .syntax import (
     Generation,
     HiresFix,
     Lora,
+    Refiner,
     ModelRef,
     Platform,
     Source,
@@ -61,7 +62,7 @@ __all__ = [
     "UnsupportedVersionError", "AigifWarning", "ExtensionError", "ExtensionLoadWarning", "ExtensionPayloadWarning",
     "ImageReadError", "ImportMetadataError", "LibraryError", "OutputExistsError", "ProvenanceError", "QueryError", "UnknownExtensionWarning",
     "atomic_write", "dump", "load", "DEFAULT_LIMITS", "Limits", "ComponentRef", "Document",
-    "Extension", "Fingerprint", "Generation", "HiresFix", "Lora", "ModelRef", "Platform", "Source", "document_from_dict",
+    "Extension", "Fingerprint", "Generation", "HiresFix", "Refiner", "Lora", "ModelRef", "Platform", "Source", "document_from_dict",
     "document_to_dict", "dumps", "loads", "register_extension", "__version__",
 ]
 

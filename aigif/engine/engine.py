@@ -17,12 +17,13 @@ from ..syntax.defaults import model_family
 from ..syntax.document import Document
 from ..syntax.elements import Generation, ModelRef, Platform
 from ..syntax.flow import check_schedule
-from ..syntax.passes import HiresFix
+from ..syntax.passes import HiresFix, Refiner
 from .adapters import apply_adapters
 from .components import check_vae_folder, locate_lora, locate_vae, lora_label, vae_label
 from .digest import check_digest, check_file_digest, file_sha256
 from .families import family_for_pipeline, get_family
 from .hires import check_hires, run_hires
+from .refiner import check_refiner, run_refiner
 from .lora import adapter_name, apply_loras
 from .loader import DEFAULT_MODEL, PipelineCache, Resolved, check_pipeline_folder, load_pipeline, model_digest, resolve
 from .paths import env_model_dirs
@@ -97,19 +98,22 @@ class Engine:
 
     # --- public API ---------------------------------------------------------------
     def generate(self, generation: Generation, model: ModelRef | None = None, extensions: tuple = (),
-                 hires: HiresFix | None = None) -> GenerateResult:
-        """Render *generation* (with a *hires* second pass, with extension segments, e.g. img2img) and return the
-        pixels plus the document to save."""
+                 hires: HiresFix | None = None, refiner: Refiner | None = None) -> GenerateResult:
+        """Render *generation* (with a *hires* second pass or a *refiner*, with extension segments, e.g. img2img) and
+        return the pixels plus the document to save."""
         import torch
 
         model = model or ModelRef(name=DEFAULT_MODEL)
         dtype = self.dtype or "float32"
         threads = self.threads or torch.get_num_threads()
         loaded = self._loaded(model, dtype, self.attention)
-        image = self._render(loaded, generation, dtype, threads, self.attention, True, tuple(extensions), hires)
+        image = self._render(loaded, generation, dtype, threads, self.attention, True, tuple(extensions), hires, refiner)
         platform = capture_platform(self.device, dtype, self.attention, threads, True)
+        if refiner is not None:   # its digest recorded as the base model's is
+            second = self._loaded(refiner.model, dtype, self.attention)
+            refiner = dataclasses.replace(refiner, model=self._record_model(refiner.model, second))
         doc = Document(generation=generation, model=self._record_model(model, loaded), platform=platform,
-                       fingerprint=fingerprint(image), hires=hires, extensions=tuple(extensions))
+                       fingerprint=fingerprint(image), hires=hires, refiner=refiner, extensions=tuple(extensions))
         return GenerateResult(image, doc)
 
     def regenerate(self, doc: Document, limits: Limits | None = None) -> np.ndarray:
@@ -121,14 +125,14 @@ class Engine:
         gen = doc.generation
         w, h = doc.image_size
         limits.check("the render size (pixels)", max(gen.width * gen.height, w * h), "max_render_pixels")
-        limits.check("the LoRA count", len(doc.model.loras), "max_loras")
+        limits.check("the LoRA count", len(doc.model.loras) + (len(doc.refiner.model.loras) if doc.refiner else 0), "max_loras")
         more = doc.hires.pixel_steps(gen) if doc.hires is not None else 0
         limits.check_regeneration(model_family(doc.model), gen.width, gen.height, gen.num_inference_steps, more)
         if doc.hires is not None and doc.hires.not_reproducible():   # before any model loads
             raise ConfigError(f"not regenerable: {doc.hires.not_reproducible()}")
         dtype, threads, attention, det = self._decode_settings(doc.platform)
         loaded = self._loaded(doc.model, dtype, attention)
-        return self._render(loaded, doc.generation, dtype, threads, attention, det, doc.extensions, doc.hires)
+        return self._render(loaded, doc.generation, dtype, threads, attention, det, doc.extensions, doc.hires, doc.refiner)
 
     def decode(self, doc: Document, reference: np.ndarray | None = None, limits: Limits | None = None) -> DecodeResult:
         """The document's image: stored pixels, regenerated (+ residual), with a fidelity report.
@@ -261,11 +265,19 @@ class Engine:
         return out
 
     def _render(self, loaded: _Loaded, gen: Generation, dtype: str, threads: int, attention: str, deterministic: bool,
-                extensions: tuple = (), hires: HiresFix | None = None) -> np.ndarray:
+                extensions: tuple = (), hires: HiresFix | None = None, refiner: Refiner | None = None) -> np.ndarray:
         import torch
 
         pipe = loaded.pipe
         family = get_family(loaded.res.family)
+        second_model = None
+        if refiner is not None:
+            if hires is not None:
+                raise ConfigError("not regenerable: a refiner together with a hires fix")
+            base_loras = bool(loaded.lora_digests)
+            second_model = self._loaded(refiner.model, dtype, attention)
+            check_refiner(family, get_family(second_model.res.family),
+                          second_model.pipe is pipe and (base_loras or bool(refiner.model.loras)))
         check_schedule(loaded.res.family, gen.scheduler, gen.scheduler_config)   # a hand-built Generation too
         family.latent_shape(pipe, gen)   # sizes the pipeline cannot take fail here, before any work
         self.limits.check(f"the render size {gen.width}x{gen.height} (pixels)", gen.width * gen.height, "max_render_pixels")
@@ -281,7 +293,12 @@ class Engine:
                 pipe.scheduler = make_scheduler(loaded.scheduler_cls, loaded.scheduler_config, gen.scheduler, gen.scheduler_config)
                 latents, g = family.initial_noise(pipe, gen, getattr(torch, dtype), self.device)
                 call = apply_adapters(extensions, pipe, {**kw, "latents": latents, "generator": g, "output_type": "np"})
-                if second is None:
+                if second_model is not None:
+                    sched = make_scheduler(second_model.scheduler_cls, second_model.scheduler_config, gen.scheduler,
+                                           gen.scheduler_config)
+                    image = run_refiner(family, get_family(second_model.res.family), call.pipe, call.call_kwargs, gen,
+                                        refiner, second_model.pipe, sched)
+                elif second is None:
                     image = call.pipe(**call.call_kwargs).images[0]
                 else:
                     sched = make_scheduler(loaded.scheduler_cls, loaded.scheduler_config, second.scheduler, second.scheduler_config)

@@ -39,6 +39,7 @@ class GeneratorFamily:
     denoiser: str = "unet"                                 # pipeline attribute of the denoising network
     text_encoders: tuple[str, ...] = ("text_encoder",)     # pipeline attributes of the text encoders
     img2img: str | None = None                             # image-to-image pipeline of a second pass (hires fix)
+    denoising_split: bool = False                          # denoising_end / denoising_start: a refiner can take over
     default_size: int | None = None                        # for a family outside the registry
     default_steps: int | None = None
     default_scheduler: str | None = None
@@ -187,7 +188,8 @@ for _fam in (
     GeneratorFamily("sdxl", "StableDiffusionXLPipeline", {"add_watermarker": False},   # a watermark would change pixels
                     _SD_OPTIONS, _SD, text_encoders=("text_encoder", "text_encoder_2"),
                     variants=("StableDiffusionXLImg2ImgPipeline", "StableDiffusionXLInpaintPipeline",
-                              "StableDiffusionXLControlNetPipeline"), img2img="StableDiffusionXLImg2ImgPipeline"),
+                              "StableDiffusionXLControlNetPipeline"), img2img="StableDiffusionXLImg2ImgPipeline",
+                    denoising_split=True),
 ):
     register_family(_fam)
 

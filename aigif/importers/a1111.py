@@ -19,7 +19,7 @@ from ..errors import ConfigError
 from ..syntax.elements import ComponentRef, Lora
 from ..syntax.registry import code_of
 from . import identity, samplers
-from .hires import NotMapped, a1111_hires
+from .passes import NotMapped, a1111_hires, a1111_refiner
 from .result import Builder, Imported, to_float, to_int, valid_hash
 
 RE_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
@@ -270,6 +270,10 @@ def map_a1111(text: str, *, tool: str = "A1111", image_size=None, metadata_bytes
             b.hires = a1111_hires(p, b.gen, (sampler, schedule))
         except NotMapped as exc:
             b.block(f"hires fix: {exc}")
+    try:
+        b.refiner = a1111_refiner(p)
+    except NotMapped as exc:
+        b.block(f"refiner: {exc}")
     if "TI hashes" in p:
         b.block("textual-inversion embeddings (TI hashes) cannot be expressed in the syntax")
     blocking = []

@@ -15,7 +15,7 @@ from ..errors import ImportMetadataError
 from ..syntax.document import Document
 from ..syntax.registry import code_of, model_entry
 from . import samplers
-from .hires import a1111_hires_params
+from .passes import a1111_hires_params, a1111_refiner_params
 from .result import A1111_LIKE, fmt_num
 
 _NEEDS_QUOTES = re.compile(r"[,:\"\n]")
@@ -71,6 +71,8 @@ def a1111_parameters(doc: Document) -> str:
     p["Size"] = f"{gen.width}x{gen.height}"
     if doc.hires is not None:
         p.update(a1111_hires_params(doc.hires, gen))
+    if doc.refiner is not None:
+        p.update(a1111_refiner_params(doc.refiner))
     if model is not None:
         name = model.name or model.local or model.repo
         mhash = model.sha256

@@ -3,7 +3,7 @@
 Supported: CheckpointLoaderSimple -> [LoraLoader...] -> [CLIPSetLastLayer] ->
 CLIPTextEncode (positive, negative) -> KSampler (denoise 1.0) <- EmptyLatentImage
 (batch 1) -> VAEDecode [<- VAELoader] -> SaveImage/PreviewImage, with an optional hires
-pass LatentUpscale(By) -> KSampler (denoise <= 1) before the decoder (importers.hires). The graph and the
+pass LatentUpscale(By) -> KSampler (denoise <= 1) before the decoder (importers.passes). The graph and the
 UI workflow are always kept in the ``comfyui-graph`` segment. Any other node, or a
 wiring the syntax cannot express, makes the syntax partial: only the main pass is
 kept (comfy_summary), marked not regenerable with the reason.
@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..syntax.elements import ComponentRef, Lora
 from . import comfy_summary, samplers
-from .hires import UPSCALE_NODES, NotMapped, comfy_split
+from .passes import UPSCALE_NODES, NotMapped, comfy_refiner_split, comfy_split
 from .comfy_graph import is_link
 from .result import Builder, Imported, _maybe_json, stem, to_float, to_int
 
@@ -77,11 +77,12 @@ def map_comfyui(fields: dict[str, str], graph: dict[str, dict] | None, *, image_
         one_pass, problem = as_ksampler(graph), None
         try:
             one_pass, b.hires = comfy_split(one_pass, image_size)
+            one_pass, b.refiner = comfy_refiner_split(one_pass)
         except NotMapped as exc:
-            problem = f"hires pass: {exc}"
+            problem, b.hires, b.refiner = f"hires or refiner pass: {exc}", None, None
         _map_graph(_Graph(one_pass), b, problem)
     except _Unsupported as exc:
-        b.hires = None
+        b.hires = b.refiner = None
         _partial(b, graph, f"ComfyUI graph: {exc}")
     except ValueError as exc:
         b.block(str(exc))

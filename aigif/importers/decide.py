@@ -77,8 +77,8 @@ def decide(imp: Imported, rgb: np.ndarray, *, engine: Regenerator | None = None,
                                       "run without --syntax-only to keep its pixels")
         if imp.partial:       # a decoder must not regenerate from part of the syntax: a critical marker says why
             segments += (partial_segment("; ".join(imp.partial)),)
-        return Outcome(SYNTAX_ONLY, Document(generation=imp.generation, model=imp.model, hires=imp.hires, source=source,
-                                             extensions=segments),
+        return Outcome(SYNTAX_ONLY, Document(generation=imp.generation, model=imp.model, hires=imp.hires, refiner=imp.refiner,
+                                             source=source, extensions=segments),
                        reason=f"syntax only, regenerable: {imp.regenerable_reason}"
                        + (" (not verified by regeneration)" if imp.regenerable else ""))
     reason, regen = "", None
@@ -98,7 +98,8 @@ def decide(imp: Imported, rgb: np.ndarray, *, engine: Regenerator | None = None,
                 extra.setdefault("model_name", name)
             generation, extra = _with_clip_layer(generation, extra, source.tool, model.family)
             regen_source = Source(tool=source.tool, version=source.version, extra=extra)
-        base = Document(generation=generation, model=model, hires=imp.hires, source=regen_source, extensions=segments)
+        base = Document(generation=generation, model=model, hires=imp.hires, refiner=imp.refiner, source=regen_source,
+                        extensions=segments)
         try:
             regen = np.asarray(engine.regenerate(base))
         except AigifError as exc:
@@ -132,8 +133,8 @@ def decide(imp: Imported, rgb: np.ndarray, *, engine: Regenerator | None = None,
             reason = f"regenerated image differs ({p:.1f} dB < {options.close_psnr:g} dB)"
     codec = codec or _default_codec()
     pixels = codec.compress_pixels(rgb, options.quality)
-    doc = Document(generation=imp.generation, model=imp.model if imp.generation else None, hires=imp.hires, source=source,
-                   pixels=pixels, extensions=segments)
+    doc = Document(generation=imp.generation, model=imp.model if imp.generation else None, hires=imp.hires,
+                   refiner=imp.refiner, source=source, pixels=pixels, extensions=segments)
     return Outcome(PIXELS, doc, None, None, reason)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..syntax.elements import ComponentRef, Generation, Lora, ModelRef, Source
-from ..syntax.passes import HiresFix
+from ..syntax.passes import HiresFix, Refiner
 from ..syntax.registry import MODELS, code_of
 
 MAX_PROMPT_CHARS = 65536
@@ -40,6 +40,7 @@ class Imported:
     segments: tuple = ()             # extension segments kept with the syntax (the ComfyUI graph)
     partial: list[str] = field(default_factory=list)   # why the kept syntax cannot regenerate the image
     hires: HiresFix | None = None    # the hires-fix second pass
+    refiner: Refiner | None = None   # a second model finishing the schedule
 
     @property
     def regenerable(self) -> bool:
@@ -115,7 +116,8 @@ class Builder:
         self.segments: list = []              # extension segments (lossless graph)
         self.raw_kept: set[str] = set()       # raw fields a segment already holds (not copied to extra.raw)
         self.clip_layer: int | None = None    # the tool's "n-th layer from the end" (A1111 Clip skip, ComfyUI -stop_at)
-        self.hires: dict[str, Any] | None = None   # the hires element's fields (importers.hires)
+        self.hires: dict[str, Any] | None = None   # the hires element's fields (importers.passes)
+        self.refiner: dict[str, Any] | None = None  # the refiner element's fields: model (dict) and switch_at
 
     def family(self) -> str | None:
         fam = self.model.get("family")
@@ -193,6 +195,19 @@ class Builder:
             self.partial(hires.not_reproducible())
         return hires
 
+    def _refiner(self) -> Refiner | None:
+        if self.refiner is None:
+            return None
+        try:
+            refiner = Refiner(**{**self.refiner, "model": ModelRef(**{k: v for k, v in self.refiner["model"].items()
+                                                                       if v is not None})})
+        except (ConfigError, TypeError) as exc:
+            self.block(f"refiner: value out of range: {exc}")
+            return None
+        if self.hires is not None:
+            self.partial("a refiner together with a hires fix is not regenerated")
+        return refiner
+
     def _made_size(self) -> tuple[int, int]:
         """The size of the image the mapped syntax makes (the hires pass's output size when there is one)."""
         w, h = self.gen["width"], self.gen["height"]
@@ -220,7 +235,7 @@ class Builder:
             missing = [k for k in ("prompt", "seed", "num_inference_steps", "guidance_scale") if k not in self.gen]
             if missing:
                 self.block(f"the metadata lacks {', '.join(missing)}")
-        hires = self._hires()      # kept with a partial syntax too: it says what the second pass was
+        hires, refiner = self._hires(), self._refiner()    # kept with a partial syntax too: they say what was done
         if not self.unsupported:
             try:
                 gen = Generation(**self.gen)
@@ -244,7 +259,7 @@ class Builder:
             extra = {"unsupported": list(self.unsupported), **({"raw": raw} if raw else {})}
         return Imported(self.tool, self.version, gen, model, safe_extra(extra), list(self.unsupported), metadata_bytes, carrier,
                         segments=tuple(self.segments), partial=list(self.partial_reasons) if gen is not None else [],
-                        hires=hires if gen is not None else None)
+                        hires=hires if gen is not None else None, refiner=refiner if gen is not None else None)
 
 
     def _summary(self, image_size) -> tuple[Generation, ModelRef] | None:

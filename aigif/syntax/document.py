@@ -18,7 +18,7 @@ from . import registry
 from .defaults import with_defaults
 from .elements import Fingerprint, Generation, ModelRef, Platform, Source, from_dict, to_dict
 from .extensions import check_extension_segment, extension_for
-from .passes import HiresFix
+from .passes import HiresFix, Refiner
 from .schema import decode_element, encode_element
 from .stamp import decode_stamp, encode_stamp
 
@@ -28,6 +28,7 @@ CORE = (
     ("model", ModelRef, registry.SEG_MODEL),
     ("generation", Generation, registry.SEG_GENERATION),
     ("hires", HiresFix, registry.SEG_HIRES),
+    ("refiner", Refiner, registry.SEG_REFINER),
     ("fingerprint", Fingerprint, registry.SEG_FINGERPRINT),
     ("source", Source, registry.SEG_SOURCE),
     ("residual", None, registry.SEG_RESIDUAL),
@@ -54,6 +55,7 @@ class Document:
     pixels: bytes | None = None
     c2pa: bytes | None = None
     hires: HiresFix | None = None      # a second pass over the enlarged first one (hires fix)
+    refiner: Refiner | None = None     # a second model finishing the first pass's schedule
     extensions: tuple[Segment, ...] = ()
 
     def __post_init__(self):
@@ -62,8 +64,8 @@ class Document:
             raise ConfigError("a document needs a model and a generation syntax, or pixels")
         if self.residual is not None and self.generation is None:
             raise ConfigError("a residual needs a generation syntax to be relative to")
-        if self.hires is not None and self.generation is None:
-            raise ConfigError("a hires pass needs a generation syntax (its first pass)")
+        if (self.hires is not None or self.refiner is not None) and self.generation is None:
+            raise ConfigError("a hires pass or a refiner needs a generation syntax (its first pass)")
 
     @property
     def image_size(self) -> tuple[int, int] | None:
@@ -138,7 +140,7 @@ def loads(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Document:
 
 # --- JSON ----------------------------------------------------------------------
 _GEN_KEYS = [f.name for f in Generation.FIELDS]
-_TOP_KEYS = ["model", *_GEN_KEYS, "hires", "platform", "fingerprint", "source", *PAYLOAD_ATTRS, "extensions"]
+_TOP_KEYS = ["model", *_GEN_KEYS, "hires", "refiner", "platform", "fingerprint", "source", *PAYLOAD_ATTRS, "extensions"]
 
 
 def document_to_dict(doc: Document) -> dict:
@@ -148,7 +150,7 @@ def document_to_dict(doc: Document) -> dict:
         out["model"] = doc.model.name if doc.model.is_registry_only else to_dict(doc.model)
     if doc.generation is not None:
         out.update(to_dict(doc.generation))
-    for attr in ("hires", "platform", "fingerprint", "source"):
+    for attr in ("hires", "refiner", "platform", "fingerprint", "source"):
         if getattr(doc, attr) is not None:
             out[attr] = to_dict(getattr(doc, attr))
     for attr in PAYLOAD_ATTRS:
@@ -197,7 +199,7 @@ def document_from_dict(d: Any) -> Document:
     if gen_part:
         gen = from_dict(Generation, with_defaults(gen_part, model), "generation")
     values: dict[str, Any] = {"model": model, "generation": gen}
-    for attr, cls in (("hires", HiresFix), ("platform", Platform), ("fingerprint", Fingerprint), ("source", Source)):
+    for attr, cls in (("hires", HiresFix), ("refiner", Refiner), ("platform", Platform), ("fingerprint", Fingerprint), ("source", Source)):
         if attr in d:
             values[attr] = from_dict(cls, d[attr], attr)
     for attr in PAYLOAD_ATTRS:

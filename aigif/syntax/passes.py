@@ -1,10 +1,11 @@
-"""Passes after the first one: the hires fix (spec/aigif-v1.md section 4.7).
+"""Passes after the first one: the hires fix and the refiner (spec/aigif-v1.md sections 4.7, 4.8).
 
 A hires fix enlarges the first pass's result (its latents by interpolation, or
 its decoded image by a pixel upscaler) and runs an image-to-image pass over it
 with its own strength, steps, seed, scheduler, guidance and prompts. It is its
 own critical segment: a decoder that does not know it refuses the file instead
-of regenerating the first pass alone.
+of regenerating the first pass alone. A refiner is a second model that finishes
+the first pass's schedule (SDXL's base + refiner), also a critical segment.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 from . import registry
-from .elements import MAX_SIDE, MAX_STEPS, Generation, _check, _is_int
+from .elements import MAX_SIDE, MAX_STEPS, Generation, ModelRef, _check, _is_int
 from .schema import F
 
 MAX_SCALE = 16.0
@@ -109,3 +110,33 @@ class HiresFix:
         if entry.mode is None:
             return f"hires fix with the latent upscale {entry.name!r}, which torch's interpolate does not compute"
         return None
+
+
+@dataclass(frozen=True)
+class Refiner:
+    """Another model finishes the schedule: the first pass stops after ``switch_at`` of it (diffusers'
+    ``denoising_end``) and the refiner's image-to-image pipeline runs the rest (``denoising_start``)."""
+
+    model: ModelRef
+    switch_at: float
+    aesthetic_score: float | None = None            # SDXL refiner conditioning (diffusers' defaults 6.0 / 2.5)
+    negative_aesthetic_score: float | None = None
+    prompt: str | None = None                       # the refiner's prompts, when they differ from the generation's
+    negative_prompt: str | None = None
+
+    FIELDS = (F(1, "model", "msg", ModelRef, required=True), F(2, "switch_at", "number", required=True),
+              F(3, "aesthetic_score", "number"), F(4, "negative_aesthetic_score", "number"), F(5, "prompt", "text"),
+              F(6, "negative_prompt", "text"))
+
+    def __post_init__(self):
+        _check(isinstance(self.model, ModelRef), "refiner.model must be a model reference")
+        _check(_finite(self.switch_at) and 0 < self.switch_at < 1, f"refiner.switch_at must be in (0, 1), got {self.switch_at!r}")
+        for name in ("aesthetic_score", "negative_aesthetic_score"):
+            _check(getattr(self, name) is None or _finite(getattr(self, name)), f"refiner.{name} must be a finite number")
+        for name in ("prompt", "negative_prompt"):
+            _check(getattr(self, name) is None or isinstance(getattr(self, name), str), f"refiner.{name} must be a string")
+
+    def second_pass(self, gen: Generation) -> Generation:
+        """The generation the refiner runs: the first pass's, with the refiner's prompts where given."""
+        return dataclasses.replace(gen, prompt=gen.prompt if self.prompt is None else self.prompt,
+                                   negative_prompt=gen.negative_prompt if self.negative_prompt is None else self.negative_prompt)

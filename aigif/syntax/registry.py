@@ -25,6 +25,7 @@ SEG_SIGNATURE = 0x0A
 SEG_C2PA = 0x0C
 SEG_STAMP = 0x08
 SEG_HIRES = 0x0B
+SEG_REFINER = 0x0D
 CORE_SEGMENTS = {
     SEG_PLATFORM: "platform",
     SEG_MODEL: "model",
@@ -37,6 +38,7 @@ CORE_SEGMENTS = {
     SEG_C2PA: "c2pa",
     SEG_STAMP: "stamp",
     SEG_HIRES: "hires",
+    SEG_REFINER: "refiner",
 }
 CORE_RANGE = range(0x02, 0x40)          # assigned by this spec
 PUBLIC_EXTENSION_RANGE = range(0x40, 0x4000)   # assigned in spec/registry.md

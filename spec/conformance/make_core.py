@@ -63,6 +63,9 @@ HIRES_FULL = {"model": "sdxl", "prompt": "a fox in the snow", "seed": 99, "num_i
                               "perceptual": "f0e1d2c3"}}
 HIRES_PIXEL_MODEL = {"model": "sd15", "prompt": "a portrait", "seed": 7, "num_inference_steps": 25, "guidance_scale": 7.0,
                      "width": 512, "height": 512, "hires": {"upscaler": "my-upscaler_x2.pth", "strength": 0.3, "scale": 2.0}}
+REFINER = {"model": "sdxl", "prompt": "a lighthouse on a cliff", "seed": 42, "num_inference_steps": 40, "guidance_scale": 6.0,
+           "scheduler": "euler", "refiner": {"model": {"name": "sd_xl_refiner_1.0", "sha256": "7440042bbd"}, "switch_at": 0.8,
+                                             "aesthetic_score": 6.0, "prompt": "a lighthouse on a cliff, sharp details"}}
 ESCAPES = {"model": {"name": "my-finetune", "family": "sd1", "repo": "someone/my-finetune", "revision": "v2.0",
                      "sha256": "ab" * 32, "variant": "fp16"},
            "prompt": "日本語のプロンプト 🐱 with\nnewlines", "seed": 0, "num_inference_steps": 1, "guidance_scale": 1e-20,
@@ -99,7 +102,9 @@ def main() -> int:
         "hires": dumps(aigif.document_from_dict(HIRES)),
         "hires-full": dumps(aigif.document_from_dict(HIRES_FULL)),     # the stamp's fingerprint takes the hires size
         "hires-pixel-model": dumps(aigif.document_from_dict(HIRES_PIXEL_MODEL)),
+        "refiner": dumps(aigif.document_from_dict(REFINER)),
     }
+    refiner = encode_element(aigif.document_from_dict(REFINER).refiner)
     hires = encode_element(aigif.document_from_dict(HIRES).hires)
     flipped = bytearray(good)
     flipped[len(flipped) // 2] ^= 0x10
@@ -128,6 +133,8 @@ def main() -> int:
         "hires-no-strength": ("corrupt", segs((3, model), (5, gen), (0x0B, b"\x08\x03\x18\x02"))),
         "hires-strength-zero": ("corrupt", segs((3, model), (5, gen), (0x0B, b"\x08\x03\x10\x00\x18\x02"))),
         "hires-unknown-upscaler-code": ("corrupt", segs((3, model), (5, gen), (0x0B, b"\x08\x7f" + hires[2:]))),
+        "refiner-without-generation": ("corrupt", segs((0x0D, refiner), (9, b"pixels"))),
+        "refiner-switch-at-one": ("corrupt", segs((3, model), (5, gen), (0x0D, refiner.replace(b"\x13\x82\x02", b"\x10\x01")))),
         "too-many-segments": ("limit", segs((3, model), (5, gen), *[(0x40, b"")] * 1023)),
     }
     write_files(valid, invalid)

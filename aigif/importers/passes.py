@@ -1,4 +1,4 @@
-"""Other tools' hires fix -> the ``hires`` element (spec/importers.md, "Hires fix").
+"""Other tools' hires fix and refiner -> the ``hires`` and ``refiner`` elements (spec/importers.md).
 
 A1111 (and Forge, reForge, SD.Next, Civitai) write ``Hires upscale`` / ``Hires resize``,
 ``Hires upscaler``, ``Hires steps``, ``Denoising strength`` and optionally a second-pass
@@ -10,13 +10,14 @@ so the importer keeps the main pass as a partial syntax with the reason.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from ..syntax.elements import Generation
 from ..syntax.passes import HiresFix
 from ..syntax.registry import UPSCALERS, code_of, upscaler_from_tool
 from . import samplers
-from .result import fmt_num, to_float, to_int
+from .result import fmt_num, registry_model_for, to_float, to_int, valid_hash
 
 LATENT_FACTOR = 8      # SD / SDXL latents: A1111 and ComfyUI size them as pixels // 8
 
@@ -130,6 +131,34 @@ def a1111_hires_params(hires: HiresFix, gen: Generation) -> dict[str, str]:
     if hires.negative_prompt:
         p["Hires negative prompt"] = hires.negative_prompt
     return p
+
+
+RE_CHECKPOINT = re.compile(r"^(.*?)\s*(?:\[([0-9a-fA-F]{8,64})\])?$")
+
+
+def a1111_refiner(p: dict[str, Any]) -> dict | None:
+    """The refiner element of ``Refiner: NAME [hash], Refiner switch at: X`` (keys popped), None without one."""
+    value = str(p.get("Refiner", "None")).strip()
+    if value in ("", "None"):
+        return None
+    m = RE_CHECKPOINT.match(value)
+    name, sha = m.group(1), (m.group(2) or "").lower() or None
+    try:
+        switch = to_float(p["Refiner switch at"])
+    except (KeyError, ValueError):
+        raise NotMapped("Refiner switch at is missing or not a number") from None
+    reg = registry_model_for(sha)
+    model = {"name": reg} if reg else {"name": name or f"sha256:{sha}", "sha256": sha if valid_hash(sha) else None}
+    for key in ("Refiner", "Refiner switch at"):
+        p.pop(key, None)
+    return {"model": model, "switch_at": switch}
+
+
+def a1111_refiner_params(refiner) -> dict[str, str]:
+    """The way back of :func:`a1111_refiner`."""
+    m = refiner.model
+    name = m.name or m.local or m.repo
+    return {"Refiner": f"{name} [{m.sha256[:10]}]" if m.sha256 else name, "Refiner switch at": fmt_num(refiner.switch_at)}
 
 
 # --- ComfyUI: KSampler -> LatentUpscale(By) -> KSampler --------------------------------------
@@ -254,3 +283,57 @@ def _same_encoder_text(graph: dict, first: Any, second: Any, side: str) -> str:
     if not isinstance(text, str):
         raise NotMapped(f"the second pass's {side} prompt is not text")
     return text
+
+
+# --- ComfyUI: KSamplerAdvanced (end_at_step) -> KSamplerAdvanced (start_at_step) on another checkpoint ---------------
+def comfy_refiner_split(graph: dict[str, dict]) -> tuple[dict[str, dict], dict | None]:
+    """(the base pass as a one-sampler graph, the refiner element) of a base + refiner graph; else (graph, None).
+
+    Raises :class:`NotMapped` for a base + refiner graph the element cannot express.
+    """
+    adv = [k for k, n in graph.items() if n.get("class_type") == "KSamplerAdvanced"]
+    if len(adv) != 2 or len([k for k, n in graph.items() if n.get("class_type") in ("KSampler", "KSamplerAdvanced")]) != 2:
+        return graph, None
+    k1, k2 = adv if _link(graph[adv[1]]["inputs"].get("latent_image")) and graph[adv[1]]["inputs"]["latent_image"][0] == adv[0] \
+        else adv[::-1]
+    i1, i2 = graph[k1]["inputs"], graph[k2]["inputs"]
+    if not (_link(i2.get("latent_image")) and i2["latent_image"][0] == k1):
+        return graph, None
+    try:
+        steps, end = to_int(i1.get("steps")), to_int(i1.get("end_at_step"))
+        if i1.get("return_with_leftover_noise") != "enable" or i2.get("add_noise") != "disable" or not 0 < end < steps:
+            raise NotMapped("the base pass does not hand its leftover noise to the refiner")
+        if to_int(i2.get("start_at_step")) != end or to_int(i2.get("end_at_step")) < steps or to_int(i2.get("steps")) != steps:
+            raise NotMapped("the refiner does not run the rest of the base pass's schedule")
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, NotMapped):
+            raise
+        raise NotMapped(f"refiner steps are not plain numbers ({exc})") from None
+    if (i2.get("sampler_name"), i2.get("scheduler"), i2.get("cfg")) != (i1.get("sampler_name"), i1.get("scheduler"), i1.get("cfg")):
+        raise NotMapped("the refiner samples with another sampler, schedule or cfg")
+    ck = graph.get(i2["model"][0], {}) if _link(i2.get("model")) else {}
+    if ck.get("class_type") != "CheckpointLoaderSimple" or not isinstance(ck["inputs"].get("ckpt_name"), str):
+        raise NotMapped("the refiner model is not a plain CheckpointLoaderSimple")
+    prompts = {}
+    for side, field in (("positive", "prompt"), ("negative", "negative_prompt")):
+        node = graph.get(i2[side][0], {}) if _link(i2.get(side)) else {}
+        text = node.get("inputs", {}).get("text")
+        if node.get("class_type") != "CLIPTextEncode" or not isinstance(text, str) or node["inputs"].get("clip") != [i2["model"][0], 1]:
+            raise NotMapped(f"the refiner's {side} prompt is not a CLIPTextEncode on the refiner's text encoder")
+        first = graph.get(i1[side][0], {}).get("inputs", {}).get("text") if _link(i1.get(side)) else None
+        if text != first:
+            prompts[field] = text
+    decoders = {key for key, n in graph.items() if n.get("class_type") == "VAEDecode"}
+    if _users(graph, k1) != {k2} or not _users(graph, k2) <= decoders:
+        raise NotMapped("the passes' latents are used by other nodes")
+    base_ckpt = i1["model"][0] if _link(i1.get("model")) else None
+    out = {key: n for key, n in graph.items() if key != k2}
+    out[k1] = {**graph[k1], "inputs": {**i1, "end_at_step": 10000, "return_with_leftover_noise": "disable"}}
+    for key in _users(graph, k2):
+        inp = dict(graph[key]["inputs"], samples=[k1, 0])
+        if _link(inp.get("vae")) and inp["vae"][0] == i2["model"][0] and base_ckpt is not None:
+            inp["vae"] = [base_ckpt, 2]          # the refiner pass decodes with the refiner checkpoint's VAE
+        out[key] = {**graph[key], "inputs": inp}
+    name = ck["inputs"]["ckpt_name"]
+    stem_name = re.split(r"[\\/]", name)[-1].rsplit(".", 1)[0]
+    return out, {"model": {"name": stem_name, "weights_file": name}, "switch_at": end / steps, **prompts}
