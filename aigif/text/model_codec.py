@@ -23,7 +23,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..errors import CorruptError, LimitError
-from .rangecoder import RangeDecoder, RangeEncoder
+from .rangecoder import BOT, RangeDecoder, RangeEncoder
 from .tokenize import CAP, LOWER, UPPER, apply_case, has_lower_letter, split_case_tokens, split_tokens
 from .zstd_codecs import shipped_asset
 
@@ -42,6 +42,7 @@ CASE_FREQ = {CASE_START: (24, 6, 2), LOWER: (1000, 20, 4), CAP: (40, 22, 2), UPP
 # Code point escape: class (ASCII, rest of the BMP, astral) then uniform inside it.
 CP_CLASSES = ((0, 0x80, 2), (0x80, 0x10000, 1), (0x10000, N_CODEPOINTS, 1))  # (first, end, freq)
 CP_TOTAL = 4
+SEEN_CONTEXTS = 1 << 17  # per order and table: looked-up contexts remembered (about 10 MiB at most)
 
 
 def _encode_table(enc: RangeEncoder, freqs: tuple, s: int) -> None:
@@ -103,22 +104,42 @@ class PPMTable:
             self.esc.append(_arr("q", arrays[f"{prefix}.o{k}.esc"]))
             self.sym.append(_arr("q", arrays[f"{prefix}.o{k}.sym"]))
             self.cum.append(_arr("q", cum))
+        self.masks = [(1 << (16 * k)) - 1 for k in range(max_order + 1)]
+        # contexts already looked up (key -> index or -1), per order: one hash lookup instead of a bisect
+        # over boxed integers; filled as texts are coded and capped, so memory follows use, not the model size
+        self.seen: list[dict[int, int]] = [{} for _ in range(max_order + 1)]
+        self.orders = [(k, self.seen[k], self.masks[k], self.start[k], self.cum[k], self.esc[k], self.sym[k])
+                       for k in range(max_order, -1, -1)]  # highest order first, as the coder tries them
+
+    def key(self, hist: list[int]) -> int:
+        """The last K symbols of *hist* packed 16 bits each; the key of order k is its low 16*k bits."""
+        key = 0
+        for h in hist[len(hist) - self.K :] if self.K else ():
+            key = (key << 16) | h
+        return key
 
     def find(self, k: int, hist: list[int]) -> int:
         """Index of the context keyed by the last k symbols of *hist*, or -1."""
-        key = 0
-        for h in hist[len(hist) - k :] if k else ():
-            key = (key << 16) | h
-        keys = self.keys[k]
-        i = bisect_left(keys, key)
-        if i < len(keys) and keys[i] == key:
-            return i
-        return -1
+        return self.context(k, self.key(hist) & self.masks[k])
+
+    def context(self, k: int, key: int) -> int:
+        """Index of the order-*k* context with *key*, or -1."""
+        seen = self.seen[k]
+        c = seen.get(key)
+        if c is None:
+            keys = self.keys[k]
+            c = bisect_left(keys, key)
+            if c == len(keys) or keys[c] != key:
+                c = -1
+            if len(seen) < SEEN_CONTEXTS:
+                seen[key] = c
+        return c
 
     def encode(self, enc: RangeEncoder, hist: list[int], s: int) -> bool:
         """Code *s* after *hist*; False when it escaped below order 0 (caller codes it)."""
+        key = self.key(hist)
         for k in range(self.K, -1, -1):
-            c = self.find(k, hist)
+            c = self.context(k, key & self.masks[k])
             if c < 0:
                 continue
             start, cum, sym = self.start[k], self.cum[k], self.sym[k]
@@ -137,23 +158,39 @@ class PPMTable:
 
     def decode(self, dec: RangeDecoder, hist: list[int]) -> int:
         """Return the next symbol id, or -1 when it escaped below order 0."""
-        for k in range(self.K, -1, -1):
-            c = self.find(k, hist)
+        key = self.key(hist)
+        for k, seen, mask, start, cum, esc, sym in self.orders:
+            c = seen.get(key & mask)
+            if c is None:
+                c = self.context(k, key & mask)
             if c < 0:
                 continue
-            start, cum = self.start[k], self.cum[k]
             a, b = start[c], start[c + 1]
             base = cum[a]
             tot_sym = cum[b] - base
-            esc = self.esc[k][c]
-            v = dec.target(tot_sym + esc)
+            e = esc[c]
+            r = dec.range // (tot_sym + e)  # dec.target and dec.consume, inlined (the hot loop of text decoding)
+            code = dec.code
+            v = code // r
             if v >= tot_sym:
-                dec.consume(tot_sym, esc)
+                if v >= tot_sym + e:
+                    raise CorruptError(f"text stream: range decoder value {v} outside total {tot_sym + e}")
+                dec.r = r
+                dec.consume(tot_sym, e)
                 continue
             j = bisect_right(cum, base + v, a, b + 1) - 1
             lo = cum[j]
-            dec.consume(lo - base, cum[j + 1] - lo)
-            return self.sym[k][j]
+            code -= r * (lo - base)
+            rng = r * (cum[j + 1] - lo)
+            if rng < BOT:
+                data, pos = dec.data, dec.pos
+                while rng < BOT:
+                    rng <<= 8
+                    code = (code << 8) | (data[pos] if pos < len(data) else 0)
+                    pos += 1
+                dec.pos = pos
+            dec.code, dec.range = code, rng
+            return sym[j]
         return -1
 
 
