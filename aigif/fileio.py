@@ -134,7 +134,11 @@ def read_limited(path: str | os.PathLike, limit: int) -> bytes:
     path = Path(path)
     try:
         with open(path, "rb") as fh:
-            data = fh.read(limit + 1)
+            # sized by the file, not the limit: read(limit + 1) would allocate the whole limit for a 60-byte file
+            first = min(os.fstat(fh.fileno()).st_size, limit) + 1
+            data = fh.read(first)
+            if len(data) == first and first <= limit:  # grew since fstat, or not a regular file: read on, still bounded
+                data += fh.read(limit + 1 - first)
     except FileNotFoundError:
         raise AigifError(f"{path}: no such file") from None
     except IsADirectoryError:

@@ -113,6 +113,40 @@ def test_incremental_rename_delete(lib, conn):
     conn.execute("INSERT INTO files_fts(files_fts) VALUES ('integrity-check')")  # full text matches the rows
 
 
+def test_renamed_file_and_its_copies(lib, conn):
+    index_folders(conn, [lib])
+    fox_id = search(conn, Query(text="fox"))[0][0]["id"]
+    data = (lib / "fox.aigif").read_bytes()
+    (lib / "fox.aigif").rename(lib / "a-moved.aigif")
+    (lib / "b-copy.aigif").write_bytes(data)
+    (lib / "c-copy.aigif").write_bytes(data)
+    report = index_folders(conn, [lib])
+    assert (report.added, report.renamed, report.deleted) == (2, 1, 0)
+    ids = {os.path.basename(i["path"]): i["id"] for i in search(conn, Query(text="fox"))[0]}
+    assert ids["a-moved.aigif"] == fox_id and len(set(ids.values())) == 3
+
+
+def test_worker_processes_index_the_same_rows(lib, tmp_path, monkeypatch):
+    from aigif.library import index as indexmod
+
+    for i in range(6):
+        make(lib / "many" / f"{i}.aigif", f"prompt number {i}", seed=i, model=ModelRef(name="sdxl", loras=(Lora(name=f"l{i}", weight=0.5),)))
+    columns = "path, content_hash, error, prompt, seed, model, lora_names, syntax"
+    rows = {}
+    for name, min_files in (("serial", 10**9), ("workers", 0)):
+        monkeypatch.setattr(indexmod, "PARALLEL_MIN_FILES", min_files)
+        monkeypatch.setattr(indexmod, "BATCH", 3)
+        c = connect(tmp_path / f"{name}.sqlite")
+        report = index_folders(c, [lib])
+        assert report.added == 10 and len(report.errors) == 1
+        rows[name] = [tuple(r) for r in c.execute(f"SELECT {columns} FROM files ORDER BY path")]
+        rows[name + " loras"] = [tuple(r) for r in c.execute("SELECT f.path, l.name, l.weight FROM loras l JOIN files f ON f.id = l.file_id ORDER BY 1, 2")]
+        c.execute("INSERT INTO files_fts(files_fts) VALUES ('integrity-check')")
+        c.close()
+    assert rows["serial"] == rows["workers"] and len(rows["serial"]) == 10
+    assert rows["serial loras"] == rows["workers loras"] and len(rows["serial loras"]) == 7
+
+
 def test_symlinks_are_not_followed(tmp_path, conn):
     outside = make(tmp_path / "outside" / "secret.aigif", "secret")
     lib = tmp_path / "lib2"

@@ -12,6 +12,7 @@ the one the nodes imply, so what is stored is mostly positions and sizes.
 from __future__ import annotations
 
 import zlib
+from functools import lru_cache
 from typing import Any
 
 from ..errors import CorruptError, TruncatedError
@@ -28,15 +29,15 @@ _NODE_KEYS = ("id", "type", "pos", "size", "flags", "order", "mode", "inputs", "
 _SEEDS = ("seed", "noise_seed")
 
 
+@lru_cache(maxsize=1)
 def _zdict() -> bytes:
-    """Preset deflate dictionary: the registry names in value-stream form (most frequent last = closest)."""
+    """Preset deflate dictionary: the registry names in value-stream form (most frequent last = closest).
+
+    Built on first use: it codes names with the prompt coder, whose model costs a moment to load."""
     w = Writer({})
     for s in reversed(comfy_names.NAMES[:256]):
         w.string(s)
     return bytes(w.out[-32768:])
-
-
-_ZDICT = _zdict()
 
 
 # --- predictions (the same on both sides: built only from values already coded) ----------------
@@ -191,7 +192,7 @@ def encode_graph(data: dict) -> bytes:
     elif flags & HAS_WORKFLOW:
         w.value(workflow)
     raw = bytes(w.out)
-    c = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, _ZDICT)
+    c = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, _zdict())
     packed = c.compress(raw) + c.flush()
     if len(packed) < len(raw):
         flags, raw = flags | DEFLATED, packed
@@ -208,7 +209,7 @@ def decode_graph(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> dict:
         raise CorruptError(f"comfyui-graph: unknown flag bits {flags:#04x}")
     body = payload[2:]
     if flags & DEFLATED:
-        body = inflate_limited(body, limits.max_metadata_bytes, wbits=-15, zdict=_ZDICT, what="comfyui-graph value stream")
+        body = inflate_limited(body, limits.max_metadata_bytes, wbits=-15, zdict=_zdict(), what="comfyui-graph value stream")
     r = Reader(body, list(comfy_names.NAMES), limits)
     if flags & API_PROMPT:
         n = r.uvarint("node count")

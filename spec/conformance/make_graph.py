@@ -38,11 +38,11 @@ def valid() -> dict[str, dict]:
 
 
 def invalid(payloads: dict[str, bytes]) -> dict[str, tuple[bytes, str]]:
-    from aigif.syntax.graph_segment import _ZDICT
+    from aigif.syntax.graph_segment import _zdict
 
     good = payloads["txt2img"]
     raw_stream = bytes([1, 0])                      # version 1, no flags: one value follows
-    c = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, _ZDICT)
+    c = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, _zdict())
     bomb = bytes([1, 2]) + c.compress(b"\x0f\x00" * (2**21 + 1)) + c.flush()   # 4 MiB + 2 of "array of 0 items"
     return {
         "truncated": (good[:len(good) // 2], "truncated"),
