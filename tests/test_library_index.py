@@ -2,6 +2,7 @@
 import json
 import os
 import sqlite3
+import sys
 
 import pytest
 
@@ -74,6 +75,42 @@ def test_search_text_and_filters(lib, conn):
     assert paths(search(conn, Query(tool="a1111"))[0]) == ["import.aigif"]
     assert paths(search(conn, Query(family="sd1", width=512))[0]) == ["fox.aigif", "import.aigif"]
     assert search(conn, Query(text="fox", model="sdxl"))[1] == 0
+
+
+@pytest.mark.parametrize("sort_matches", [0, 10**6])  # 0: every word is "common" (walk by date); else SQL sorts
+def test_search_paths_agree_with_a_plain_reading(tmp_path, conn, monkeypatch, sort_matches):
+    import random
+
+    import aigif.library.search
+
+    searchmod = sys.modules['aigif.library.search']
+    monkeypatch.setattr(searchmod, "SORT_MATCHES", sort_matches)
+    monkeypatch.setattr(searchmod, "COUNT_CAP", 7)
+    rng = random.Random(3)
+    roots = [tmp_path / "a", tmp_path / "b"]
+    for i in range(40):
+        loras = (Lora(name=rng.choice(["grain", "detail"]), weight=0.5),) if i % 3 == 0 else ()
+        p = make(roots[i % 2] / f"{i:02d}.aigif", f"{rng.choice(['red', 'blue'])} {rng.choice(['fox', 'owl', 'cat'])}",
+                 seed=i % 5, model=ModelRef(name=rng.choice(["sd15", "sdxl"]), loras=loras))
+        os.utime(p, ns=(10**18 + rng.randrange(8) * 10**9,) * 2)  # equal dates too: ties go by id
+    index_folders(conn, roots)
+    rows = [dict(r) for r in conn.execute("SELECT f.*, (SELECT group_concat(name) FROM loras WHERE file_id = f.id) AS ln FROM files f")]
+
+    def expected(text, model, lora, seed, in_roots):
+        hits = [r for r in rows if all(w in r["prompt"].split() for w in text.split()) and (model is None or r["model"] == model)
+                and (lora is None or lora in (r["ln"] or "").split(",")) and (seed is None or r["seed"] == str(seed))
+                and (not in_roots or r["root"] in in_roots)]
+        return [r["id"] for r in sorted(hits, key=lambda r: (r["mtime_ns"], r["id"]), reverse=True)]
+
+    for text in ("fox", "red", "red owl", ""):
+        for model, lora, seed in ((None, None, None), ("sdxl", None, None), (None, "grain", None), (None, None, 3)):
+            for in_roots in ((), (str(roots[0]),), tuple(map(str, roots))):
+                want = expected(text, model, lora, seed, in_roots)
+                for offset, limit in ((0, 5), (5, 5), (0, 50), (len(want), 5)):
+                    q = Query(text=text, model=model, lora=lora, seed=seed, roots=in_roots, limit=limit, offset=offset)
+                    items, total = search(conn, q)
+                    assert [i["id"] for i in items] == want[offset:offset + limit], q
+                    assert total == min(len(want), 7), q
 
 
 @pytest.mark.parametrize("text", ['"unclosed', "fox AND", "(fox", "NOT", "x" * 1001])

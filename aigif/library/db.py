@@ -88,8 +88,15 @@ CREATE TABLE renders (
     (3, "an index for the gallery's listing: served folders, readable files, newest first", """
 CREATE INDEX files_live ON files(root, error, mtime_ns);
 """),
+    (4, "searches answered from indexes: by id (for full-text matches) and by folder and date, both with the model", """
+CREATE INDEX files_order ON files(id, error, root, mtime_ns, model, model_repo, model_local, model_family);
+DROP INDEX files_live;
+CREATE INDEX files_live ON files(root, error, mtime_ns, id, model, model_repo, model_local, model_family);
+CREATE INDEX loras_name_nocase ON loras(name COLLATE NOCASE, file_id);
+"""),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
+CACHE_KIB = 64 * 1024  # SQLite page cache per connection: a 100,000-file library's indexes stay in memory
 FTS_COLUMNS = "prompt, negative_prompt, model, lora_names, source_tool"  # files_fts, mirrored from files
 
 
@@ -156,6 +163,7 @@ def connect(path: str | os.PathLike | None = None, *, create: bool = True) -> sq
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         migrate(conn)
         return conn
     except (sqlite3.DatabaseError, OSError, LibraryError) as exc:

@@ -29,7 +29,6 @@ from .record import SYNTAX_COLUMNS, parse, syntax_row
 SUFFIX = ".aigif"
 BATCH = 2000  # files per transaction: fewer commits rewrite fewer index pages; a killed run loses at most one
 PARALLEL_MIN_FILES = 5000  # below this, worker processes cost more to start than they save
-CACHE_KIB = 64 * 1024  # SQLite page cache while indexing: the path, hash and full-text indexes stay in memory
 _FILE_COLUMNS = ("path", "root", "content_hash", "file_size", "mtime_ns", "indexed_at", "error") + SYNTAX_COLUMNS
 
 
@@ -79,7 +78,6 @@ def walk(root: Path) -> Iterator[tuple[str, os.stat_result]]:
 def index_folders(conn: sqlite3.Connection, folders, progress: Callable[[int], None] | None = None) -> IndexReport:
     """Index every folder in *folders* into *conn* (see the module docstring)."""
     report = IndexReport()
-    conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
     for folder in folders:
         _index_root(conn, library_root(folder), report, progress)
     # fresh statistics let the planner choose between the full-text, date and field indexes (sampled: milliseconds)

@@ -18,6 +18,7 @@ from .record import GEN_COLUMNS
 
 MAX_QUERY_CHARS = 1000
 MAX_LIMIT = 500
+SORT_MATCHES = 5000  # full-text matches up to this many are sorted by date; for more, files are walked by date
 COUNT_CAP = 1000  # totals stop here ("1000+"): counting every match of a common word costs more than the page
 _INT64 = 2**63 - 1
 _TOKEN = re.compile(r'"[^"]*"?|\(|\)|[\w]+\*?', re.UNICODE)
@@ -68,11 +69,12 @@ def fts_expression(text: str) -> str:
     return " ".join(parts)
 
 
-def _where(q: Query) -> tuple[list[str], list[Any]]:
+def _where(q: Query, *, text: bool = True) -> tuple[list[str], list[Any]]:
+    """SQL conditions for *q* (the full-text one only with *text*) and their bound values."""
     clauses, args = [], []
     if not q.include_errors:
         clauses.append("f.error IS NULL")
-    expr = fts_expression(q.text) if q.text else ""
+    expr = fts_expression(q.text) if q.text and text else ""
     if expr:
         clauses.append("f.id IN (SELECT rowid FROM files_fts WHERE files_fts MATCH ?)")
         args.append(expr)
@@ -88,8 +90,8 @@ def _where(q: Query) -> tuple[list[str], list[Any]]:
     if q.seed is not None:
         clauses.append("f.seed = ?")
         args.append(str(q.seed))
-    if q.lora is not None:
-        clauses.append("EXISTS (SELECT 1 FROM loras l WHERE l.file_id = f.id AND l.name = ? COLLATE NOCASE)")
+    if q.lora is not None:  # a list the planner may also start from (a LoRA's files are often few)
+        clauses.append("f.id IN (SELECT file_id FROM loras WHERE name = ? COLLATE NOCASE)")
         args.append(q.lora)
     if q.regenerable is not None:
         clauses.append("f.regenerable = ?")
@@ -114,15 +116,45 @@ def _run(conn: sqlite3.Connection, sql: str, args: list) -> list[sqlite3.Row]:
 
 
 def search(conn: sqlite3.Connection, q: Query) -> tuple[list[dict], int]:
-    """(one page of matching files, newest first, as dicts; the number of matches, counted up to COUNT_CAP)."""
+    """(one page of matching files, newest first, as dicts; the number of matches, counted up to COUNT_CAP).
+
+    The page's ids come first, from covering indexes (files_live, files_order) rather than the rows, then the
+    rows of the page alone; the total is counted only when the page is full. SQLite cannot tell how many
+    files a full-text match has, so it always starts from the match and sorts it by date: fine for a few
+    thousand, slow for a common word. Then the page is found by walking the files newest first instead
+    (about N / m index entries per result for m matches of N files), and the total is counted from the match
+    (or the LoRA's files) without sorting, stopping at COUNT_CAP.
+    """
     if not (0 < q.limit <= MAX_LIMIT) or q.offset < 0:
         raise QueryError(f"limit must be 1..{MAX_LIMIT} and offset at least 0")
+    expr = fts_expression(q.text) if q.text else ""
+    common = bool(expr) and q.seed is None and _count(conn, "files_fts WHERE files_fts MATCH ?", [expr], SORT_MATCHES + 1) > SORT_MATCHES
     clauses, args = _where(q)
     where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-    total = _run(conn, f"SELECT COUNT(*) FROM (SELECT 1 FROM files f {where} LIMIT ?)", args + [COUNT_CAP])[0][0]
-    rows = _run(conn, f"SELECT {', '.join('f.' + c for c in SUMMARY_COLUMNS)} FROM files f {where} "
-                      "ORDER BY f.mtime_ns DESC, f.id DESC LIMIT ? OFFSET ?", args + [q.limit, q.offset])
-    return [summary(r) for r in rows], total
+    if common and len(q.roots) > 1:
+        common = False  # several folders have no single date order to walk
+    source = "files f INDEXED BY " + ("files_live" if q.roots else "files_mtime") if common else "files f"
+    page = [r[0] for r in _run(conn, f"SELECT f.id FROM {source} {where} ORDER BY f.mtime_ns DESC, f.id DESC LIMIT ? OFFSET ?",
+                               args + [q.limit, q.offset])]
+    if len(page) < q.limit and (page or q.offset == 0):
+        total = min(q.offset + len(page), COUNT_CAP)  # the last page: nothing more to count
+    elif not common:
+        total = _count(conn, f"files f {where}", args, COUNT_CAP)
+    elif q.lora is not None and _count(conn, "loras WHERE name = ? COLLATE NOCASE", [q.lora], SORT_MATCHES + 1) <= SORT_MATCHES:
+        total = _count(conn, "(SELECT DISTINCT file_id FROM loras WHERE name = ? COLLATE NOCASE) l "
+                             f"CROSS JOIN files f ON f.id = l.file_id {where}", [q.lora] + args, COUNT_CAP)
+    else:
+        others, other_args = _where(q, text=False)
+        total = _count(conn, "files_fts CROSS JOIN files f ON f.id = files_fts.rowid WHERE files_fts MATCH ?"
+                             + "".join(" AND " + c for c in others), [expr] + other_args, COUNT_CAP)
+    rows = {r["id"]: r for r in conn.execute(f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM files "
+                                             "WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(page),))}
+    return [summary(rows[i]) for i in page if i in rows], total
+
+
+def _count(conn: sqlite3.Connection, source: str, args: list, cap: int) -> int:
+    """Rows of ``SELECT 1 FROM source``, counted up to *cap*."""
+    return _run(conn, f"SELECT COUNT(*) FROM (SELECT 1 FROM {source} LIMIT ?)", args + [cap])[0][0]
 
 
 def summary(row: sqlite3.Row) -> dict:
