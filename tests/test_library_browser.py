@@ -1,4 +1,5 @@
 """The gallery in a real browser: Debian's Chromium driven by Playwright (no browser download)."""
+import json
 import shutil
 import socket
 import threading
@@ -10,10 +11,12 @@ import pytest
 import uvicorn
 from playwright.sync_api import sync_playwright
 
+from aigif.container import Segment
 from aigif.library import connect, index_folders
 from aigif.library.server import create_app
 from aigif.library.thumbs import Rendered, ThumbCache, ThumbWorker
-from aigif.syntax import Document, Fingerprint, Generation, Lora, ModelRef, dumps
+from aigif.syntax import Document, Fingerprint, Generation, Lora, ModelRef, Source, dumps
+from aigif.syntax.graph_segment import TYPE_CODE as GRAPH_TYPE, encode_graph
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -59,6 +62,11 @@ def gallery(tmp_path):
                                              seed=999, num_inference_steps=20, guidance_scale=7.0, width=512, height=512),
                        model=ModelRef(name="sd15"))
     (lib / "hostile.aigif").write_bytes(dumps(hostile))
+    graph = {"3": {"class_type": "KSampler", "inputs": {"seed": 5, "steps": 20}}}
+    comfy = Document(generation=Generation(prompt="a comfy owl", seed=5, num_inference_steps=20, guidance_scale=7.0,
+                                           width=512, height=512), model=ModelRef(name="sd15"), source=Source(tool="ComfyUI"),
+                     extensions=(Segment(GRAPH_TYPE, encode_graph({"prompt": graph})),))
+    (lib / "comfy.aigif").write_bytes(dumps(comfy))
     db = tmp_path / "lib.sqlite"
     conn = connect(db)
     index_folders(conn, [lib])
@@ -87,7 +95,7 @@ def test_gallery_search_detail_screenshot(gallery, tmp_path):
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(gallery + "/")
         page.wait_for_selector(".card")
-        assert page.locator("#count").inner_text() == "73 files"
+        assert page.locator("#count").inner_text() == "74 files"
         first = page.locator(".card").count()
         page.mouse.wheel(0, 20000)  # infinite scroll loads the next page
         page.wait_for_function(f"document.querySelectorAll('.card').length > {first}")
@@ -108,12 +116,24 @@ def test_gallery_search_detail_screenshot(gallery, tmp_path):
         assert "a lighthouse at dawn, watercolor" in fields and "detail-tweaker" in fields and "dpmpp-2m-karras" in fields
         page.locator("#regenerate").click()
         page.wait_for_function("document.querySelector('#detail-caption').textContent.includes('fidelity: exact')", timeout=30000)
+        assert page.locator("#copy-comfyui").is_hidden()  # no ComfyUI graph in this file
         page.locator("#copy").click()
         page.wait_for_selector("#copied:not([hidden])")
         shot = tmp_path / "gallery.png"
         page.screenshot(path=str(shot))
         assert shot.stat().st_size > 10_000
 
+        page.locator("#close").click()
+        page.fill("#q", "comfy owl")
+        page.press("#q", "Enter")
+        page.select_option("#f-model", "")
+        page.wait_for_function("document.querySelector('#count').textContent === '1 file'")
+        page.locator(".card").first.click()
+        page.wait_for_selector("#copy-comfyui:not([hidden])")
+        page.locator("#copy-comfyui").click()
+        page.wait_for_selector("#copied:not([hidden])")
+        copied = page.evaluate("navigator.clipboard.readText().catch(() => null)")
+        assert copied is None or json.loads(copied) == {"3": {"class_type": "KSampler", "inputs": {"seed": 5, "steps": 20}}}
         page.locator("#close").click()
         page.fill("#q", '"unclosed')
         page.press("#q", "Enter")

@@ -225,3 +225,30 @@ def test_totals_stop_at_the_count_cap(site, monkeypatch):
     assert page["total"] == 2 and page["total_capped"] is True and page["next_offset"] == 2
     rest = site[0].get("/api/files", params={"render": "0", "limit": 2, "offset": 2}).json()
     assert len(rest["items"]) == 1 and rest["next_offset"] is None
+
+
+def test_comfyui_graph_of_an_imported_file(tmp_path):
+    from aigif.container import Segment
+    from aigif.syntax.graph_segment import TYPE_CODE, encode_graph
+
+    graph = {"prompt": {"3": {"class_type": "KSampler", "inputs": {"seed": 5, "steps": 20, "model": ["4", 0]}},
+                        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sd15.safetensors"}}}}
+    lib = tmp_path / "lib"
+    make(lib / "comfy.aigif", "a comfy fox", source=Source(tool="ComfyUI"), extensions=(Segment(TYPE_CODE, encode_graph(graph)),))
+    make(lib / "plain.aigif", "a plain fox")
+    db = tmp_path / "lib.sqlite"
+    conn = connect(db)
+    index_folders(conn, [lib])
+    conn.close()
+    client = TestClient(create_app(db, [lib], ThumbCache(tmp_path / "thumbs"), None), base_url="http://127.0.0.1")
+    found = ids(client)
+    comfy, plain = found["comfy.aigif"], found["plain.aigif"]
+    assert client.get(f"/api/files/{comfy}").json()["comfyui"] is True
+    assert client.get(f"/api/files/{plain}").json()["comfyui"] is False
+    r = client.get(f"/api/files/{comfy}/comfyui")
+    assert r.status_code == 200 and r.json() == graph["prompt"]
+    assert client.get(f"/api/files/{comfy}/comfyui", params={"part": "workflow"}).status_code == 404  # none kept
+    assert client.get(f"/api/files/{comfy}/comfyui", params={"part": "../etc"}).status_code == 400
+    r = client.get(f"/api/files/{plain}/comfyui")
+    assert r.status_code == 404 and "no ComfyUI graph" in r.json()["error"]
+    assert client.get("/api/files/999999/comfyui").status_code == 404

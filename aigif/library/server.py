@@ -188,6 +188,7 @@ def create_app(db_path, roots, cache: ThumbCache, worker: ThumbWorker | None = N
                                   (row["content_hash"],)).fetchone()
         d["render"] = dict(render) if render else None
         d["thumb"] = g.cache.has(row["content_hash"])
+        d["comfyui"] = "comfyui-graph" in (d.get("extensions") or [])
         d["relative_path"] = Path(row["path"]).relative_to(row["root"]).as_posix()
         d["root_index"] = next((i for i, r in enumerate(g.roots) if str(r) == row["root"]), None)
         return JSONResponse(d)
@@ -198,6 +199,19 @@ def create_app(db_path, roots, cache: ThumbCache, worker: ThumbWorker | None = N
         row = _row_or_404(g, request)
         doc = parse(read_limited(row["path"], DEFAULT_LIMITS.max_file_bytes))
         return PlainTextResponse(a1111_parameters(doc))
+
+    def comfyui(request: Request):
+        """The ComfyUI API graph (``?part=workflow``: the UI workflow) an imported file keeps, as JSON."""
+        from ..syntax.builtin import comfyui_graph
+
+        part = request.query_params.get("part", "prompt")
+        if part not in ("prompt", "workflow"):
+            raise QueryError(f"part must be prompt or workflow, got {part[:40]!r}")
+        row = _row_or_404(g, request)
+        graph = comfyui_graph(parse(read_limited(row["path"], DEFAULT_LIMITS.max_file_bytes)))
+        if graph is None or part not in graph:
+            return JSONResponse({"error": f"the file keeps no ComfyUI {'graph' if part == 'prompt' else part}", "kind": "missing"}, 404)
+        return JSONResponse(graph[part])
 
     def placeholder(request: Request):
         row = _row_or_404(g, request)
@@ -277,6 +291,7 @@ def create_app(db_path, roots, cache: ThumbCache, worker: ThumbWorker | None = N
         Route("/api/facets", facets),
         Route("/api/files/{id:int}", one),
         Route("/api/files/{id:int}/parameters", parameters),
+        Route("/api/files/{id:int}/comfyui", comfyui),
         Route("/api/files/{id:int}/placeholder.png", placeholder),
         Route("/api/files/{id:int}/thumb.png", thumb),
         Route("/api/files/{id:int}/image.png", image),

@@ -105,13 +105,15 @@ async function openDetail(id, keepImage) {
   row(t, "file", `${d.file_size} bytes, sha256 ${d.content_hash}`);
   $("download").href = `/api/files/${id}/image.png?download=1`;
   $("original").href = `/files/${d.root_index}/${d.relative_path.split("/").map(encodeURIComponent).join("/")}`;
+  $("copy-comfyui").hidden = !d.comfyui;
   $("copied").hidden = true;
   if (!dlg.open) dlg.showModal();
 }
 
-async function copyParameters() {
+async function copyFrom(what) {  // "parameters" (A1111 text) or "comfyui" (the API graph, JSON)
   const id = $("detail").dataset.id;
-  const r = await fetch(`/api/files/${id}/parameters`);
+  const r = await fetch(`/api/files/${id}/${what}`);
+  if (!r.ok) { showError(`cannot copy: ${(await r.json().catch(() => ({}))).error || r.status}`); return; }
   const text = await r.text();
   try { await navigator.clipboard.writeText(text); }
   catch (_) {  // no clipboard permission (plain http on another host): select the text instead
@@ -153,7 +155,8 @@ function listen() {
 form.addEventListener("submit", (ev) => { ev.preventDefault(); restart(); });
 form.addEventListener("change", (ev) => { if (ev.target.id !== "q") restart(); });
 $("close").addEventListener("click", () => $("detail").close());
-$("copy").addEventListener("click", copyParameters);
+$("copy").addEventListener("click", () => copyFrom("parameters"));
+$("copy-comfyui").addEventListener("click", () => copyFrom("comfyui"));
 $("regenerate").addEventListener("click", regenerate);
 new IntersectionObserver((entries) => { if (entries.some((e) => e.isIntersecting)) loadMore(); }).observe($("sentinel"));
 facets().catch((e) => showError(e.message));
