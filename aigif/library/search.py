@@ -133,7 +133,13 @@ def search(conn: sqlite3.Connection, q: Query) -> tuple[list[dict], int]:
     where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
     if common and len(q.roots) > 1:
         common = False  # several folders have no single date order to walk
-    source = "files f INDEXED BY " + ("files_live" if q.roots else "files_mtime") if common else "files f"
+    # explicit indexes: the planner's statistics are sampled and cannot size a full-text match either
+    if common:
+        source = "files f INDEXED BY " + ("files_live" if q.roots else "files_mtime")
+    elif expr and q.seed is None:
+        source = "files f INDEXED BY files_order"  # start from the match, look its files up in the covering index
+    else:
+        source = "files f"
     page = [r[0] for r in _run(conn, f"SELECT f.id FROM {source} {where} ORDER BY f.mtime_ns DESC, f.id DESC LIMIT ? OFFSET ?",
                                args + [q.limit, q.offset])]
     if len(page) < q.limit and (page or q.offset == 0):
