@@ -163,3 +163,12 @@ def test_imported_hires_regenerates_with_the_engine(aigif_home):
     assert out.image.size == (96, 96)
     again = aigif.decode(dumps(doc))
     assert np.array_equal(np.asarray(out.image), np.asarray(again.image))
+
+
+def test_families_without_a_second_pass_are_not_called_regenerable():
+    flux = map_a1111("a fox\nSteps: 4, Sampler: Euler, CFG scale: 3.5, Seed: 1, Size: 64x64, AIGIF model: aigif-tiny-flux, "
+                     "Denoising strength: 0.5, Hires upscale: 2, Hires upscaler: Latent")
+    assert flux.hires is not None and not flux.regenerable and "hires fix on flux1" in flux.reason
+    sd1 = map_a1111("a fox\nSteps: 4, Sampler: Euler, CFG scale: 7, Seed: 1, Size: 64x64, AIGIF model: aigif-tiny-sd, "
+                    "Refiner: other [0123456789], Refiner switch at: 0.8")
+    assert sd1.refiner is not None and not sd1.regenerable and "refiner on a sd1 base model" in sd1.reason

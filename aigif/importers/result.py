@@ -193,6 +193,9 @@ class Builder:
             return None
         if hires.not_reproducible():
             self.partial(hires.not_reproducible())
+        fam = self._engine_family()
+        if fam is not None and fam.img2img is None:
+            self.partial(f"a hires fix on {fam.name} (the engine has no image-to-image pass for the family)")
         return hires
 
     def _refiner(self) -> Refiner | None:
@@ -206,7 +209,19 @@ class Builder:
             return None
         if self.hires is not None:
             self.partial("a refiner together with a hires fix is not regenerated")
+        fam = self._engine_family()
+        if fam is not None and not fam.denoising_split:
+            self.partial(f"a refiner on a {fam.name} base model (its pipeline cannot split the schedule)")
         return refiner
+
+    def _engine_family(self):
+        """The engine's registration of the model's family (None when the family is not known or not registered)."""
+        name = self.family()
+        if not name:
+            return None
+        from ..engine.families import registered_families
+
+        return next((f for f in registered_families() if f.name == name), None)
 
     def _made_size(self) -> tuple[int, int]:
         """The size of the image the mapped syntax makes (the hires pass's output size when there is one)."""
