@@ -40,7 +40,7 @@ def _encode(rgb: np.ndarray, quality: int, post_filter: bool = True, adaptive: b
     if not post_filter:
         return stream, b"", None
     h, w = rgb.shape[:2]
-    decoded = _synthesize(model, coded["indices"], h, w, _integer_ops(zoo.MODELS[quality][1]["model_id"]))
+    decoded = _synthesize(model, coded["indices"], h, w, _integer_ops(zoo.encoder_model_id(quality)))
     post, decoded = _choose_post_filter(decoded, rgb, size(stream), quality, restoration)
     return stream, post, decoded
 
@@ -59,7 +59,7 @@ def _compress_symbols(rgb: np.ndarray, quality: int, adaptive: bool, directions:
     padded = np.pad(rgb, ((0, -h % m), (0, -w % m), (0, 0)), mode="edge")
     x = torch.from_numpy(np.ascontiguousarray(padded)).permute(2, 0, 1)[None].float() / 255.0 - 0.5
     with exact_matmul():
-        return model, model.compress(x, adaptive, directions, _integer_ops(zoo.MODELS[quality][1]["model_id"]))
+        return model, model.compress(x, adaptive, directions, _integer_ops(zoo.encoder_model_id(quality)))
 
 
 def _transposed(img: np.ndarray) -> np.ndarray:
@@ -129,7 +129,7 @@ def _restore(img: np.ndarray, quality: int, model_id: int | None = None) -> np.n
     from .intsynth import exact_matmul
     from .restore import restore
 
-    model_id = zoo.check_quality(quality)[1]["model_id"] if model_id is None else model_id
+    model_id = zoo.encoder_model_id(quality) if model_id is None else model_id
     if model_id in zoo.INT_FILES:
         with exact_matmul():
             return restore(zoo.load_integer(model_id)[1], img, quality)
@@ -195,7 +195,7 @@ def _decode(stream: bytes, quality: int, h: int, w: int, post: bytes = b"", adap
         raise
     except Exception as exc:  # constriction rejects some impossible streams
         raise CorruptError(f"NVTC payload: range-coded stream does not decode ({exc})") from exc
-    model_id = zoo.check_quality(quality)[1]["model_id"] if model_id is None else model_id
+    model_id = zoo.encoder_model_id(quality) if model_id is None else model_id
     img = _synthesize(model, idx, h, w, _integer_ops(model_id))
     return _post_filtered(img, quality, postfilter.unpack(post, h, w), model_id) if post else img
 

@@ -42,10 +42,10 @@ def check_layer(name: str, w: np.ndarray, b: np.ndarray, shift: np.ndarray, clam
 
 def rshift(v: torch.Tensor, s) -> torch.Tensor:
     """``floor((v + 2**(s-1)) / 2**s)``: division by 2**s rounding halves up (``s`` may be a per-channel
-    tensor; ``s = 0`` is the identity). Exact in float32 for integers below 2**24."""
+    tensor; ``s = 0`` returns ``v`` itself). A new tensor otherwise; exact in float32 for integers below 2**24."""
     if isinstance(s, int):
-        return torch.floor((v + 2.0 ** (s - 1)) * 2.0 ** -s) if s > 0 else v
-    return torch.floor((v + torch.exp2(s - 1)) * torch.exp2(-s))
+        return (v + 2.0 ** (s - 1)).mul_(2.0 ** -s).floor_() if s > 0 else v
+    return (v + torch.exp2(s - 1)).mul_(torch.exp2(-s)).floor_()
 
 
 #: torch's float32 precision switches (each may allow TF32 or bfloat16 inside a product); "ieee" = full
@@ -102,8 +102,8 @@ class IntLayer:
 
     def inputs(self, v: torch.Tensor) -> torch.Tensor:
         if not self.pre:
-            return v.clamp(-self.clamp, self.clamp)
-        return (v + 2.0 ** (self.pre - 1)).mul_(2.0 ** -self.pre).floor_().clamp_(-self.clamp, self.clamp)
+            return v.clamp(-self.clamp, self.clamp)  # a new tensor: v stays as it is
+        return rshift(v, self.pre).clamp_(-self.clamp, self.clamp)
 
     def __call__(self, v: torch.Tensor, block: int = 4) -> torch.Tensor:
         """(N, I, H, W) integers -> (N, O, H, W) integers (a block FC keeps the channels)."""

@@ -129,10 +129,14 @@ def load_model(quality: int):
     return model
 
 
-def has_restorer(quality: int, model_id: int | None = None) -> bool:
-    """Whether the model (default: the encoder's for ``quality``) ships a restoration network (the encoder
-    may write shape 3)."""
-    model_id = check_quality(quality)[1]["model_id"] if model_id is None else model_id
+def encoder_model_id(quality: int) -> int:
+    """The model id the encoder writes at ``quality``."""
+    return check_quality(quality)[1]["model_id"]
+
+
+def has_restorer(quality: int) -> bool:
+    """Whether the encoder's model for ``quality`` ships a restoration network (it may write shape 3)."""
+    model_id = encoder_model_id(quality)
     return model_id in RESTORE_FILES or model_id in INT_FILES
 
 
