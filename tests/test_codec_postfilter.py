@@ -89,6 +89,13 @@ def test_hostile_blocks_are_corrupt(block):
         postfilter.unpack(block, 8, 8)
 
 
+def test_a_weight_not_in_shortest_form_is_corrupt():
+    """Shape 1's varints have one byte form each (spec 5a): zero written as 0x80 0x00 is refused."""
+    assert postfilter.unpack(b"\x01\x08" + bytes(72), 8, 8).weights.sum() == 0
+    with pytest.raises(CorruptError, match="shortest"):
+        postfilter.unpack(b"\x01\x08" + b"\x80\x00" + bytes(71), 8, 8)
+
+
 def _forced(monkeypatch, keep: bool) -> None:
     monkeypatch.setattr(api, "POST_FILTER_DB_PER_NEPER", 0.0 if keep else 1e9)
 
