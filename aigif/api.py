@@ -131,10 +131,11 @@ def generate(prompt: str, *, negative_prompt: str = "", model: str | ModelRef | 
     from PIL import Image
 
     from .engine.refs import parse_request
-    from .syntax.defaults import resolve_generation
+    from .syntax.defaults import check_family_name, resolve_generation
 
     eng = _engine(engine)
     ref, dirs = parse_request(model, eng.model_dirs, loras=loras, vae=vae, revision=revision)
+    check_family_name(getattr(ref, "family", None))
     if len(dirs) > len(eng.model_dirs):
         eng.model_dirs = dirs
     gen = resolve_generation(ref, prompt=prompt, negative_prompt=negative_prompt, seed=seed, num_inference_steps=steps,
@@ -152,7 +153,11 @@ def pack(description: dict, *, output: str | os.PathLike | None = None, overwrit
     Left-out values get the same defaults as :func:`generate` for the same model. *output* also
     writes the file (replacing an existing one only with *overwrite*).
     """
-    data = dumps(document_from_dict(description))
+    from .syntax.defaults import check_family_name
+
+    doc = document_from_dict(description)
+    check_family_name(getattr(doc.model, "family", None))
+    data = dumps(doc)
     if output is not None:
         write_output(output, data, force=overwrite)
     return data

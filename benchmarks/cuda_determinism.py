@@ -7,8 +7,9 @@ Also reports whether CUDA output equals CPU output (not expected; informative).
 Then (or alone, with ``--codec-only``) it decodes every exact NVTC conformance vector
 (model id 6, ``spec/codec-nvtc.md`` §5c) with the integer synthesis and restoration
 network on the device and compares the bytes with the CPU reference PNGs: they must be
-identical. The engine cases cover every embedded model: SD 1.x, SDXL, FLUX.1 and
-Chroma (packed latents) and SD 3.5, with their flow schedulers.
+identical. The engine cases cover every embedded model: SD 1.x, SDXL, FLUX.1, Chroma
+and Qwen-Image (packed latents), SD 3.5, Z-Image (float32 latents) and FLUX.2-klein
+(patchified latents), with their flow schedulers.
 
     .venv/bin/python benchmarks/cuda_determinism.py [--device cuda] [--size 64] [--steps 4] [--codec-only | --engine-only]
     .venv/bin/python benchmarks/cuda_determinism.py [--only TEXT ...]      # the engine cases whose label has TEXT
@@ -42,6 +43,15 @@ CASES = [
     ("aigif-tiny-chroma", "float32", "sdpa", None),
     ("aigif-tiny-chroma", "float16", "sdpa", "flow-euler-karras"),
     ("aigif-tiny-chroma", "bfloat16", "sdpa-math", None),
+    ("aigif-tiny-qwen-image", "float32", "sdpa", None),
+    ("aigif-tiny-qwen-image", "bfloat16", "sdpa", "flow-euler-karras"),
+    ("aigif-tiny-qwen-image", "float16", "sdpa-math", None),
+    ("aigif-tiny-z-image", "float32", "sdpa", None),
+    ("aigif-tiny-z-image", "bfloat16", "sdpa", "flow-euler-beta"),
+    ("aigif-tiny-z-image", "float16", "sdpa-math", None),
+    ("aigif-tiny-flux2-klein", "float32", "sdpa", None),
+    ("aigif-tiny-flux2-klein", "bfloat16", "sdpa", "flow-euler-karras"),
+    ("aigif-tiny-flux2-klein", "float16", "sdpa-math", None),
 ]
 
 

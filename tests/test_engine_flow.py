@@ -131,7 +131,7 @@ def test_every_flow_scheduler_renders_on_sd3_and_only_euler_on_flux():
 
 
 @pytest.mark.parametrize("family,words", [("aigif_hidream.hidream", ("aigif_hidream", "pip install")),
-                                          ("qwen-image", ("qwen-image", "not regenerated", "flux1"))])
+                                          ("flux2", ("flux2", "not regenerated", "qwen-image"))])
 def test_a_family_this_decoder_lacks_stays_readable_and_is_refused_by_name(family, words):
     from aigif.errors import ModelError
 

@@ -47,7 +47,7 @@ def test_sd_families_are_registrations():
     assert F.get_family("sdxl").text_encoders == ("text_encoder", "text_encoder_2")
     assert F.family_of_pipeline("StableDiffusionPipeline") == "sd1"
     assert F.allowed_pipelines() >= {"StableDiffusionPipeline", "StableDiffusionXLPipeline", "FluxPipeline", "StableDiffusion3Pipeline"}
-    with pytest.raises(ModelError, match="supported: chroma, flux1, sd1, sd2, sd3, sdxl"):
+    with pytest.raises(ModelError, match="supported: chroma, flux1, flux2-klein, qwen-image, sd1, sd2, sd3, sdxl, z-image"):
         F.get_family("flux-unknown")
 
 
@@ -124,3 +124,28 @@ def test_the_allowlists_are_the_registrations():
         assert "not allowlisted, the engine refuses this adapter: StableDiffusion3Img2ImgPipeline" in cli_extensions()
     finally:
         X.unregister_extension(ext.name)
+
+
+def test_a_misspelled_family_is_refused_when_writing_and_lists_the_known_ones(tmp_path):
+    """pack / generate refuse a family name that is not in the registry, not registered and not <package>.<family>;
+    reading such a file stays possible (its family is only a string)."""
+    import aigif
+    from aigif import api
+    from aigif.cli import main
+    from aigif.errors import AigifError
+    from aigif.syntax import dumps, loads
+
+    desc = {"model": {"repo": "someone/x", "family": "flux-1"}, "prompt": "a cat", "seed": 1}
+    with pytest.raises(AigifError) as exc:
+        api.pack(desc)
+    assert "'flux-1'" in str(exc.value) and all(f in str(exc.value) for f in ("flux1", "qwen-image", "z-image", "sdxl"))
+    with pytest.raises(ConfigError, match="unknown generator family 'flux-1'"):
+        api.generate("a cat", model=ModelRef(repo="someone/x", family="flux-1"), seed=1, steps=1)
+    (tmp_path / "d.json").write_text('{"model": {"repo": "someone/x", "family": "flux-1"}, "prompt": "a cat"}')
+    assert main(["pack", str(tmp_path / "d.json"), "-o", str(tmp_path / "d.aigif")]) != 0
+    assert not (tmp_path / "d.aigif").exists()
+    for family in ("flux1", "aigif_hidream.hidream"):   # registry and package families pack
+        assert loads(api.pack({**desc, "model": {"repo": "someone/x", "family": family}})).model.family == family
+    F.register_family(F.GeneratorFamily("toy", "StableDiffusionPipeline", default_size=64))
+    assert loads(api.pack({**desc, "model": {"repo": "someone/x", "family": "toy"}})).model.family == "toy"
+    assert loads(dumps(aigif.document_from_dict(desc))).model.family == "flux-1"

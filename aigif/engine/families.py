@@ -80,6 +80,8 @@ class GeneratorFamily:
                   width=gen.width, height=gen.height)
         if "negative_prompt" in self.options:
             kw["negative_prompt"] = gen.negative_prompt or None   # "" = the pipeline's default (SDXL: zero embeddings)
+        elif gen.negative_prompt:
+            raise ConfigError(f"{self.pipeline} does not take negative_prompt")
         for name in _NUMERIC_OPTIONS:
             v = getattr(gen, name)
             if v is None:
@@ -232,3 +234,55 @@ register_family(GeneratorFamily("sd3", "StableDiffusion3Pipeline", {},
                                 text_encoders=("text_encoder", "text_encoder_2", "text_encoder_3"),
                                 comfy_text_encoders=("clip_l", "clip_g", "t5xxl_fp16"),
                                 variants=("StableDiffusion3Img2ImgPipeline",)))
+
+
+# --- Qwen-Image, Z-Image and FLUX.2: Qwen2.5-VL / Qwen3 text encoders ----------------------------
+@dataclass(frozen=True)
+class FloatLatentFamily(GeneratorFamily):
+    """Z-Image: the noise is drawn as (in_channels, H/f, W/f) with H, W multiples of 2f and stays float32 whatever the
+    pipeline dtype (``ZImagePipeline`` keeps its latents in float32 and casts them per step) (spec/engine.md 'Noise')."""
+
+    def native_size(self, pipe) -> int:
+        return 1024   # ZImagePipeline's default
+
+    def latent_shape(self, pipe, gen: Generation) -> tuple[int, ...]:
+        f = self.scale_factor(pipe)
+        if gen.width % (2 * f) or gen.height % (2 * f):
+            raise ConfigError(f"width and height must be multiples of {2 * f} for this model, got {gen.width}x{gen.height}")
+        return (int(getattr(pipe, self.denoiser).config.in_channels), gen.height // f, gen.width // f)
+
+    def initial_noise(self, pipe, gen: Generation, dtype, device):
+        import torch
+
+        return super().initial_noise(pipe, gen, torch.float32, device)
+
+
+@dataclass(frozen=True)
+class PatchifiedLatentFamily(PackedLatentFamily):
+    """FLUX.2: the noise is drawn already patchified, as (in_channels, H/2f, W/2f) (``Flux2Pipeline.prepare_latents``);
+    the pipeline flattens it into tokens itself (spec/engine.md 'Noise')."""
+
+    def latent_shape(self, pipe, gen: Generation) -> tuple[int, ...]:
+        c, h, w = super().latent_shape(pipe, gen)
+        return (4 * c, h // 2, w // 2)
+
+    def pack_latents(self, latents):
+        return latents
+
+
+_QWEN_TOKENIZERS = frozenset({"Qwen2Tokenizer", "Qwen2TokenizerFast"})
+_QWEN_FLOW = frozenset({"FlowMatchEulerDiscreteScheduler"}) | _QWEN_TOKENIZERS
+
+register_family(PackedLatentFamily("qwen-image", "QwenImagePipeline", {},
+                                   ("negative_prompt", "true_cfg_scale", "max_sequence_length"),
+                                   _QWEN_FLOW | {"QwenImageTransformer2DModel", "AutoencoderKLQwenImage",
+                                                 "Qwen2_5_VLForConditionalGeneration"},
+                                   denoiser="transformer", comfy_text_encoders=("qwen_2.5_vl_7b",), comfy_vae="qwen_image_vae",
+                                   variants=("QwenImageImg2ImgPipeline", "QwenImageInpaintPipeline")))
+register_family(FloatLatentFamily("z-image", "ZImagePipeline", {}, ("negative_prompt", "max_sequence_length"),
+                                  _QWEN_FLOW | {"ZImageTransformer2DModel", "AutoencoderKL", "Qwen3Model"},
+                                  denoiser="transformer", comfy_text_encoders=("qwen_3_4b",), comfy_vae="ae",
+                                  variants=("ZImageImg2ImgPipeline", "ZImageInpaintPipeline")))
+register_family(PatchifiedLatentFamily("flux2-klein", "Flux2KleinPipeline", {}, ("max_sequence_length",),
+                                       _QWEN_FLOW | {"Flux2Transformer2DModel", "AutoencoderKLFlux2", "Qwen3ForCausalLM"},
+                                       denoiser="transformer", comfy_text_encoders=("qwen_3_4b",), comfy_vae="flux2-vae"))

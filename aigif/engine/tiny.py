@@ -1,12 +1,14 @@
-"""The embedded models: tiny SD-1.x, SDXL, FLUX.1, SD 3.5 and Chroma pipelines built by the package itself.
+"""The embedded models: tiny SD-1.x, SDXL, FLUX.1, SD 3.5, Chroma, Qwen-Image, Z-Image and FLUX.2-klein pipelines built
+by the package itself.
 
 No download: configs are tables here, weights come from numpy's PCG64 integer
 stream (``integers`` -> exact float arithmetic), so the ``.safetensors`` bytes
 are the same on every machine and library version; the build is checked
 against the digest recorded in :data:`aigif.syntax.registry.MODELS`. The
 weights are random, yet cross-attention is scaled up so the prompt visibly
-changes the image. Tokenizers: the real CLIP BPE (:mod:`aigif.text.clip_bpe`) and a
-small shipped T5 unigram vocabulary (:mod:`aigif.text.t5_vocab`).
+changes the image. Tokenizers: the real CLIP BPE (:mod:`aigif.text.clip_bpe`), a
+small shipped T5 unigram vocabulary (:mod:`aigif.text.t5_vocab`) and a small shipped byte-level BPE for
+the Qwen tokenizers (:mod:`aigif.text.qwen_vocab`).
 """
 from __future__ import annotations
 
@@ -40,7 +42,18 @@ _T5 = dict(vocab_size=2000, d_kv=8, d_ff=64, num_layers=2, num_heads=4, relative
            relative_attention_max_distance=32, feed_forward_proj="gated-gelu", dropout_rate=0.0,
            decoder_start_token_id=0, pad_token_id=0, eos_token_id=1, use_cache=False, tie_word_embeddings=False)
 _FLOW_SCHED = dict(num_train_timesteps=1000, shift=3.0)
-_CONFIG_CLASSES = {"CLIPTextModel": "CLIPTextConfig", "CLIPTextModelWithProjection": "CLIPTextConfig", "T5EncoderModel": "T5Config"}
+# Qwen2.5-VL / Qwen3 text encoders over the shipped 2,000-token BPE (ids 2000-2003: chat markers)
+_QWEN = dict(vocab_size=2048, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+             num_key_value_heads=1, head_dim=16, max_position_embeddings=2048, bos_token_id=0, eos_token_id=0, pad_token_id=0,
+             tie_word_embeddings=False)
+_QWEN_VL = dict(vocab_size=2048, image_token_id=2047, video_token_id=2046, vision_start_token_id=2045, bos_token_id=0,
+                eos_token_id=0, pad_token_id=0, tie_word_embeddings=False,
+                text_config=dict(_QWEN, rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]}),
+                vision_config=dict(depth=1, hidden_size=16, intermediate_size=32, num_heads=2, out_hidden_size=32, patch_size=2,
+                                   spatial_merge_size=1, temporal_patch_size=1, fullatt_block_indexes=[0], window_size=4))
+_CONFIG_CLASSES = {"CLIPTextModel": "CLIPTextConfig", "CLIPTextModelWithProjection": "CLIPTextConfig", "T5EncoderModel": "T5Config",
+                   "Qwen2_5_VLForConditionalGeneration": "Qwen2_5_VLConfig", "Qwen3Model": "Qwen3Config",
+                   "Qwen3ForCausalLM": "Qwen3Config"}
 
 
 @dataclass(frozen=True)
@@ -49,9 +62,10 @@ class TinySpec:
     revision: str
     pipeline: str
     modules: tuple[tuple[str, str, dict], ...]     # (component, diffusers/transformers class, config)
-    tokenizers: tuple[tuple[str, str], ...]        # (component, "clip" | "t5")
+    tokenizers: tuple[tuple[str, str], ...]        # (component, "clip" | "t5" | "qwen")
     scheduler: tuple[str, dict]
     extra_index: dict = field(default_factory=dict)
+    gains: dict = field(default_factory=dict)      # component -> {key fragment: weight scale} (aigif.engine.tiny_weights)
 
     def config(self, component: str) -> dict:
         """The constructor configuration of one component (e.g. ``"unet"``)."""
@@ -124,6 +138,45 @@ TINY = {
                                                            base_image_seq_len=256, max_image_seq_len=4096)),
         extra_index={"image_encoder": [None, None], "feature_extractor": [None, None]},
     ),
+    "aigif-tiny-qwen-image": TinySpec(   # Qwen-Image layout: Qwen2.5-VL text encoder, 3-D causal VAE, packed 2x2 latents
+        "aigif-tiny-qwen-image", "v1", "QwenImagePipeline",
+        modules=(("transformer", "QwenImageTransformer2DModel", dict(
+                     patch_size=2, in_channels=64, out_channels=16, num_layers=1, attention_head_dim=16, num_attention_heads=2,
+                     joint_attention_dim=32, axes_dims_rope=[4, 6, 6])),
+                 ("vae", "AutoencoderKLQwenImage", dict(base_dim=8, z_dim=16, dim_mult=[1, 2, 2, 2], num_res_blocks=1,
+                                                        temperal_downsample=[False, True, True])),
+                 ("text_encoder", "Qwen2_5_VLForConditionalGeneration", _QWEN_VL)),
+        tokenizers=(("tokenizer", "qwen"),),
+        scheduler=("FlowMatchEulerDiscreteScheduler", dict(num_train_timesteps=1000, shift=1.0, use_dynamic_shifting=True,
+                                                           base_shift=0.5, max_shift=0.9, base_image_seq_len=256,
+                                                           max_image_seq_len=8192, shift_terminal=0.02,
+                                                           time_shift_type="exponential")),
+        gains={"transformer": {"attn.to_out": 4.0, "img_mod": 3.0}},   # the prompt enters only through joint attention
+    ),
+    "aigif-tiny-z-image": TinySpec(   # Z-Image layout: Qwen3 text encoder (second-to-last layer), FLUX.1-style VAE, float32 latents
+        "aigif-tiny-z-image", "v1", "ZImagePipeline",
+        modules=(("transformer", "ZImageTransformer2DModel", dict(
+                     in_channels=16, dim=32, n_layers=1, n_refiner_layers=1, n_heads=2, n_kv_heads=2, cap_feat_dim=32,
+                     axes_dims=[4, 6, 6], axes_lens=[256, 64, 64])),
+                 ("vae", "AutoencoderKL", dict(_FLOW_VAE, latent_channels=16, shift_factor=0.1159, scaling_factor=0.3611)),
+                 ("text_encoder", "Qwen3Model", _QWEN)),
+        tokenizers=(("tokenizer", "qwen"),),
+        scheduler=("FlowMatchEulerDiscreteScheduler", _FLOW_SCHED),
+    ),
+    "aigif-tiny-flux2-klein": TinySpec(   # FLUX.2-klein layout: Qwen3 (layers 9, 18, 27 stacked), 32-channel batch-norm VAE
+        "aigif-tiny-flux2-klein", "v1", "Flux2KleinPipeline",
+        modules=(("transformer", "Flux2Transformer2DModel", dict(
+                     patch_size=1, in_channels=32, num_layers=1, num_single_layers=1, attention_head_dim=16,
+                     num_attention_heads=2, joint_attention_dim=48, timestep_guidance_channels=32, axes_dims_rope=[4, 4, 4, 4],
+                     guidance_embeds=False)),
+                 ("vae", "AutoencoderKLFlux2", dict(block_out_channels=[16, 16, 32, 32], layers_per_block=1, latent_channels=8,
+                                                    norm_num_groups=8, sample_size=64)),
+                 ("text_encoder", "Qwen3ForCausalLM", dict(_QWEN, hidden_size=16, intermediate_size=32, head_dim=8,
+                                                           num_hidden_layers=27))),
+        tokenizers=(("tokenizer", "qwen"),),
+        scheduler=("FlowMatchEulerDiscreteScheduler", dict(_FLOW_SCHED, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
+                                                           base_image_seq_len=256, max_image_seq_len=4096)),
+    ),
 }
 
 
@@ -143,13 +196,14 @@ def _module(cls: str, cfg: dict):
 
 def _tokenizers(spec: TinySpec) -> dict:
     from ..text.clip_bpe import clip_tokenizer
+    from ..text.qwen_vocab import qwen_tokenizer
     from ..text.t5_vocab import t5_tokenizer
 
     made = {}
     with tempfile.TemporaryDirectory(prefix="aigif-tok-") as tmp:
         for comp, kind in spec.tokenizers:
             if kind not in made:
-                made[kind] = clip_tokenizer(Path(tmp)) if kind == "clip" else t5_tokenizer()
+                made[kind] = {"clip": lambda: clip_tokenizer(Path(tmp)), "t5": t5_tokenizer, "qwen": qwen_tokenizer}[kind]()
     return {comp: made[kind] for comp, kind in spec.tokenizers}
 
 
@@ -162,7 +216,7 @@ def build_tiny(name: str, folder: str | os.PathLike) -> Path:
     folder = Path(folder)
     mods = {comp: _module(cls, cfg) for comp, cls, cfg in spec.modules}
     # the modules only supply key names, shapes and configs
-    weights = {comp: state_dict(spec.name, comp, module) for comp, module in mods.items()}
+    weights = {comp: state_dict(spec.name, comp, module, spec.gains.get(comp)) for comp, module in mods.items()}
     sched_cls, sched_cfg = spec.scheduler
     parts = dict(mods, scheduler=getattr(diffusers, sched_cls)(**sched_cfg), **_tokenizers(spec))
     pipe_cls = getattr(diffusers, spec.pipeline)
@@ -178,7 +232,7 @@ def build_tiny(name: str, folder: str | os.PathLike) -> Path:
         for f in sub.glob("*.safetensors"):
             f.unlink()
         fname = "diffusion_pytorch_model.safetensors" if isinstance(mods[comp], diffusers.ModelMixin) else "model.safetensors"
-        save_file({k: np.ascontiguousarray(v) for k, v in sorted(sd.items())}, str(sub / fname), metadata={"format": "pt"})
+        save_file({k: np.ascontiguousarray(v).reshape(v.shape) for k, v in sorted(sd.items())}, str(sub / fname), metadata={"format": "pt"})   # a 0-d array (batch norm counter) keeps its shape
     return folder
 
 

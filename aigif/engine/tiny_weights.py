@@ -41,20 +41,23 @@ def _gain(component: str, key: str) -> float:
 
 
 def _norm_scales(module) -> set[str]:
-    """Keys of the scale/shift parameters of normalisation layers (torch's and the libraries' own RMS/T5 norms)."""
+    """Keys of the scale/shift parameters of normalisation layers (torch's and the libraries' own RMS/T5 norms, also
+    those shaped (C, 1, 1) to broadcast over images) and of batch-norm variances (one, so batch norm is the identity)."""
     import torch
 
     out = set()
     for mname, m in module.named_modules():
-        if isinstance(m, (torch.nn.GroupNorm, torch.nn.LayerNorm)) or "Norm" in type(m).__name__:
-            for pname, p in m.named_parameters(recurse=False):
-                if p.dim() == 1:
+        if isinstance(m, (torch.nn.GroupNorm, torch.nn.LayerNorm)) or "norm" in type(m).__name__.lower():
+            named = [*m.named_parameters(recurse=False), *(kv for kv in m.named_buffers(recurse=False) if kv[0] == "running_var")]
+            for pname, p in named:
+                if p.dim() >= 1 and p.numel() == p.shape[0]:
                     out.add(f"{mname}.{pname}" if mname else pname)
     return out
 
 
-def state_dict(model: str, component: str, module) -> dict[str, np.ndarray]:
-    """The component's weights by key; a tied parameter (T5's shared embedding) is stored once."""
+def state_dict(model: str, component: str, module, gains: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+    """The component's weights by key; a tied parameter (T5's shared embedding) is stored once. *gains*: the model's own
+    scales by key fragment, before the common ones (a transformer whose text enters only through joint attention)."""
     norm_params = _norm_scales(module)
     out, seen = {}, set()
     for key, t in module.state_dict(keep_vars=True).items():
@@ -72,7 +75,8 @@ def state_dict(model: str, component: str, module) -> dict[str, np.ndarray]:
             fan_in = int(np.prod(shape[1:]))
             if "embedding" in key or key.endswith("shared.weight"):
                 fan_in = 1
-            out[key] = _uniform(_seed(model, component, key), shape, _gain(component, key) * (3.0 / fan_in) ** 0.5)
+            gain = next((g for frag, g in (gains or {}).items() if frag in key), None) or _gain(component, key)
+            out[key] = _uniform(_seed(model, component, key), shape, gain * (3.0 / fan_in) ** 0.5)
         else:
             out[key] = np.zeros(shape, np.float32)
     return out

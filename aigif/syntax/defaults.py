@@ -53,6 +53,19 @@ def _family_defaults(family: str | None) -> tuple[int, int | None] | None:
     return (found[0], found[1]) if found else None
 
 
+def check_family_name(family: str | None) -> None:
+    """Refuse, when a file is written, a family name that is neither in the registry, nor registered, nor of the
+    ``<package>.<family>`` form of an extension package's family (a misspelling would be stored silently)."""
+    if family is None or _family_defaults(family) is not None:
+        return
+    package, dot, name = family.partition(".")
+    if dot and package and name:
+        return
+    known = sorted({f.name for f in registry.FAMILIES.values()} | set(_REGISTERED_DEFAULTS))
+    raise ConfigError(f"unknown generator family {family!r}; known: {', '.join(known)} "
+                      "(a family an extension package adds is named <package>.<family>)")
+
+
 def _registry_name(model: ModelRef | str | None) -> str | None:
     if model is None:
         return DEFAULT_MODEL

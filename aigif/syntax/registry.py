@@ -117,7 +117,7 @@ FAMILIES = {
     6: Family("flux2", 1024, "flow-euler", 50, 4.0, flow=True, own_sigmas=True),
     7: Family("flux2-klein", 1024, "flow-euler", 50, 4.0, flow=True, own_sigmas=True),
     8: Family("qwen-image", 1024, "flow-euler", 50, 1.0, flow=True, own_sigmas=True),
-    9: Family("z-image", 1024, "flow-euler", 50, 5.0, flow=True),
+    9: Family("z-image", 1024, "flow-euler", 50, 5.0, flow=True, own_sigmas=True),
     10: Family("chroma", 1024, "flow-euler", 35, 5.0, flow=True, own_sigmas=True),
 }
 
@@ -147,6 +147,12 @@ MODELS = {
                   sha256="0fbbfb5deffc5c564e60da7cfdd080aeaf77218c0dbbe6be947965a5172568ec", embedded=True),
     5: ModelEntry("aigif-tiny-chroma", "chroma", "aigif/tiny-chroma", "v1",
                   sha256="b4910d74e80b9f9891ab4788d66f74ea7fc0d7cbf46d4e88fc66ebfa5d21cb4e", embedded=True),
+    6: ModelEntry("aigif-tiny-qwen-image", "qwen-image", "aigif/tiny-qwen-image", "v1",
+                  sha256="9dd78499c1b2edfcf89db94f52897e50e337b2f1a6a4e836ba9c02f1343e5ede", embedded=True),
+    7: ModelEntry("aigif-tiny-z-image", "z-image", "aigif/tiny-z-image", "v1",
+                  sha256="5326fa0abffebb561c38425da7ba164ba01885e77e5eb2142edaa5d2113b3a58", embedded=True),
+    8: ModelEntry("aigif-tiny-flux2-klein", "flux2-klein", "aigif/tiny-flux2-klein", "v1",
+                  sha256="74ed98616005ce2cf35f5f49a7867345885b1b85c773141211769aa363b0d9ae", embedded=True),
     16: ModelEntry("sd14", "sd1", "CompVis/stable-diffusion-v1-4",
                    "133a221b8aa7292a167afc5127cb63fb5005638b",
                    single_file_sha256="fe4efff1e174c627256e44ec2991ba279b3816e364b49f9be2abc0b3ff3f8556"),
