@@ -66,6 +66,15 @@ def variants(tool: str, prompt: str, rng: random.Random) -> dict:
             if node["id"] == 7:
                 node["widgets_values"] = [neg]
         return {"prompt": json.dumps(g), "workflow": json.dumps(w)}
+    if tool == "ComfyUI FLUX":
+        f = json.loads(json.dumps(SAMPLES["comfyui_flux_dev"]["fields"]))
+        g, w = json.loads(f["prompt"]), json.loads(f["workflow"])
+        g["6"]["inputs"]["text"], g["25"]["inputs"]["noise_seed"] = prompt, rng.randrange(2**50)
+        g["17"]["inputs"]["steps"], g["26"]["inputs"]["guidance"] = rng.choice([20, 28, 30]), rng.choice([2.5, 3.5, 4.0])
+        for node in w["nodes"]:
+            if node["id"] == 6:
+                node["widgets_values"] = [prompt]
+        return {"prompt": json.dumps(g), "workflow": json.dumps(w)}
     if tool == "InvokeAI":
         m = json.loads(SAMPLES["invokeai_v4"]["fields"]["invokeai_metadata"])
         m.update(positive_prompt=prompt, negative_prompt=neg, seed=seed, steps=steps, cfg_scale=float(cfg))
@@ -133,7 +142,7 @@ def main(argv=None) -> None:
         prompts = [line.rstrip("\n") for line, _ in zip(fh, range(args.n))]
     print(f"\n## Each tool's format with {len(prompts)} dev prompts\n")
     print(head)
-    for tool in ("A1111", "ComfyUI", "InvokeAI", "NovelAI", "Fooocus"):
+    for tool in ("A1111", "ComfyUI", "ComfyUI FLUX", "InvokeAI", "NovelAI", "Fooocus"):
         rng = random.Random(0)
         meta, syn, mapped, regen = [], [], 0, 0
         for p in prompts:

@@ -12,21 +12,16 @@ from aigif.engine.tiny import ensure_tiny
 from aigif.errors import ModelError, ModelMismatchError
 from aigif.syntax import ComponentRef, ModelRef, document_from_dict, dumps, loads
 
+from .comfy_layout import lay_out_tiny_flux
+
 pytestmark = pytest.mark.usefixtures("aigif_home")
 
 
 @pytest.fixture(scope="module")
 def comfy_dir(tmp_path_factory):
     """The embedded FLUX model's weights saved as ComfyUI keeps them."""
-    tiny = ensure_tiny("aigif-tiny-flux")
-    root = tmp_path_factory.mktemp("comfy")
-    for sub, src, name in (("diffusion_models", "transformer/diffusion_pytorch_model.safetensors", "tiny-flux.safetensors"),
-                           ("text_encoders", "text_encoder/model.safetensors", "clip_l.safetensors"),
-                           ("text_encoders", "text_encoder_2/model.safetensors", "t5xxl_tiny.safetensors"),
-                           ("vae", "vae/diffusion_pytorch_model.safetensors", "ae.safetensors")):
-        (root / sub).mkdir(exist_ok=True)
-        shutil.copy(tiny / src, root / sub / name)
-    return root
+    return lay_out_tiny_flux(tmp_path_factory.mktemp("comfy"), ("diffusion_models/tiny-flux.safetensors",
+                             "text_encoders/clip_l.safetensors", "text_encoders/t5xxl_tiny.safetensors", "vae/ae.safetensors"))
 
 
 def _ref(**kw):

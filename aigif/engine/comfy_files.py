@@ -25,6 +25,12 @@ from .quiet import quiet
 
 TRANSFORMER_DIRS = ("diffusion_models", "unet")
 TEXT_ENCODER_COMPONENTS = ("text_encoder", "text_encoder_2", "text_encoder_3")
+# The same files under the other folder names users keep them in: ComfyUI's legacy unet/ and clip/,
+# Forge's Stable-diffusion/, text_encoder/ and VAE/. A recorded path is looked up under each.
+FOLDER_ALIASES = {
+    "diffusion_models": ("unet", "Stable-diffusion"), "unet": ("diffusion_models", "Stable-diffusion"),
+    "text_encoders": ("clip", "text_encoder"), "clip": ("text_encoders", "text_encoder"), "vae": ("VAE",),
+}
 
 
 @dataclass(frozen=True)
@@ -35,8 +41,16 @@ class SplitFiles:
     files: tuple[tuple[str, Path, str], ...]
 
 
-def is_transformer_file(path: Path) -> bool:
-    return path.is_file() and path.parent.name in TRANSFORMER_DIRS
+def is_transformer_path(local: str) -> bool:
+    """A recorded path to a transformer-only file: a file under ``diffusion_models/`` or ``unet/`` (sub-folders allowed)."""
+    parts = Path(local).parts
+    return len(parts) >= 2 and any(p in TRANSFORMER_DIRS for p in parts[:-1]) and Path(local).suffix != ""
+
+
+def alternatives(local: str) -> list[str]:
+    """*local* first, then the same path under each alias of its first folder (``diffusion_models/x`` -> ``unet/x``)."""
+    head, sep, rest = local.partition("/")
+    return [local, *(f"{a}/{rest}" for a in FOLDER_ALIASES.get(head, ()))] if sep and rest else [local]
 
 
 def _index(skeleton: Path) -> dict:

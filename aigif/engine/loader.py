@@ -19,7 +19,7 @@ from ..syntax import registry
 from ..syntax.defaults import DEFAULT_MODEL
 from ..syntax.elements import ModelRef
 from . import tiny
-from .comfy_files import TRANSFORMER_DIRS, SplitFiles, is_transformer_file, load_split, split_files
+from .comfy_files import SplitFiles, alternatives, is_transformer_path, load_split, split_files
 from .digest import file_sha256, folder_digest
 from .families import allowed_pipelines, family_for_pipeline, family_of_pipeline, family_pipeline, get_family
 from .model_help import missing_files, where_to_put
@@ -122,11 +122,12 @@ def resolve(ref: ModelRef | None, model_dirs: list[Path], allow_network: bool) -
         return Resolved(tiny.ensure_tiny(entry.name, verify=False), pipe, fam, _recorded(ref, entry))
     # 2. a local folder / file named by the file: only inside the model dirs
     if ref is not None and ref.local:
-        if _is_split_ref(ref):
+        if is_transformer_path(ref.local):
             _check_split_present(ref, model_dirs)
+            path, root = locate(ref.local, model_dirs)
+            if path.is_file():
+                return _split(path, root, ref, entry, model_dirs, allow_network)
         path, root = safe_local_path(ref.local, model_dirs)
-        if is_transformer_file(path):
-            return _split(path, root, ref, entry, model_dirs, allow_network)
         return _local(path, root, ref, entry)
     # 3. a registry name or repo that the user keeps in a model dir
     for cand in _model_dir_candidates(ref, entry, model_dirs):
@@ -146,10 +147,18 @@ def resolve(ref: ModelRef | None, model_dirs: list[Path], allow_network: bool) -
     return Resolved(folder, pipe, fam, _recorded(ref, entry), variant=ref.variant if ref else None)
 
 
-def _is_split_ref(ref: ModelRef) -> bool:
-    """A reference to a transformer-only file (written as ``diffusion_models/...`` or ``unet/...``)."""
-    parts = Path(ref.local).parts
-    return len(parts) >= 2 and parts[-2] in TRANSFORMER_DIRS and Path(ref.local).suffix != ""
+def locate(local: str, model_dirs: list[Path], what: str = "model") -> tuple[Path, Path]:
+    """:func:`safe_local_path` of *local*, else of the same file under the alias folders of ComfyUI's layout
+    (``diffusion_models/`` = ``unet/``, ``text_encoders/`` = ``clip/``...); the error names the recorded path."""
+    first = None
+    for cand in alternatives(local):
+        try:
+            return safe_local_path(cand, model_dirs, what)
+        except UnsafeModelError:
+            raise
+        except ModelError as exc:
+            first = first or exc
+    raise first
 
 
 def _check_split_present(ref: ModelRef, model_dirs) -> None:
@@ -164,7 +173,7 @@ def _check_split_present(ref: ModelRef, model_dirs) -> None:
             missing.append((comp, local, sha))
             continue
         try:
-            safe_local_path(local, model_dirs, comp)
+            locate(local, model_dirs, comp)
         except UnsafeModelError:
             raise
         except ModelError:
@@ -212,7 +221,7 @@ def _split(path: Path, root: Path, ref: ModelRef, entry, model_dirs, allow_netwo
     if cls != pipe:
         raise UnsafeModelError(f"{skeleton}: pipeline class {cls!r}, expected {pipe} for family {fam}")
     check_pipeline_folder(Resolved(skeleton, pipe, fam, None, local=skel_root is not None, root=skel_root), weights=False)
-    split = split_files(path, skeleton, ref.text_encoders, ref.vae, lambda local, what: safe_local_path(local, model_dirs, what)[0])
+    split = split_files(path, skeleton, ref.text_encoders, ref.vae, lambda local, what: locate(local, model_dirs, what)[0])
     return Resolved(path, pipe, fam, ref.sha256, single_file=True, local=True, root=root, split=split)
 
 

@@ -22,7 +22,7 @@ SAMPLERS = ("KSampler", "KSamplerAdvanced", "SamplerCustom", "SamplerCustomAdvan
 EMPTY_LATENTS = ("EmptyLatentImage", "EmptySD3LatentImage", "EmptyHunyuanLatentVideo", "EmptyLTXVLatentVideo")
 TEXT_KEYS = ("text", "text_g", "t5xxl", "clip_l", "prompt")
 FLUX_NODES = {"FluxGuidance", "ModelSamplingFlux", "CLIPTextEncodeFlux"}
-SD3_NODES = {"TripleCLIPLoader", "ModelSamplingSD3", "EmptySD3LatentImage"}
+SD3_NODES = {"TripleCLIPLoader", "ModelSamplingSD3"}
 
 
 def custom_nodes(graph: dict[str, dict], workflow: Any = None) -> list[str]:
@@ -38,27 +38,23 @@ def custom_nodes(graph: dict[str, dict], workflow: Any = None) -> list[str]:
 
 
 def not_regenerable_reason(graph: dict[str, dict], workflow: Any = None) -> str | None:
-    """A reason naming what the syntax cannot express, or None when nothing obvious stands out."""
-    classes = {n["class_type"] for n in graph.values()}
+    """A reason naming what the syntax cannot express (custom nodes), or None when nothing obvious stands out."""
     custom = custom_nodes(graph, workflow)
     if custom:
         return "custom node " + ", ".join(custom[:8]) + (f" (+{len(custom) - 8} more)" if len(custom) > 8 else "")
-    family = graph_family(graph)
-    if family == "flux1":
-        return "a FLUX graph (" + ", ".join(sorted(classes & (FLUX_NODES | {"UNETLoader", "DualCLIPLoader"}))) + \
-            "): ComfyUI's FLUX graphs are not mapped to the syntax yet"
-    if family == "sd3":
-        return "an SD3 graph (" + ", ".join(sorted(classes & SD3_NODES)) + "): ComfyUI's SD3 graphs are not mapped to the syntax yet"
     return None
 
 
 def graph_family(graph: dict[str, dict]) -> str | None:
-    """flux1 / sd3 when the graph's nodes say so (FluxGuidance, a flux DualCLIPLoader, TripleCLIPLoader...), else None."""
+    """flux1 / sd3 when the graph's nodes say so (FluxGuidance, a flux DualCLIPLoader, TripleCLIPLoader, an sd3*
+    model file...), else None. EmptySD3LatentImage alone says nothing: other flow models use it too."""
     classes = {n["class_type"] for n in graph.values()}
-    duals = [n for n in graph.values() if n["class_type"] == "DualCLIPLoader"]
-    if classes & FLUX_NODES or any(n.get("inputs", {}).get("type") == "flux" for n in duals):
+    types = {n.get("inputs", {}).get("type") for n in graph.values() if n["class_type"] in ("DualCLIPLoader", "CLIPLoader")}
+    files = [str(n.get("inputs", {}).get(k, "")).replace("\\", "/").rsplit("/", 1)[-1].lower() for n in graph.values()
+             for k in ("ckpt_name", "unet_name")]
+    if classes & FLUX_NODES or "flux" in types:
         return "flux1"
-    if classes & SD3_NODES:
+    if classes & SD3_NODES or "sd3" in types or any(f.startswith("sd3") for f in files):
         return "sd3"
     return None
 

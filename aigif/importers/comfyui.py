@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..syntax.elements import ComponentRef, Lora
-from . import comfy_summary, samplers
+from . import comfy_flow, comfy_summary, samplers
 from .passes import UPSCALE_NODES, NotMapped, comfy_refiner_split, comfy_split
 from .comfy_graph import is_link
 from .result import Builder, Imported, _maybe_json, stem, to_float, to_int
@@ -74,6 +74,14 @@ def map_comfyui(fields: dict[str, str], graph: dict[str, dict] | None, *, image_
     try:
         if graph is None:
             raise ValueError("the ComfyUI 'prompt' field is not a node graph")
+        family = comfy_summary.graph_family(graph)
+        if family in comfy_flow.ENCODERS:
+            try:
+                comfy_flow.map_flow(graph, b, family)
+            except ValueError as exc:        # NotMapped, or a number that is none
+                b.gen, b.model, b.vae, b.partial_reasons = {}, {}, None, []
+                _partial(b, graph, f"ComfyUI {comfy_flow.FAMILY_NAMES[family]} graph: {exc}")
+            return _finish(b, fields, image_size, metadata_bytes, carrier, summary)
         one_pass, problem = as_ksampler(graph), None
         try:
             one_pass, b.hires = comfy_split(one_pass, image_size)
@@ -86,6 +94,10 @@ def map_comfyui(fields: dict[str, str], graph: dict[str, dict] | None, *, image_
         _partial(b, graph, f"ComfyUI graph: {exc}")
     except ValueError as exc:
         b.block(str(exc))
+    return _finish(b, fields, image_size, metadata_bytes, carrier, summary)
+
+
+def _finish(b: Builder, fields: dict, image_size, metadata_bytes: int, carrier: str, summary: dict | None) -> Imported:
     for key in fields:
         if key not in ("prompt", "workflow"):
             b.keep(key, fields[key])

@@ -88,15 +88,16 @@ def _snake(name: str) -> str:
     return str(name).strip().lower().replace("-", "_").replace(" ", "_")
 
 
-def from_flow(sampler: str, schedule: str | None, family: str) -> Mapped:
+def from_flow(sampler: str, schedule: str | None, family: str, *, shift: float | None = None) -> Mapped:
     """A flow model's sampler and sigma schedule as A1111 / Forge (``Euler``, ``SGM Uniform``) or ComfyUI
     (``euler``, ``sgm_uniform``) write them, through :func:`aigif.syntax.flow.flow_scheduler`, the one mapping
-    of flow schedules; a pair *family*'s pipeline cannot reproduce raises ``ConfigError`` saying why."""
+    of flow schedules (*shift*: a time shift the tool set, e.g. ComfyUI's ModelSamplingSD3); a pair *family*'s
+    pipeline cannot reproduce raises ``ConfigError`` saying why."""
     reg = scheduler_from_sampler(str(sampler))      # A1111 'DPM++ 2M' -> dpmpp-2m; aigif's own 'flow-euler' as is
-    if reg is not None and is_flow_scheduler(SCHEDULERS[code_of("scheduler", reg)]) and not schedule:
+    if reg is not None and is_flow_scheduler(SCHEDULERS[code_of("scheduler", reg)]) and not schedule and shift is None:
         name, overrides = reg, None
     else:
-        name, overrides = flow_scheduler(_snake(reg or sampler), _snake(schedule or "simple"))
+        name, overrides = flow_scheduler(_snake(reg or sampler), _snake(schedule or "simple"), shift=shift)
     check_schedule(family, name, overrides)
     return name, overrides or None
 
@@ -124,7 +125,7 @@ def from_a1111(sampler: str, schedule: str | None, family: str | None = None) ->
     return (name, None) if name else None
 
 
-def from_comfy(sampler_name: str, scheduler: str, family: str | None = None) -> Mapped | None:
+def from_comfy(sampler_name: str, scheduler: str, family: str | None = None, *, shift: float | None = None) -> Mapped | None:
     """ComfyUI ``sampler_name`` + ``scheduler`` (e.g. dpmpp_2m + karras) -> registry name.
     On a flow-matching *family*: :func:`from_flow` (``ConfigError`` with the reason when not reproducible)."""
     s = str(sampler_name)
@@ -133,7 +134,7 @@ def from_comfy(sampler_name: str, scheduler: str, family: str | None = None) -> 
     if s.endswith("_gpu"):               # same algorithm, brownian noise drawn on the GPU
         s = s[: -len("_gpu")]
     if is_flow_family(family):
-        return from_flow(s, scheduler, family)
+        return from_flow(s, scheduler, family, shift=shift)
     base = COMFY_SAMPLERS.get(s)
     suffix = COMFY_SCHEDULES.get(str(scheduler))
     return _combine(base, suffix)
