@@ -66,6 +66,10 @@ def variants(tool: str, prompt: str, rng: random.Random) -> dict:
             if node["id"] == 7:
                 node["widgets_values"] = [neg]
         return {"prompt": json.dumps(g), "workflow": json.dumps(w)}
+    if tool == "Forge FLUX":
+        settings = SAMPLES["forge_flux_dev"]["fields"]["parameters"].rsplit("\n", 1)[1]
+        settings = settings.replace("Seed: 1234567890123", f"Seed: {seed}").replace("CFG scale: 2", "CFG scale: 1")
+        return {"parameters": f"{prompt}\n{settings}"}
     if tool == "ComfyUI FLUX":
         f = json.loads(json.dumps(SAMPLES["comfyui_flux_dev"]["fields"]))
         g, w = json.loads(f["prompt"]), json.loads(f["workflow"])
@@ -142,7 +146,7 @@ def main(argv=None) -> None:
         prompts = [line.rstrip("\n") for line, _ in zip(fh, range(args.n))]
     print(f"\n## Each tool's format with {len(prompts)} dev prompts\n")
     print(head)
-    for tool in ("A1111", "ComfyUI", "ComfyUI FLUX", "InvokeAI", "NovelAI", "Fooocus"):
+    for tool in ("A1111", "Forge FLUX", "ComfyUI", "ComfyUI FLUX", "InvokeAI", "NovelAI", "Fooocus"):
         rng = random.Random(0)
         meta, syn, mapped, regen = [], [], 0, 0
         for p in prompts:

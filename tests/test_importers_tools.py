@@ -26,12 +26,15 @@ def test_every_fixture_with_metadata_imports_with_syntax_only():
             assert enc.kind == "syntax-only" and "regenerable: " in enc.outcome.reason, name
 
 
-def test_forge_flux_infotext_is_kept_and_not_regenerable():
+def test_forge_flux_nf4_infotext_is_mapped_and_not_regenerable():
     imp = import_image(fx("forge_flux"))
     assert imp.tool == "Forge" and imp.version.startswith("f2.0.1") and imp.has_syntax and not imp.regenerable
-    assert "Distilled CFG Scale: 3.5" in imp.reason and "Simple" in imp.reason
-    assert (imp.generation.seed, imp.generation.num_inference_steps, imp.model.name) == (3442235452, 20, "flux1-dev-bnb-nf4-v2")
-    assert "Module 1: ae" in imp.extra["raw"]["parameters"]
+    assert "flux1-dev-bnb-nf4-v2 holds quantized weights" in imp.reason
+    g = imp.generation
+    assert (g.seed, g.num_inference_steps, g.guidance_scale, g.scheduler) == (3442235452, 20, 3.5, "flow-euler")
+    assert imp.model.name == "flux1-dev-bnb-nf4-v2" and imp.model.family == "flux1" and imp.model.sha256 == "57b2a98e59"
+    assert imp.model.vae.local == "vae/ae.safetensors"                    # Module 1: ae
+    assert imp.model.text_encoders[1].local == "text_encoders/t5xxl_fp8_e4m3fn.safetensors"
 
 
 def test_a1111_hires_adetailer_and_ti_keep_the_first_pass():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..errors import ModelError, UnsafeModelError
 from ..syntax.elements import ComponentRef, Lora
-from .loader import UNSAFE_SUFFIXES, _inside, _resolve, safe_local_path
+from .loader import UNSAFE_SUFFIXES, _inside, _resolve, locate, safe_local_path
 
 # where A1111 (models/Lora, models/VAE) and ComfyUI (models/loras, models/vae) keep them, below a model dir
 LORA_SUBDIRS = ("", "Lora", "loras", "lora", "LoRA")
@@ -193,7 +193,7 @@ def locate_vae(vae: ComponentRef, model_dirs, allow_network: bool) -> Located:
     what = vae_label(vae)
     if vae.local:
         _refuse_unsafe(vae.local, what)
-        path, root = safe_local_path(vae.local, model_dirs, "VAE")
+        path, root = locate(vae.local, model_dirs, "VAE")    # also under vae/ aliases (Forge: VAE/)
         return _with_subfolder(Located(path, root, path.is_file()), vae, what)
     if vae.name and vae.name.startswith("sha256:") and vae.sha256:
         found = find_by_hash(vae.sha256, model_dirs, VAE_SUBDIRS)

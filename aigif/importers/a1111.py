@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..syntax.elements import ComponentRef, Lora
 from ..syntax.registry import code_of
-from . import identity, samplers
+from . import forge_flow, identity, samplers
 from .passes import NotMapped, a1111_hires, a1111_refiner
 from .result import Builder, Imported, to_float, to_int, valid_hash
 
@@ -38,7 +38,7 @@ BLOCKING_PREFIXES = (
 )
 NEUTRAL = {"Variation seed strength": {"0", "0.0"}, "Sharpness": {"0", "0.0"}, "Refiner": {"None", ""},
            "Styles": {"[]", ""}, "ADM Guidance": {"(1.0, 1.0, 0.0)", "(1, 1, 0)"}, "Prompt Expansion": {""},
-           "Fooocus V2 Expansion": {""}}
+           "Fooocus V2 Expansion": {""}, "Tiling": {"False", ""}}
 FOOOCUS_BLOCKING = {"Prompt Expansion", "Fooocus V2 Expansion", "Styles", "Sharpness", "ADM Guidance", "Refiner"}
 
 
@@ -249,7 +249,10 @@ def map_a1111(text: str, *, tool: str = "A1111", image_size=None, metadata_bytes
         if aigif_model:
             params["AIGIF model"] = aigif_model
         b.set_model(model_name, model_hash.lower() if model_hash else None)
+    forge_keys = forge_flow.map_model(p, b, model_name, model_hash) if forge_flow.is_forge_flux(p) else set()
     _map_sampler(b, p, sampler, schedule, take)     # once the model (and so its family) is known
+    if forge_keys:
+        forge_flow.map_shift(b)
     vae_name, vae_hash = p.pop("VAE", None), p.pop("VAE hash", None)
     if vae_name or vae_hash:
         vh = vae_hash.lower() if vae_hash and valid_hash(vae_hash.lower()) else None
@@ -279,7 +282,11 @@ def map_a1111(text: str, *, tool: str = "A1111", image_size=None, metadata_bytes
     blocking = []
     no_refiner = p.get("Refiner", "None") in NEUTRAL["Refiner"]
     for key, value in p.items():
-        if key in NEUTRAL:
+        if key in forge_keys:
+            if forge_flow.rebuilt(key):
+                continue                            # the way back writes it from the syntax
+            blocks = False
+        elif key in NEUTRAL:
             blocks = value not in NEUTRAL[key]
         elif key.lower().startswith("refiner switch"):
             blocks = not no_refiner

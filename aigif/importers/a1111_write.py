@@ -15,6 +15,7 @@ from ..errors import ImportMetadataError
 from ..syntax.document import Document
 from ..syntax.registry import code_of, model_entry
 from . import samplers
+from .forge_flow import forge_params
 from .passes import a1111_hires_params, a1111_refiner_params
 from .result import A1111_LIKE, fmt_num
 
@@ -53,10 +54,17 @@ def a1111_parameters(doc: Document) -> str:
     loras = model.loras if model else ()
     prompt = _prompt_with_loras(gen.prompt, loras, extra.get("lora_at"))
     text = prompt
-    if gen.negative_prompt:
-        text += "\nNegative prompt: " + gen.negative_prompt
+    negative = gen.negative_prompt or extra.get("unused_negative_prompt")     # Forge FLUX at CFG 1 keeps it unused
+    if isinstance(negative, str) and negative:
+        text += "\nNegative prompt: " + negative
     p: dict[str, str] = {"Steps": str(gen.num_inference_steps)}
-    sampler = samplers.to_a1111(gen.scheduler, gen.scheduler_config)
+    kept = extra.get("params") if isinstance(extra.get("params"), dict) else {}
+    family = (model.family or (model_entry(model.name).family if model.name and code_of("model", model.name) is not None
+                               else None)) if model is not None else None
+    # Forge's FLUX keys: sampler + schedule, true CFG and the distilled guidance apart, the VAE and text encoders as Modules
+    forge = forge_params(gen, model) if family == "flux1" and doc.source is not None and doc.source.tool in A1111_LIKE else {}
+    sampler = (forge["Sampler"], forge["Schedule type"]) if "Sampler" in forge else \
+        samplers.to_a1111(gen.scheduler, gen.scheduler_config)
     if sampler is not None:
         p["Sampler"] = sampler[0]
         if sampler[1]:
@@ -67,6 +75,7 @@ def a1111_parameters(doc: Document) -> str:
         if gen.scheduler_config:
             p["Scheduler config"] = json.dumps(gen.scheduler_config, sort_keys=True)
     p["CFG scale"] = fmt_num(gen.guidance_scale)
+    p.update({k: v for k, v in forge.items() if k in ("CFG scale", "Distilled CFG Scale")})
     p["Seed"] = str(gen.seed)
     p["Size"] = f"{gen.width}x{gen.height}"
     if doc.hires is not None:
@@ -88,12 +97,10 @@ def a1111_parameters(doc: Document) -> str:
             p["Model hash"] = extra["model_hash"]          # an old AutoV1 (8 hex) hash, kept as written
         if name:
             p["Model"] = name
-        if model.vae is not None:
+        if model.vae is not None and not forge:      # Forge names its VAE file as a Module
             if model.vae.sha256:
                 p["VAE hash"] = model.vae.sha256
             p["VAE"] = model.vae.name or model.vae.local or model.vae.repo
-    family = (model.family or (model_entry(model.name).family if model.name and code_of("model", model.name) is not None
-                               else None)) if model is not None else None
     if gen.clip_skip:
         # A1111 counts layers from the end (1 = last); diffusers' SDXL pipeline starts at the penultimate
         p["Clip skip"] = str(gen.clip_skip + (2 if family == "sdxl" else 1))
@@ -104,7 +111,6 @@ def a1111_parameters(doc: Document) -> str:
     if gen.guidance_rescale is not None:
         p["CFG Rescale"] = fmt_num(gen.guidance_rescale)
     hashes = {lo.name: lo.sha256 for lo in loras if lo.sha256}
-    kept = extra.get("params") if isinstance(extra.get("params"), dict) else {}
     kept_lora = kept.get("Lora hashes") if isinstance(kept.get("Lora hashes"), dict) else {}
     hashes.update({k: str(v) for k, v in kept_lora.items() if k not in hashes})
     if hashes:
@@ -114,6 +120,7 @@ def a1111_parameters(doc: Document) -> str:
             p[k] = v if isinstance(v, str) else json.dumps(v)
     if doc.source and doc.source.version and doc.source.tool in A1111_LIKE:
         p.setdefault("Version", doc.source.version)
+    p.update({k: v for k, v in forge.items() if k.startswith("Module ")})
     return text + "\n" + ", ".join(f"{k}: {_quote(v) if k != 'Hashes' else v}" for k, v in p.items())
 
 

@@ -23,28 +23,19 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..syntax.elements import ComponentRef
-from ..syntax.registry import code_of, model_entry
 from . import samplers
 from .comfy_graph import is_link
+from .flow_files import ENCODERS, FAMILY_NAMES, T5_PADDING, constant_flux_shift, encoder_component, long_prompt, \
+    registry_files, registry_model
 from .passes import NotMapped
 from .result import Builder, stem, to_float, to_int
 
-# The single files the registry models' repos ship, as ComfyUI users name them (file stem -> registry model).
-# A stem equal to a registry model name of the graph's family is that model too (aigif-tiny-flux).
-REGISTRY_FILES = {"flux1-dev": "flux1-dev", "flux1-schnell": "flux1-schnell", "flux1-krea-dev": "flux1-krea-dev",
-                  "sd3.5_large": "sd35-large", "sd3.5_large_turbo": "sd35-large-turbo", "sd3.5_medium": "sd35-medium"}
-# (pipeline component, what ComfyUI's file names contain) per family, in the pipeline's order
-ENCODERS = {"flux1": (("text_encoder", "clip_l"), ("text_encoder_2", "t5")),
-            "sd3": (("text_encoder", "clip_l"), ("text_encoder_2", "clip_g"), ("text_encoder_3", "t5"))}
-T5_PADDING = {"flux1": 256, "sd3": 77}    # ComfyUI pads T5 tokens to at least this many (min_length) and never truncates
-FLUX_MU = {"flux1-schnell": 1.0}          # ComfyUI's constant time shift without ModelSamplingFlux; 1.15 for the others
 FLUX_DYNAMIC = (0.5, 1.15)                # diffusers' FLUX.1 scheduler: mu from the image size between these
 SD3_SHIFT = 3.0                           # ComfyUI's and diffusers' SD 3.5 shift
 NODES = {"UNETLoader", "CheckpointLoaderSimple", "DualCLIPLoader", "TripleCLIPLoader", "VAELoader", "CLIPTextEncode",
          "CLIPTextEncodeFlux", "FluxGuidance", "ConditioningZeroOut", "ModelSamplingFlux", "ModelSamplingSD3",
          "EmptySD3LatentImage", "EmptyLatentImage", "KSampler", "SamplerCustomAdvanced", "RandomNoise", "BasicGuider",
          "CFGGuider", "KSamplerSelect", "BasicScheduler", "VAEDecode", "SaveImage", "PreviewImage"}
-FAMILY_NAMES = {"flux1": "FLUX.1", "sd3": "SD 3.5"}
 # loaders that ComfyUI does not run when nothing saved uses them (examples keep spare ones in the graph)
 LOADERS = {"CLIPLoader", "DualCLIPLoader", "TripleCLIPLoader", "UNETLoader", "VAELoader", "CheckpointLoaderSimple"}
 
@@ -95,22 +86,6 @@ def _feeding_outputs(graph: dict[str, dict]) -> set[str]:
     return seen
 
 
-def registry_model(file_name: str, family: str) -> str | None:
-    """The registry model a ComfyUI model file name stands for, or None."""
-    s = stem(file_name)
-    name = REGISTRY_FILES.get(s, s)
-    return name if code_of("model", name) is not None and model_entry(name).family == family else None
-
-
-def encoder_component(file_name: str, family: str) -> str | None:
-    """The pipeline component a text encoder file fills, told by its name (clip_l, clip_g, t5...), or None."""
-    s = stem(file_name).lower()
-    kinds = [k for k in ("clip_l", "clip_g", "t5") if k in s.replace("-", "_")]
-    if len(kinds) != 1:
-        return None
-    return next((comp for comp, kind in ENCODERS[family] if kind == kinds[0]), None)
-
-
 def _path(folder: str, name: str) -> str:
     return f"{folder}/{name.replace(chr(92), '/')}"
 
@@ -158,18 +133,15 @@ def map_flow(graph: dict[str, dict], b: Builder, family: str) -> None:
             if (3.5 if neg_guidance is None else to_float(neg_guidance)) != b.gen["guidance_scale"]:
                 raise NotMapped("the negative conditioning has another FLUX guidance than the positive one")
             b.gen["true_cfg_scale"] = cfg
-            _negative(b, negative, cfg)
+            _negative(b, negative, cfg, family)
     else:
         b.gen["guidance_scale"] = cfg
         if negative is not None and cfg != 1.0:
-            _negative(b, negative, cfg)
+            _negative(b, negative, cfg, family)
     b.gen["max_sequence_length"] = T5_PADDING[family]
-    for key in ("prompt", "prompt_2", "negative_prompt"):
-        text = b.gen.get(key)
-        if text is not None and len(text) >= T5_PADDING[family]:
-            b.partial(f"the {key.replace('_', ' ')} has {len(text)} characters and may be longer than {T5_PADDING[family]} "
-                      "T5 tokens, where ComfyUI stops padding and diffusers truncates")
-            break
+    why = long_prompt(b.gen, family)
+    if why:
+        b.partial(why)
 
     # size
     lat = g.link(k, "latent_image", {"EmptySD3LatentImage", "EmptyLatentImage"}, 0)
@@ -245,10 +217,13 @@ def _conditioning(g: _G, node: str, family: str) -> tuple[dict, Any, list | None
     raise NotMapped(f"the conditioning comes from {g.cls(node)}")
 
 
-def _negative(b: Builder, negative: dict, cfg: float) -> None:
+def _negative(b: Builder, negative: dict, cfg: float, family: str) -> None:
     if "zero" in negative:
         raise NotMapped(f"cfg {cfg:g} with a zeroed negative (ConditioningZeroOut): diffusers encodes a negative prompt, "
                         "it has no zero conditioning")
+    if family == "flux1" and not negative["prompt"]:
+        raise NotMapped(f"cfg {cfg:g} with an empty negative prompt: diffusers' FLUX pipeline runs true CFG only on a "
+                        "negative prompt")
     b.gen["negative_prompt"] = negative["prompt"]
     if negative.get("prompt_2") not in (None, negative["prompt"]):
         raise NotMapped("a negative CLIPTextEncodeFlux with different clip_l and t5xxl texts")
@@ -308,9 +283,8 @@ def _model_files(g: _G, b: Builder, family: str, model: str, clip: list | None, 
             b.keep("filename_prefix", node.get("inputs", {}).get("filename_prefix"))
     reg = registry_model(file_name, family)
     if reg is None:
-        b.partial(f"the diffusion model {file_name} is not a file of a registry model ("
-                  + ", ".join(f"{s}.safetensors" for s, m in REGISTRY_FILES.items() if model_entry(m).family == family)
-                  + "): the engine takes its configs and tokenizers from the registry model it is")
+        b.partial(f"the diffusion model {file_name} is not a file of a registry model ({registry_files(family)}): "
+                  "the engine takes its configs and tokenizers from the registry model it is")
     b.model = {"name": reg or stem(file_name), "family": None if reg else family, "local": local,
                "text_encoders": tuple(encoders)}
     return reg
@@ -319,16 +293,13 @@ def _model_files(g: _G, b: Builder, family: str, model: str, clip: list | None, 
 def _flux_shift(g: _G, node: str | None, reg: str | None, width: int, height: int) -> dict:
     """scheduler_config making diffusers' FLUX.1 time shift (mu) the graph's: ModelSamplingFlux's line through
     (256 tokens, base_shift) and (4096, max_shift) at its width x height, else ComfyUI's constant mu."""
-    dynamic = {} if reg != "flux1-schnell" else {"use_dynamic_shifting": True}   # diffusers' schnell does not shift
     if node is None:
-        mu = FLUX_MU.get(reg or "", 1.15)
-        return {**dynamic, "base_shift": mu, "max_shift": mu}
+        return constant_flux_shift(reg)
     base, top = to_float(g.value(node, "base_shift")), to_float(g.value(node, "max_shift"))
     w, h = to_int(g.value(node, "width")), to_int(g.value(node, "height"))
     if (w, h) != (width, height):     # the line at the node's size, not the image's: a constant mu
         m = (top - base) / (4096 - 256)
-        mu = (w * h / (8 * 8 * 2 * 2)) * m + (base - m * 256)
-        return {**dynamic, "base_shift": mu, "max_shift": mu}
-    if (base, top) == FLUX_DYNAMIC and not dynamic:
-        return {}
-    return {**dynamic, "base_shift": base, "max_shift": top}
+        return constant_flux_shift(reg, (w * h / (8 * 8 * 2 * 2)) * m + (base - m * 256))
+    if reg == "flux1-schnell":       # diffusers' schnell scheduler does not shift by the size
+        return {"use_dynamic_shifting": True, "base_shift": base, "max_shift": top}
+    return {} if (base, top) == FLUX_DYNAMIC else {"base_shift": base, "max_shift": top}
