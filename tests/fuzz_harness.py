@@ -308,7 +308,7 @@ def mutate_structure(data: bytes, rnd: random.Random) -> bytes:
     elif op == 3 and segs:
         segs.insert(k, segs[k])
     elif op == 4 and segs:
-        segs[k] = Segment(rnd.choice((*registry.CORE_SEGMENTS, 0x08, 0x0B, 0x41, 0x40, *FUZZ_EXT_TYPES, 2**32 + 1, 2**64 - 2)), segs[k].payload)
+        segs[k] = Segment(rnd.choice((*registry.CORE_SEGMENTS, 0x08, 0x0E, 0x0B, 0x41, 0x40, *FUZZ_EXT_TYPES, 2**32 + 1, 2**64 - 2)), segs[k].payload)
     elif op == 5:
         rnd.shuffle(segs)
     elif op == 6 and segs:  # a length that lies (too long / too short / huge)
@@ -339,7 +339,7 @@ def random_stream(rnd: random.Random) -> bytes:
     """A random segment stream with a valid CRC: core types with random field payloads."""
     segs = []
     for _ in range(rnd.randrange(1, 8)):
-        t = rnd.choice((*registry.CORE_SEGMENTS, 0x40, 0x41, 0x08))
+        t = rnd.choice((*registry.CORE_SEGMENTS, 0x40, 0x41, 0x08, 0x0E))
         segs.append(Segment(t, random_fields(rnd)))
     return write_container(segs)
 

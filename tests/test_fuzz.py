@@ -191,7 +191,7 @@ segment_payloads = st.one_of(st.lists(st.tuples(st.integers(1, 20), wires), max_
 
 
 @fuzz_settings(400)
-@given(st.lists(st.tuples(st.sampled_from([*registry.CORE_SEGMENTS, 0x08, 0x0A, 0x40, 0x41, 0x4000, 2**63]), segment_payloads), max_size=8),
+@given(st.lists(st.tuples(st.sampled_from([*registry.CORE_SEGMENTS, 0x08, 0x0E, 0x0A, 0x40, 0x41, 0x4000, 2**63]), segment_payloads), max_size=8),
        st.integers(0, 255))
 def test_random_segment_streams_with_valid_crc(segs, version):
     data = write_container([Segment(t, p) for t, p in segs])

@@ -74,7 +74,9 @@ def test_stamp_fingerprint_has_the_hires_size():
     fp = Fingerprint(pixel_sha256="0123456789abcdef", width=128, height=128, perceptual="a5c30f11")
     doc = Document(generation=Generation(**BASE), model=TINY, hires=hires(), platform=platform, fingerprint=fp)
     data = dumps(doc)
-    assert 0x08 in [s.type for s in read_container(data)[1]]          # the compact stamp, not the full elements
+    from aigif.syntax.registry import SEG_STAMP
+
+    assert SEG_STAMP in [s.type for s in read_container(data)[1]]     # the compact stamp, not the full elements
     assert loads(data) == doc
 
 

@@ -53,7 +53,7 @@ def _codes(rows, key="Code"):
 
 def test_every_registry_table_is_documented(tables):
     for name in ("Segment types", "Devices", "Dtypes", "Attention backends", "Hardware", "CPU instruction sets",
-                 "oneDNN instruction sets", "Pipeline families", "Models",
+                 "oneDNN instruction sets", "Library releases", "Pipeline families", "Models",
                  "Schedulers", "Upscalers", "Extension type codes"):
         assert name in tables, f"spec/registry.md lacks the table '## {name}'"
 
@@ -81,6 +81,12 @@ def test_platform_enums(tables, heading, table):
     rows = tables[heading]
     assert {int(x["Code"]): x["Name"] for x in rows} == table
     assert len(_codes(rows)) == len(table)
+
+
+def test_library_releases(tables):
+    doc = {x["Library"]: tuple(v.strip() for v in x["Releases in code order"].split(",")) for x in tables["Library releases"]}
+    assert doc == r.RELEASES
+    assert all(len(set(t)) == len(t) for t in r.RELEASES.values())
 
 
 def test_hardware(tables):

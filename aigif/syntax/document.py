@@ -39,6 +39,7 @@ CORE = (
 PAYLOAD_ATTRS = ("residual", "pixels", "c2pa")
 _BY_TYPE = {t: (attr, cls) for attr, cls, t in CORE}
 _BY_TYPE[registry.SEG_STAMP] = ("stamp", None)    # platform + fingerprint in one compact segment (.stamp)
+_BY_TYPE[registry.SEG_STAMP_V1] = ("stamp", None)
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def dumps(doc: Document) -> bytes:
         value = getattr(doc, attr)
         if stamp is not None and attr in ("platform", "fingerprint"):
             if attr == "fingerprint":
-                segments.append(Segment(registry.SEG_STAMP, stamp))
+                segments.append(Segment(*stamp))
             continue
         if value is None:
             continue
@@ -115,10 +116,10 @@ def loads(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Document:
             check_extension_segment(seg, where, limits)  # unknown critical: error; unknown ancillary: warning
             extensions.append(seg)
             continue
-        if seg.type == registry.SEG_STAMP:
+        if seg.type in (registry.SEG_STAMP, registry.SEG_STAMP_V1):
             if stamp is not None:
                 raise CorruptError(f"{where}: a second stamp segment; at most one is allowed")
-            stamp = (seg.payload, where)
+            stamp = (seg.type, seg.payload, where)
             continue
         attr, cls = handler
         if attr in values:
@@ -131,10 +132,10 @@ def loads(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Document:
         raise CorruptError(f"file structure: {exc}") from None
     if stamp is None:
         return doc
-    payload, where = stamp
+    seg_type, payload, where = stamp
     if "platform" in values or "fingerprint" in values:
         raise CorruptError(f"{where}: a stamp and a platform or fingerprint segment; the stamp already holds both")
-    platform, fp = decode_stamp(payload, size, where, limits)
+    platform, fp = decode_stamp(seg_type, payload, size, where, limits)
     return doc.replace(platform=platform, fingerprint=fp)
 
 
