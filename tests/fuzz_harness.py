@@ -37,7 +37,7 @@ from aigif.syntax import registry
 from aigif.syntax.fields import RawField, read_fields, write_field
 
 ROOT = Path(__file__).resolve().parents[1]
-TEXT_CODEC_IDS = (0, 1, 2, 3)
+TEXT_CODEC_IDS = tuple(aigif.text.TEXT_CODECS)
 PROMPTS = (
     "a photo of a cat wearing a tiny wizard hat, highly detailed, 8k, trending on artstation",
     "masterpiece, best quality, (1girl:1.2), [city|forest], <lora:foo:0.7>, 日本語, emoji 🎨",
@@ -283,7 +283,7 @@ def hostile_blob(rnd: random.Random) -> bytes:
     if kind == 2:
         return msgpack_header_bomb()
     if kind == 3:
-        return bytes([rnd.choice(TEXT_CODEC_IDS + (4, 255))]) + bytes(rnd.randrange(256) for _ in range(rnd.randrange(40)))
+        return bytes([rnd.choice(TEXT_CODEC_IDS + (len(TEXT_CODEC_IDS), 255))]) + bytes(rnd.randrange(256) for _ in range(rnd.randrange(40)))
     if kind == 4:
         return b"\x00" + "x".encode() * rnd.choice((65536, 65537))
     if kind == 5:

@@ -30,9 +30,9 @@ UNLISTED = dataclasses.replace(CUDA, torch="2.16.0+cu124", transformers="4.39.3"
 
 def _payload(platform, seg_type):
     """The stamp payload of *platform* written as *seg_type* (the writer picks 0x0E whenever it can)."""
-    from aigif.syntax.stamp import _values
+    from aigif.syntax.stamp import stamp_values
 
-    return bytes.fromhex(FP.pixel_sha256 + FP.perceptual) + b"".join(encode_uvarint(v) for v in _values(platform, seg_type))
+    return bytes.fromhex(FP.pixel_sha256 + FP.perceptual) + b"".join(encode_uvarint(v) for v in stamp_values(platform, seg_type))
 
 
 def _doc(platform=CUDA, fp=FP, gen=GEN) -> Document:

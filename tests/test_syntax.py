@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import pytest
@@ -221,3 +222,29 @@ def test_atomic_write_gives_normal_permissions(tmp_path):
         assert stat.S_IMODE(p.stat().st_mode) == 0o600 and p.read_bytes() == b"y"
     finally:
         os.umask(umask)
+
+
+@pytest.mark.parametrize("seed,wire,size", [(2**28 - 1, 0, 4), (2**28, 5, 4), (3_141_592_653, 5, 4), (2**32 - 1, 5, 4),
+                                            (2**32, 0, 5), (2**64 - 1, 0, 10), (0, 0, 1)])
+def test_seeds_take_their_shortest_form(seed, wire, size):
+    """A 10-digit seed (A1111's 32-bit range) is 4 bytes as fixed32 where a uvarint takes 5."""
+    from aigif.syntax.fields import read_fields
+    from aigif.syntax.schema import encode_element
+
+    gen = Generation(prompt="a cat", seed=seed, num_inference_steps=20, guidance_scale=7.0, width=512, height=512)
+    field = next(f for f in read_fields(encode_element(gen), "g") if f.number == 3)
+    assert (field.wire, field.value) == (wire, seed)
+    assert len(encode_element(gen)) - len(encode_element(dataclasses.replace(gen, seed=0))) == size - 1
+    assert loads(dumps(Document(generation=gen, model=ModelRef(name="sd15")))).generation.seed == seed
+
+
+def test_height_is_omitted_when_it_equals_width():
+    from aigif.syntax.fields import read_fields
+    from aigif.syntax.schema import encode_element
+
+    square = Generation(prompt="a cat", seed=1, num_inference_steps=20, guidance_scale=7.0, width=768, height=768)
+    tall = dataclasses.replace(square, height=1024)
+    assert 7 not in {f.number for f in read_fields(encode_element(square), "g")}
+    assert 7 in {f.number for f in read_fields(encode_element(tall), "g")}
+    for gen in (square, tall):
+        assert loads(dumps(Document(generation=gen, model=ModelRef(name="sd15")))).generation == gen

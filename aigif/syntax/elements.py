@@ -163,7 +163,7 @@ class Generation:
 
     FIELDS = (F(1, "prompt", "text", required=True), F(2, "negative_prompt", "text"), F(3, "seed", "uint", required=True),
               F(4, "num_inference_steps", "uint", required=True), F(5, "guidance_scale", "number", required=True),
-              F(6, "width", "px", required=True), F(7, "height", "px", required=True), F(8, "scheduler", "enum:scheduler"),
+              F(6, "width", "px", required=True), F(7, "height", "px", required=True, same_as="width"), F(8, "scheduler", "enum:scheduler"),
               F(9, "scheduler_config", "map"), F(10, "eta", "number"), F(11, "clip_skip", "uint"),
               F(12, "batch_index", "uint"), F(13, "guidance_rescale", "number"), F(14, "true_cfg_scale", "number"),
               F(15, "max_sequence_length", "uint"), F(16, "prompt_2", "text"), F(17, "prompt_3", "text"))

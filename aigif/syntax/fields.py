@@ -21,15 +21,16 @@ from typing import Any, Callable
 from ..container.varint import decode_uvarint, encode_uvarint
 from ..errors import CorruptError, TruncatedError
 
-WIRE_UINT, WIRE_SINT, WIRE_BYTES, WIRE_DECIMAL, WIRE_F64 = range(5)
-WIRE_NAMES = {0: "uvarint", 1: "svarint", 2: "bytes", 3: "decimal", 4: "float64"}
+WIRE_UINT, WIRE_SINT, WIRE_BYTES, WIRE_DECIMAL, WIRE_F64, WIRE_FIXED32 = range(6)
+WIRE_NAMES = {0: "uvarint", 1: "svarint", 2: "bytes", 3: "decimal", 4: "float64", 5: "fixed32"}
+FIXED32_FROM = 1 << 28     # a uint from here to 2**32 - 1 takes 4 bytes as fixed32, 5 as uvarint (10-digit seeds)
 
 
 @dataclass(frozen=True)
 class RawField:
     number: int
     wire: int
-    value: Any  # int for varint wires, bytes for WIRE_BYTES / WIRE_F64
+    value: Any  # int for varint and fixed32 wires, bytes for WIRE_BYTES / WIRE_F64
 
 
 def encode_key(number: int, wire: int) -> bytes:
@@ -45,6 +46,8 @@ def write_field(out: bytearray, number: int, wire: int, value: Any) -> None:
         out += value
     elif wire == WIRE_F64:
         out += value
+    elif wire == WIRE_FIXED32:
+        out += value.to_bytes(4, "little")
     else:  # pragma: no cover - programming error
         raise ValueError(wire)
 
@@ -74,6 +77,10 @@ def iter_fields(payload: bytes, where: str):
             if end - pos < 8:
                 raise TruncatedError(f"{where}: float64 field {number} needs 8 bytes, {end - pos} remain")
             value, pos = payload[pos : pos + 8], pos + 8
+        elif wire == WIRE_FIXED32:
+            if end - pos < 4:
+                raise TruncatedError(f"{where}: fixed32 field {number} needs 4 bytes, {end - pos} remain")
+            value, pos = int.from_bytes(payload[pos : pos + 4], "little"), pos + 4
         else:
             raise CorruptError(f"{where}: field {number} has unknown wire type {wire} (offset {start})")
         yield RawField(number, wire, value)

@@ -17,7 +17,9 @@ from ..errors import ConfigError, CorruptError, LimitError
 from ..limits import DEFAULT_LIMITS, Limits
 from . import registry
 from .fields import (
+    FIXED32_FROM,
     WIRE_BYTES,
+    WIRE_FIXED32,
     WIRE_NAMES,
     WIRE_SINT,
     WIRE_UINT,
@@ -45,6 +47,7 @@ class F:
     msg: Any = None
     repeated: bool = False
     required: bool = False
+    same_as: str | None = None      # absent means "equal to that field"; writers omit it then
 
 
 def _defaults(cls) -> dict[str, Any]:
@@ -65,6 +68,8 @@ def encode_element(obj: Any) -> bytes:
         value = getattr(obj, f.name)
         if f.name in defaults and value == defaults[f.name] and not f.required:
             continue
+        if f.same_as is not None and value == getattr(obj, f.same_as):
+            continue
         for item in (value if f.repeated else (value,)):
             wire, raw = _encode_value(f, item)
             write_field(out, f.no, wire, raw)
@@ -77,7 +82,7 @@ def _encode_value(f: F, v: Any) -> tuple[int, Any]:
         v = int(v)
         if not 0 <= v <= U64_MAX:
             raise ConfigError(f"{f.name} = {v} is outside 0..2**64-1")
-        return WIRE_UINT, v
+        return (WIRE_FIXED32, v) if k == "uint" and FIXED32_FROM <= v < 1 << 32 else (WIRE_UINT, v)
     if k == "sint":
         return WIRE_SINT, zigzag(int(v))
     if k == "str":
@@ -130,6 +135,8 @@ def decode_element(cls: type, payload: bytes, where: str, limits: Limits = DEFAU
         else:
             values[f.name] = value
     for f in cls.FIELDS:
+        if f.same_as is not None and f.name not in values and f.same_as in values:
+            values[f.name] = values[f.same_as]
         if f.required and f.name not in values:
             raise CorruptError(f"{where}: required field {f.name!r} (number {f.no}) is missing")
         if f.repeated and f.name in values:
@@ -148,7 +155,8 @@ def _want(wire: int, expected: int, where: str) -> None:
 def _decode_value(f: F, wire: int, raw: Any, where: str, limits: Limits, depth: int) -> Any:
     k = f.kind
     if k == "uint":
-        _want(wire, WIRE_UINT, where)
+        if wire != WIRE_FIXED32:
+            _want(wire, WIRE_UINT, where)
         return raw
     if k == "bool":
         _want(wire, WIRE_UINT, where)

@@ -134,7 +134,8 @@ def _settings(p: Platform) -> dict[str, int] | None:
             "threads": p.threads or 0}
 
 
-def _values(p: Platform, seg_type: int) -> list[int] | None:
+def stamp_values(p: Platform, seg_type: int) -> list[int] | None:
+    """The values a stamp of *seg_type* holds for *p*, trailing zeros dropped, or None when one does not fit."""
     settings = _settings(p)
     if settings is None:
         return None
@@ -159,7 +160,7 @@ def encode_stamp(platform: Platform | None, fp: Fingerprint | None, size: tuple[
             or (fp.width, fp.height) != tuple(size):
         return None
     for seg_type in VALUES:
-        values = _values(platform, seg_type)
+        values = stamp_values(platform, seg_type)
         if values is None:
             continue
         payload = bytes.fromhex(fp.pixel_sha256) + bytes.fromhex(fp.perceptual) + b"".join(encode_uvarint(v) for v in values)

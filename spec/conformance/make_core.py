@@ -13,7 +13,7 @@ from pathlib import Path
 import aigif
 from aigif.container import MAGIC, Segment, encode_uvarint, write_container
 from aigif.syntax import document_to_dict, dumps, loads
-from aigif.syntax.fields import WIRE_BYTES, write_field
+from aigif.syntax.fields import WIRE_BYTES, WIRE_UINT, encode_key, write_field
 from aigif.syntax.schema import encode_element
 
 HERE = Path(__file__).parent
@@ -87,6 +87,14 @@ def main() -> int:
     good = dumps(minimal)
     gen_unknown_field = bytearray(gen)
     write_field(gen_unknown_field, 99, WIRE_BYTES, b"a field from the future")
+    prompt_field = gen[: 2 + gen[1]]                       # key, length (< 128), coded prompt
+    g = minimal.generation
+    older = bytearray(prompt_field)                        # what writers before fixed32 and the height rule wrote
+    for no, value in ((3, g.seed), (4, g.num_inference_steps)):
+        write_field(older, no, WIRE_UINT, value)
+    older += gen[gen.index(encode_key(5, 3)):]             # guidance 7.5 (decimal) and what follows
+    older = older[: older.index(encode_key(6, WIRE_UINT)) + 2] + encode_key(7, WIRE_UINT) + b"\x20" + \
+        older[older.index(encode_key(6, WIRE_UINT)) + 2:]  # height 512 written out
 
     valid = {
         "minimal": good,
@@ -99,6 +107,7 @@ def main() -> int:
         "unknown-ancillary": dumps(minimal.replace(extensions=(Segment(0x4000, b"private ancillary data"),))),
         "unknown-field": segs((3, model), (5, bytes(gen_unknown_field))),
         "any-order": segs((5, gen), (0x4002, b""), (3, model)),
+        "older-writer": segs((3, model), (5, bytes(older))),
         "hires": dumps(aigif.document_from_dict(HIRES)),
         "hires-full": dumps(aigif.document_from_dict(HIRES_FULL)),     # the stamp's fingerprint takes the hires size
         "hires-pixel-model": dumps(aigif.document_from_dict(HIRES_PIXEL_MODEL)),
@@ -127,7 +136,10 @@ def main() -> int:
         "bad-utf8": ("corrupt", segs((3, b"\x1a\x02\xc3\x28"), (5, gen))),
         "bad-bool": ("corrupt", segs((2, b"\x60\x02"), (3, model), (5, gen))),
         "field-overrun": ("truncated", segs((3, b"\x1a\x7f" + b"x" * 4), (5, gen))),
-        "unknown-text-codec": ("unknown-codec", segs((3, model), (5, b"\x0a\x02\xfe\x00" + gen[gen.index(b"\x18"):]))),
+        "unknown-text-codec": ("unknown-codec", segs((3, model), (5, b"\x0a\x02\xfe\x00" + gen[len(prompt_field):]))),
+        "fixed32-truncated": ("truncated", segs((3, model), (5, prompt_field + b"\x1d\xd2\x02\x96"))),
+        "fixed32-on-number": ("corrupt", segs((3, model), (5, gen + b"\x2d\x00\x00\x00\x00"))),
+        "fixed32-on-bool": ("corrupt", segs((2, b"\x65\x01\x00\x00\x00"), (3, model), (5, gen))),
         "hires-without-generation": ("corrupt", segs((0x0B, hires), (9, b"pixels"))),
         "hires-twice": ("corrupt", segs((3, model), (5, gen), (0x0B, hires), (0x0B, hires))),
         "hires-no-strength": ("corrupt", segs((3, model), (5, gen), (0x0B, b"\x08\x03\x18\x02"))),

@@ -63,7 +63,7 @@ def files() -> dict[str, bytes]:
     signed = sign(base, key)
     segs = read_container(signed)[1]
     tampered = bytearray(signed[:-4])
-    tampered[signed.index(bytes.fromhex("d285d8cc04"))] ^= 0x01    # seed 1234567890 -> 1234567891
+    tampered[signed.index((1234567890).to_bytes(4, "little"))] ^= 0x01    # seed 1234567890 -> 1234567891 (fixed32)
     return {
         "signed-ed25519": signed,
         "signed-ed25519-certificate": sign(base, key, test_certificate(key)),

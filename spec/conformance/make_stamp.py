@@ -11,7 +11,7 @@ import aigif
 from aigif.container import Segment, encode_uvarint, write_container
 from aigif.syntax import dumps
 from aigif.syntax.schema import encode_element
-from aigif.syntax.stamp import _values
+from aigif.syntax.stamp import stamp_values
 
 sys.path.insert(0, str(Path(__file__).parent))
 from make_core import write_files  # noqa: E402
@@ -35,7 +35,7 @@ def stamp_file(values: list[int], head: bytes = HASHES, extra: tuple = (), seg_t
 
 def v1_file(platform: dict) -> bytes:
     """What writers before the 0x0E stamp wrote: the same platform in the 0x08 stamp."""
-    return stamp_file(_values(aigif.document_from_dict({**GEN, "platform": platform}).platform, 0x08), seg_type=0x08)
+    return stamp_file(stamp_values(aigif.document_from_dict({**GEN, "platform": platform}).platform, 0x08), seg_type=0x08)
 
 
 def main() -> int:
