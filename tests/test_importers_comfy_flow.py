@@ -224,3 +224,33 @@ def test_a_comfyui_flux_graph_for_the_tiny_model_regenerates_bit_exactly(comfy_d
     assert full.outcome.kind == EXACT, full.outcome.reason
     doc = loads(full.data)
     assert doc.pixels is None and doc.residual is None and doc.extensions      # the graph segment stays
+
+
+# --- hostile FLUX graphs ---------------------------------------------------------------------------
+@pytest.mark.parametrize("value, error, words", [
+    ("../../outside.safetensors", "UnsafeModelError", "outside the model dirs"),
+    ("/etc/passwd.safetensors", "ModelError", "DIR/diffusion_models/etc/passwd.safetensors"),     # stays under DIR
+])
+def test_a_file_name_leaving_the_model_dirs_is_refused_at_decode(value, error, words, comfy_dir):
+    from aigif import errors
+
+    graph = tiny_graph(1)
+    graph["12"]["inputs"]["unet_name"] = value
+    syn = encode_image(png_with(graph), options=Options(syntax_only=True))
+    with pytest.raises(getattr(errors, error)) as exc:
+        api.decode(syn.data, engine=Engine(model_dirs=[comfy_dir]))
+    assert words in str(exc.value)
+
+
+def test_a_long_flux_guidance_chain_and_wrong_types_stay_bounded():
+    g = short_flux()
+    prev = ["6", 0]
+    for i in range(5000):          # within Limits.max_graph_nodes: walked without recursion
+        g[f"g{i}"] = {"class_type": "FluxGuidance", "inputs": {"guidance": float(i), "conditioning": prev}}
+        prev = [f"g{i}", 0]
+    g["26"]["inputs"]["conditioning"] = prev
+    assert import_bytes(png_with(g)).generation.guidance_scale == 3.5      # node 26, nearest the sampler
+    for bad in ({("25", "noise_seed"): "x"}, {("25", "noise_seed"): 2**70}, {("27", "width"): [1, 2, 3]},
+                {("6", "text"): {"a": 1}}, {("17", "steps"): True}):
+        imp = import_bytes(png_with(short_flux(bad)))
+        assert not imp.regenerable                       # refused with a reason, never a crash

@@ -87,7 +87,8 @@ def _feeding_outputs(graph: dict[str, dict]) -> set[str]:
 
 
 def _path(folder: str, name: str) -> str:
-    return f"{folder}/{name.replace(chr(92), '/')}"
+    """ComfyUI's file name (Windows separators, sub-folders) under its folder; a model dir bounds it at decode."""
+    return f"{folder}/{name.replace(chr(92), '/').lstrip('/')}"
 
 
 def map_flow(graph: dict[str, dict], b: Builder, family: str) -> None:
