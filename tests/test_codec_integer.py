@@ -156,12 +156,36 @@ def test_integer_restoration_strips_equal_the_whole_image(shape, strip):
 
 
 def test_both_3x3_paths_give_the_same_integers():
-    """oneDNN's direct convolution (x86-64 CPUs) and the nine matrix products (other devices) agree exactly."""
-    from aigif.codec.intsynth import conv3x3_taps, exact_matmul
+    """oneDNN's direct convolution (x86-64 CPUs) and the nine matrix products (other devices) agree exactly,
+    the scaled weights and bias included, and equal the layer's definition in integers (§5c)."""
+    from aigif.codec.intsynth import conv3x3_taps, exact_matmul, rshift
 
     layer = zoo.load_integer(6)[0].res[0][0]
     u = layer.inputs(torch.randint(-(1 << 22), 1 << 22, (1, layer.weight.shape[1], 12, 20)).float())
     with exact_matmul():
-        direct = torch.nn.functional.conv2d(u, layer.weight, padding=1)
-        assert torch.equal(direct, conv3x3_taps(u, layer.taps))
-    assert torch.equal(direct, direct.round())
+        direct = torch.nn.functional.conv2d(u, layer.weight, layer.offset, padding=1)
+        assert torch.equal(direct, conv3x3_taps(u, layer.taps, layer.offset))
+    assert not torch.equal(direct, direct.floor())  # the scaled sums keep their fractions until the floor
+    from safetensors.numpy import load_file
+
+    arrays = load_file(os.path.join(zoo.ASSET_DIR, zoo.INT_FILES[6]))
+    w, bias, shift = (torch.from_numpy(arrays[f"syn.res.0.conv1.{k}"].astype(np.float64)) for k in ("weight", "bias", "shift"))
+    acc = torch.nn.functional.conv2d(u.double(), w, bias, padding=1)  # float64: exact for these integers
+    assert torch.equal(direct.floor().double(), rshift(acc, shift.view(1, -1, 1, 1)))
+
+
+def test_gelu_table_composed_with_the_next_input_step_matches_the_definition():
+    """The one-gather GELU equals ``clamp(rshift(g(v), pre), -m, m)`` of §5c for every v (below -n, inside the
+    table, above it)."""
+    from safetensors.numpy import load_file
+
+    from aigif.codec.intsynth import rshift
+
+    ops = zoo.load_integer(6)[0]
+    lut = torch.from_numpy(load_file(os.path.join(zoo.ASSET_DIR, zoo.INT_FILES[6]))["gelu.lut"].astype(np.float64))
+    n = lut.numel() // 2
+    for _blk, _fc1, gelu, fc2 in [ops.vt[(0, 0, 0)], ops.vt[(2, 3, 1)]] + [(None, None, *r[1:]) for r in ops.res]:
+        v = torch.arange(-3 * n, 3 * n + 7, dtype=torch.float64)
+        g = torch.where(v >= n, v, lut[(v.clamp(-n, n - 1) + n).long()])
+        want = rshift(g, fc2.pre).clamp(-fc2.clamp, fc2.clamp)
+        assert torch.equal(gelu(v.float().clone()).double(), want)
