@@ -236,7 +236,7 @@ class IntSynthesis:
         self.vt = {}
         for s, n in enumerate(cfg["layers"]):
             for l in range(n):
-                self.table[(s, l)] = torch.as_tensor(arrays[f"syn.cw.{s}.{l}"]).float()
+                self.table[(s, l)] = torch.as_tensor(arrays[f"syn.cw.{s}.{l}"]).float().t().contiguous()  # (C, K)
                 for u in range(int(cfg["units"])):
                     p = f"syn.vt.{s}.{l}.{u}"
                     fc2 = layers_from(arrays, f"{p}.fc2", "1x1")
@@ -270,7 +270,11 @@ class IntSynthesis:
         return x * 2.0 ** -self.frac
 
     def add_codeword(self, s: int, l: int, x: torch.Tensor, idx: torch.Tensor, _q) -> torch.Tensor:
-        return self._stream(x + self.table[(s, l)][idx].permute(0, 3, 1, 2))
+        """x plus the codeword of every position's index: columns of the (C, K) table gathered in the
+        state's own layout (no permuted operand)."""
+        n, h, w = idx.shape
+        codewords = self.table[(s, l)].index_select(1, idx.reshape(-1)).view(-1, n, h, w).transpose(0, 1)
+        return self._stream(x + codewords)
 
     def vt_stack(self, s: int, l: int, x: torch.Tensor) -> torch.Tensor:
         """The VT units of layer (s, l). Each unit runs on the state gathered into its block grid (every
@@ -343,7 +347,7 @@ class IntRestore:
         z = F.pixel_unshuffle(2 * d - 255, 2)
         planes = torch.zeros(1, self.qualities, *z.shape[2:], device=self.device)
         planes[:, int(q[0])] = 1
-        h = self.inp(torch.cat([z, planes], 1))
+        h = self.inp(torch.cat([z, planes], 1).contiguous(memory_format=torch.channels_last))
         for layer in [*self.mid, self.out]:
             h = layer(h, low=0)
         return (d + F.pixel_shuffle(h, 2)).clamp_(0, 255)
