@@ -8,8 +8,8 @@ Then (or alone, with ``--codec-only``) it decodes every exact NVTC conformance v
 (model id 6, ``spec/codec-nvtc.md`` §5c) with the integer synthesis and restoration
 network on the device and compares the bytes with the CPU reference PNGs: they must be
 identical. The engine cases cover every embedded model: SD 1.x, SDXL, FLUX.1, Chroma
-and Qwen-Image (packed latents), SD 3.5, Z-Image (float32 latents) and FLUX.2-klein
-(patchified latents), with their flow schedulers.
+and Qwen-Image (packed latents), SD 3.5, Z-Image (float32 latents), FLUX.2 and
+FLUX.2-klein (patchified latents), with their flow schedulers.
 
     .venv/bin/python benchmarks/cuda_determinism.py [--device cuda] [--size 64] [--steps 4] [--codec-only | --engine-only]
     .venv/bin/python benchmarks/cuda_determinism.py [--only TEXT ...]      # the engine cases whose label has TEXT
@@ -52,6 +52,9 @@ CASES = [
     ("aigif-tiny-flux2-klein", "float32", "sdpa", None),
     ("aigif-tiny-flux2-klein", "bfloat16", "sdpa", "flow-euler-karras"),
     ("aigif-tiny-flux2-klein", "float16", "sdpa-math", None),
+    ("aigif-tiny-flux2", "float32", "sdpa", None),
+    ("aigif-tiny-flux2", "bfloat16", "sdpa-math", "flow-euler-karras"),
+    ("aigif-tiny-flux2", "float16", "sdpa", None),
 ]
 
 

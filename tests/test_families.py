@@ -47,7 +47,7 @@ def test_sd_families_are_registrations():
     assert F.get_family("sdxl").text_encoders == ("text_encoder", "text_encoder_2")
     assert F.family_of_pipeline("StableDiffusionPipeline") == "sd1"
     assert F.allowed_pipelines() >= {"StableDiffusionPipeline", "StableDiffusionXLPipeline", "FluxPipeline", "StableDiffusion3Pipeline"}
-    with pytest.raises(ModelError, match="supported: chroma, flux1, flux2-klein, qwen-image, sd1, sd2, sd3, sdxl, z-image"):
+    with pytest.raises(ModelError, match="supported: chroma, flux1, flux2, flux2-klein, qwen-image, sd1, sd2, sd3, sdxl, z-image"):
         F.get_family("flux-unknown")
 
 

@@ -197,6 +197,13 @@ for _fam in (
 
 
 # --- flow-matching transformers: FLUX.1, Chroma and SD 3.5 --------------------------------------
+def _fit_patches(f: int, gen: Generation) -> int:
+    """*f*, once width and height are known to be multiples of 2f (latents in 2x2 patches)."""
+    if gen.width % (2 * f) or gen.height % (2 * f):
+        raise ConfigError(f"width and height must be multiples of {2 * f} for this model, got {gen.width}x{gen.height}")
+    return f
+
+
 @dataclass(frozen=True)
 class PackedLatentFamily(GeneratorFamily):
     """FLUX.1 and Chroma: the noise is drawn as (in_channels / 4, H/f, W/f) with H, W multiples of 2f and packed into
@@ -206,9 +213,7 @@ class PackedLatentFamily(GeneratorFamily):
         return 1024   # the transformer has no sample_size; FluxPipeline's default
 
     def latent_shape(self, pipe, gen: Generation) -> tuple[int, ...]:
-        f = self.scale_factor(pipe)
-        if gen.width % (2 * f) or gen.height % (2 * f):
-            raise ConfigError(f"width and height must be multiples of {2 * f} for this model, got {gen.width}x{gen.height}")
+        f = _fit_patches(self.scale_factor(pipe), gen)
         return (int(getattr(pipe, self.denoiser).config.in_channels) // 4, gen.height // f, gen.width // f)
 
     def pack_latents(self, latents):
@@ -236,7 +241,7 @@ register_family(GeneratorFamily("sd3", "StableDiffusion3Pipeline", {},
                                 variants=("StableDiffusion3Img2ImgPipeline",)))
 
 
-# --- Qwen-Image, Z-Image and FLUX.2: Qwen2.5-VL / Qwen3 text encoders ----------------------------
+# --- Qwen-Image, Z-Image and FLUX.2: Qwen2.5-VL / Qwen3 / Mistral 3 text encoders ----------------------------
 @dataclass(frozen=True)
 class FloatLatentFamily(GeneratorFamily):
     """Z-Image: the noise is drawn as (in_channels, H/f, W/f) with H, W multiples of 2f and stays float32 whatever the
@@ -246,9 +251,7 @@ class FloatLatentFamily(GeneratorFamily):
         return 1024   # ZImagePipeline's default
 
     def latent_shape(self, pipe, gen: Generation) -> tuple[int, ...]:
-        f = self.scale_factor(pipe)
-        if gen.width % (2 * f) or gen.height % (2 * f):
-            raise ConfigError(f"width and height must be multiples of {2 * f} for this model, got {gen.width}x{gen.height}")
+        f = _fit_patches(self.scale_factor(pipe), gen)
         return (int(getattr(pipe, self.denoiser).config.in_channels), gen.height // f, gen.width // f)
 
     def initial_noise(self, pipe, gen: Generation, dtype, device):
@@ -286,3 +289,8 @@ register_family(FloatLatentFamily("z-image", "ZImagePipeline", {}, ("negative_pr
 register_family(PatchifiedLatentFamily("flux2-klein", "Flux2KleinPipeline", {}, ("max_sequence_length",),
                                        _QWEN_FLOW | {"Flux2Transformer2DModel", "AutoencoderKLFlux2", "Qwen3ForCausalLM"},
                                        denoiser="transformer", comfy_text_encoders=("qwen_3_4b",), comfy_vae="flux2-vae"))
+register_family(PatchifiedLatentFamily("flux2", "Flux2Pipeline", {}, ("max_sequence_length",),
+                                       _QWEN_FLOW | {"Flux2Transformer2DModel", "AutoencoderKLFlux2",
+                                                     "Mistral3ForConditionalGeneration", "PixtralProcessor"},
+                                       denoiser="transformer", comfy_text_encoders=("mistral_3_small_flux2_bf16",),
+                                       comfy_vae="flux2-vae"))

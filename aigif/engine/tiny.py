@@ -1,4 +1,4 @@
-"""The embedded models: tiny SD-1.x, SDXL, FLUX.1, SD 3.5, Chroma, Qwen-Image, Z-Image and FLUX.2-klein pipelines built
+"""The embedded models: tiny SD-1.x, SDXL, FLUX.1, SD 3.5, Chroma, Qwen-Image, Z-Image, FLUX.2 and FLUX.2-klein pipelines built
 by the package itself.
 
 No download: configs are tables here, weights come from numpy's PCG64 integer
@@ -51,9 +51,13 @@ _QWEN_VL = dict(vocab_size=2048, image_token_id=2047, video_token_id=2046, visio
                 text_config=dict(_QWEN, rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]}),
                 vision_config=dict(depth=1, hidden_size=16, intermediate_size=32, num_heads=2, out_hidden_size=32, patch_size=2,
                                    spatial_merge_size=1, temporal_patch_size=1, fullatt_block_indexes=[0], window_size=4))
+# FLUX.2: one double and one single block, 2x16-d heads over 3 stacked 16-d text layers; 8 latent channels, batch norm
+_FLUX2 = dict(patch_size=1, in_channels=32, num_layers=1, num_single_layers=1, attention_head_dim=16, num_attention_heads=2,
+              joint_attention_dim=48, timestep_guidance_channels=32, axes_dims_rope=[4, 4, 4, 4])
+_FLUX2_VAE = dict(block_out_channels=[16, 16, 32, 32], layers_per_block=1, latent_channels=8, norm_num_groups=8, sample_size=64)
 _CONFIG_CLASSES = {"CLIPTextModel": "CLIPTextConfig", "CLIPTextModelWithProjection": "CLIPTextConfig", "T5EncoderModel": "T5Config",
                    "Qwen2_5_VLForConditionalGeneration": "Qwen2_5_VLConfig", "Qwen3Model": "Qwen3Config",
-                   "Qwen3ForCausalLM": "Qwen3Config"}
+                   "Qwen3ForCausalLM": "Qwen3Config", "Mistral3ForConditionalGeneration": "Mistral3Config"}
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,7 @@ class TinySpec:
     revision: str
     pipeline: str
     modules: tuple[tuple[str, str, dict], ...]     # (component, diffusers/transformers class, config)
-    tokenizers: tuple[tuple[str, str], ...]        # (component, "clip" | "t5" | "qwen")
+    tokenizers: tuple[tuple[str, str], ...]        # (component, "clip" | "t5" | "qwen" | "qwen-parts")
     scheduler: tuple[str, dict]
     extra_index: dict = field(default_factory=dict)
     gains: dict = field(default_factory=dict)      # component -> {key fragment: weight scale} (aigif.engine.tiny_weights)
@@ -165,15 +169,24 @@ TINY = {
     ),
     "aigif-tiny-flux2-klein": TinySpec(   # FLUX.2-klein layout: Qwen3 (layers 9, 18, 27 stacked), 32-channel batch-norm VAE
         "aigif-tiny-flux2-klein", "v1", "Flux2KleinPipeline",
-        modules=(("transformer", "Flux2Transformer2DModel", dict(
-                     patch_size=1, in_channels=32, num_layers=1, num_single_layers=1, attention_head_dim=16,
-                     num_attention_heads=2, joint_attention_dim=48, timestep_guidance_channels=32, axes_dims_rope=[4, 4, 4, 4],
-                     guidance_embeds=False)),
-                 ("vae", "AutoencoderKLFlux2", dict(block_out_channels=[16, 16, 32, 32], layers_per_block=1, latent_channels=8,
-                                                    norm_num_groups=8, sample_size=64)),
+        modules=(("transformer", "Flux2Transformer2DModel", dict(_FLUX2, guidance_embeds=False)),
+                 ("vae", "AutoencoderKLFlux2", _FLUX2_VAE),
                  ("text_encoder", "Qwen3ForCausalLM", dict(_QWEN, hidden_size=16, intermediate_size=32, head_dim=8,
                                                            num_hidden_layers=27))),
         tokenizers=(("tokenizer", "qwen"),),
+        scheduler=("FlowMatchEulerDiscreteScheduler", dict(_FLOW_SCHED, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
+                                                           base_image_seq_len=256, max_image_seq_len=4096)),
+    ),
+    "aigif-tiny-flux2": TinySpec(   # FLUX.2 dev layout: Mistral 3 (layers 10, 20, 30 stacked), guidance embedding
+        "aigif-tiny-flux2", "v1", "Flux2Pipeline",
+        modules=(("transformer", "Flux2Transformer2DModel", dict(_FLUX2, guidance_embeds=True)),
+                 ("vae", "AutoencoderKLFlux2", _FLUX2_VAE),
+                 ("text_encoder", "Mistral3ForConditionalGeneration", dict(
+                     text_config=dict(_QWEN, hidden_size=16, intermediate_size=32, head_dim=8, num_hidden_layers=30),
+                     vision_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                        head_dim=8, patch_size=2, image_size=32),
+                     image_token_index=2047, spatial_merge_size=1, vision_feature_layer=-1, tie_word_embeddings=False))),
+        tokenizers=(("tokenizer", "qwen-parts"),),
         scheduler=("FlowMatchEulerDiscreteScheduler", dict(_FLOW_SCHED, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
                                                            base_image_seq_len=256, max_image_seq_len=4096)),
     ),
@@ -196,14 +209,15 @@ def _module(cls: str, cfg: dict):
 
 def _tokenizers(spec: TinySpec) -> dict:
     from ..text.clip_bpe import clip_tokenizer
-    from ..text.qwen_vocab import qwen_tokenizer
+    from ..text.qwen_vocab import PARTS_CHAT_TEMPLATE, qwen_tokenizer
     from ..text.t5_vocab import t5_tokenizer
 
     made = {}
     with tempfile.TemporaryDirectory(prefix="aigif-tok-") as tmp:
         for comp, kind in spec.tokenizers:
             if kind not in made:
-                made[kind] = {"clip": lambda: clip_tokenizer(Path(tmp)), "t5": t5_tokenizer, "qwen": qwen_tokenizer}[kind]()
+                made[kind] = {"clip": lambda: clip_tokenizer(Path(tmp)), "t5": t5_tokenizer, "qwen": qwen_tokenizer,
+                              "qwen-parts": lambda: qwen_tokenizer(PARTS_CHAT_TEMPLATE)}[kind]()
     return {comp: made[kind] for comp, kind in spec.tokenizers}
 
 

@@ -188,6 +188,8 @@ MODELS = {
                   sha256="5326fa0abffebb561c38425da7ba164ba01885e77e5eb2142edaa5d2113b3a58", embedded=True),
     8: ModelEntry("aigif-tiny-flux2-klein", "flux2-klein", "aigif/tiny-flux2-klein", "v1",
                   sha256="74ed98616005ce2cf35f5f49a7867345885b1b85c773141211769aa363b0d9ae", embedded=True),
+    9: ModelEntry("aigif-tiny-flux2", "flux2", "aigif/tiny-flux2", "v1",
+                  sha256="009c76d742a4bbc1a796bcd415d2d3e73427f09c1e83499fc6ac1feb853cd828", embedded=True),
     16: ModelEntry("sd14", "sd1", "CompVis/stable-diffusion-v1-4",
                    "133a221b8aa7292a167afc5127cb63fb5005638b",
                    single_file_sha256="fe4efff1e174c627256e44ec2991ba279b3816e364b49f9be2abc0b3ff3f8556"),

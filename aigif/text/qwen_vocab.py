@@ -1,4 +1,4 @@
-"""A small byte-level BPE vocabulary shipped inside the package, for the embedded Qwen-Image, Z-Image and FLUX.2-klein models.
+"""A small byte-level BPE vocabulary shipped inside the package, for the embedded Qwen-Image, Z-Image and FLUX.2 models.
 
 Those pipelines encode prompts with Qwen2.5-VL / Qwen3 and their 151k-token BPE,
 a large download. The embedded test models only need *a* Qwen2 tokenizer that
@@ -6,7 +6,8 @@ behaves the same everywhere: ``qwen_bpe_v1.json.gz`` (2,000 tokens, Qwen2's
 pre-tokenizer) was trained once on the shared training prompts by
 ``tools/make_qwen_bpe.py`` and is frozen by its sha256. The tokenizer adds the
 chat markers the pipelines' prompt templates use and a chat template of the
-Qwen3 form (``enable_thinking=False`` writes an empty think block).
+Qwen3 form (``enable_thinking=False`` writes an empty think block), or for FLUX.2 dev, whose Mistral 3
+processor takes messages of typed parts, one of that form.
 """
 from __future__ import annotations
 
@@ -27,6 +28,10 @@ CHAT_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n"
     "{% if enable_thinking is defined and enable_thinking is false %}<think>\n\n</think>\n\n{% endif %}{% endif %}")
+# the form FLUX.2's Mistral processor takes: each message's content is a list of typed parts, text ones are written
+PARTS_CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% for c in m['content'] %}{% if c['type'] == 'text' %}"
+    "{{ c['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endfor %}")
 
 
 @lru_cache(maxsize=1)
@@ -41,7 +46,7 @@ def load_qwen_bpe() -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(data["vocab"]), tuple(data["merges"])
 
 
-def qwen_tokenizer():
+def qwen_tokenizer(chat_template: str = CHAT_TEMPLATE):
     """A ``transformers.Qwen2Tokenizer`` (tokenizers backend) over the shipped vocabulary, with the chat markers."""
     from tokenizers import AddedToken
     from transformers import Qwen2Tokenizer
@@ -49,5 +54,5 @@ def qwen_tokenizer():
     tokens, merges = load_qwen_bpe()
     tok = Qwen2Tokenizer(vocab={t: i for i, t in enumerate(tokens)}, merges=[tuple(m.split(" ")) for m in merges])
     tok.add_tokens([AddedToken(m, special=True, normalized=False) for m in CHAT_MARKERS])
-    tok.chat_template = CHAT_TEMPLATE
+    tok.chat_template = chat_template
     return tok

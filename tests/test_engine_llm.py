@@ -1,5 +1,5 @@
-"""The families with Qwen text encoders on their embedded tiny models: Qwen-Image (packed 2x2 latents), Z-Image
-(float32 latents) and FLUX.2-klein (patchified latents)."""
+"""The families whose text encoder is a language model (Qwen2.5-VL, Qwen3, Mistral 3), on their embedded tiny models:
+Qwen-Image (packed 2x2 latents), Z-Image (float32 latents), FLUX.2-klein and FLUX.2 dev (patchified latents)."""
 import numpy as np
 import pytest
 
@@ -14,7 +14,8 @@ pytestmark = pytest.mark.usefixtures("aigif_home")  # a fresh $AIGIF_HOME per mo
 
 MODELS = {"aigif-tiny-qwen-image": ("qwen-image", "QwenImagePipeline"),
           "aigif-tiny-z-image": ("z-image", "ZImagePipeline"),
-          "aigif-tiny-flux2-klein": ("flux2-klein", "Flux2KleinPipeline")}
+          "aigif-tiny-flux2-klein": ("flux2-klein", "Flux2KleinPipeline"),
+          "aigif-tiny-flux2": ("flux2", "Flux2Pipeline")}
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,8 @@ def test_generate_decode_exact_and_the_prompt_and_seed_count(made, model):
     assert doc.model == ModelRef(name=model)
     gen = doc.generation
     assert (gen.width, gen.height, gen.num_inference_steps) == (64, 64, 2)
-    assert gen.guidance_scale == {"aigif-tiny-qwen-image": 1.0, "aigif-tiny-z-image": 5.0, "aigif-tiny-flux2-klein": 4.0}[model]
+    assert gen.guidance_scale == {"aigif-tiny-qwen-image": 1.0, "aigif-tiny-z-image": 5.0, "aigif-tiny-flux2-klein": 4.0,
+                                  "aigif-tiny-flux2": 4.0}[model]
     out = api.decode(dumps(doc))
     assert out.status == "exact"
     base = np.asarray(made[model].image)
@@ -104,6 +106,7 @@ def test_sizes_must_fit_the_latent_layout(model):
     ("aigif-tiny-qwen-image", dict(negative_prompt="blurry", true_cfg_scale=3.0, max_sequence_length=64)),
     ("aigif-tiny-z-image", dict(negative_prompt="blurry", guidance_scale=3.0)),
     ("aigif-tiny-flux2-klein", dict(guidance_scale=2.5, max_sequence_length=64)),
+    ("aigif-tiny-flux2", dict(guidance_scale=2.5, max_sequence_length=128)),
 ])
 def test_record_on_the_tiny_pipeline_decodes_exact(pipes, made, model, kw):
     rec = api.record(pipes[model], prompt="a red fox in the snow", seed=11, num_inference_steps=2, width=64, height=64, **kw)
@@ -122,6 +125,7 @@ def test_wrap_pipeline_on_tiny_qwen_image_decodes_exact(pipes):
     assert api.decode(rec.data).status == "exact"
 
 
-def test_negative_prompt_is_refused_where_the_pipeline_has_none(pipes):
+@pytest.mark.parametrize("model", ["aigif-tiny-flux2-klein", "aigif-tiny-flux2"])
+def test_negative_prompt_is_refused_where_the_pipeline_has_none(model):
     with pytest.raises(ConfigError, match="negative_prompt"):
-        api.generate("a red fox", model="aigif-tiny-flux2-klein", negative_prompt="blurry", seed=1, steps=1)
+        api.generate("a red fox", model=model, negative_prompt="blurry", seed=1, steps=1)
