@@ -166,7 +166,7 @@ def main(argv=None) -> int:
     base = statistics.mean(rows[".aigif (syntax + platform + fingerprint)"])
     for name, xs in rows.items():
         m, med, mx = stats(xs)
-        lines.append(f"| {name} | {m:.0f} | {med:.0f} | {mx:.0f} | {m / base:.2f}x |")
+        lines.append(f"| {name} | {m:.0f} | {med:g} | {mx:.0f} | {m / base:.2f}x |")
 
     # 2 + 3. tiny-model renders: pixel sizes and fidelity --------------------------------------------------
     from aigif.engine import Engine
