@@ -134,7 +134,7 @@ def test_comfyui_upscale_by_and_second_pass_prompt():
 
 
 @pytest.mark.parametrize("mutate, words", [
-    (lambda g: g["11"]["inputs"].update(scheduler="simple"), "scheduler 'simple'"),
+    (lambda g: g["11"]["inputs"].update(scheduler="sgm_uniform"), "scheduler 'sgm_uniform'"),
     (lambda g: g["10"]["inputs"].update(crop="center"), "crops"),
     (lambda g: g.update({"30": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "b.safetensors"}}})
      or g["11"]["inputs"].update(model=["30", 0]), "another model"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ConfigError
-from ..syntax import registry
+from ..syntax import registry, timesteps
 
 ALLOWED_SCHEDULERS = frozenset(e.cls for e in registry.SCHEDULERS.values()) | {"PNDMScheduler", "EulerDiscreteScheduler"}
 _SCALARS = (str, int, float, bool, type(None))
@@ -49,9 +49,28 @@ def make_scheduler(default_cls: str, default_config: dict, name: str | None, ove
     if cfg.get("use_flow_sigmas") and "shift" in default_config:   # DPM-Solver names the flow model's shift flow_shift
         cfg.setdefault("flow_shift", default_config["shift"])
     cfg.update(extra)
+    schedule = cfg.pop(timesteps.KEY, None)
+    if schedule is not None and cls_name not in timesteps.TIMESTEP_CAPABLE:
+        raise ConfigError(f"{timesteps.KEY} {schedule!r} needs a scheduler that takes custom timesteps "
+                          f"({', '.join(sorted(timesteps.TIMESTEP_CAPABLE))}), not {cls_name}")
     try:
-        return cls.from_config(dict(default_config), **cfg)
+        sched = cls.from_config(dict(default_config), **cfg)
     except ImportError as exc:  # e.g. DPMSolverSDEScheduler needs torchsde
         raise ConfigError(f"scheduler {name or cls_name} needs an optional package: {exc}") from None
     except Exception as exc:
         raise ConfigError(f"scheduler {name or cls_name} rejects its configuration: {type(exc).__name__}: {exc}") from None
+    if schedule is not None:
+        _follow(sched, schedule)
+    return sched
+
+
+def _follow(sched, schedule: str) -> None:
+    """Make the pipeline's ``set_timesteps(steps)`` call use the named schedule's timesteps for that step count."""
+    own = sched.set_timesteps
+    train = sched.config.num_train_timesteps
+    timesteps.schedule_timesteps(schedule, 1, train)          # an unknown name fails before any work
+
+    def set_timesteps(num_inference_steps=None, device=None, **_):
+        own(device=device, timesteps=timesteps.schedule_timesteps(schedule, num_inference_steps, train))
+
+    sched.set_timesteps = set_timesteps

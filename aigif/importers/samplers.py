@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ..syntax.flow import check_schedule, flow_scheduler, is_flow_family
 from ..syntax.registry import SCHEDULERS, code_of, is_flow_scheduler, scheduler_from_sampler
+from ..syntax.timesteps import KEY as TIMESTEP_SCHEDULE, SCHEDULES as TIMESTEP_SCHEDULES, TIMESTEP_CAPABLE
 
 Mapped = tuple[str, dict | None]
 
@@ -28,6 +29,8 @@ COMFY_SAMPLERS = {
     "dpmpp_3m_sde": "dpmpp-3m-sde", "uni_pc": "unipc", "lcm": "lcm", "ddpm": "ddpm",
 }
 COMFY_SCHEDULES = {"normal": "", "karras": "-karras"}
+# ComfyUI schedules of training timesteps the engine passes to the scheduler (aigif.syntax.timesteps)
+COMFY_TIMESTEP_SCHEDULES = {"simple": "simple"}
 
 # InvokeAI >= 3 names its diffusers scheduler directly (invokeai/backend/stable_diffusion/schedulers).
 INVOKEAI_SCHEDULERS: dict[str, Mapped] = {
@@ -136,8 +139,22 @@ def from_comfy(sampler_name: str, scheduler: str, family: str | None = None, *, 
     if is_flow_family(family):
         return from_flow(s, scheduler, family, shift=shift)
     base = COMFY_SAMPLERS.get(s)
+    if str(scheduler) in COMFY_TIMESTEP_SCHEDULES:
+        return _with_timesteps(base, COMFY_TIMESTEP_SCHEDULES[str(scheduler)])
     suffix = COMFY_SCHEDULES.get(str(scheduler))
     return _combine(base, suffix)
+
+
+def _with_timesteps(base: str | None, schedule: str) -> Mapped | None:
+    """A sampler family on a named timestep schedule, when its diffusers class takes custom timesteps."""
+    from ..syntax.registry import scheduler_entry
+
+    if base is None or _known(base) is None or schedule not in TIMESTEP_SCHEDULES:
+        return None
+    entry = scheduler_entry(base)
+    if entry.cls not in TIMESTEP_CAPABLE or entry.config.get("use_karras_sigmas"):
+        return None
+    return base, {TIMESTEP_SCHEDULE: schedule}
 
 
 def _combine(base: str | None, suffix: str | None) -> Mapped | None:
