@@ -104,13 +104,13 @@ class IntLayer:
             setattr(self, name, getattr(self, name).to(device))
         return self
 
-    def inputs(self, v: torch.Tensor, low: int | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
-        """``clamp(rshift(v, pre), low, m)`` into a new tensor or ``out``; ``low`` is -m, or 0 after a ReLU
-        (``max(v, 0)`` then the shift and the clamp equals the shift then a clamp at 0)."""
+    def inputs(self, v: torch.Tensor, low: int | None = None) -> torch.Tensor:
+        """``clamp(rshift(v, pre), low, m)`` in a new tensor; ``low`` is -m, or 0 after a ReLU (``max(v, 0)``
+        then the shift and the clamp equals the shift then a clamp at 0)."""
         low = -self.clamp if low is None else low
         if not self.pre:
-            return torch.clamp(v, low, self.clamp, out=out)
-        return torch.add(HALF.to(v.device), v, alpha=2.0 ** -self.pre, out=out).floor_().clamp_(low, self.clamp)
+            return torch.clamp(v, low, self.clamp)
+        return torch.add(HALF.to(v.device), v, alpha=2.0 ** -self.pre).floor_().clamp_(low, self.clamp)
 
     def product(self, u: torch.Tensor) -> torch.Tensor:
         """``(W u + B + 2**(S-1)) / 2**S`` (floor it for the output) of layer inputs ``u``: (I, P) or
