@@ -101,12 +101,21 @@ def _at(padded: np.ndarray, c: int, a: int, b: int, w: int, dy: int, dx: int) ->
     return padded[a + MARGIN + dy : b + MARGIN + dy, MARGIN + dx : MARGIN + dx + w, c]
 
 
+def columns(padded: np.ndarray, c: int, a: int, b: int, w: int):
+    """(rows, w) int64 arrays, one per weight of channel c's filters, in weight order (the last is all ones)."""
+    yield _at(padded, c, a, b, w, 0, 0)
+    for dy, dx in PAIRS:
+        yield _at(padded, c, a, b, w, dy, dx) + _at(padded, c, a, b, w, -dy, -dx)
+    for o in range(3):
+        if o != c:
+            for dy, dx in CROSS:
+                yield _at(padded, o, a, b, w, dy, dx)
+    yield np.ones((b - a, w), np.int64)
+
+
 def features(padded: np.ndarray, c: int, a: int, b: int, w: int) -> np.ndarray:
     """(rows*w, WEIGHTS_PER_CHANNEL) int64: what channel c's filters weigh, in weight order."""
-    cols = [_at(padded, c, a, b, w, 0, 0)]
-    cols += [_at(padded, c, a, b, w, dy, dx) + _at(padded, c, a, b, w, -dy, -dx) for dy, dx in PAIRS]
-    cols += [_at(padded, o, a, b, w, dy, dx) for o in range(3) if o != c for dy, dx in CROSS]
-    cols.append(np.ones_like(cols[0]))
+    cols = list(columns(padded, c, a, b, w))
     return np.stack(cols, -1).reshape(-1, len(cols))
 
 
@@ -143,7 +152,10 @@ def apply(img: np.ndarray, pf: ClassifiedFilter) -> np.ndarray:
     for a, b in strips(h, w, STRIP_PIXELS):
         which = lut[classes(img, a, b).ravel()]
         for c in range(3):
-            acc = np.einsum("ij,ij->i", features(padded, c, a, b, w), pf.weights[which, c]) + half
+            weights = pf.weights[:, c].T[:, which]        # (weight, pixel): each pixel's filter, weight by weight
+            acc = np.full((b - a) * w, half, np.int64)
+            for col, wk in zip(columns(padded, c, a, b, w), weights):
+                acc += col.ravel() * wk                   # exact int64 sums: the order does not matter
             centre = img[a:b, :, c].astype(np.int64).ravel()
             corr = acc >> pf.shift
             if pf.bands:
