@@ -94,3 +94,19 @@ def test_the_comfyui_two_pass_fixture_regenerates(aigif_home):
     assert np.array_equal(np.asarray(out.image), np.asarray(aigif.decode(dumps(doc)).image))
     plain = dataclasses.replace(doc, hires=dataclasses.replace(doc.hires, scheduler_config=None))
     assert not np.array_equal(np.asarray(out.image), np.asarray(aigif.decode(dumps(plain)).image))
+
+
+def test_a_syntax_pairing_a_timestep_schedule_with_the_wrong_scheduler_is_refused_when_made():
+    from aigif.syntax.flow import check_schedule
+
+    check_schedule("sd1", "dpmpp-2m", {"timestep_schedule": "simple"})
+    check_schedule("sd1", "EulerDiscreteScheduler", {"timestep_schedule": "simple"})
+    with pytest.raises(ConfigError, match="custom timesteps"):
+        check_schedule("sd1", "euler-a", {"timestep_schedule": "simple"})
+    with pytest.raises(ConfigError, match="custom timesteps"):
+        check_schedule("sd1", "pndm", {"timestep_schedule": "simple"})
+    with pytest.raises(ConfigError, match="unknown timestep_schedule"):
+        check_schedule("sdxl", "euler", {"timestep_schedule": "sgm_uniform"})
+    with pytest.raises(ConfigError, match="custom timesteps"):
+        aigif.pack({"model": "sd15", "prompt": "a cat", "seed": 1, "scheduler": "euler-a",
+                    "scheduler_config": {"timestep_schedule": "simple"}})

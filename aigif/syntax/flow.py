@@ -10,7 +10,7 @@ compute (so a file never names a schedule its decoder replaces silently).
 from __future__ import annotations
 
 from ..errors import ConfigError
-from . import registry
+from . import registry, timesteps
 
 # ComfyUI sigma schedule -> registry suffix. simple, normal and sgm_uniform all space the shifted flow
 # sigmas linearly from 1 to 1/steps, which is what FlowMatchEulerDiscreteScheduler computes.
@@ -53,6 +53,9 @@ def _flow_names() -> str:
 
 def check_schedule(family: str | None, scheduler: str | None, config: dict | None) -> None:
     """Refuse a schedule the family's pipeline would not compute as named (checked when a syntax is made)."""
+    schedule = (config or {}).get(timesteps.KEY)
+    if schedule is not None:
+        timesteps.schedule_timesteps(schedule, 1, 1000)      # an unknown name fails here, naming the known ones
     if config:
         flags = [k for k in _SIGMA_FLAGS if config.get(k)]
         if len(flags) > 1:
@@ -66,6 +69,9 @@ def check_schedule(family: str | None, scheduler: str | None, config: dict | Non
         flow, cls = registry.is_flow_scheduler(entry), entry.cls
     else:   # a diffusers class name stored as a string
         flow, cls = scheduler in registry.FLOW_SCHEDULER_CLASSES, scheduler
+    if schedule is not None and (flow or cls not in timesteps.TIMESTEP_CAPABLE):
+        raise ConfigError(f"{timesteps.KEY} {schedule!r} needs a scheduler that takes custom timesteps "
+                          f"({', '.join(sorted(timesteps.TIMESTEP_CAPABLE))}), not {scheduler}")
     if fam.flow and not flow:
         raise ConfigError(f"scheduler {scheduler} samples noise-prediction models; {family} is a flow-matching model "
                           f"and would be sampled wrongly; flow schedulers: {_flow_names()}")
