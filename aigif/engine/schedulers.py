@@ -50,9 +50,8 @@ def make_scheduler(default_cls: str, default_config: dict, name: str | None, ove
         cfg.setdefault("flow_shift", default_config["shift"])
     cfg.update(extra)
     schedule = cfg.pop(timesteps.KEY, None)
-    if schedule is not None and cls_name not in timesteps.TIMESTEP_CAPABLE:
-        raise ConfigError(f"{timesteps.KEY} {schedule!r} needs a scheduler that takes custom timesteps "
-                          f"({', '.join(sorted(timesteps.TIMESTEP_CAPABLE))}), not {cls_name}")
+    if schedule is not None:
+        timesteps.check(schedule, cls_name)           # before any work: an unknown name, a class without timestep lists
     try:
         sched = cls.from_config(dict(default_config), **cfg)
     except ImportError as exc:  # e.g. DPMSolverSDEScheduler needs torchsde
@@ -68,7 +67,6 @@ def _follow(sched, schedule: str) -> None:
     """Make the pipeline's ``set_timesteps(steps)`` call use the named schedule's timesteps for that step count."""
     own = sched.set_timesteps
     train = sched.config.num_train_timesteps
-    timesteps.schedule_timesteps(schedule, 1, train)          # an unknown name fails before any work
 
     def set_timesteps(num_inference_steps=None, device=None, **_):
         own(device=device, timesteps=timesteps.schedule_timesteps(schedule, num_inference_steps, train))

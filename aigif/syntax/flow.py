@@ -55,7 +55,7 @@ def check_schedule(family: str | None, scheduler: str | None, config: dict | Non
     """Refuse a schedule the family's pipeline would not compute as named (checked when a syntax is made)."""
     schedule = (config or {}).get(timesteps.KEY)
     if schedule is not None:
-        timesteps.schedule_timesteps(schedule, 1, 1000)      # an unknown name fails here, naming the known ones
+        timesteps.check(schedule)                              # an unknown name fails whatever the family
     if config:
         flags = [k for k in _SIGMA_FLAGS if config.get(k)]
         if len(flags) > 1:
@@ -69,9 +69,8 @@ def check_schedule(family: str | None, scheduler: str | None, config: dict | Non
         flow, cls = registry.is_flow_scheduler(entry), entry.cls
     else:   # a diffusers class name stored as a string
         flow, cls = scheduler in registry.FLOW_SCHEDULER_CLASSES, scheduler
-    if schedule is not None and (flow or cls not in timesteps.TIMESTEP_CAPABLE):
-        raise ConfigError(f"{timesteps.KEY} {schedule!r} needs a scheduler that takes custom timesteps "
-                          f"({', '.join(sorted(timesteps.TIMESTEP_CAPABLE))}), not {scheduler}")
+    if schedule is not None:
+        timesteps.check(schedule, cls, scheduler, flow=flow)
     if fam.flow and not flow:
         raise ConfigError(f"scheduler {scheduler} samples noise-prediction models; {family} is a flow-matching model "
                           f"and would be sampled wrongly; flow schedulers: {_flow_names()}")

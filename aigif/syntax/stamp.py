@@ -142,8 +142,11 @@ def stamp_values(p: Platform, seg_type: int) -> list[int] | None:
     pack = VERSION_CODERS[seg_type][0]
     out = []
     for name in VALUES[seg_type]:
-        version = None if name in settings else getattr(p, name)
-        value = settings[name] if name in settings else 0 if version is None else pack(name, version, p.cuda)
+        if name in settings:
+            value = settings[name]
+        else:
+            version = getattr(p, name)
+            value = 0 if version is None else pack(name, version, p.cuda)
         if value is None:
             return None
         out.append(value)
