@@ -92,6 +92,19 @@ def test_apply_is_the_normative_integer_formula(seed, shape):
     assert np.array_equal(postfilter.apply(img, pf), reference_apply(img, pf))
 
 
+@pytest.mark.parametrize("scale", [300_000, 170_000, 300])
+def test_sums_beyond_int32_keep_the_formula(scale):
+    """A sum beyond 2**31 (weights of 300,000 on a white region: wrapped around in int32 it would darken
+    the region), weights just within the int32 bound (170,000) and the usual small ones all give the
+    normative result."""
+    rng = np.random.default_rng(scale)
+    img = rng.integers(0, 256, (7, 9, 3)).astype(np.uint8)
+    pf = random_filter(5, n_filters=2, scale=scale, shift=classfilter.MAX_SHIFT, bands=8, shape=(7, 9))
+    pf.weights[0, 0] = scale  # the worst case: every weight at the bound
+    img[3:] = 255  # white: the sums of the worst case come near the bound
+    assert np.array_equal(classfilter.apply(img, pf), reference_apply(img, pf))
+
+
 def test_classes_span_the_range():
     img = photo(64, 64, seed=3)
     img[:20] = 90  # flat band: class 0

@@ -85,8 +85,8 @@ class ClassifiedFilter:
 
 
 # ---- features and classes ------------------------------------------------
-def _padded(img: np.ndarray) -> np.ndarray:
-    return np.pad(img, ((MARGIN, MARGIN), (MARGIN, MARGIN), (0, 0)), mode="edge").astype(np.int64)
+def _padded(img: np.ndarray, dtype=np.int64) -> np.ndarray:
+    return np.pad(img, ((MARGIN, MARGIN), (MARGIN, MARGIN), (0, 0)), mode="edge").astype(dtype)
 
 
 def strips(h: int, w: int, pixels: int):
@@ -102,7 +102,8 @@ def _at(padded: np.ndarray, c: int, a: int, b: int, w: int, dy: int, dx: int) ->
 
 
 def columns(padded: np.ndarray, c: int, a: int, b: int, w: int):
-    """(rows, w) int64 arrays, one per weight of channel c's filters, in weight order (the last is all ones)."""
+    """(rows, w) arrays of ``padded``'s integer type, one per weight of channel c's filters, in weight order
+    (the last is all ones)."""
     yield _at(padded, c, a, b, w, 0, 0)
     for dy, dx in PAIRS:
         yield _at(padded, c, a, b, w, dy, dx) + _at(padded, c, a, b, w, -dy, -dx)
@@ -110,7 +111,7 @@ def columns(padded: np.ndarray, c: int, a: int, b: int, w: int):
         if o != c:
             for dy, dx in CROSS:
                 yield _at(padded, o, a, b, w, dy, dx)
-    yield np.ones((b - a, w), np.int64)
+    yield np.ones((b - a, w), padded.dtype)
 
 
 def features(padded: np.ndarray, c: int, a: int, b: int, w: int) -> np.ndarray:
@@ -143,27 +144,32 @@ def _lap_rows(img: np.ndarray, a: int, b: int) -> np.ndarray:
 
 # ---- decoding ---------------------------------------------------------------
 def apply(img: np.ndarray, pf: ClassifiedFilter) -> np.ndarray:
-    """The filtered image (uint8 (H, W, 3)); integer arithmetic, identical on every machine."""
+    """The filtered image (uint8 (H, W, 3)); integer arithmetic, identical on every machine.
+
+    Sums run in int32 when the filters' weights bound every one below 2**31 (the usual case: a sum is at
+    most ``sum |w| * 510 + 2**(shift-1)``), in int64 otherwise: both are exact, so the bytes are the same."""
     h, w = img.shape[:2]
-    padded = _padded(img)
+    bound = int(np.abs(pf.weights).sum(-1).max()) * 2 * 255 + (1 << (pf.shift - 1)) + 2 * MAX_OFFSET + 255
+    dtype = np.int32 if bound < 1 << 31 else np.int64
+    padded = _padded(img, dtype)
+    weights = pf.weights.astype(dtype)
     out = np.empty_like(img)
-    half = 1 << (pf.shift - 1)
     lut = pf.class_to_filter()
     for a, b in strips(h, w, STRIP_PIXELS):
-        which = lut[classes(img, a, b).ravel()]
+        which = lut[classes(img, a, b)]                      # (rows, w): each pixel's filter
+        product = np.empty((b - a, w), dtype)
         for c in range(3):
-            weights = pf.weights[:, c].T[:, which]        # (weight, pixel): each pixel's filter, weight by weight
-            acc = np.full((b - a) * w, half, np.int64)
-            for col, wk in zip(columns(padded, c, a, b, w), weights):
-                acc += col.ravel() * wk                   # exact int64 sums: the order does not matter
-            centre = img[a:b, :, c].astype(np.int64).ravel()
+            acc = np.full((b - a, w), 1 << (pf.shift - 1), dtype)
+            for col, wk in zip(columns(padded, c, a, b, w), weights[:, c].T):
+                acc += np.multiply(col, wk[which], out=product)  # exact integer sums: the order does not matter
+            centre = padded[a + MARGIN : b + MARGIN, MARGIN : MARGIN + w, c]
             corr = acc >> pf.shift
             if pf.bands:
-                corr += pf.offsets[c][(centre * pf.bands) >> 8]
+                corr += pf.offsets[c].astype(dtype)[(centre * pf.bands) >> 8]
             if pf.block_log2:
                 z = pf.block_log2
-                corr += pf.blocks[c][(np.arange(a, b) >> z)[:, None], (np.arange(w) >> z)[None, :]].ravel()
-            out[a:b, :, c] = np.clip(centre + corr, 0, 255).reshape(b - a, w)
+                corr += pf.blocks[c].astype(dtype)[(np.arange(a, b) >> z)[:, None], (np.arange(w) >> z)[None, :]]
+            out[a:b, :, c] = np.clip(centre + corr, 0, 255)
     return out
 
 
