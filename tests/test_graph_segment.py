@@ -15,7 +15,7 @@ from aigif.errors import AigifError, CorruptError, LimitError, TruncatedError
 from aigif.importers import Options, encode_image, import_image
 from aigif.limits import Limits
 from aigif.syntax import comfy_names
-from aigif.syntax.graph_segment import TYPE_CODE, decode_graph, encode_graph
+from aigif.syntax.graph_segment import EXPANSION, EXPANSION_BASE, RANGE_CODED, TYPE_CODE, decode_graph, encode_graph
 from aigif.syntax.jsoncode import same
 from tests.test_registry_doc import DOC, parse_tables
 
@@ -49,7 +49,9 @@ def test_conformance_payload(path):
         assert info.value.kind == expected["error"], str(info.value)
     else:
         assert same(decode_graph(payload), expected["data"])
-        assert encode_graph(expected["data"]) == payload          # writers are deterministic
+        coding = 2 if payload[1] & RANGE_CODED else 1               # coding1-*: payloads of earlier releases
+        assert coding == (1 if path.stem.startswith("coding1-") else 2)
+        assert encode_graph(expected["data"], coding=coding) == payload          # writers are deterministic
 
 
 @pytest.mark.parametrize("name", COMFY)
@@ -80,24 +82,56 @@ def test_a_wrong_prediction_only_costs_bytes():
     assert same(decode_graph(encode_graph(data)), data)
 
 
-def test_every_truncation_is_refused():
-    payload = encode_graph(graph_of("comfyui_txt2img"))
+@pytest.mark.parametrize("coding", [1, 2])
+def test_every_truncation_is_refused(coding):
+    payload = encode_graph(graph_of("comfyui_txt2img"), coding=coding)
     for n in range(len(payload)):
         with pytest.raises(AigifError):
             decode_graph(payload[:n])
 
 
-def test_corrupted_payloads_give_aigif_errors_only():
-    payload = bytearray(encode_graph(graph_of("comfyui_lora")))
-    rng = random.Random(5)
-    for _ in range(300):
+def mutations(payload: bytes, rng: random.Random, n: int):
+    """Payloads with bytes changed, inserted, deleted or cut off."""
+    for _ in range(n):
         bad = bytearray(payload)
         for _ in range(rng.randint(1, 4)):
-            bad[rng.randrange(len(bad))] = rng.randrange(256)
+            op, i = rng.randrange(4), rng.randrange(2, len(bad))
+            if op == 0:
+                bad[i] = rng.randrange(256)
+            elif op == 1:
+                bad.insert(i, rng.randrange(256))
+            elif op == 2 and len(bad) > 3:
+                del bad[i]
+            else:
+                bad[i] ^= 1 << rng.randrange(8)
+        yield bytes(bad[:rng.randrange(3, len(bad) + 1)] if rng.random() < 0.2 else bad)
+
+
+@pytest.mark.parametrize("name, coding, n", [("comfyui_lora", 1, 300), ("comfyui_lora", 2, 2000), ("comfyui_flux_dev", 2, 1000)])
+def test_corrupted_payloads_give_aigif_errors_only(name, coding, n):
+    """Hostile payloads end in an AigifError or in some JSON, never in another exception; output stays bounded."""
+    payload = encode_graph(graph_of(name), coding=coding)
+    refused = 0
+    for bad in mutations(payload, random.Random(5), n):
         try:
-            json.dumps(decode_graph(bytes(bad)))
+            out = json.dumps(decode_graph(bad))
+            assert coding == 1 or len(out) <= 4 * (EXPANSION * len(bad) + EXPANSION_BASE)
         except AigifError:
-            pass
+            refused += 1
+    assert refused > n * 0.9                     # the canonical-stream check catches nearly every change
+
+
+def test_a_payload_that_expands_too_far_is_refused_and_a_writer_keeps_coding_1_for_it():
+    data = {"prompt": [None] * (3 * EXPANSION_BASE)}                   # some 100 bytes in coding 2
+    payload = encode_graph(data)
+    assert not payload[1] & RANGE_CODED and same(decode_graph(payload), data)
+    small = {"prompt": [None] * 1000}
+    assert encode_graph(small)[1] & RANGE_CODED
+
+
+def test_coding_2_is_smaller_than_coding_1_for_every_fixture():
+    for name in COMFY:
+        assert len(encode_graph(graph_of(name))) < len(encode_graph(graph_of(name), coding=1)), name
 
 
 def test_decoded_size_limit_passes_at_limit_and_refuses_below():

@@ -16,9 +16,9 @@ import math
 import struct
 from typing import Any
 
-from ..container.varint import decode_uvarint, encode_uvarint
 from ..errors import CorruptError, LimitError, TruncatedError
 from ..limits import DEFAULT_LIMITS, Limits
+from .graph_coder import ByteSink
 
 (NULL, FALSE, TRUE, INT, NEG_INT, FLOAT, F32, NEG_ZERO, POS_INF, NEG_INF, NAN,
  NAME, SEEN_STR, NEW_STR, DIGITS, LIST, OBJECT, SAME, PATCH_OBJ, PATCH_LIST, BIG_INT, PATCH_KEYS, SAME_INT) = range(23)
@@ -63,187 +63,215 @@ def _is_digits(s: str) -> bool:
     return 0 < len(s) <= 19 and s.isascii() and s.isdigit() and (s == "0" or s[0] != "0")
 
 
-class Writer:
-    """Appends values to ``out``; ``names`` is the registry (name -> index)."""
+ROOT = ("", 0, 0)                  # the context of a value outside any object
 
-    def __init__(self, names: dict[str, int]):
-        self.names, self.out = names, bytearray()
+
+def member_ctx(names: Any, key: str) -> tuple:
+    """Context of an object member: its key when the registry holds it (a bounded set), else "?"."""
+    return (key if key in names else "?", 0, 0)
+
+
+def item_ctx(ctx: tuple, i: int) -> tuple:
+    """Context of a list item: the key above, how many lists down (at most 2), the index (at most 7)."""
+    return (ctx[0], min(ctx[1] + 1, 2), min(i, 7))
+
+
+def pred_kind(pred: Any) -> int:
+    """What the prediction is, for the tag's context: 0 none, 1 object, 2 list, 3 string, 4 int, 5 float, 6 other."""
+    if pred is MISSING:
+        return 0
+    return 1 if isinstance(pred, dict) else 2 if isinstance(pred, list) else 3 if isinstance(pred, str) else \
+        4 if type(pred) is int else 5 if isinstance(pred, float) else 6
+
+
+STRING_TAGS = 7                    # pred_kind slot of a tag that can only be a string tag
+
+
+class Writer:
+    """Writes values as symbols to ``sink`` (a :mod:`~aigif.syntax.graph_coder` sink); ``names`` is the registry (name -> index)."""
+
+    def __init__(self, names: dict[str, int], sink: Any = None):
+        self.names, self.sink = names, ByteSink() if sink is None else sink
         self.strings: dict[str, int] = {}
 
-    def uvarint(self, n: int) -> None:
-        self.out += encode_uvarint(n)
+    def uint(self, n: int, what: str, ctx: tuple = ROOT) -> None:
+        self.sink.uint(n, (what, ctx))
 
-    def string(self, s: str) -> None:
+    def tag(self, t: int, ctx: tuple, kind: int) -> None:
+        self.sink.tag(t, (ctx, kind), SAME if 0 < kind < STRING_TAGS else None)
+
+    def string(self, s: str, ctx: tuple = ROOT, kind: int = STRING_TAGS) -> None:
         from ..text import encode_text
 
         if s in self.names:
-            self.out.append(NAME)
-            self.uvarint(self.names[s])
+            self.tag(NAME, ctx, kind)
+            self.uint(self.names[s], "name", ctx)
         elif _is_digits(s):
-            self.out.append(DIGITS)
-            self.uvarint(int(s))
+            self.tag(DIGITS, ctx, kind)
+            self.uint(int(s), "digits", ctx)
         elif s in self.strings:
-            self.out.append(SEEN_STR)
-            self.uvarint(len(self.strings) - 1 - self.strings[s])        # 0 = the latest new string
+            self.tag(SEEN_STR, ctx, kind)
+            self.uint(len(self.strings) - 1 - self.strings[s], "seen", ctx)     # 0 = the latest new string
         else:
             if len(s) > DEFAULT_LIMITS.max_text_chars:
                 raise ValueError(f"a string of {len(s)} characters; a reader accepts at most {DEFAULT_LIMITS.max_text_chars}")
             data = encode_text(s)
-            self.out.append(NEW_STR)
-            self.uvarint(len(data))
-            self.out += data
+            self.tag(NEW_STR, ctx, kind)
+            self.uint(len(data), "length", ctx)
+            self.sink.raw(data)
             self.strings[s] = len(self.strings)
 
-    def value(self, v: Any, pred: Any = MISSING) -> None:
+    def value(self, v: Any, pred: Any = MISSING, ctx: tuple = ROOT) -> None:
+        kind = pred_kind(pred)
         if pred is not MISSING and same(v, pred):
-            self.out.append(SAME)
+            self.tag(SAME, ctx, kind)
         elif type(v) is int and type(pred) is float and v == pred:
-            self.out.append(SAME_INT)                    # 1 where 1.0 was predicted (the UI writes ints)
+            self.tag(SAME_INT, ctx, kind)                # 1 where 1.0 was predicted (the UI writes ints)
         elif isinstance(v, dict) and isinstance(pred, dict) and list(v) == list(pred) and v:
-            self.out.append(PATCH_KEYS)                  # the predicted keys, in order: only the values follow
+            self.tag(PATCH_KEYS, ctx, kind)              # the predicted keys, in order: only the values follow
             for k, x in v.items():
-                self.value(x, pred[k])
+                self.value(x, pred[k], member_ctx(self.names, k))
         elif isinstance(v, dict) and isinstance(pred, dict):
-            self.out.append(PATCH_OBJ)
-            self.uvarint(len(v))
+            self.tag(PATCH_OBJ, ctx, kind)
+            self.uint(len(v), "count", ctx)
             keys, expect = list(pred), 0
             for k, x in v.items():
                 if expect < len(keys) and keys[expect] == k:
-                    self.uvarint(NEXT_KEY)
+                    self.uint(NEXT_KEY, "key", ctx)
                 elif k in pred:
-                    self.uvarint(2 + keys.index(k))
+                    self.uint(2 + keys.index(k), "key", ctx)
                 else:
-                    self.uvarint(NEW_KEY)
-                    self.string(k)
+                    self.uint(NEW_KEY, "key", ctx)
+                    self.string(k, ctx)
                 expect = keys.index(k) + 1 if k in pred else expect
-                self.value(x, pred.get(k, MISSING))
+                self.value(x, pred.get(k, MISSING), member_ctx(self.names, k))
         elif isinstance(v, list) and isinstance(pred, list) and len(v) == len(pred) and v:
-            self.out.append(PATCH_LIST)
-            for x, p in zip(v, pred):
-                self.value(x, p)
+            self.tag(PATCH_LIST, ctx, kind)
+            for i, (x, p) in enumerate(zip(v, pred)):
+                self.value(x, p, item_ctx(ctx, i))
         else:
-            self.plain(v)
+            self.plain(v, ctx, kind)
 
-    def plain(self, v: Any) -> None:
+    def plain(self, v: Any, ctx: tuple, kind: int) -> None:
         if v is None or isinstance(v, bool):
-            self.out.append({None: NULL, False: FALSE, True: TRUE}[v])
+            self.tag({None: NULL, False: FALSE, True: TRUE}[v], ctx, kind)
         elif isinstance(v, int):
             if abs(v) > 2**64 - 1:
                 digits = str(abs(v)).encode("ascii")
-                self.out.append(BIG_INT)
-                self.uvarint(_zigzag(len(digits)) if v > 0 else _zigzag(-len(digits)))
-                self.out += digits
+                self.tag(BIG_INT, ctx, kind)
+                self.uint(_zigzag(len(digits)) if v > 0 else _zigzag(-len(digits)), "big", ctx)
+                self.sink.raw(digits)
             else:
-                self.out.append(INT if v >= 0 else NEG_INT)
-                self.uvarint(abs(v))
+                self.tag(INT if v >= 0 else NEG_INT, ctx, kind)
+                self.uint(abs(v), "int", ctx)
         elif isinstance(v, float):
-            self.real(v)
+            self.real(v, ctx, kind)
         elif isinstance(v, str):
-            self.string(v)
+            self.string(v, ctx, kind)
         elif isinstance(v, list):
-            self.out.append(LIST)
-            self.uvarint(len(v))
-            for x in v:
-                self.value(x)
+            self.tag(LIST, ctx, kind)
+            self.uint(len(v), "count", ctx)
+            for i, x in enumerate(v):
+                self.value(x, MISSING, item_ctx(ctx, i))
         elif isinstance(v, dict):
-            self.out.append(OBJECT)
-            self.uvarint(len(v))
+            self.tag(OBJECT, ctx, kind)
+            self.uint(len(v), "count", ctx)
             for k, x in v.items():
-                self.string(str(k))
-                self.value(x)
+                self.string(str(k), ctx)
+                self.value(x, MISSING, member_ctx(self.names, str(k)))
         else:
             raise TypeError(f"not a JSON value: {type(v).__name__}")
 
-    def real(self, v: float) -> None:
+    def real(self, v: float, ctx: tuple, kind: int) -> None:
         if math.isnan(v) or math.isinf(v) or (v == 0 and math.copysign(1.0, v) < 0):
-            self.out.append(NAN if math.isnan(v) else NEG_ZERO if v == 0 else POS_INF if v > 0 else NEG_INF)
+            self.tag(NAN if math.isnan(v) else NEG_ZERO if v == 0 else POS_INF if v > 0 else NEG_INF, ctx, kind)
             return
         m, e = shortest_decimal(v)
         f32 = struct.pack("<f", v) if abs(v) < 3.4e38 else b""
         if len(str(abs(m))) > 9 and f32 and struct.unpack("<f", f32)[0] == v:
-            self.out.append(F32)                 # a float32 printed as a double: 4 bytes beat ~17 digits
-            self.out += f32
+            self.tag(F32, ctx, kind)                     # a float32 printed as a double: 4 bytes beat ~17 digits
+            self.sink.raw(f32)
             return
-        self.out.append(FLOAT)
-        self.uvarint(_zigzag(m))
-        self.uvarint(_zigzag(e))
+        self.tag(FLOAT, ctx, kind)
+        self.uint(_zigzag(m), "mantissa", ctx)
+        self.uint(_zigzag(e), "exponent", ctx)
 
 
 class Reader:
-    """Reads what :class:`Writer` wrote; every count and reference is checked, output is budgeted."""
+    """Reads what :class:`Writer` wrote from ``source``; every count and reference is checked, output is budgeted."""
 
-    def __init__(self, data: bytes, names: list[str], limits: Limits):
-        self.data, self.pos, self.names, self.limits = data, 0, names, limits
+    def __init__(self, source: Any, names: list[str], limits: Limits, expansion: int | None = None):
+        self.src, self.names, self.limits = source, names, limits
+        self.name_set = set(names)
         self.strings: list[str] = []
         self.budget = limits.max_metadata_bytes          # characters + items the decoded JSON may hold
+        self.expansion = expansion                       # a lower bound a hostile payload meets first, or None
+        if expansion is not None and expansion < self.budget:
+            self.budget = expansion
 
     def spend(self, n: int) -> None:
         self.budget -= n
         if self.budget < 0:
+            if self.expansion is not None and self.expansion < self.limits.max_metadata_bytes:
+                raise LimitError(f"comfyui-graph: the payload decodes to more than {self.expansion} characters and "
+                                 "items, more than its size allows (a hostile payload)")
             raise LimitError(f"comfyui-graph: the decoded graph is larger than {self.limits.max_metadata_bytes} "
                              "characters; raise aigif.Limits.max_metadata_bytes if you trust this file")
 
-    def uvarint(self, what: str) -> int:
-        v, self.pos = decode_uvarint(self.data, self.pos, what=f"comfyui-graph {what}")
-        return v
+    def uint(self, what: str, ctx: tuple = ROOT) -> int:
+        return self.src.uint((what, ctx), what)
 
-    def byte(self) -> int:
-        if self.pos >= len(self.data):
-            raise TruncatedError("comfyui-graph: the value stream ends before a value")
-        self.pos += 1
-        return self.data[self.pos - 1]
+    def tag(self, ctx: tuple, kind: int) -> int:
+        return self.src.tag((ctx, kind), SAME if 0 < kind < STRING_TAGS else None)
 
-    def take(self, n: int, what: str) -> bytes:
-        if n > len(self.data) - self.pos:
-            raise TruncatedError(f"comfyui-graph: {what} of {n} bytes runs past the end")
-        self.pos += n
-        return self.data[self.pos - n:self.pos]
-
-    def string(self, tag: int | None = None) -> str:
+    def string(self, ctx: tuple = ROOT, tag: int | None = None) -> str:
         from ..text import decode_text
 
-        tag = self.byte() if tag is None else tag
+        tag = self.tag(ctx, STRING_TAGS) if tag is None else tag
         if tag == NAME:
-            i = self.uvarint("name index")
+            i = self.uint("name", ctx)
             if i >= len(self.names):
                 raise CorruptError(f"comfyui-graph: name index {i}; the registry has {len(self.names)} names")
             s = self.names[i]
         elif tag == DIGITS:
-            s = str(self.uvarint("digits"))
+            s = str(self.uint("digits", ctx))
         elif tag == SEEN_STR:
-            i = self.uvarint("string reference")
+            i = self.uint("seen", ctx)
             if i >= len(self.strings):
                 raise CorruptError(f"comfyui-graph: string reference {i}, only {len(self.strings)} strings seen")
             s = self.strings[len(self.strings) - 1 - i]
         elif tag == NEW_STR:
-            s = decode_text(self.take(self.uvarint("string length"), "a string"), max_chars=self.limits.max_text_chars)
-            if s in self.strings or s in self.names or _is_digits(s):
+            s = decode_text(self.src.raw(self.uint("length", ctx), "a string"), max_chars=self.limits.max_text_chars)
+            if s in self.strings or s in self.name_set or _is_digits(s):
                 raise CorruptError("comfyui-graph: a new string that the writer would have referenced")
             self.strings.append(s)
         else:
-            raise CorruptError(f"comfyui-graph: tag {tag} at offset {self.pos - 1} where a string was expected")
+            raise CorruptError(f"comfyui-graph: tag {tag} where a string was expected")
         self.spend(len(s) + 1)
         return s
 
-    def value(self, pred: Any = MISSING, depth: int = 0) -> Any:
+    def value(self, pred: Any = MISSING, ctx: tuple = ROOT, depth: int = 0) -> Any:
         if depth > self.limits.max_nesting:
             raise LimitError(f"comfyui-graph: nested deeper than {self.limits.max_nesting}")
         self.spend(1)
-        tag = self.byte()
+        kind = pred_kind(pred)
+        tag = self.tag(ctx, kind)
         if tag == SAME:
             if pred is MISSING:
-                raise CorruptError(f"comfyui-graph: 'same as predicted' at offset {self.pos - 1} where nothing is predicted")
+                raise CorruptError("comfyui-graph: 'same as predicted' where nothing is predicted")
             return self.copy(pred)
         if tag == SAME_INT and type(pred) is float and pred.is_integer():
             return int(pred)
         if tag == PATCH_KEYS and isinstance(pred, dict) and pred:
-            return {k: self.value(p, depth + 1) for k, p in pred.items()}
+            return {k: self.value(p, member_ctx(self.name_set, k), depth + 1) for k, p in pred.items()}
         if tag == PATCH_OBJ and isinstance(pred, dict):
             keys, expect, out = list(pred), 0, {}
-            for _ in range(self.uvarint("key count")):
-                code = self.uvarint("key")
+            n = self.uint("count", ctx)
+            self.check_count(n)
+            for _ in range(n):
+                code = self.uint("key", ctx)
                 if code == NEW_KEY:
-                    k = self.string()
+                    k = self.string(ctx)
                 elif code == NEXT_KEY and expect < len(keys):
                     k = keys[expect]
                 elif 2 <= code < 2 + len(keys):
@@ -253,52 +281,56 @@ class Reader:
                 if k in out:
                     raise CorruptError(f"comfyui-graph: key {k!r} twice in one object")
                 expect = keys.index(k) + 1 if k in pred else expect
-                out[k] = self.value(pred.get(k, MISSING), depth + 1)
+                out[k] = self.value(pred.get(k, MISSING), member_ctx(self.name_set, k), depth + 1)
             return out
         if tag == PATCH_LIST and isinstance(pred, list) and pred:
-            return [self.value(p, depth + 1) for p in pred]
-        return self.plain(tag, depth)
+            return [self.value(p, item_ctx(ctx, i), depth + 1) for i, p in enumerate(pred)]
+        return self.plain(tag, ctx, depth)
 
-    def plain(self, tag: int, depth: int) -> Any:
+    def check_count(self, n: int) -> None:
+        if n > self.budget:
+            self.spend(n)                                # refused before any item is read
+        self.src.check_count(n)
+
+    def plain(self, tag: int, ctx: tuple, depth: int) -> Any:
         if tag in (NULL, FALSE, TRUE):
             return (None, False, True)[tag]
         if tag in (INT, NEG_INT):
-            v = self.uvarint("integer")
+            v = self.uint("int", ctx)
             return v if tag == INT else -v
         if tag == BIG_INT:
-            n = _unzigzag(self.uvarint("digit count"))
-            raw = self.take(abs(n), "an integer") if abs(n) <= 4300 else b""
+            n = _unzigzag(self.uint("big", ctx))
+            raw = self.src.raw(abs(n), "an integer") if abs(n) <= 4300 else b""
             if not raw.isdigit() or raw[:1] == b"0" or int(raw) <= 2**64 - 1:
                 raise CorruptError("comfyui-graph: a big integer that is not 20 to 4300 decimal digits above 2**64 - 1")
             return int(raw) * (1 if n > 0 else -1)
         if tag == FLOAT:
-            m, e = _unzigzag(self.uvarint("mantissa")), _unzigzag(self.uvarint("exponent"))
+            m, e = _unzigzag(self.uint("mantissa", ctx)), _unzigzag(self.uint("exponent", ctx))
             if abs(e) > 400 or not math.isfinite(v := float(f"{m}e{e}")):
                 raise CorruptError(f"comfyui-graph: float {m}e{e} is out of range")
             return v
         if tag == F32:
-            v = struct.unpack("<f", self.take(4, "a float32"))[0]
+            v = struct.unpack("<f", self.src.raw(4, "a float32"))[0]
             if not math.isfinite(v):
                 raise CorruptError("comfyui-graph: a float32 that is not finite")
             return v
         if tag in _SPECIAL:
             return _SPECIAL[tag]
         if tag in (NAME, DIGITS, SEEN_STR, NEW_STR):
-            return self.string(tag)
+            return self.string(ctx, tag)
         if tag in (LIST, OBJECT):
-            n = self.uvarint("count")
-            if n > len(self.data) - self.pos:
-                raise TruncatedError(f"comfyui-graph: {n} items announced, {len(self.data) - self.pos} bytes left")
+            n = self.uint("count", ctx)
+            self.check_count(n)
             if tag == LIST:
-                return [self.value(MISSING, depth + 1) for _ in range(n)]
+                return [self.value(MISSING, item_ctx(ctx, i), depth + 1) for i in range(n)]
             out = {}
             for _ in range(n):
-                k = self.string()
+                k = self.string(ctx)
                 if k in out:
                     raise CorruptError(f"comfyui-graph: key {k!r} twice in one object")
-                out[k] = self.value(MISSING, depth + 1)
+                out[k] = self.value(MISSING, member_ctx(self.name_set, k), depth + 1)
             return out
-        raise CorruptError(f"comfyui-graph: unexpected tag {tag} at offset {self.pos - 1}")
+        raise CorruptError(f"comfyui-graph: unexpected tag {tag}")
 
     def copy(self, v: Any) -> Any:
         """A fresh copy of a predicted value, charged to the output budget."""

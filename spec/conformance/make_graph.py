@@ -2,7 +2,9 @@
 (``{"data": <the decoded JSON>}`` or ``{"error": <kind>}``), see ``spec/extensions.md`` section 8.1.
 
 Run from the repository root: ``python spec/conformance/make_graph.py``. The graphs are real
-ComfyUI metadata (the importer fixtures); the invalid payloads are edits of valid ones.
+ComfyUI metadata (the importer fixtures); the invalid payloads are edits of valid ones or short
+streams written symbol by symbol. ``coding1-*`` payloads are in the byte coding that releases
+before the range coding wrote (flags bit 4 clear); readers still decode them.
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT))
+from aigif.syntax.jsoncode import MISSING  # noqa: E402
 OUT = HERE / "comfyui-graph"
 SAMPLES = ROOT / "tests" / "fixtures" / "importers" / "samples.json"
 
@@ -37,10 +41,28 @@ def valid() -> dict[str, dict]:
     }
 
 
+CODING1 = ("txt2img", "flux-dev", "values")        # also written in coding 1, as earlier releases did
+
+
+def symbols(write) -> bytes:
+    """A coding-2 payload (flags: range-coded only, the prompt one value) of the symbols ``write(writer)`` emits."""
+    from aigif.syntax.graph_coder import RangeSink
+    from aigif.syntax.graph_segment import _NAME_INDEX
+    from aigif.syntax.jsoncode import Writer
+
+    w = Writer(_NAME_INDEX, RangeSink())
+    write(w)
+    return bytes([1, 16]) + w.sink.finish()
+
+
 def invalid(payloads: dict[str, bytes]) -> dict[str, tuple[bytes, str]]:
     from aigif.syntax.graph_segment import _zdict
 
-    good = payloads["txt2img"]
+    from aigif.container.varint import encode_uvarint
+    from aigif.syntax.graph_segment import _C_PROMPT
+    from aigif.syntax.jsoncode import LIST, NULL, SAME, STRING_TAGS
+
+    good, coded = payloads["coding1-txt2img"], payloads["txt2img"]
     raw_stream = bytes([1, 0])                      # version 1, no flags: one value follows
     c = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, _zdict())
     bomb = bytes([1, 2]) + c.compress(b"\x0f\x00" * (2**21 + 1)) + c.flush()   # 4 MiB + 2 of "array of 0 items"
@@ -48,25 +70,36 @@ def invalid(payloads: dict[str, bytes]) -> dict[str, tuple[bytes, str]]:
         "truncated": (good[:len(good) // 2], "truncated"),
         "empty": (b"", "truncated"),
         "bad-version": (bytes([2]) + good[1:], "corrupt"),
-        "unknown-flag": (bytes([good[0], good[1] | 0x10]) + good[2:], "corrupt"),
+        "unknown-flag": (bytes([good[0], good[1] | 0x20]) + good[2:], "corrupt"),
         "same-without-prediction": (raw_stream + bytes([17]), "corrupt"),
-        "name-out-of-range": (raw_stream + bytes([11]) + (10**6).to_bytes(3, "little"), "corrupt"),
+        "name-out-of-range": (raw_stream + bytes([11]) + encode_uvarint(10**6), "corrupt"),
         "reference-before-any-string": (raw_stream + bytes([12, 0]), "corrupt"),
         "trailing-bytes": (raw_stream + bytes([0, 0]), "corrupt"),
         "duplicate-key": (raw_stream + bytes([16, 2, 14, 1, 0, 14, 1, 0]), "corrupt"),
         "inflates-over-limit": (bomb, "limit"),
         "nested-too-deep": (raw_stream + bytes([15, 1]) * 40 + bytes([0]), "limit"),
+        "coded-truncated": (coded[:len(coded) // 2], "truncated"),
+        "coded-trailing-byte": (coded + b"\x01", "corrupt"),
+        "coded-not-canonical": (coded + b"\x00", "corrupt"),
+        "coded-and-deflated": (bytes([coded[0], coded[1] | 2]) + coded[2:], "corrupt"),
+        "coded-same-without-prediction": (symbols(lambda w: w.tag(SAME, _C_PROMPT, 0)), "corrupt"),
+        "coded-string-tag-for-a-key": (symbols(lambda w: (w.tag(16, _C_PROMPT, 0), w.uint(1, "count", _C_PROMPT),
+                                                          w.tag(NULL, _C_PROMPT, STRING_TAGS))), "corrupt"),
+        "coded-expands-too-far": (symbols(lambda w: w.value([None] * 70000, MISSING, _C_PROMPT)), "limit"),
+        "coded-count-too-large": (symbols(lambda w: (w.tag(LIST, _C_PROMPT, 0), w.uint(2**40, "count", _C_PROMPT))),
+                                  "limit"),
     }
 
 
 def main() -> None:
-    sys.path.insert(0, str(ROOT))
     from aigif.syntax.graph_segment import encode_graph
 
     OUT.mkdir(exist_ok=True)
     payloads = {}
-    for name, data in valid().items():
-        payloads[name] = encode_graph(data)
+    cases = valid()
+    cases.update({f"coding1-{name}": cases[name] for name in CODING1})
+    for name, data in cases.items():
+        payloads[name] = encode_graph(data, coding=1 if name.startswith("coding1-") else 2)
         (OUT / f"{name}.bin").write_bytes(payloads[name])
         (OUT / f"{name}.json").write_text(json.dumps({"data": data}, ensure_ascii=False, indent=1) + "\n", "utf-8")
     for name, (payload, kind) in invalid(payloads).items():
