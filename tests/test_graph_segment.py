@@ -36,6 +36,10 @@ def test_registry_tables_are_mirrored_in_the_spec():
     assert [(int(r["Index"]), r["Name"]) for r in tables["ComfyUI names"]] == list(enumerate(comfy_names.NAMES))
     rows = {r["Class"]: (r["Title"], r["Inputs"].replace("—", ""), r["Outputs"].replace("—", "")) for r in tables["ComfyUI nodes"]}
     assert rows == comfy_names.NODES
+    number = lambda c: float(c) if "." in c else int(c)                # noqa: E731
+    sizes = {r["Class"]: (number(r["Width"]), number(r["Height"])) for r in tables["ComfyUI node sizes"]}
+    assert sizes == comfy_names.SIZES
+    assert all(same(list(a), list(b)) for a, b in zip(sizes.values(), comfy_names.SIZES.values()))
     assert len(set(comfy_names.NAMES)) == len(comfy_names.NAMES)
 
 
@@ -80,6 +84,27 @@ def test_a_wrong_prediction_only_costs_bytes():
         node["inputs"] = [{"name": "q", "link": 999}]
     data["workflow"]["links"] = [[999, 1, 0, 2, 0, "Z"]]
     assert same(decode_graph(encode_graph(data)), data)
+
+
+def test_integers_against_predicted_ones_keep_their_value_at_the_edges():
+    """Coding 2 codes an integer as its difference from a predicted integer, within 64 bits only."""
+    data = graph_of("comfyui_hires_latent")
+    edges = [2**64 - 1, -(2**64 - 1), 2**64, -(2**70), 0, -1, True, 1.0]
+    for node, v in zip(data["workflow"]["nodes"], edges):
+        node["size"] = [v, -v if not isinstance(v, bool) else v]
+        node["mode"] = v
+    data["workflow"]["revision"] = 2**64 - 1
+    assert same(decode_graph(encode_graph(data)), data)
+
+
+def test_a_text_like_an_earlier_one_costs_little():
+    note = ("This workflow upscales the latent of the first pass and samples it again at a lower denoise; "
+            "keep the seed fixed while you tune the second pass, then randomize it. ") * 3
+    one = {"prompt": {"1": {"inputs": {"text": note}, "class_type": "Note"}}}
+    two = {"prompt": {"1": {"inputs": {"text": note}, "class_type": "Note"},
+                      "2": {"inputs": {"text": note.replace("lower", "higher")}, "class_type": "Note"}}}
+    assert same(decode_graph(encode_graph(two)), two)
+    assert len(encode_graph(two)) < len(encode_graph(one)) + 40
 
 
 @pytest.mark.parametrize("coding", [1, 2])

@@ -4,8 +4,11 @@
 types, workflow keys, sampler and scheduler names, common values), most frequent first, taken
 from public ComfyUI example workflows. ``NODES``: class -> (display title, inputs, outputs) of
 core ComfyUI nodes; an input is ``name`` or ``name:TYPE`` (a link input of that type), an
-output ``TYPE`` or ``name:TYPE``. They only make payloads smaller (predictions); a graph of
-unknown nodes round-trips all the same. Version 1 never changes: a new table is a new version.
+output ``TYPE`` or ``name:TYPE``. ``SIZES``: class -> the
+``size`` a workflow node of that class usually has (the frontend's default for its widgets), the
+prediction of coding 2 for the first node of a class. They only make payloads smaller
+(predictions); a graph of unknown nodes round-trips all the same. Version 1 never changes: a new
+table is a new version (``SIZES`` came with coding 2, which alone reads it).
 """
 from __future__ import annotations
 
@@ -230,4 +233,15 @@ NODES: dict[str, tuple[str, str, str]] = {
     "KarrasScheduler": ("KarrasScheduler", "steps sigma_max sigma_min rho", "SIGMAS"),
     "LoadImageMask": ("Load Image (as Mask)", "image channel upload", "MASK"),
     "ImageInvert": ("Invert Image", "image:IMAGE", "IMAGE"),
+}
+
+SIZES: dict[str, tuple[float, float]] = {
+    "KSampler": (315, 262), "KSamplerAdvanced": (315, 334), "CheckpointLoaderSimple": (315, 98),
+    "CheckpointLoader": (315, 122), "EmptyLatentImage": (315, 106), "EmptySD3LatentImage": (315, 106),
+    "CLIPTextEncode": (400, 200), "VAEDecode": (210, 46), "VAEEncode": (210, 46), "VAELoader": (315, 58),
+    "CLIPSetLastLayer": (315, 58), "LatentUpscale": (315, 130), "LoraLoader": (315, 126),
+    "LatentComposite": (315, 126), "DualCLIPLoader": (315, 106), "TripleCLIPLoader": (315, 106),
+    "CLIPLoader": (315, 82), "UNETLoader": (315, 82), "BasicScheduler": (315, 106), "KSamplerSelect": (315, 58),
+    "RandomNoise": (315, 82), "ModelSamplingFlux": (315, 130), "PrimitiveNode": (210, 82),
+    "ConditioningCombine": (342.5999755859375, 46),
 }

@@ -16,11 +16,12 @@ from ..container.varint import decode_uvarint, encode_uvarint
 from ..errors import CorruptError, TruncatedError
 from ..text.rangecoder import CODE_BYTES, RangeDecoder, RangeEncoder, terminate
 
-TAGS = 24                   # tag alphabet of a tag model (jsoncode tags 0..22, one spare)
+TAGS = 25                   # tag alphabet of a tag model (jsoncode tags 0..24)
 WIDTHS = 65                 # bit lengths 0..64 of an unsigned integer
-SYM_INC, SYM_LIMIT = 32, 1 << 13     # symbol models: +32 per use, halved when the total passes 8192
-LIKELY = 17                 # first frequency of the likely symbol of a new tag model (SAME where a prediction exists)
-BIT_ONE, BIT_SHIFT = 1 << 12, 3      # binary models: 12-bit probability of a 0, moved by 1/8 per use
+SYM_INC, SYM_LIMIT = 128, 1 << 12    # symbol models: +128 per use, halved when the total passes 4096
+SHARE = 5                   # a new symbol model starts as 1 + its shared model's frequencies / 2**SHARE
+LIKELY = 33                 # added - 1 to the likely symbol of a new tag model (SAME where a prediction exists)
+BIT_ONE, BIT_SHIFT = 1 << 12, 2      # binary models: 12-bit probability of a 0, moved by 1/4 per use
 TOP_BITS = 3                # bits under the leading 1 of an integer coded with adaptive models
 
 
@@ -74,16 +75,26 @@ class ByteSource:
 
 
 class _Models:
-    """Adaptive integer models by context, created on first use (the same on both sides)."""
+    """Adaptive integer models by context, created on first use (the same on both sides).
+
+    Most contexts see a handful of symbols in one graph, so every symbol model has a *shared*
+    model (all tags of one prediction kind, all widths of one integer kind) that learns from
+    every symbol of its contexts and gives a new context its first frequencies."""
 
     def __init__(self) -> None:
         self.freqs: dict[Hashable, list[int]] = {}
         self.bits: dict[Hashable, int] = {}
 
-    def table(self, ctx: Hashable, size: int, likely: int | None = None) -> list[int]:
+    def table(self, ctx: Hashable, size: int, likely: int | None = None, parent: Hashable = None) -> list[int]:
         f = self.freqs.get(ctx)
         if f is None:
-            f = self.freqs[ctx] = [1] * size + [size]          # the last entry is the total
+            p = self.freqs.get(parent) if parent is not None else None
+            if p is not None:
+                f = [1 + (x >> SHARE) for x in p[:-1]]
+                f.append(sum(f))
+                self.freqs[ctx] = f
+            else:
+                f = self.freqs[ctx] = [1] * size + [size]          # the last entry is the total
             if likely is not None:
                 f[likely] += LIKELY - 1
                 f[-1] += LIKELY - 1
@@ -112,10 +123,12 @@ class RangeSink(_Models):
         super().__init__()
         self.enc = RangeEncoder()
 
-    def symbol(self, s: int, ctx: Hashable, size: int, likely: int | None = None) -> None:
-        f = self.table(ctx, size, likely)
+    def symbol(self, s: int, ctx: Hashable, size: int, likely: int | None = None, parent: Hashable = None) -> None:
+        f = self.table(ctx, size, likely, parent)
         self.enc.encode(sum(f[:s]), f[s], f[-1])
         self.learn(f, s)
+        if parent is not None:
+            self.learn(self.table(parent, size), s)
 
     def bit(self, bit: int, ctx: Hashable) -> None:
         p = self.p0(ctx)
@@ -123,11 +136,13 @@ class RangeSink(_Models):
         self.learn_bit(ctx, p, bit)
 
     def tag(self, t: int, ctx: Hashable, likely: int | None = None) -> None:
-        self.symbol(t, ("tag", ctx), TAGS, likely)
+        self.symbol(t, ("tag", ctx), TAGS, likely, ("tags", ctx[1]))
 
     def uint(self, n: int, ctx: Hashable) -> None:
+        if not 0 <= n < 1 << 64:
+            raise ValueError(f"comfyui-graph: integer symbol {n} outside 0 .. 2**64 - 1")
         k = n.bit_length()
-        self.symbol(k, ("width", ctx), WIDTHS)
+        self.symbol(k, ("width", ctx), WIDTHS, None, ("widths", ctx[0]))
         for i in range(k - 2, -1, -1):
             if i >= k - 1 - TOP_BITS:
                 self.bit((n >> i) & 1, ("bit", ctx, k, n >> (i + 1)))
@@ -157,8 +172,8 @@ class RangeSource(_Models):
         if self.dec.pos > len(self.data) + CODE_BYTES:
             raise TruncatedError("comfyui-graph: the coded value stream ends before its last value")
 
-    def symbol(self, ctx: Hashable, size: int, likely: int | None = None) -> int:
-        f = self.table(ctx, size, likely)
+    def symbol(self, ctx: Hashable, size: int, likely: int | None = None, parent: Hashable = None) -> int:
+        f = self.table(ctx, size, likely, parent)
         v, s, cum = self.dec.target(f[-1]), 0, 0
         while cum + f[s] <= v:
             cum += f[s]
@@ -166,6 +181,8 @@ class RangeSource(_Models):
         self.dec.consume(cum, f[s])
         self._advanced()
         self.learn(f, s)
+        if parent is not None:
+            self.learn(self.table(parent, size), s)
         return s
 
     def bit(self, ctx: Hashable) -> int:
@@ -177,10 +194,10 @@ class RangeSource(_Models):
         return bit
 
     def tag(self, ctx: Hashable, likely: int | None = None) -> int:
-        return self.symbol(("tag", ctx), TAGS, likely)
+        return self.symbol(("tag", ctx), TAGS, likely, ("tags", ctx[1]))
 
     def uint(self, ctx: Hashable, what: str) -> int:
-        k = self.symbol(("width", ctx), WIDTHS)
+        k = self.symbol(("width", ctx), WIDTHS, None, ("widths", ctx[0]))
         n = 1 if k else 0
         for i in range(k - 2, -1, -1):
             if i >= k - 1 - TOP_BITS:

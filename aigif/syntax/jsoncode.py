@@ -1,27 +1,36 @@
 """A compact, lossless binary form of JSON values, coded against a prediction.
 
 Used by the ``comfyui-graph`` extension (normative text: ``spec/extensions.md``,
-section 8.1). Each value is a tag byte and its data. A caller may pass a
-*prediction* of the value (what it most likely is): an exact match costs one byte
-(``SAME``), an object or a list of the right length is coded member by member
-against the predicted members (``PATCH_*``). Strings come from a table of known
-names, from the strings already seen (a back-reference), or are new and coded with
-the prompt coder (``aigif.text``); integers are zigzag varints; floats keep the
-digits of their shortest decimal form (or the 4 bytes of a float32 they equal).
-Object keys keep their order, so a decoded value is the same JSON, key for key.
+section 8.1). Each value is a tag and its data, written as symbols to a sink of
+:mod:`aigif.syntax.graph_coder` (bytes in coding 1, range-coded in coding 2), each in a
+context (the key it sits under, how deep in lists, its index). A caller may pass a
+*prediction* of the value (what it most likely is): an exact match is one ``SAME`` tag,
+an object or a list of the right length is coded member by member against the predicted
+members (``PATCH_*``), an integer as its difference from a predicted one (``DELTA``,
+coding 2). Strings come from a table of known names, from the strings already seen (a
+back-reference), or are new and coded with the prompt coder (``aigif.text``) or, in
+coding 2, deflated against the new strings before them; integers are zigzag; floats
+keep the digits of their shortest decimal form (or the 4 bytes of a float32 they
+equal). In coding 2 an object nothing predicts is coded against the keys of the last
+such object in its place. Object keys keep their order, so a decoded value is the same
+JSON, key for key.
 """
 from __future__ import annotations
 
 import math
 import struct
+import zlib
 from typing import Any
 
-from ..errors import CorruptError, LimitError, TruncatedError
-from ..limits import DEFAULT_LIMITS, Limits
+from ..errors import CorruptError, LimitError
+from ..limits import DEFAULT_LIMITS, Limits, inflate_limited
 from .graph_coder import ByteSink
 
 (NULL, FALSE, TRUE, INT, NEG_INT, FLOAT, F32, NEG_ZERO, POS_INF, NEG_INF, NAN,
- NAME, SEEN_STR, NEW_STR, DIGITS, LIST, OBJECT, SAME, PATCH_OBJ, PATCH_LIST, BIG_INT, PATCH_KEYS, SAME_INT) = range(23)
+ NAME, SEEN_STR, NEW_STR, DIGITS, LIST, OBJECT, SAME, PATCH_OBJ, PATCH_LIST, BIG_INT, PATCH_KEYS, SAME_INT, DELTA,
+ NEW_STR_DEFLATED) = range(25)
+STRING_TAG_SET = (NAME, DIGITS, SEEN_STR, NEW_STR, NEW_STR_DEFLATED)
+HISTORY = 32768                    # bytes of earlier new strings a deflated new string may refer to
 MISSING = object()                 # "no prediction"
 _SPECIAL = {NEG_ZERO: -0.0, POS_INF: math.inf, NEG_INF: -math.inf, NAN: math.nan}
 NEXT_KEY, NEW_KEY = 0, 1           # object keys: the predicted one after the last, a new name, or 2 + index
@@ -66,9 +75,10 @@ def _is_digits(s: str) -> bool:
 ROOT = ("", 0, 0)                  # the context of a value outside any object
 
 
-def member_ctx(names: Any, key: str) -> tuple:
-    """Context of an object member: its key when the registry holds it (a bounded set), else "?"."""
-    return (key if key in names else "?", 0, 0)
+def member_ctx(names: Any, key: str, ctx: tuple, i: int) -> tuple:
+    """Context of member ``i`` of an object in context ``ctx``: its key when the registry holds it (a
+    bounded set), else that of item ``i`` of an array there (``{"0": w, "1": h}`` codes like ``[w, h]``)."""
+    return (key, 0, 0) if key in names else item_ctx(ctx, i)
 
 
 def item_ctx(ctx: tuple, i: int) -> tuple:
@@ -90,9 +100,11 @@ STRING_TAGS = 7                    # pred_kind slot of a tag that can only be a 
 class Writer:
     """Writes values as symbols to ``sink`` (a :mod:`~aigif.syntax.graph_coder` sink); ``names`` is the registry (name -> index)."""
 
-    def __init__(self, names: dict[str, int], sink: Any = None):
-        self.names, self.sink = names, ByteSink() if sink is None else sink
+    def __init__(self, names: dict[str, int], sink: Any = None, deltas: bool = False):
+        self.names, self.sink, self.deltas = names, ByteSink() if sink is None else sink, deltas
         self.strings: dict[str, int] = {}
+        self.history = bytearray()                   # the UTF-8 of the new strings so far, in order
+        self.shapes: dict[tuple, dict] = {}          # coding 2: (key, depth) -> keys of the last unpredicted object there
 
     def uint(self, n: int, what: str, ctx: tuple = ROOT) -> None:
         self.sink.uint(n, (what, ctx))
@@ -115,27 +127,43 @@ class Writer:
         else:
             if len(s) > DEFAULT_LIMITS.max_text_chars:
                 raise ValueError(f"a string of {len(s)} characters; a reader accepts at most {DEFAULT_LIMITS.max_text_chars}")
-            data = encode_text(s)
-            self.tag(NEW_STR, ctx, kind)
+            data, tag = encode_text(s), NEW_STR
+            if self.deltas and self.history:             # coding 2: deflated against the earlier new strings
+                c = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, bytes(self.history[-HISTORY:]))
+                packed = c.compress(s.encode("utf-8")) + c.flush()
+                if len(packed) < len(data):
+                    data, tag = packed, NEW_STR_DEFLATED
+            self.tag(tag, ctx, kind)
             self.uint(len(data), "length", ctx)
             self.sink.raw(data)
             self.strings[s] = len(self.strings)
+            self.history += s.encode("utf-8")
 
     def value(self, v: Any, pred: Any = MISSING, ctx: tuple = ROOT) -> None:
+        if pred is not MISSING or not self.deltas:
+            return self.predicted(v, pred, ctx)
+        self.predicted(v, self.shapes.get(ctx[:2], MISSING), ctx)     # coding 2: keys of the last such object
+        if isinstance(v, dict):
+            self.shapes[ctx[:2]] = dict.fromkeys(v, MISSING)
+
+    def predicted(self, v: Any, pred: Any, ctx: tuple) -> None:
         kind = pred_kind(pred)
         if pred is not MISSING and same(v, pred):
             self.tag(SAME, ctx, kind)
         elif type(v) is int and type(pred) is float and v == pred:
             self.tag(SAME_INT, ctx, kind)                # 1 where 1.0 was predicted (the UI writes ints)
+        elif self.deltas and type(v) is int and type(pred) is int and abs(v) < 2**64 and _zigzag(v - pred) < 2**64:
+            self.tag(DELTA, ctx, kind)                   # an integer near the predicted one
+            self.uint(_zigzag(v - pred), "delta", ctx)
         elif isinstance(v, dict) and isinstance(pred, dict) and list(v) == list(pred) and v:
             self.tag(PATCH_KEYS, ctx, kind)              # the predicted keys, in order: only the values follow
-            for k, x in v.items():
-                self.value(x, pred[k], member_ctx(self.names, k))
+            for i, (k, x) in enumerate(v.items()):
+                self.value(x, pred[k], member_ctx(self.names, k, ctx, i))
         elif isinstance(v, dict) and isinstance(pred, dict):
             self.tag(PATCH_OBJ, ctx, kind)
             self.uint(len(v), "count", ctx)
             keys, expect = list(pred), 0
-            for k, x in v.items():
+            for i, (k, x) in enumerate(v.items()):
                 if expect < len(keys) and keys[expect] == k:
                     self.uint(NEXT_KEY, "key", ctx)
                 elif k in pred:
@@ -144,7 +172,7 @@ class Writer:
                     self.uint(NEW_KEY, "key", ctx)
                     self.string(k, ctx)
                 expect = keys.index(k) + 1 if k in pred else expect
-                self.value(x, pred.get(k, MISSING), member_ctx(self.names, k))
+                self.value(x, pred.get(k, MISSING), member_ctx(self.names, k, ctx, i))
         elif isinstance(v, list) and isinstance(pred, list) and len(v) == len(pred) and v:
             self.tag(PATCH_LIST, ctx, kind)
             for i, (x, p) in enumerate(zip(v, pred)):
@@ -176,9 +204,9 @@ class Writer:
         elif isinstance(v, dict):
             self.tag(OBJECT, ctx, kind)
             self.uint(len(v), "count", ctx)
-            for k, x in v.items():
+            for i, (k, x) in enumerate(v.items()):
                 self.string(str(k), ctx)
-                self.value(x, MISSING, member_ctx(self.names, str(k)))
+                self.value(x, MISSING, member_ctx(self.names, str(k), ctx, i))
         else:
             raise TypeError(f"not a JSON value: {type(v).__name__}")
 
@@ -200,10 +228,12 @@ class Writer:
 class Reader:
     """Reads what :class:`Writer` wrote from ``source``; every count and reference is checked, output is budgeted."""
 
-    def __init__(self, source: Any, names: list[str], limits: Limits, expansion: int | None = None):
-        self.src, self.names, self.limits = source, names, limits
+    def __init__(self, source: Any, names: list[str], limits: Limits, expansion: int | None = None, deltas: bool = False):
+        self.src, self.names, self.limits, self.deltas = source, names, limits, deltas
         self.name_set = set(names)
         self.strings: list[str] = []
+        self.history = bytearray()
+        self.shapes: dict[tuple, dict] = {}
         self.budget = limits.max_metadata_bytes          # characters + items the decoded JSON may hold
         self.expansion = expansion                       # a lower bound a hostile payload meets first, or None
         if expansion is not None and expansion < self.budget:
@@ -240,17 +270,42 @@ class Reader:
             if i >= len(self.strings):
                 raise CorruptError(f"comfyui-graph: string reference {i}, only {len(self.strings)} strings seen")
             s = self.strings[len(self.strings) - 1 - i]
-        elif tag == NEW_STR:
-            s = decode_text(self.src.raw(self.uint("length", ctx), "a string"), max_chars=self.limits.max_text_chars)
+        elif tag == NEW_STR or (tag == NEW_STR_DEFLATED and self.deltas and self.history):
+            data = self.src.raw(self.uint("length", ctx), "a string")
+            if tag == NEW_STR:
+                s = decode_text(data, max_chars=self.limits.max_text_chars)
+            else:
+                s = self.inflate(data)
             if s in self.strings or s in self.name_set or _is_digits(s):
                 raise CorruptError("comfyui-graph: a new string that the writer would have referenced")
             self.strings.append(s)
+            self.history += s.encode("utf-8")
         else:
             raise CorruptError(f"comfyui-graph: tag {tag} where a string was expected")
         self.spend(len(s) + 1)
         return s
 
+    def inflate(self, data: bytes) -> str:
+        limit = 4 * self.limits.max_text_chars
+        raw = inflate_limited(data, limit, wbits=-15, zdict=bytes(self.history[-HISTORY:]), what="comfyui-graph string")
+        try:
+            s = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise CorruptError("comfyui-graph: a deflated string that is not UTF-8") from None
+        if len(s) > self.limits.max_text_chars:
+            raise LimitError(f"comfyui-graph: a string of {len(s)} characters, above the limit of "
+                             f"{self.limits.max_text_chars}; raise aigif.Limits.max_text_chars if you trust this file")
+        return s
+
     def value(self, pred: Any = MISSING, ctx: tuple = ROOT, depth: int = 0) -> Any:
+        if pred is not MISSING or not self.deltas:
+            return self.predicted(pred, ctx, depth)
+        out = self.predicted(self.shapes.get(ctx[:2], MISSING), ctx, depth)
+        if isinstance(out, dict):
+            self.shapes[ctx[:2]] = dict.fromkeys(out, MISSING)
+        return out
+
+    def predicted(self, pred: Any, ctx: tuple, depth: int) -> Any:
         if depth > self.limits.max_nesting:
             raise LimitError(f"comfyui-graph: nested deeper than {self.limits.max_nesting}")
         self.spend(1)
@@ -262,13 +317,18 @@ class Reader:
             return self.copy(pred)
         if tag == SAME_INT and type(pred) is float and pred.is_integer():
             return int(pred)
+        if tag == DELTA and type(pred) is int and self.deltas:
+            v = pred + _unzigzag(self.uint("delta", ctx))
+            if v == pred or abs(v) >= 2**64:
+                raise CorruptError(f"comfyui-graph: an integer delta giving {v} from {pred}, which a writer codes otherwise")
+            return v
         if tag == PATCH_KEYS and isinstance(pred, dict) and pred:
-            return {k: self.value(p, member_ctx(self.name_set, k), depth + 1) for k, p in pred.items()}
+            return {k: self.value(p, member_ctx(self.name_set, k, ctx, i), depth + 1) for i, (k, p) in enumerate(pred.items())}
         if tag == PATCH_OBJ and isinstance(pred, dict):
             keys, expect, out = list(pred), 0, {}
             n = self.uint("count", ctx)
             self.check_count(n)
-            for _ in range(n):
+            for i in range(n):
                 code = self.uint("key", ctx)
                 if code == NEW_KEY:
                     k = self.string(ctx)
@@ -281,7 +341,7 @@ class Reader:
                 if k in out:
                     raise CorruptError(f"comfyui-graph: key {k!r} twice in one object")
                 expect = keys.index(k) + 1 if k in pred else expect
-                out[k] = self.value(pred.get(k, MISSING), member_ctx(self.name_set, k), depth + 1)
+                out[k] = self.value(pred.get(k, MISSING), member_ctx(self.name_set, k, ctx, i), depth + 1)
             return out
         if tag == PATCH_LIST and isinstance(pred, list) and pred:
             return [self.value(p, item_ctx(ctx, i), depth + 1) for i, p in enumerate(pred)]
@@ -316,7 +376,7 @@ class Reader:
             return v
         if tag in _SPECIAL:
             return _SPECIAL[tag]
-        if tag in (NAME, DIGITS, SEEN_STR, NEW_STR):
+        if tag in STRING_TAG_SET:
             return self.string(ctx, tag)
         if tag in (LIST, OBJECT):
             n = self.uint("count", ctx)
@@ -324,11 +384,11 @@ class Reader:
             if tag == LIST:
                 return [self.value(MISSING, item_ctx(ctx, i), depth + 1) for i in range(n)]
             out = {}
-            for _ in range(n):
+            for i in range(n):
                 k = self.string(ctx)
                 if k in out:
                     raise CorruptError(f"comfyui-graph: key {k!r} twice in one object")
-                out[k] = self.value(MISSING, member_ctx(self.name_set, k), depth + 1)
+                out[k] = self.value(MISSING, member_ctx(self.name_set, k, ctx, i), depth + 1)
             return out
         raise CorruptError(f"comfyui-graph: unexpected tag {tag}")
 

@@ -44,15 +44,29 @@ def valid() -> dict[str, dict]:
 CODING1 = ("txt2img", "flux-dev", "values")        # also written in coding 1, as earlier releases did
 
 
-def symbols(write) -> bytes:
-    """A coding-2 payload (flags: range-coded only, the prompt one value) of the symbols ``write(writer)`` emits."""
+def symbols(write, flags: int = 16) -> bytes:
+    """A coding-2 payload (default flags: range-coded only, the prompt one value) of the symbols ``write(writer)`` emits."""
     from aigif.syntax.graph_coder import RangeSink
     from aigif.syntax.graph_segment import _NAME_INDEX
     from aigif.syntax.jsoncode import Writer
 
-    w = Writer(_NAME_INDEX, RangeSink())
+    w = Writer(_NAME_INDEX, RangeSink(), deltas=True)
     write(w)
-    return bytes([1, 16]) + w.sink.finish()
+    return bytes([1, flags]) + w.sink.finish()
+
+
+def zero_delta(w) -> None:
+    """An empty node-by-node workflow whose top-level ``revision`` is a zero delta from its prediction 0."""
+    from aigif.syntax.graph_segment import _C_LINKS, _C_NODES, _C_WORKFLOW
+    from aigif.syntax.jsoncode import DELTA, PATCH_KEYS, SAME
+
+    w.value(None, MISSING, ("prompt", 0, 0))
+    w.uint(0, "count", _C_NODES)
+    w.tag(SAME, _C_LINKS, 2)
+    w.tag(PATCH_KEYS, _C_WORKFLOW, 1)
+    w.value(1, MISSING, ("id", 0, 0))
+    w.tag(DELTA, ("revision", 0, 0), 4)
+    w.uint(0, "delta", ("revision", 0, 0))
 
 
 def invalid(payloads: dict[str, bytes]) -> dict[str, tuple[bytes, str]]:
@@ -60,7 +74,7 @@ def invalid(payloads: dict[str, bytes]) -> dict[str, tuple[bytes, str]]:
 
     from aigif.container.varint import encode_uvarint
     from aigif.syntax.graph_segment import _C_PROMPT
-    from aigif.syntax.jsoncode import LIST, NULL, SAME, STRING_TAGS
+    from aigif.syntax.jsoncode import LIST, NEW_STR_DEFLATED, NULL, SAME, STRING_TAGS
 
     good, coded = payloads["coding1-txt2img"], payloads["txt2img"]
     raw_stream = bytes([1, 0])                      # version 1, no flags: one value follows
@@ -85,7 +99,11 @@ def invalid(payloads: dict[str, bytes]) -> dict[str, tuple[bytes, str]]:
         "coded-same-without-prediction": (symbols(lambda w: w.tag(SAME, _C_PROMPT, 0)), "corrupt"),
         "coded-string-tag-for-a-key": (symbols(lambda w: (w.tag(16, _C_PROMPT, 0), w.uint(1, "count", _C_PROMPT),
                                                           w.tag(NULL, _C_PROMPT, STRING_TAGS))), "corrupt"),
-        "coded-expands-too-far": (symbols(lambda w: w.value([None] * 70000, MISSING, _C_PROMPT)), "limit"),
+        "coded-expands-too-far": (symbols(lambda w: w.value([None] * 200000, MISSING, _C_PROMPT)), "limit"),
+        "delta-in-coding-1": (raw_stream + bytes([23, 0]), "corrupt"),
+        "coded-zero-delta": (symbols(zero_delta, flags=16 | 8 | 1), "corrupt"),
+        "coded-deflated-string-first": (symbols(lambda w: (w.tag(NEW_STR_DEFLATED, _C_PROMPT, 0), w.uint(2, "length", _C_PROMPT),
+                                                           w.sink.raw(b"\x03\x00"))), "corrupt"),
         "coded-count-too-large": (symbols(lambda w: (w.tag(LIST, _C_PROMPT, 0), w.uint(2**40, "count", _C_PROMPT))),
                                   "limit"),
     }
