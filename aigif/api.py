@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -197,6 +198,8 @@ def record(pipe, *, seed: int | None = None, batch_index: int | None = None, mod
 
     from .engine import to_uint8
     from .engine.hires import check_hires, run_hires
+    from .engine.paths import env_model_dirs
+    from .engine.upscale import pixel_upscaler
     from .engine.platform import capture_platform, pinned
     from .fidelity import fingerprint
 
@@ -216,6 +219,7 @@ def record(pipe, *, seed: int | None = None, batch_index: int | None = None, mod
     family.latent_shape(pipe, gen)   # sizes the pipeline cannot take fail here
     hires = hires_fix(hires)
     second = check_hires(family, gen, hires) if hires is not None else None
+    upscaler = pixel_upscaler(hires, [*(model_dirs or []), *env_model_dirs()]) if hires is not None else None
     with pinned(device, threads, True), torch.inference_mode():
         latents, g = family.initial_noise(pipe, gen, pipe.dtype, device)
         first = {**kw, "latents": latents, "generator": g, "output_type": "np"}
@@ -223,10 +227,12 @@ def record(pipe, *, seed: int | None = None, batch_index: int | None = None, mod
             if second is None:
                 image = pipe(**first).images[0]
             else:
-                image = run_hires(pipe, family, pipe, first, gen, hires, second_scheduler(pipe, second, hires))
+                image = run_hires(pipe, family, pipe, first, gen, hires, second_scheduler(pipe, second, hires), upscaler)
         except (ValueError, TypeError, RuntimeError) as exc:
             raise AigifError(f"the pipeline refused this call: {exc}") from None
     rgb = to_uint8(image)
+    if upscaler is not None and upscaler.sha256 and hires.upscaler_sha256 is None:
+        hires = dataclasses.replace(hires, upscaler_sha256=upscaler.sha256)
     doc = Document(generation=gen, model=ref, platform=capture_platform(device, dtype, attention, threads, True),
                    fingerprint=fingerprint(rgb), hires=hires)
     from PIL import Image

@@ -4,6 +4,7 @@ import pytest
 
 import aigif
 from aigif import ConfigError, CorruptError, Document, Generation, HiresFix, LimitError, ModelRef, dumps, loads
+from aigif.errors import ModelError, UnsafeModelError
 from aigif.container import read_container
 
 from .fresh_process import decode_in_fresh_process
@@ -118,22 +119,27 @@ def test_the_second_pass_changes_the_image(engine):
     assert not np.array_equal(a, b) and not np.array_equal(a, c)
 
 
-def test_engine_equals_bare_diffusers_calls(engine):
-    """spec/engine.md 2.1 word for word: first pass latents, float32 interpolate, img2img from_pipe with a CPU seed."""
+@pytest.mark.parametrize("upscaler", ["latent-bicubic", "lanczos"])
+def test_engine_equals_bare_diffusers_calls(engine, upscaler):
+    """spec/engine.md 2.1 word for word: first pass latents and float32 interpolate (a latent upscaler) or its decoded
+    image and PIL's Lanczos (a pixel one), then img2img from_pipe with a CPU seed."""
     import diffusers
     import torch
+    from PIL import Image
 
     from aigif.engine.schedulers import make_scheduler
 
-    ours = engine.generate(Generation(**BASE), TINY, hires=hires()).image
+    pixel = upscaler == "lanczos"
+    ours = engine.generate(Generation(**BASE), TINY, hires=hires(upscaler=upscaler)).image
     loaded = engine._loaded(TINY, "float32", "sdpa")
     pipe = loaded.pipe
     torch.set_num_threads(1)
     with torch.inference_mode():
         pipe.scheduler = make_scheduler(loaded.scheduler_cls, loaded.scheduler_config, None, None)
-        lat = pipe(BASE["prompt"], num_inference_steps=3, guidance_scale=7.5, width=64, height=64,
-                   generator=torch.Generator("cpu").manual_seed(7), output_type="latent").images
-        up = torch.nn.functional.interpolate(lat.float(), size=(16, 16), mode="bicubic", antialias=False)
+        first = pipe(BASE["prompt"], num_inference_steps=3, guidance_scale=7.5, width=64, height=64,
+                     generator=torch.Generator("cpu").manual_seed(7), output_type="pil" if pixel else "latent").images
+        up = first[0].resize((128, 128), Image.Resampling.LANCZOS) if pixel else \
+            torch.nn.functional.interpolate(first.float(), size=(16, 16), mode="bicubic", antialias=False)
         i2i = diffusers.StableDiffusionImg2ImgPipeline.from_pipe(
             pipe, scheduler=make_scheduler(loaded.scheduler_cls, loaded.scheduler_config, None, None))
         out = i2i(BASE["prompt"], image=up, strength=0.6, num_inference_steps=3, guidance_scale=7.5,
@@ -159,11 +165,14 @@ def test_record_with_hires_reproduces_with_the_engine(aigif_home):
 
 
 def test_what_the_engine_cannot_run_is_refused_before_loading(engine):
-    for h, why in ((hires(upscaler="4x-UltraSharp"), "pixel upscaler '4x-UltraSharp'"), (hires(upscaler="my_upscaler.pth"), "my_upscaler"),
-                   (hires(upscaler="lanczos"), "pixel upscaler"), (hires(upscaler="latent-bislerp"), "interpolate")):
+    for h, why in ((hires(upscaler="SwinIR 4x"), "SwinIR_4x.*swinir.*not supported"), (hires(upscaler="latent-bislerp"), "interpolate")):
         doc = Document(generation=Generation(**BASE), model=ModelRef(name="sd15"), hires=h)   # sd15 is not installed here
         with pytest.raises(ConfigError, match=f"not regenerable.*{why}"):
             engine.regenerate(doc)
+    for h, err, why in ((hires(upscaler="4x-UltraSharp"), ModelError, "4x-UltraSharp not found in --model-dir"),
+                        (hires(upscaler="my_upscaler.pth"), UnsafeModelError, "convert it to .safetensors")):
+        with pytest.raises(err, match=f"(?i){why}"):
+            engine.regenerate(Document(generation=Generation(**BASE), model=ModelRef(name="sd15"), hires=h))
     doc = Document(generation=Generation(**BASE), model=TINY, hires=hires(width=60, height=64))
     with pytest.raises(ConfigError, match="multiples of 8"):
         engine.regenerate(doc)

@@ -76,13 +76,17 @@ def test_a1111_hires_the_element_cannot_say_stays_partial(settings, words):
     assert "Hires upscale" in imp.extra["raw"]["parameters"]
 
 
-def test_a1111_pixel_upscaler_is_kept_but_not_regenerable():
-    imp = a1111("Denoising strength: 0.3, Hires upscale: 2, Hires upscaler: R-ESRGAN 4x+")
-    assert imp.hires.upscaler == "R-ESRGAN 4x+" and not imp.regenerable and "pixel upscaler" in imp.reason
-    doc = Document(generation=imp.generation, model=imp.model, hires=imp.hires)
+def test_a1111_pixel_upscalers():
     from aigif.syntax.builtin import regenerable
 
-    assert regenerable(doc).startswith("no: hires fix with the pixel upscaler 'R-ESRGAN 4x+'")
+    for name, ours in (("R-ESRGAN 4x+", "R-ESRGAN 4x+"), ("4x_NMKD-Siax_200k", "4x_NMKD-Siax_200k"), ("Lanczos", "lanczos"),
+                       ("Nearest", "nearest"), ("4x-UltraSharp", "4x-UltraSharp")):
+        imp = a1111(f"Denoising strength: 0.3, Hires upscale: 2, Hires upscaler: {name}")
+        assert imp.hires.upscaler == ours and imp.regenerable, name
+    imp = a1111("Denoising strength: 0.3, Hires upscale: 2, Hires upscaler: SwinIR 4x")
+    assert imp.hires.upscaler == "SwinIR_4x" and not imp.regenerable and "(swinir) is not supported" in imp.reason
+    doc = Document(generation=imp.generation, model=imp.model, hires=imp.hires)
+    assert regenerable(doc).startswith("no: hires fix with the upscaler 'SwinIR_4x'")
 
 
 def test_the_way_back_gives_the_same_hires():

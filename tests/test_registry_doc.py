@@ -135,7 +135,10 @@ def test_upscalers(tables):
     doc = {}
     for x in rows:
         names = () if x["Tool names"] == "—" else tuple(a.strip() for a in x["Tool names"].split(","))
-        doc[int(x["Code"])] = r.Upscaler(x["Name"], x["Space"], _opt(x["Interpolate mode"]), x["Antialias"] == "yes", names)
+        files = () if x["Files"] == "—" else tuple(a.strip() for a in x["Files"].split(","))
+        scale = None if x["Scale"] == "—" else int(x["Scale"])
+        doc[int(x["Code"])] = r.Upscaler(x["Name"], x["Space"], _opt(x["Mode"]), x["Antialias"] == "yes", names,
+                                         _opt(x["Architecture"]), files, scale)
     assert doc == r.UPSCALERS and len(_codes(rows)) == len(r.UPSCALERS)
 
 

@@ -229,8 +229,9 @@ def generate(
     hires_strength: float = typer.Option(0.5, "--hires-strength", help="Hires fix: denoising strength of the second pass."),
     hires_steps: Optional[int] = typer.Option(None, "--hires-steps", min=1, max=10000, help="Hires fix: steps of the second "
                                               "pass (default: --steps)."),
-    hires_upscaler: str = typer.Option("latent-bilinear", "--hires-upscaler", help="Hires fix: a latent upscaler of "
-                                       "spec/registry.md (latent-bicubic, latent-nearest-exact, ...)."),
+    hires_upscaler: str = typer.Option("latent-bilinear", "--hires-upscaler", help="Hires fix: an upscaler of "
+                                       "spec/registry.md (latent-bicubic, lanczos, R-ESRGAN 4x+, ...) or an ESRGAN model "
+                                       "file NAME.safetensors in a model dir."),
 ) -> None:
     """Generate an image and store its generation syntax (a few hundred bytes) instead of its pixels."""
     hires = None if hires_scale is None else {"upscaler": hires_upscaler, "strength": hires_strength, "scale": hires_scale,

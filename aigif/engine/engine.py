@@ -23,6 +23,7 @@ from .components import check_vae_folder, locate_lora, locate_vae, lora_label, v
 from .digest import check_digest, check_file_digest, file_sha256
 from .families import family_for_pipeline, get_family
 from .hires import check_hires, run_hires
+from .upscale import pixel_upscaler
 from .refiner import check_refiner, run_refiner
 from .lora import adapter_name, apply_loras
 from .loader import DEFAULT_MODEL, PipelineCache, Resolved, check_pipeline_folder, load_pipeline, model_digest, resolve
@@ -106,8 +107,12 @@ class Engine:
         model = model or ModelRef(name=DEFAULT_MODEL)
         dtype = self.dtype or "float32"
         threads = self.threads or torch.get_num_threads()
+        upscaler = pixel_upscaler(hires, self.model_dirs, self.verify_weights) if hires is not None else None
         loaded = self._loaded(model, dtype, self.attention)
-        image = self._render(loaded, generation, dtype, threads, self.attention, True, tuple(extensions), hires, refiner)
+        image = self._render(loaded, generation, dtype, threads, self.attention, True, tuple(extensions), hires, refiner,
+                             upscaler)
+        if upscaler is not None and upscaler.sha256 and hires.upscaler_sha256 is None:   # the model file that was used
+            hires = dataclasses.replace(hires, upscaler_sha256=upscaler.sha256)
         platform = capture_platform(self.device, dtype, self.attention, threads, True)
         if refiner is not None:   # its digest recorded as the base model's is
             second = self._loaded(refiner.model, dtype, self.attention)
@@ -128,11 +133,12 @@ class Engine:
         limits.check("the LoRA count", len(doc.model.loras) + (len(doc.refiner.model.loras) if doc.refiner else 0), "max_loras")
         more = doc.hires.pixel_steps(gen) if doc.hires is not None else 0
         limits.check_regeneration(model_family(doc.model), gen.width, gen.height, gen.num_inference_steps, more)
-        if doc.hires is not None and doc.hires.not_reproducible():   # before any model loads
-            raise ConfigError(f"not regenerable: {doc.hires.not_reproducible()}")
+        # before the pipeline loads: what no engine runs, a missing or altered upscaler model
+        upscaler = pixel_upscaler(doc.hires, self.model_dirs, self.verify_weights) if doc.hires is not None else None
         dtype, threads, attention, det = self._decode_settings(doc.platform)
         loaded = self._loaded(doc.model, dtype, attention)
-        return self._render(loaded, doc.generation, dtype, threads, attention, det, doc.extensions, doc.hires, doc.refiner)
+        return self._render(loaded, doc.generation, dtype, threads, attention, det, doc.extensions, doc.hires, doc.refiner,
+                            upscaler)
 
     def decode(self, doc: Document, reference: np.ndarray | None = None, limits: Limits | None = None) -> DecodeResult:
         """The document's image: stored pixels, regenerated (+ residual), with a fidelity report.
@@ -265,7 +271,8 @@ class Engine:
         return out
 
     def _render(self, loaded: _Loaded, gen: Generation, dtype: str, threads: int, attention: str, deterministic: bool,
-                extensions: tuple = (), hires: HiresFix | None = None, refiner: Refiner | None = None) -> np.ndarray:
+                extensions: tuple = (), hires: HiresFix | None = None, refiner: Refiner | None = None,
+                upscaler=None) -> np.ndarray:
         import torch
 
         pipe = loaded.pipe
@@ -302,7 +309,7 @@ class Engine:
                     image = call.pipe(**call.call_kwargs).images[0]
                 else:
                     sched = make_scheduler(loaded.scheduler_cls, loaded.scheduler_config, second.scheduler, second.scheduler_config)
-                    image = run_hires(pipe, family, call.pipe, call.call_kwargs, gen, hires, sched)
+                    image = run_hires(pipe, family, call.pipe, call.call_kwargs, gen, hires, sched, upscaler)
             except AigifError:
                 raise
             except Exception as exc:  # a value the pipeline/scheduler cannot use (bad override, OOM, ...)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 from . import registry
-from .elements import MAX_SIDE, MAX_STEPS, Generation, ModelRef, _check, _is_int
+from .elements import MAX_SIDE, MAX_STEPS, Generation, ModelRef, _check, _check_sha, _is_int
 from .schema import F
 
 MAX_SCALE = 16.0
@@ -40,11 +40,13 @@ class HiresFix:
     guidance_scale: float | None = None
     prompt: str | None = None
     negative_prompt: str | None = None
+    upscaler_sha256: str | None = None   # sha256 of the upscaler model's weights file
 
     FIELDS = (F(1, "upscaler", "enum:upscaler", required=True), F(2, "strength", "number", required=True),
               F(3, "scale", "number"), F(4, "width", "px"), F(5, "height", "px"), F(6, "steps", "uint"),
               F(7, "seed", "uint"), F(8, "scheduler", "enum:scheduler"), F(9, "scheduler_config", "map"),
-              F(10, "guidance_scale", "number"), F(11, "prompt", "text"), F(12, "negative_prompt", "text"))
+              F(10, "guidance_scale", "number"), F(11, "prompt", "text"), F(12, "negative_prompt", "text"),
+              F(13, "upscaler_sha256", "hex"))
 
     def __post_init__(self):
         _check(isinstance(self.upscaler, str) and 0 < len(self.upscaler) <= 256, f"hires.upscaler must be a name, got {self.upscaler!r}")
@@ -66,6 +68,10 @@ class HiresFix:
                "hires.scheduler_config needs hires.scheduler (without it the first pass's scheduler is used as it is)")
         for name in ("prompt", "negative_prompt"):
             _check(getattr(self, name) is None or isinstance(getattr(self, name), str), f"hires.{name} must be a string")
+        _check(self.upscaler_sha256 is None or isinstance(self.upscaler_sha256, str), "hires.upscaler_sha256 must be hex digits")
+        _check_sha(self.upscaler_sha256)
+        _check(self.upscaler_sha256 is None or self.is_model, "hires.upscaler_sha256 goes with an upscaler model, "
+               f"not with {self.upscaler!r}")
         if self.scheduler is not None:
             _check(isinstance(self.scheduler, str), f"hires.scheduler must be a string, got {self.scheduler!r}")
             object.__setattr__(self, "scheduler", registry.scheduler_from_sampler(self.scheduler) or self.scheduler)
@@ -102,13 +108,23 @@ class HiresFix:
         code = registry.code_of("upscaler", self.upscaler)
         return registry.UPSCALERS[code] if code is not None else None
 
-    def not_reproducible(self) -> str | None:
-        """Why the engine cannot run this pass (a pixel upscaler model, a non-torch latent mode), or None."""
+    @property
+    def is_model(self) -> bool:
+        """The first pass is enlarged by an upscaler model (a registry model, or any name outside the registry)."""
         entry = self.upscaler_entry
-        if entry is None or entry.space != "latent":    # a name outside the registry is a pixel upscaler model
-            return f"hires fix with the pixel upscaler {self.upscaler!r} (only latent upscales are regenerated)"
-        if entry.mode is None:
+        return entry is None or entry.space == "pixel" and entry.mode is None
+
+    def not_reproducible(self) -> str | None:
+        """Why no engine can run this pass (a model architecture other than ESRGAN, a non-torch latent mode), or None.
+        A model outside the registry is read from its weights when the pass runs."""
+        entry = self.upscaler_entry
+        if entry is None:
+            return None
+        if entry.space == "latent" and entry.mode is None:
             return f"hires fix with the latent upscale {entry.name!r}, which torch's interpolate does not compute"
+        if entry.arch is not None and entry.arch not in registry.RUN_ARCHS:
+            return (f"hires fix with the upscaler {entry.name!r}: its architecture ({entry.arch}) is not supported "
+                    f"(only {', '.join(registry.RUN_ARCHS)} models and resampling filters are run)")
         return None
 
 

@@ -279,15 +279,18 @@ def is_flow_scheduler(entry: SchedulerEntry) -> bool:
 # --- upscalers of a second pass (hires fix) ------------------------------------------
 @dataclass(frozen=True)
 class Upscaler:
-    """How the first pass is enlarged: latents by ``torch.nn.functional.interpolate`` (``mode``,
-    ``antialias``), or the decoded image by a pixel upscaler (``space`` "pixel": a resampling
-    filter or an upscaler model that other tools name)."""
+    """How the first pass is enlarged: its latents by ``torch.nn.functional.interpolate`` (``mode``,
+    ``antialias``), or its decoded image (``space`` "pixel") by a PIL resampling filter (``mode``) or
+    by an upscaler model (``arch``: "esrgan" models are run; the other architectures are only named)."""
 
     name: str
     space: str                            # latent | pixel
-    mode: str | None = None               # torch interpolate mode (latent space); None: not a torch mode
+    mode: str | None = None               # latent: torch interpolate mode; pixel: PIL filter; None: not computed so
     antialias: bool = False
     names: tuple[str, ...] = ()           # what other tools write (A1111 "Hires upscaler", ComfyUI upscale_method)
+    arch: str | None = None               # an upscaler model's architecture (esrgan, swinir, dat, ...)
+    files: tuple[str, ...] = ()           # the model's weights file stems in A1111 / ComfyUI model folders
+    scale: int | None = None              # a model's enlargement factor (importers size a pass by it)
 
 
 UPSCALERS = {
@@ -299,17 +302,30 @@ UPSCALERS = {
     6: Upscaler("latent-nearest-exact", "latent", "nearest-exact", False, ("Latent (nearest-exact)", "nearest-exact")),
     7: Upscaler("latent-area", "latent", "area", False, ("area",)),
     8: Upscaler("latent-bislerp", "latent", None, False, ("bislerp",)),
-    9: Upscaler("lanczos", "pixel", None, False, ("Lanczos",)),
-    10: Upscaler("nearest", "pixel", None, False, ("Nearest",)),
-    11: Upscaler("R-ESRGAN 4x+", "pixel"),
-    12: Upscaler("R-ESRGAN 4x+ Anime6B", "pixel"),
-    13: Upscaler("4x-UltraSharp", "pixel"),
-    14: Upscaler("ESRGAN_4x", "pixel"),
-    15: Upscaler("SwinIR_4x", "pixel"),
-    16: Upscaler("4x_foolhardy_Remacri", "pixel"),
-    17: Upscaler("LDSR", "pixel"),
-    18: Upscaler("ScuNET", "pixel"),
+    9: Upscaler("lanczos", "pixel", "lanczos", False, ("Lanczos",)),
+    10: Upscaler("nearest", "pixel", "nearest", False, ("Nearest",)),
+    11: Upscaler("R-ESRGAN 4x+", "pixel", arch="esrgan", files=("RealESRGAN_x4plus",), scale=4),
+    12: Upscaler("R-ESRGAN 4x+ Anime6B", "pixel", arch="esrgan", files=("RealESRGAN_x4plus_anime_6B",), scale=4),
+    13: Upscaler("4x-UltraSharp", "pixel", arch="esrgan", files=("4x-UltraSharp",), scale=4),
+    14: Upscaler("ESRGAN_4x", "pixel", arch="esrgan", files=("ESRGAN_4x", "RRDB_ESRGAN_x4"), scale=4),
+    15: Upscaler("SwinIR_4x", "pixel", names=("SwinIR 4x",), arch="swinir", scale=4),
+    16: Upscaler("4x_foolhardy_Remacri", "pixel", arch="esrgan", files=("4x_foolhardy_Remacri",), scale=4),
+    17: Upscaler("LDSR", "pixel", arch="ldsr", scale=4),
+    18: Upscaler("ScuNET", "pixel", names=("ScuNET GAN", "ScuNET PSNR"), arch="scunet", scale=1),
+    19: Upscaler("pixel-bicubic", "pixel", "bicubic"),
+    20: Upscaler("pixel-bilinear", "pixel", "bilinear"),
+    21: Upscaler("R-ESRGAN 2x+", "pixel", arch="esrgan", files=("RealESRGAN_x2plus",), scale=2),
+    22: Upscaler("R-ESRGAN General 4xV3", "pixel", arch="srvgg", scale=4),
+    23: Upscaler("R-ESRGAN General WDN 4xV3", "pixel", arch="srvgg", scale=4),
+    24: Upscaler("R-ESRGAN AnimeVideo", "pixel", arch="srvgg", scale=4),
+    25: Upscaler("DAT x2", "pixel", arch="dat", scale=2),
+    26: Upscaler("DAT x3", "pixel", arch="dat", scale=3),
+    27: Upscaler("DAT x4", "pixel", arch="dat", scale=4),
 }
+# architectures of upscaler models the engine runs; a model outside the table is read as one of these
+RUN_ARCHS = ("esrgan",)
+# PIL filters of the pixel resamplers (Image.Resampling member names, lower case)
+PIXEL_FILTERS = ("lanczos", "nearest", "bicubic", "bilinear")
 
 
 def upscaler_from_tool(name: str) -> str:

@@ -63,6 +63,11 @@ HIRES_FULL = {"model": "sdxl", "prompt": "a fox in the snow", "seed": 99, "num_i
                               "perceptual": "f0e1d2c3"}}
 HIRES_PIXEL_MODEL = {"model": "sd15", "prompt": "a portrait", "seed": 7, "num_inference_steps": 25, "guidance_scale": 7.0,
                      "width": 512, "height": 512, "hires": {"upscaler": "my-upscaler_x2.pth", "strength": 0.3, "scale": 2.0}}
+HIRES_ESRGAN = {"model": "sd15", "prompt": "a portrait", "seed": 7, "num_inference_steps": 25, "guidance_scale": 7.0,
+                "width": 512, "height": 512, "hires": {"upscaler": "4x_NMKD-Siax_200k", "strength": 0.3, "scale": 2.0,
+                                                       "upscaler_sha256": "cd" * 32}}
+HIRES_LANCZOS = {"model": "sd15", "prompt": "a portrait", "seed": 7, "num_inference_steps": 25, "guidance_scale": 7.0,
+                 "width": 512, "height": 512, "hires": {"upscaler": "Lanczos", "strength": 0.3, "scale": 1.5}}
 REFINER = {"model": "sdxl", "prompt": "a lighthouse on a cliff", "seed": 42, "num_inference_steps": 40, "guidance_scale": 6.0,
            "scheduler": "euler", "refiner": {"model": {"name": "sd_xl_refiner_1.0", "sha256": "7440042bbd"}, "switch_at": 0.8,
                                              "aesthetic_score": 6.0, "prompt": "a lighthouse on a cliff, sharp details"}}
@@ -111,10 +116,15 @@ def main() -> int:
         "hires": dumps(aigif.document_from_dict(HIRES)),
         "hires-full": dumps(aigif.document_from_dict(HIRES_FULL)),     # the stamp's fingerprint takes the hires size
         "hires-pixel-model": dumps(aigif.document_from_dict(HIRES_PIXEL_MODEL)),
+        "hires-esrgan": dumps(aigif.document_from_dict(HIRES_ESRGAN)),     # a model outside the registry + its file's sha256
+        "hires-lanczos": dumps(aigif.document_from_dict(HIRES_LANCZOS)),
         "refiner": dumps(aigif.document_from_dict(REFINER)),
     }
     refiner = encode_element(aigif.document_from_dict(REFINER).refiner)
     hires = encode_element(aigif.document_from_dict(HIRES).hires)
+    sha_hires = encode_element(aigif.HiresFix(upscaler="4x-UltraSharp", strength=0.3, scale=2.0,
+                                              upscaler_sha256="cd" * 32))   # upscaler code 13 first
+    assert sha_hires[:2] == b"\x08\x0d"
     flipped = bytearray(good)
     flipped[len(flipped) // 2] ^= 0x10
     invalid = {
@@ -143,6 +153,8 @@ def main() -> int:
         "hires-without-generation": ("corrupt", segs((0x0B, hires), (9, b"pixels"))),
         "hires-twice": ("corrupt", segs((3, model), (5, gen), (0x0B, hires), (0x0B, hires))),
         "hires-no-strength": ("corrupt", segs((3, model), (5, gen), (0x0B, b"\x08\x03\x18\x02"))),
+        # a resampler (lanczos, code 9) with an upscaler model's sha256 (field 13)
+        "hires-sha256-on-a-filter": ("corrupt", segs((3, model), (5, gen), (0x0B, b"\x08\x09" + sha_hires[2:]))),
         "hires-strength-zero": ("corrupt", segs((3, model), (5, gen), (0x0B, b"\x08\x03\x10\x00\x18\x02"))),
         "hires-unknown-upscaler-code": ("corrupt", segs((3, model), (5, gen), (0x0B, b"\x08\x7f" + hires[2:]))),
         "refiner-without-generation": ("corrupt", segs((0x0D, refiner), (9, b"pixels"))),
