@@ -214,3 +214,35 @@ def test_a_recorded_hash_is_checked_before_the_pipeline_loads(engine, model_dir)
     with pytest.raises(ModelError, match="not found in --model-dir"):
         engine.regenerate(missing)
     assert issubclass(ModelMismatchError, AigifError)
+
+
+# --- imported hires fixes ----------------------------------------------------------------------
+A1111 = ("a castle\nSteps: 3, Sampler: Euler a, CFG scale: 7, Seed: 11, Size: 64x64, AIGIF model: aigif-tiny-sd, "
+         "Denoising strength: 0.5, Hires upscale: 2, Hires upscaler: {}, Hires steps: 3")
+
+
+def test_imported_a1111_upscaler_regenerates_from_the_model_dir(engine):
+    from aigif.importers.a1111 import map_a1111
+
+    imp = map_a1111(A1111.format("4x-tiny-old"))
+    assert imp.regenerable, imp.reason
+    doc = Document(generation=imp.generation, model=imp.model, hires=imp.hires)
+    made = engine.generate(imp.generation, imp.model, hires=imp.hires).image
+    assert made.shape == (128, 128, 3) and np.array_equal(engine.regenerate(doc), made)
+
+
+def test_import_says_why_an_upscaler_model_cannot_regenerate(aigif_home):
+    from aigif.engine import Engine
+    from aigif.importers.a1111 import map_a1111
+    from aigif.importers.decide import PIXELS, decide
+
+    class Codec:
+        def compress_pixels(self, rgb, quality):
+            return b"pixels"
+
+    imp = map_a1111(A1111.format("4x-UltraSharp"))
+    out = decide(imp, np.zeros((128, 128, 3), np.uint8), engine=Engine(threads=1), codec=Codec())
+    assert out.kind == PIXELS and "upscaler model 4x-UltraSharp not found in --model-dir" in out.reason
+    swinir = decide(map_a1111(A1111.format("SwinIR 4x")), np.zeros((128, 128, 3), np.uint8), engine=Engine(threads=1),
+                    codec=Codec())
+    assert "not regenerable" in swinir.reason and "(swinir) is not supported" in swinir.reason

@@ -176,3 +176,69 @@ def test_families_without_a_second_pass_are_not_called_regenerable():
     sd1 = map_a1111("a fox\nSteps: 4, Sampler: Euler, CFG scale: 7, Seed: 1, Size: 64x64, AIGIF model: aigif-tiny-sd, "
                     "Refiner: other [0123456789], Refiner switch at: 0.8")
     assert sd1.refiner is not None and not sd1.regenerable and "refiner on a sd1 base model" in sd1.reason
+
+
+# --- ComfyUI: the hires fix in pixel space (upscale model and/or resize) ------------------------------------
+def comfy_pixel_graph(model: str | None = "4x-UltraSharp.pth", scale: dict | None = None) -> dict:
+    """comfy_hires_graph with the latent upscale replaced by VAEDecode -> [model] -> [resize] -> VAEEncode."""
+    g = comfy_hires_graph()
+    del g["10"]
+    src = ["8", 0]
+    if model is not None:
+        g["20"] = {"class_type": "UpscaleModelLoader", "inputs": {"model_name": model}}
+        g["21"] = {"class_type": "ImageUpscaleWithModel", "inputs": {"upscale_model": ["20", 0], "image": src}}
+        src = ["21", 0]
+    if scale is not None:
+        g["22"] = {"class_type": "ImageScaleBy" if "scale_by" in scale else "ImageScale", "inputs": {**scale, "image": src}}
+        src = ["22", 0]
+    g["23"] = {"class_type": "VAEEncode", "inputs": {"pixels": src, "vae": ["16", 2]}}
+    g["11"]["inputs"]["latent_image"] = ["23", 0]
+    return g
+
+
+SECOND = dict(strength=0.5, steps=28, seed=469771404043268, scheduler="dpmpp-2m-karras")
+
+
+@pytest.mark.parametrize("graph, size, hires", [
+    (comfy_pixel_graph(scale={"upscale_method": "lanczos", "scale_by": 0.375}), (1152, 1152),
+     HiresFix(upscaler="4x-UltraSharp", scale=1.5, **SECOND)),
+    (comfy_pixel_graph("RealESRGAN_x4plus.pth"), (3072, 3072), HiresFix(upscaler="R-ESRGAN 4x+", scale=4.0, **SECOND)),
+    (comfy_pixel_graph("esrgan/4x_NMKD-Siax_200k.safetensors", {"upscale_method": "bilinear", "width": 1024, "height": 1536,
+                                                                 "crop": "disabled"}), (1024, 1536),
+     HiresFix(upscaler="4x_NMKD-Siax_200k", width=1024, height=1536, **SECOND)),
+    (comfy_pixel_graph("MyUpscaler.pth"), (1536, 1536), HiresFix(upscaler="MyUpscaler", scale=2.0, **SECOND)),
+    (comfy_pixel_graph(None, {"upscale_method": "lanczos", "scale_by": 1.25}), (960, 960),
+     HiresFix(upscaler="lanczos", scale=1.25, **SECOND)),
+    (comfy_pixel_graph(None, {"upscale_method": "nearest-exact", "width": 1100, "height": 1100, "crop": "disabled"}),
+     (1100, 1100), HiresFix(upscaler="nearest", width=1096, height=1096, **SECOND)),
+])
+def test_comfyui_pixel_hires_maps_to_the_upscaler(graph, size, hires):
+    imp = comfy(copy.deepcopy(graph), size)
+    assert imp.regenerable, imp.reason
+    assert imp.hires == hires and (imp.generation.width, imp.generation.num_inference_steps) == (768, 12)
+    if hires.upscaler != "MyUpscaler":     # a model of unknown scale takes the image's size: a 1x model is possible
+        first = comfy(copy.deepcopy(graph), (768, 768))         # the saved image is the first pass's
+        assert first.regenerable and first.hires is None
+
+
+@pytest.mark.parametrize("graph, words", [
+    (comfy_pixel_graph(None, {"upscale_method": "area", "scale_by": 1.5}), "resize method 'area'"),
+    (comfy_pixel_graph("001_SwinIR-M_x4.pth"), None),
+    (comfy_pixel_graph(scale={"upscale_method": "lanczos", "width": 1024, "height": 1024, "crop": "center"}), "crops"),
+])
+def test_comfyui_pixel_hires_the_element_cannot_say(graph, words):
+    imp = comfy(copy.deepcopy(graph), (1152, 1152))
+    if words is None:      # a model outside the registry is read as ESRGAN when it runs: kept, by its file stem
+        assert imp.regenerable and imp.hires.upscaler == "001_SwinIR-M_x4"
+        return
+    assert imp.has_syntax and not imp.regenerable and words in imp.reason, imp.reason
+
+
+def test_comfyui_upscale_after_the_last_pass_stays_partial():
+    g = json.loads(SAMPLES["comfyui_hires_latent"]["fields"]["prompt"])
+    del g["10"], g["11"], g["12"], g["13"]
+    g["20"] = {"class_type": "UpscaleModelLoader", "inputs": {"model_name": "4x-UltraSharp.pth"}}
+    g["21"] = {"class_type": "ImageUpscaleWithModel", "inputs": {"upscale_model": ["20", 0], "image": ["8", 0]}}
+    g["9"]["inputs"]["images"] = ["21", 0]
+    imp = comfy(g, (3072, 3072))
+    assert imp.has_syntax and not imp.regenerable and "Upscale" in imp.reason and "outside a hires pass" in imp.reason

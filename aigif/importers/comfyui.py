@@ -18,6 +18,7 @@ from ..syntax.elements import ComponentRef, Lora
 from . import comfy_flow, comfy_summary, samplers
 from .passes import UPSCALE_NODES, NotMapped, comfy_refiner_split, comfy_split
 from .comfy_graph import is_link
+from .comfy_upscale import PASS_NODES
 from .result import Builder, Imported, _maybe_json, stem, to_float, to_int
 
 SAMPLER_NODES = ("KSampler", "KSamplerAdvanced")
@@ -191,15 +192,16 @@ def as_ksampler(graph: dict[str, dict]) -> dict[str, dict]:
 
 
 def _map_graph(g: _Graph, b: Builder, hires_problem: str | None = None) -> None:
-    others = sorted({n.get("class_type") for n in g.nodes.values()} - ALLOWED - set(UPSCALE_NODES), key=str)
+    passes = {*UPSCALE_NODES, *PASS_NODES, *(("VAEEncode",) if hires_problem else ())}
+    others = sorted({n.get("class_type") for n in g.nodes.values()} - ALLOWED - passes, key=str)
     if others:
         raise _Unsupported(f"node type(s) {', '.join(map(str, others))} are not part of a plain txt2img graph")
     if hires_problem:
         raise _Unsupported(hires_problem)
-    stray = g.of_class(*UPSCALE_NODES)       # what comfy_split took as a hires pass is gone from the graph
+    stray = g.of_class(*UPSCALE_NODES, *PASS_NODES)       # what comfy_split took as a hires pass is gone from the graph
     if stray:
         raise _Unsupported(f"{g.nodes[stray[0]]['class_type']} (node {stray[0]}) outside a hires pass (KSampler -> "
-                           "LatentUpscale(By) -> KSampler)")
+                           "LatentUpscale(By), or VAEDecode -> image upscale -> VAEEncode, -> KSampler)")
     ks = g.of_class(*SAMPLER_NODES)
     if len(ks) != 1:
         raise _Unsupported(f"{len(ks)} sampler nodes; exactly one KSampler (or KSamplerAdvanced) is supported")

@@ -3,7 +3,8 @@
 A1111 (and Forge, reForge, SD.Next, Civitai) write ``Hires upscale`` / ``Hires resize``,
 ``Hires upscaler``, ``Hires steps``, ``Denoising strength`` and optionally a second-pass
 sampler, CFG and prompts. ComfyUI's two-pass graph is KSampler -> LatentUpscale(By) ->
-KSampler (denoise < 1). Only what the element says exactly is mapped; anything else
+KSampler (denoise < 1), or KSampler -> VAEDecode -> an upscale model and/or a resize ->
+VAEEncode -> KSampler (:mod:`.comfy_upscale`). Only what the element says exactly is mapped; anything else
 (another checkpoint for the second pass, cropping, an unknown sampler) is left as it was,
 so the importer keeps the main pass as a partial syntax with the reason.
 """
@@ -17,6 +18,7 @@ from ..syntax.elements import Generation
 from ..syntax.passes import HiresFix
 from ..syntax.registry import UPSCALERS, code_of, upscaler_from_tool
 from . import samplers
+from .comfy_upscale import PixelNotMapped, find_pixel_pass, pixel_upscale
 from .result import fmt_num, registry_model_for, to_float, to_int, valid_hash
 
 LATENT_FACTOR = 8      # SD / SDXL latents: A1111 and ComfyUI size them as pixels // 8
@@ -183,15 +185,16 @@ def comfy_split(graph: dict[str, dict], image_size=None) -> tuple[dict[str, dict
         return graph, None
     for k2 in ks:
         up = graph[k2].get("inputs", {}).get("latent_image")
-        if _link(up) and graph.get(up[0], {}).get("class_type") in UPSCALE_NODES:
+        pixel = find_pixel_pass(graph, k2)
+        if pixel is not None or _link(up) and graph.get(up[0], {}).get("class_type") in UPSCALE_NODES:
             break
     else:
         return graph, None
     k1 = next(k for k in ks if k != k2)
-    u = up[0]
+    u = pixel.decoder if pixel else up[0]
     i1, i2, iu = graph[k1]["inputs"], graph[k2]["inputs"], graph[u]["inputs"]
     if not (_link(iu.get("samples")) and iu["samples"][0] == k1):
-        raise NotMapped(f"the latent upscale (node {u}) does not take the first sampler's output")
+        raise NotMapped(f"the {'decoder' if pixel else 'latent upscale'} (node {u}) does not take the first sampler's output")
     lat = i1.get("latent_image")
     empty = graph.get(lat[0], {}) if _link(lat) else {}
     if empty.get("class_type") != "EmptyLatentImage":
@@ -199,22 +202,35 @@ def comfy_split(graph: dict[str, dict], image_size=None) -> tuple[dict[str, dict
     width, height = to_int(empty["inputs"].get("width")), to_int(empty["inputs"].get("height"))
     if i2.get("model") != i1.get("model"):
         raise NotMapped("the second pass samples with another model")
-    hires = _comfy_hires(graph, u, i1, i2, width, height)
+    try:
+        enlarge = _pixel_size(graph, pixel, width, height, image_size) if pixel else _latent_size(graph, u, width, height)
+    except PixelNotMapped as exc:
+        raise NotMapped(str(exc)) from None
+    hires = _comfy_hires(graph, i1, i2, *enlarge)
     decoders = {key for key, n in graph.items() if n.get("class_type") == "VAEDecode"}
-    if _users(graph, u) != {k2} or not _users(graph, k2) <= decoders or not _users(graph, k1) <= decoders | {u}:
+    drop = {pixel.encoder, *pixel.chain, *([pixel.loader] if pixel.loader else [])} if pixel else {u}
+    links = _chain_links(pixel, k2) if pixel else [(u, k2)]
+    if not _users(graph, k2) <= decoders or not _users(graph, k1) <= decoders | drop or \
+            any(_users(graph, key) != {nxt} for key, nxt in links):
         raise NotMapped("the passes' latents are used by other nodes")
     w2, h2 = (hires.get("width"), hires.get("height")) if "width" in hires else (int(width * hires["scale"]), int(height * hires["scale"]))
     if image_size is not None and tuple(image_size) == (width, height) and (w2, h2) != (width, height):
-        return _drop_second_pass(graph, k1, k2, u, keep_first=True), None     # the saved image is the first pass
-    return _drop_second_pass(graph, k1, k2, u, keep_first=False), hires
+        return _drop_second_pass(graph, k1, k2, drop, keep_first=True), None     # the saved image is the first pass
+    return _drop_second_pass(graph, k1, k2, drop, keep_first=False), hires
 
 
-def _drop_second_pass(graph: dict, k1: str, k2: str, u: str, keep_first: bool) -> dict:
-    """The graph with one sampler: the decoders and image outputs of the other pass removed, the kept pass's
-    decoder reading the first sampler."""
+def _chain_links(pixel, k2: str) -> list[tuple[str, str]]:
+    """(node, the one node that may read it) along a pixel pass: image nodes, the encoder, the model loader."""
+    nodes = [*pixel.chain, pixel.encoder, k2]
+    return list(zip(nodes, nodes[1:])) + ([(pixel.loader, pixel.chain[0])] if pixel.loader else [])
+
+
+def _drop_second_pass(graph: dict, k1: str, k2: str, drop: set, keep_first: bool) -> dict:
+    """The graph with one sampler: the nodes between the passes (*drop*), the decoders and image outputs of the
+    other pass removed, the kept pass's decoder reading the first sampler."""
     drop_from, keep_from = (k2, k1) if keep_first else (k1, k2)
-    out = {key: n for key, n in graph.items() if key not in (k2, u)}
-    for key in (_users(graph, k1) | _users(graph, k2)) - {u}:
+    out = {key: n for key, n in graph.items() if key != k2 and key not in drop}
+    for key in (_users(graph, k1) | _users(graph, k2)) - drop:
         if graph[key]["inputs"]["samples"][0] == drop_from:
             out.pop(key)
             for key2 in _users(graph, key):     # the dropped pass's image outputs go with it
@@ -224,7 +240,8 @@ def _drop_second_pass(graph: dict, k1: str, k2: str, u: str, keep_first: bool) -
     return out
 
 
-def _comfy_hires(graph: dict, u: str, i1: dict, i2: dict, width: int, height: int) -> dict:
+def _latent_size(graph: dict, u: str, width: int, height: int) -> tuple[str, dict]:
+    """(upscaler, size fields) of a LatentUpscale(By) node."""
     iu = graph[u]["inputs"]
     method = iu.get("upscale_method")
     if not isinstance(method, str):
@@ -234,19 +251,33 @@ def _comfy_hires(graph: dict, u: str, i1: dict, i2: dict, width: int, height: in
             s = to_float(iu.get("scale_by"))
             # ComfyUI: round(latent side x scale) latents
             target = (round(width // LATENT_FACTOR * s) * LATENT_FACTOR, round(height // LATENT_FACTOR * s) * LATENT_FACTOR)
-            size = _size(width, height, s, target)
-        else:
-            if iu.get("crop", "disabled") != "disabled":
-                raise NotMapped(f"the latent upscale crops ({iu.get('crop')})")
-            w, h = to_int(iu.get("width")), to_int(iu.get("height"))
-            if w <= 0 or h <= 0:
-                raise NotMapped("the latent upscale keeps the aspect ratio from one side (width or height 0)")
-            size = _size(width, height, None, (w, h))
+            return upscaler_from_tool(method), _size(width, height, s, target)
+        if iu.get("crop", "disabled") != "disabled":
+            raise NotMapped(f"the latent upscale crops ({iu.get('crop')})")
+        w, h = to_int(iu.get("width")), to_int(iu.get("height"))
+        if w <= 0 or h <= 0:
+            raise NotMapped("the latent upscale keeps the aspect ratio from one side (width or height 0)")
+        return upscaler_from_tool(method), _size(width, height, None, (w, h))
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, NotMapped):
+            raise
+        raise NotMapped(f"the latent upscale values are not plain numbers ({exc})") from None
+
+
+def _pixel_size(graph: dict, pixel, width: int, height: int, image_size) -> tuple[str, dict]:
+    """(upscaler, size fields) of a pixel pass; ComfyUI's VAEEncode takes multiples of 8 pixels, so does the element."""
+    upscaler, size, factor = pixel_upscale(graph, pixel, width, height, image_size)
+    return upscaler, _size(width, height, factor, size)
+
+
+def _comfy_hires(graph: dict, i1: dict, i2: dict, upscaler: str, size: dict) -> dict:
+    """The hires element of a second KSampler (*i2*) after the first (*i1*), enlarged by *upscaler* to *size*."""
+    try:
         denoise = to_float(i2.get("denoise", 1.0))
         steps = to_int(i2.get("steps"))
         if not 0 < denoise <= 1:
             raise NotMapped(f"second-pass denoise {denoise}")
-        hires: dict[str, Any] = {"upscaler": upscaler_from_tool(method), "strength": denoise, **size}
+        hires: dict[str, Any] = {"upscaler": upscaler, "strength": denoise, **size}
         # ComfyUI runs `steps` steps at the end of a schedule of int(steps / denoise); diffusers runs
         # int(n x strength) of n: the same schedule length
         n = int(steps / denoise)
