@@ -246,3 +246,28 @@ def test_import_says_why_an_upscaler_model_cannot_regenerate(aigif_home):
     swinir = decide(map_a1111(A1111.format("SwinIR 4x")), np.zeros((128, 128, 3), np.uint8), engine=Engine(threads=1),
                     codec=Codec())
     assert "not regenerable" in swinir.reason and "(swinir) is not supported" in swinir.reason
+
+
+def test_a_model_pass_past_the_pixel_limit_is_refused(model_dir, monkeypatch):
+    from PIL import Image
+
+    from aigif.engine import upscale
+    from aigif.errors import LimitError
+
+    up = upscale.pixel_upscaler(hires(), [model_dir])
+    monkeypatch.setattr(upscale, "MAX_MODEL_PIXELS", 16 * 64 - 1)
+    with pytest.raises(LimitError, match="x4 of 4x16"):
+        up(Image.new("RGB", (4, 16)), (8, 32))
+    monkeypatch.setattr(upscale, "MAX_MODEL_PIXELS", 16 * 64)
+    assert up(Image.new("RGB", (4, 16)), (8, 32)).size == (8, 32)
+
+
+def test_the_a1111_way_back_keeps_the_model_hash():
+    from aigif.importers import a1111_parameters
+    from aigif.importers.a1111 import map_a1111
+
+    imp = map_a1111(A1111.format("4x-UltraSharp"))
+    h = HiresFix(**{**aigif.document_to_dict(Document(generation=imp.generation, model=imp.model, hires=imp.hires))["hires"],
+                    "upscaler_sha256": "ab" * 32})
+    back = map_a1111(a1111_parameters(Document(generation=imp.generation, model=imp.model, hires=h)))
+    assert back.hires == h and back.regenerable

@@ -12,13 +12,14 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ConfigError, ModelError
+from ..errors import ConfigError, LimitError, ModelError
 from ..syntax.passes import HiresFix
 from .components import find_named
 from .digest import check_file_digest, file_sha256
 
 UPSCALER_SUBDIRS = ("", "upscale_models", "ESRGAN", "RealESRGAN")
 MAX_MODEL_PASSES = 3      # a model is applied until the image covers the target size, at most this often
+MAX_MODEL_PIXELS = 64 * 2**20   # pixels one model pass may output (its float32 result: 12 bytes a pixel)
 _CACHE: dict[tuple[str, str], object] = {}   # (file, sha256) -> network; the latest one only
 _LOCK = threading.Lock()
 
@@ -43,13 +44,13 @@ class PixelUpscaler:
             if image.width >= size[0] and image.height >= size[1]:
                 break
             before = image.size
-            image = run_model(self.net, image)
+            image = run_model(self.net, image, self.name)
             if image.size == before:
                 break
         return image if image.size == size else image.resize(size, Image.Resampling.LANCZOS)
 
 
-def run_model(net, image):
+def run_model(net, image, name: str = "upscaler"):
     """One pass of an ESRGAN network over a PIL RGB image: uint8 -> [0, 1] float32 -> net -> clip -> round."""
     import numpy as np
     import torch
@@ -57,6 +58,10 @@ def run_model(net, image):
 
     from .esrgan import upscale_tiled
 
+    s = net.shape.scale
+    if image.width * image.height * s * s > MAX_MODEL_PIXELS:
+        raise LimitError(f"upscaler model {name}: x{s} of {image.width}x{image.height} is more than {MAX_MODEL_PIXELS} "
+                         "pixels; upscale a smaller first pass")
     x = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255).permute(2, 0, 1)[None].contiguous()
     with torch.inference_mode():
         y = upscale_tiled(net, x)

@@ -26,7 +26,7 @@ LATENT_FACTOR = 8      # SD / SDXL latents: A1111 and ComfyUI size them as pixel
 # A1111 keys of a hires pass and the values that mean "as in the first pass"
 A1111_KEYS = ("Hires upscale", "Hires resize", "Hires upscaler", "Hires steps", "Hires sampler", "Hires schedule type",
               "Hires CFG Scale", "Hires prompt", "Hires negative prompt", "Hires checkpoint", "Denoising strength",
-              "Hires seed", "Hires scheduler config")     # the last two: aigif's own, for what A1111 cannot say
+              "Hires seed", "Hires scheduler config", "Hires upscaler hash")   # the last three: aigif's own
 A1111_SAME = {"Hires checkpoint": "Use same checkpoint", "Hires sampler": "Use same sampler",
               "Hires schedule type": "Use same scheduler"}
 
@@ -89,6 +89,8 @@ def a1111_hires(p: dict[str, Any], gen: dict[str, Any], first: tuple[str | None,
             hires["scheduler_config"] = {**hires.get("scheduler_config", {}), **cfg}
         if "Hires seed" in p:
             hires["seed"] = to_int(p["Hires seed"])
+        if "Hires upscaler hash" in p:
+            hires["upscaler_sha256"] = str(p["Hires upscaler hash"]).strip().lower()
         if "Hires CFG Scale" in p and to_float(p["Hires CFG Scale"]) != gen.get("guidance_scale"):
             hires["guidance_scale"] = to_float(p["Hires CFG Scale"])
     except (KeyError, ValueError) as exc:
@@ -126,6 +128,8 @@ def a1111_hires_params(hires: HiresFix, gen: Generation) -> dict[str, str]:
             p["Hires scheduler config"] = json.dumps(hires.scheduler_config, sort_keys=True)
     if hires.seed is not None:
         p["Hires seed"] = str(hires.seed)
+    if hires.upscaler_sha256 is not None:
+        p["Hires upscaler hash"] = hires.upscaler_sha256
     if hires.guidance_scale is not None:
         p["Hires CFG Scale"] = fmt_num(hires.guidance_scale)
     if hires.prompt:
