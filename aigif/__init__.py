@@ -15,6 +15,7 @@ from .errors import (
     ExtensionPayloadWarning,
     ImageReadError,
     ImportMetadataError,
+    InputImageError,
     LibraryError,
     OutputExistsError,
     ProvenanceError,
@@ -42,6 +43,8 @@ from .syntax import (
     Fingerprint,
     Generation,
     HiresFix,
+    ImageRef,
+    Img2Img,
     Lora,
     Refiner,
     ModelRef,
@@ -60,9 +63,9 @@ __all__ = [
     "AigifError", "ConfigError", "CorruptError", "FormatError", "LimitError", "ModelError", "ModelMismatchError",
     "RegistryError", "TruncatedError", "UnknownCodecError", "UnknownSegmentError", "UnsafeModelError",
     "UnsupportedVersionError", "AigifWarning", "ExtensionError", "ExtensionLoadWarning", "ExtensionPayloadWarning",
-    "ImageReadError", "ImportMetadataError", "LibraryError", "OutputExistsError", "ProvenanceError", "QueryError", "UnknownExtensionWarning",
+    "ImageReadError", "ImportMetadataError", "InputImageError", "LibraryError", "OutputExistsError", "ProvenanceError", "QueryError", "UnknownExtensionWarning",
     "atomic_write", "dump", "load", "DEFAULT_LIMITS", "Limits", "ComponentRef", "Document",
-    "Extension", "Fingerprint", "Generation", "HiresFix", "Refiner", "Lora", "ModelRef", "Platform", "Source", "document_from_dict",
+    "Extension", "Fingerprint", "Generation", "HiresFix", "Refiner", "ImageRef", "Img2Img", "Lora", "ModelRef", "Platform", "Source", "document_from_dict",
     "document_to_dict", "dumps", "loads", "register_extension", "__version__",
 ]
 

@@ -117,7 +117,8 @@ def generate(prompt: str, *, negative_prompt: str = "", model: str | ModelRef | 
              steps: int | None = None, guidance: float | None = None, width: int | None = None, height: int | None = None,
              scheduler: str | None = None, clip_skip: int | None = None, eta: float | None = None,
              guidance_rescale: float | None = None, loras=(), vae=None, revision: str | None = None, engine=None,
-             hires=None, output: str | os.PathLike | None = None, overwrite: bool = True) -> Generated:
+             hires=None, init_image=None, mask=None, strength: float | None = None, img2img=None,
+             store_images: bool = False, output: str | os.PathLike | None = None, overwrite: bool = True) -> Generated:
     """Render one image with aigif's engine and return ``Generated(image, document)`` (a PIL image).
 
     Defaults follow the model (:mod:`aigif.syntax.defaults`): the embedded ``aigif-tiny-sd``
@@ -126,8 +127,13 @@ def generate(prompt: str, *, negative_prompt: str = "", model: str | ModelRef | 
     :class:`ModelRef` (*revision* pins a repo id); *loras*: ``"NAME[:WEIGHT]"`` strings or :class:`Lora` in order; *vae*: a
     name, path, repo or :class:`ComponentRef`. A path outside the engine's model dirs adds its
     folder to them. *seed* None draws a random 32-bit seed (it is recorded). *hires*: a
-    :class:`HiresFix` (or its JSON dict) run as a second pass. *output* also writes the .aigif
-    (replacing an existing file only with *overwrite*).
+    :class:`HiresFix` (or its JSON dict) run as a second pass. *init_image* (a path, an .aigif,
+    a PIL image or HxWx3 uint8) makes it image-to-image at *strength* (default 0.8), at the
+    init image's size; *mask* (white = repaint) makes it inpainting; *img2img*: the element's
+    other fields (``mask_blur``, ``mask_invert``, ``masked_padding``) as a dict. The file
+    references the images by digest and file name (decode then needs them again) or, with
+    *store_images*, holds them as PNG. *output* also writes the .aigif (replacing an existing
+    file only with *overwrite*).
     """
     from PIL import Image
 
@@ -139,10 +145,22 @@ def generate(prompt: str, *, negative_prompt: str = "", model: str | ModelRef | 
     check_family_name(getattr(ref, "family", None))
     if len(dirs) > len(eng.model_dirs):
         eng.model_dirs = dirs
+    element = inputs = None
+    if init_image is not None or mask is not None or img2img is not None:
+        from .engine.img2img import decode_exact
+        from .inputs import img2img_request
+
+        element, inputs, (w, h) = img2img_request(init_image, mask, strength=strength, options=img2img, store=store_images,
+                                                  limits=eng.limits, decode_aigif=lambda p: decode_exact(eng, p, eng.limits))
+        if (width or w, height or h) != (w, h):
+            raise ConfigError(f"width x height {width}x{height} differs from the init image's {w}x{h}")
+        width, height = w, h
+    elif strength is not None:
+        raise ConfigError("strength goes with an init image (init_image=)")
     gen = resolve_generation(ref, prompt=prompt, negative_prompt=negative_prompt, seed=seed, num_inference_steps=steps,
                              guidance_scale=guidance, width=width, height=height, scheduler=scheduler,
                              clip_skip=clip_skip, eta=eta, guidance_rescale=guidance_rescale)
-    result = eng.generate(gen, ref, hires=hires_fix(hires))
+    result = eng.generate(gen, ref, hires=hires_fix(hires), img2img=element, inputs=inputs)
     if output is not None:
         write_output(output, dumps(result.document), force=overwrite)
     return Generated(Image.fromarray(result.image, "RGB"), result.document)
@@ -339,13 +357,15 @@ def _read_source(src, limits: Limits) -> Document:
     return loads(data, limits)
 
 
-def decode(src, *, engine=None, reference=None, limits: Limits | None = None) -> Decoded:
+def decode(src, *, engine=None, reference=None, limits: Limits | None = None, init_image=None, mask=None) -> Decoded:
     """The image an .aigif holds (regenerated, + residual, or stored pixels) as a PIL image, with a fidelity report.
 
     *src*: a path, bytes, a binary file object or a :class:`Document`. *reference*: the real image
     (PIL or HxWx3 uint8) to compare with (PSNR/SSIM) instead of the file's fingerprint.
     *limits*: for reading and regenerating (default: ``aigif.DEFAULT_LIMITS`` to read, the engine's
     limits to render); a file asking more than ``Limits.regeneration_budget`` raises :class:`aigif.LimitError`.
+    *init_image* / *mask*: the images of an image-to-image file that references them without storing them
+    (checked against the file's digests: :class:`aigif.InputImageError`).
     Raises :class:`aigif.ModelError` when the model is missing, :class:`aigif.FormatError` and
     friends for broken files.
     """
@@ -356,7 +376,10 @@ def decode(src, *, engine=None, reference=None, limits: Limits | None = None) ->
     ref = None
     if reference is not None:
         ref = np.asarray(reference.convert("RGB") if isinstance(reference, Image.Image) else reference, dtype=np.uint8)
-    result = _engine(engine).decode(doc, reference=ref, limits=limits)
+    from .inputs import InputImages
+
+    inputs = InputImages(init_image, mask) if init_image is not None or mask is not None else None
+    result = _engine(engine).decode(doc, reference=ref, limits=limits, inputs=inputs)
     return Decoded(Image.fromarray(np.ascontiguousarray(result.image, dtype=np.uint8), "RGB"), result.report, doc, result.source,
                    result.expectation)
 

@@ -98,6 +98,12 @@ class ImageReadError(AigifError):
     kind = "image"
 
 
+class InputImageError(AigifError):
+    """An init image or mask the syntax needs is not given, cannot be read, or does not match its recorded digest."""
+
+    kind = "input-image"
+
+
 class LibraryError(AigifError):
     """A library database that cannot be opened, is from a newer aigif, or a search that cannot run."""
 

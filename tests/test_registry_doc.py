@@ -54,7 +54,7 @@ def _codes(rows, key="Code"):
 def test_every_registry_table_is_documented(tables):
     for name in ("Segment types", "Devices", "Dtypes", "Attention backends", "Hardware", "CPU instruction sets",
                  "oneDNN instruction sets", "Library releases", "Pipeline families", "Models",
-                 "Schedulers", "Upscalers", "Extension type codes"):
+                 "Schedulers", "Upscalers", "Inpaint fill modes", "Extension type codes"):
         assert name in tables, f"spec/registry.md lacks the table '## {name}'"
 
 
@@ -142,6 +142,13 @@ def test_upscalers(tables):
     assert doc == r.UPSCALERS and len(_codes(rows)) == len(r.UPSCALERS)
 
 
+def test_inpaint_fill_modes(tables):
+    rows = tables["Inpaint fill modes"]
+    doc = {int(x["Code"]): r.InpaintFill(x["Name"], () if x["Tool names"] == "—" else
+                                         tuple(a.strip() for a in x["Tool names"].split(","))) for x in rows}
+    assert doc == r.INPAINT_FILLS and len(_codes(rows)) == len(r.INPAINT_FILLS)
+
+
 def test_extension_codes(tables):
     rows = tables["Extension type codes"]
     doc = {int(x["Code"], 0): (x["Name"], x["Package"], x["Status"]) for x in rows}
@@ -163,7 +170,7 @@ def test_parser_catches_drift(tables):
 
 
 DOCUMENTED = {"CORE_SEGMENTS", "DEVICES", "DTYPES", "ATTENTION", "HARDWARE", "CPU_ISAS", "ONEDNN_ISAS", "FAMILIES", "MODELS",
-              "SCHEDULERS", "UPSCALERS"}
+              "SCHEDULERS", "UPSCALERS", "INPAINT_FILLS"}
 
 
 def test_no_registry_table_is_forgotten():

@@ -72,9 +72,12 @@ def cli_generate(prompt: str, output: Path, *, negative_prompt: str = "", model:
                  model_dirs: list[Path] | None = None, allow_network: bool = False, png: Path | None = None,
                  force: bool = False, progress: bool = True, echo=typer.echo, loras: list[str] | None = None,
                  vae: str | None = None, ai_label: bool = True, c2pa_cert: Path | None = None,
-                 c2pa_key: Path | None = None, hires: dict | None = None) -> int:
+                 c2pa_key: Path | None = None, hires: dict | None = None, init_image: Path | None = None,
+                 mask: Path | None = None, strength: float | None = None, img2img: dict | None = None,
+                 store_images: bool = False) -> int:
     """Render one image and write its .aigif (and optionally the PNG); *loras*: ``NAME[:WEIGHT]`` in order;
-    *hires*: the JSON form of a hires-fix second pass."""
+    *hires*: the JSON form of a hires-fix second pass; *init_image*, *mask*, *strength*, *img2img* (the element's
+    other fields), *store_images*: an image-to-image or inpainting generation."""
     from .. import api
     from ..provenance.c2pa_credentials import load_credentials
     from ..syntax import dumps
@@ -91,10 +94,13 @@ def cli_generate(prompt: str, output: Path, *, negative_prompt: str = "", model:
     res = api.generate(prompt, negative_prompt=negative_prompt, model=model, revision=revision, seed=seed, steps=steps,
                        guidance=guidance, width=width, height=height, scheduler=scheduler, clip_skip=clip_skip, eta=eta,
                        guidance_rescale=guidance_rescale, loras=loras or (), vae=vae, engine=engine, hires=hires,
+                       init_image=init_image, mask=mask, strength=strength, img2img=img2img, store_images=store_images,
                        output=output, overwrite=force)
     gen = res.document.generation
     w, h = res.document.image_size
     second = f", hires {w}x{h}" if res.document.hires is not None else ""
+    if res.document.img2img is not None:
+        second += f", {res.document.img2img.kind} at strength {res.document.img2img.strength:g}"
     echo(f"{output}: {len(dumps(res.document))} bytes (seed {gen.seed}, {gen.width}x{gen.height}, {gen.num_inference_steps} steps{second})")
     for extra in engine.model_dirs[len(known_dirs):]:
         echo(f"note: a local file outside the model dirs is recorded relative to {extra}; decode with --model-dir {extra}")
@@ -109,8 +115,10 @@ def cli_decode(inputs: list[Path], output: str | Path, *, force: bool = False, m
                allow_network: bool = False, trust_model_mismatch: bool = False, device: str = "cpu",
                min_psnr: float = 30.0, min_ssim: float = 0.90, min_perceptual_psnr: float = 30.0,
                progress: bool = True, echo=typer.echo, embed_parameters: bool = False, ai_label: bool = True,
-               c2pa_cert: Path | None = None, c2pa_key: Path | None = None) -> int:
-    """Regenerate (or unpack) each file, write its PNG, report fidelity; exit code = worst status."""
+               c2pa_cert: Path | None = None, c2pa_key: Path | None = None, init_image: Path | None = None,
+               mask: Path | None = None) -> int:
+    """Regenerate (or unpack) each file, write its PNG, report fidelity; exit code = worst status. *init_image* /
+    *mask*: the images image-to-image files reference without storing them."""
     from tqdm import tqdm
 
     from .. import api
@@ -139,7 +147,7 @@ def cli_decode(inputs: list[Path], output: str | Path, *, force: bool = False, m
     worst = EXIT_OK
     bar = tqdm(list(zip(inputs, targets)), desc="images", unit="img", disable=not (progress and batch), leave=False)
     for src, dst in bar:
-        result = api.decode(src, engine=engine)
+        result = api.decode(src, engine=engine, init_image=init_image, mask=mask)
         doc = result.document
         pnginfo = parameters_pnginfo(doc, src, echo) if embed_parameters else None
         exact = result.report is not None and result.report.status == "exact"
@@ -232,6 +240,18 @@ def generate(
     hires_upscaler: str = typer.Option("latent-bilinear", "--hires-upscaler", help="Hires fix: an upscaler of "
                                        "spec/registry.md (latent-bicubic, lanczos, R-ESRGAN 4x+, ...) or an ESRGAN model "
                                        "file NAME.safetensors in a model dir."),
+    init_image: Optional[Path] = typer.Option(None, "--init-image", help="Image-to-image: start from this image (PNG, "
+                                              "..., or an .aigif); the output has its size."),
+    strength: Optional[float] = typer.Option(None, "--strength", "--denoise", help="Image-to-image: how far to move "
+                                             "from the init image, 0 < x <= 1 (default 0.8)."),
+    mask: Optional[Path] = typer.Option(None, "--mask", help="Inpainting: repaint where this image is white."),
+    mask_blur: Optional[int] = typer.Option(None, "--mask-blur", min=0, max=1024, help="Inpainting: blur the mask by "
+                                            "this radius (pixels)."),
+    mask_invert: bool = typer.Option(False, "--mask-invert", help="Inpainting: repaint where the mask is black."),
+    only_masked: Optional[int] = typer.Option(None, "--only-masked", min=0, max=16384, help="Inpainting: work on the "
+                                              "masked region only, cropped with this padding (pixels)."),
+    store_images: bool = typer.Option(False, "--store-images", help="Keep the init image and mask in the file (PNG); "
+                                      "otherwise only their digests and names, and decoding needs them again."),
 ) -> None:
     """Generate an image and store its generation syntax (a few hundred bytes) instead of its pixels."""
     hires = None if hires_scale is None else {"upscaler": hires_upscaler, "strength": hires_strength, "scale": hires_scale,
@@ -241,7 +261,10 @@ def generate(
                                   clip_skip=clip_skip, eta=eta, guidance_rescale=guidance_rescale, dtype=dtype, device=device,
                                   threads=threads, model_dirs=model_dir, allow_network=allow_network, png=png, force=force,
                                   progress=not quiet, loras=lora, vae=vae, ai_label=ai_label, c2pa_cert=c2pa_cert,
-                                  c2pa_key=c2pa_key, hires=hires))
+                                  c2pa_key=c2pa_key, hires=hires, init_image=init_image, mask=mask, strength=strength,
+                                  img2img={k: v for k, v in (("mask_blur", mask_blur), ("mask_invert", mask_invert or None),
+                                                             ("masked_padding", only_masked)) if v is not None} or None,
+                                  store_images=store_images))
 
 
 @app.command()
@@ -261,12 +284,16 @@ def decode(
     c2pa_cert: Optional[Path] = _C2PA_CERT,
     c2pa_key: Optional[Path] = _C2PA_KEY,
     quiet: bool = typer.Option(False, "--quiet", "-q"),
+    init_image: Optional[Path] = typer.Option(None, "--init-image", help="The init image of an image-to-image file "
+                                              "that does not store it (checked against its digest)."),
+    mask: Optional[Path] = typer.Option(None, "--mask", help="The mask of an inpainting file that does not store it."),
 ) -> None:
     """Regenerate images from .aigif files. Exit 0 exact, 3 close, 4 mismatch."""
     raise typer.Exit(cli_decode(inputs, output, force=force, model_dirs=model_dir, allow_network=allow_network,
                                 trust_model_mismatch=trust_model_mismatch, device=device, min_psnr=min_psnr, min_ssim=min_ssim,
                                 min_perceptual_psnr=min_perceptual_psnr, progress=not quiet, embed_parameters=embed_parameters,
-                                ai_label=ai_label, c2pa_cert=c2pa_cert, c2pa_key=c2pa_key))
+                                ai_label=ai_label, c2pa_cert=c2pa_cert, c2pa_key=c2pa_key, init_image=init_image,
+                                mask=mask))
 
 
 @app.command()

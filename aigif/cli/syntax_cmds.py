@@ -99,6 +99,8 @@ def info(
             from ..codec.payload import describe
 
             value = describe(doc.residual)
+        elif key == "img2img":
+            value = doc.img2img.describe()
         elif key == "pixels":
             from ..codec.pixels import describe_pixels
 

@@ -17,13 +17,16 @@ from ..syntax.defaults import model_family
 from ..syntax.document import Document
 from ..syntax.elements import Generation, ModelRef, Platform
 from ..syntax.flow import check_schedule
+from ..syntax.img2img import Img2Img
 from ..syntax.passes import HiresFix, Refiner
+from ..inputs import InputImages
 from .adapters import apply_adapters
 from .components import check_vae_folder, locate_lora, locate_vae, lora_label, vae_label
 from .digest import check_digest, check_file_digest, file_sha256
 from .families import family_for_pipeline, get_family
 from .hires import check_hires, run_hires
 from .upscale import pixel_upscaler
+from .img2img import check_img2img, decode_exact, load_images, run_img2img
 from .refiner import check_refiner, run_refiner
 from .lora import adapter_name, apply_loras
 from .loader import DEFAULT_MODEL, PipelineCache, Resolved, check_pipeline_folder, load_pipeline, model_digest, resolve
@@ -99,18 +102,20 @@ class Engine:
 
     # --- public API ---------------------------------------------------------------
     def generate(self, generation: Generation, model: ModelRef | None = None, extensions: tuple = (),
-                 hires: HiresFix | None = None, refiner: Refiner | None = None) -> GenerateResult:
-        """Render *generation* (with a *hires* second pass or a *refiner*, with extension segments, e.g. img2img) and
-        return the pixels plus the document to save."""
+                 hires: HiresFix | None = None, refiner: Refiner | None = None, img2img: Img2Img | None = None,
+                 inputs: InputImages | None = None) -> GenerateResult:
+        """Render *generation* (with a *hires* second pass, a *refiner*, or from an init image: *img2img*, whose images
+        not stored in it come from *inputs*; with extension segments) and return the pixels plus the document to save."""
         import torch
 
         model = model or ModelRef(name=DEFAULT_MODEL)
         dtype = self.dtype or "float32"
         threads = self.threads or torch.get_num_threads()
         upscaler = pixel_upscaler(hires, self.model_dirs, self.verify_weights) if hires is not None else None
+        images = self._input_images(generation, img2img, inputs, self.limits)
         loaded = self._loaded(model, dtype, self.attention)
         image = self._render(loaded, generation, dtype, threads, self.attention, True, tuple(extensions), hires, refiner,
-                             upscaler)
+                             upscaler, img2img, images)
         if upscaler is not None and upscaler.sha256 and hires.upscaler_sha256 is None:   # the model file that was used
             hires = dataclasses.replace(hires, upscaler_sha256=upscaler.sha256)
         platform = capture_platform(self.device, dtype, self.attention, threads, True)
@@ -118,12 +123,14 @@ class Engine:
             second = self._loaded(refiner.model, dtype, self.attention)
             refiner = dataclasses.replace(refiner, model=self._record_model(refiner.model, second))
         doc = Document(generation=generation, model=self._record_model(model, loaded), platform=platform,
-                       fingerprint=fingerprint(image), hires=hires, refiner=refiner, extensions=tuple(extensions))
+                       fingerprint=fingerprint(image), hires=hires, refiner=refiner, img2img=img2img,
+                       extensions=tuple(extensions))
         return GenerateResult(image, doc)
 
-    def regenerate(self, doc: Document, limits: Limits | None = None) -> np.ndarray:
+    def regenerate(self, doc: Document, limits: Limits | None = None, inputs: InputImages | None = None) -> np.ndarray:
         """Re-render the document's syntax with the numerics its platform element pins; a file asking for more
-        than *limits* (default: the engine's) is refused before any model loads."""
+        than *limits* (default: the engine's) is refused before any model loads. *inputs*: the init image and mask
+        of an image-to-image file that references them without storing them."""
         if doc.generation is None or doc.model is None:
             raise ConfigError("the document has no generation syntax to regenerate (pixels-only file)")
         limits = limits or self.limits
@@ -133,16 +140,18 @@ class Engine:
         limits.check("the LoRA count", len(doc.model.loras) + (len(doc.refiner.model.loras) if doc.refiner else 0), "max_loras")
         more = doc.hires.pixel_steps(gen) if doc.hires is not None else 0
         limits.check_regeneration(model_family(doc.model), gen.width, gen.height, gen.num_inference_steps, more)
-        # before the pipeline loads: what no engine runs, a missing or altered upscaler model
+        # before the pipeline loads: what no engine runs, a missing or altered upscaler model, missing input images
         upscaler = pixel_upscaler(doc.hires, self.model_dirs, self.verify_weights) if doc.hires is not None else None
+        images = self._input_images(gen, doc.img2img, inputs, limits)
         dtype, threads, attention, det = self._decode_settings(doc.platform)
         loaded = self._loaded(doc.model, dtype, attention)
         return self._render(loaded, doc.generation, dtype, threads, attention, det, doc.extensions, doc.hires, doc.refiner,
-                            upscaler)
+                            upscaler, doc.img2img, images)
 
-    def decode(self, doc: Document, reference: np.ndarray | None = None, limits: Limits | None = None) -> DecodeResult:
+    def decode(self, doc: Document, reference: np.ndarray | None = None, limits: Limits | None = None,
+               inputs: InputImages | None = None) -> DecodeResult:
         """The document's image: stored pixels, regenerated (+ residual), with a fidelity report.
-        *limits* (default: the engine's) bound the render and the codec's image size."""
+        *limits* (default: the engine's) bound the render and the codec's image size; *inputs* as in :meth:`regenerate`."""
         limits = limits or self.limits
         codec = None
         if doc.pixels is not None or doc.residual is not None:
@@ -152,7 +161,7 @@ class Engine:
             report = compare_images(reference, image, self.thresholds) if reference is not None else (
                 check_fingerprint(image, doc.fingerprint, self.thresholds) if doc.fingerprint else None)
             return DecodeResult(image, report, "pixels")
-        image = self.regenerate(doc, limits)
+        image = self.regenerate(doc, limits, inputs)
         source = "regenerated"
         if doc.residual is not None:
             image = _codec_call("residual", codec.decompress_residual, doc.residual, image,
@@ -270,14 +279,22 @@ class Engine:
             out.append((adapter_name(digest, k), loc.path, w, what, digest))
         return out
 
+    def _input_images(self, gen: Generation, img2img: Img2Img | None, inputs: InputImages | None, limits: Limits):
+        """The init image and mask of an image-to-image pass, checked before any model loads (None without one)."""
+        return None if img2img is None else load_images(img2img, gen, inputs, limits, lambda p: decode_exact(self, p, limits))
+
     def _render(self, loaded: _Loaded, gen: Generation, dtype: str, threads: int, attention: str, deterministic: bool,
                 extensions: tuple = (), hires: HiresFix | None = None, refiner: Refiner | None = None,
-                upscaler=None) -> np.ndarray:
+                upscaler=None, img2img: Img2Img | None = None, images=None) -> np.ndarray:
         import torch
 
         pipe = loaded.pipe
         family = get_family(loaded.res.family)
         second_model = None
+        if img2img is not None:
+            if hires is not None or refiner is not None:
+                raise ConfigError("not regenerable: an image-to-image pass together with a hires fix or a refiner")
+            check_img2img(family, gen, img2img)
         if refiner is not None:
             if hires is not None:
                 raise ConfigError("not regenerable: a refiner together with a hires fix")
@@ -305,6 +322,11 @@ class Engine:
                                            gen.scheduler_config)
                     image = run_refiner(family, get_family(second_model.res.family), call.pipe, call.call_kwargs, gen,
                                         refiner, second_model.pipe, sched)
+                elif img2img is not None:
+                    if call.pipe is not pipe:
+                        raise ConfigError(f"not regenerable: {img2img.kind} together with extension(s) "
+                                          f"{', '.join(call.applied)} that change the pipeline")
+                    image = run_img2img(pipe, family, call.call_kwargs, gen, img2img, images)
                 elif second is None:
                     image = call.pipe(**call.call_kwargs).images[0]
                 else:

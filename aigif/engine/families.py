@@ -38,7 +38,9 @@ class GeneratorFamily:
     components: frozenset = frozenset()                    # model_index.json component classes allowed
     denoiser: str = "unet"                                 # pipeline attribute of the denoising network
     text_encoders: tuple[str, ...] = ("text_encoder",)     # pipeline attributes of the text encoders
-    img2img: str | None = None                             # image-to-image pipeline of a second pass (hires fix)
+    img2img: str | None = None                             # image-to-image pipeline (init image; hires fix second pass)
+    inpaint: str | None = None                             # inpainting pipeline (init image and mask)
+    latent_img2img: bool = True                            # img2img takes the first pass's latents (hires fix)
     denoising_split: bool = False                          # denoising_end / denoising_start: a refiner can take over
     default_size: int | None = None                        # for a family outside the registry
     default_steps: int | None = None
@@ -184,14 +186,14 @@ _SD_VARIANTS = ("StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipelin
 
 for _fam in (
     GeneratorFamily("sd1", "StableDiffusionPipeline", _SD_LOAD, _SD_OPTIONS, _SD, variants=_SD_VARIANTS,
-                    img2img="StableDiffusionImg2ImgPipeline"),
+                    img2img="StableDiffusionImg2ImgPipeline", inpaint="StableDiffusionInpaintPipeline"),
     GeneratorFamily("sd2", "StableDiffusionPipeline", _SD_LOAD, _SD_OPTIONS, _SD, variants=_SD_VARIANTS,
-                    img2img="StableDiffusionImg2ImgPipeline"),
+                    img2img="StableDiffusionImg2ImgPipeline", inpaint="StableDiffusionInpaintPipeline"),
     GeneratorFamily("sdxl", "StableDiffusionXLPipeline", {"add_watermarker": False},   # a watermark would change pixels
                     _SD_OPTIONS, _SD, text_encoders=("text_encoder", "text_encoder_2"),
                     variants=("StableDiffusionXLImg2ImgPipeline", "StableDiffusionXLInpaintPipeline",
                               "StableDiffusionXLControlNetPipeline"), img2img="StableDiffusionXLImg2ImgPipeline",
-                    denoising_split=True),
+                    inpaint="StableDiffusionXLInpaintPipeline", denoising_split=True),
 ):
     register_family(_fam)
 
@@ -229,7 +231,7 @@ register_family(PackedLatentFamily("flux1", "FluxPipeline", {}, ("negative_promp
                                    _FLOW | {"FluxTransformer2DModel"}, denoiser="transformer",
                                    text_encoders=("text_encoder", "text_encoder_2"),
                                    comfy_text_encoders=("clip_l", "t5xxl_fp16"), comfy_vae="ae",
-                                   variants=("FluxImg2ImgPipeline",)))
+                                   variants=("FluxImg2ImgPipeline",), img2img="FluxImg2ImgPipeline", latent_img2img=False))
 register_family(PackedLatentFamily("chroma", "ChromaPipeline", {}, ("negative_prompt", "max_sequence_length"),
                                    (_FLOW - _CLIP) | {"ChromaTransformer2DModel"}, denoiser="transformer",
                                    text_encoders=("text_encoder",), comfy_text_encoders=("t5xxl_fp16",), comfy_vae="ae"))
@@ -238,7 +240,8 @@ register_family(GeneratorFamily("sd3", "StableDiffusion3Pipeline", {},
                                 _FLOW | {"SD3Transformer2DModel"}, denoiser="transformer",
                                 text_encoders=("text_encoder", "text_encoder_2", "text_encoder_3"),
                                 comfy_text_encoders=("clip_l", "clip_g", "t5xxl_fp16"),
-                                variants=("StableDiffusion3Img2ImgPipeline",)))
+                                variants=("StableDiffusion3Img2ImgPipeline",), img2img="StableDiffusion3Img2ImgPipeline",
+                                latent_img2img=False))
 
 
 # --- Qwen-Image, Z-Image and FLUX.2: Qwen2.5-VL / Qwen3 / Mistral 3 text encoders ----------------------------

@@ -22,7 +22,7 @@ def check_hires(family, gen: Generation, hires: HiresFix) -> Generation:
     why = hires.not_reproducible()
     if why is not None:
         raise ConfigError(f"not regenerable: {why}")
-    if family.img2img is None:
+    if family.img2img is None or not family.latent_img2img:
         raise ConfigError(f"not regenerable: a hires fix on {family.name} (the family registers no image-to-image pipeline)")
     return hires.second_pass(gen)
 

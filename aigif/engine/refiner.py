@@ -17,7 +17,7 @@ def check_refiner(family, refiner_family, shared_loras: bool) -> None:
     """:class:`ConfigError` saying why this engine cannot run the refiner on this base model. *shared_loras*: the
     refiner is the base model's own pipeline and one of the two carries LoRAs (one set of adapters for two passes)."""
     for fam, what in ((family, "base model"), (refiner_family, "refiner")):
-        if not fam.denoising_split or fam.img2img is None:
+        if not fam.denoising_split or fam.img2img is None or not fam.latent_img2img:
             raise ConfigError(f"not regenerable: a refiner with a {fam.name} {what} (its pipeline cannot split the schedule)")
     if shared_loras:
         raise ConfigError("not regenerable: the refiner is the base model itself, with LoRAs on one of the passes")

@@ -194,7 +194,7 @@ class Builder:
         if hires.not_reproducible():
             self.partial(hires.not_reproducible())
         fam = self._engine_family()
-        if fam is not None and fam.img2img is None:
+        if fam is not None and (fam.img2img is None or not fam.latent_img2img):
             self.partial(f"a hires fix on {fam.name} (the engine has no image-to-image pass for the family)")
         return hires
 

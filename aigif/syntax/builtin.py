@@ -56,6 +56,12 @@ def regenerable(doc) -> str:
         return "no: no generation syntax (stored pixels only)"
     if doc.hires is not None and doc.hires.not_reproducible():
         return "no: " + doc.hires.not_reproducible()
+    if doc.img2img is not None:
+        why = doc.img2img.not_reproducible()
+        if why is not None:
+            return "no: " + why
+        if doc.img2img.missing_message():
+            return f"no: {doc.img2img.missing_message()} (decode it with --init-image / --mask)"
     return "yes"
 
 

@@ -5,8 +5,6 @@ table (no ``getattr`` dispatch), one entry per core segment type.
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 from dataclasses import dataclass
 from typing import Any
@@ -16,8 +14,9 @@ from ..errors import AigifError, ConfigError, CorruptError
 from ..limits import DEFAULT_LIMITS, Limits
 from . import registry
 from .defaults import with_defaults
-from .elements import Fingerprint, Generation, ModelRef, Platform, Source, from_dict, to_dict
+from .elements import Fingerprint, Generation, ModelRef, Platform, Source, bytes_from_json, bytes_to_json, from_dict, to_dict
 from .extensions import check_extension_segment, extension_for
+from .img2img import Img2Img
 from .passes import HiresFix, Refiner
 from .schema import decode_element, encode_element
 from .stamp import decode_stamp, encode_stamp
@@ -29,6 +28,7 @@ CORE = (
     ("generation", Generation, registry.SEG_GENERATION),
     ("hires", HiresFix, registry.SEG_HIRES),
     ("refiner", Refiner, registry.SEG_REFINER),
+    ("img2img", Img2Img, registry.SEG_IMG2IMG),
     ("fingerprint", Fingerprint, registry.SEG_FINGERPRINT),
     ("source", Source, registry.SEG_SOURCE),
     ("residual", None, registry.SEG_RESIDUAL),
@@ -57,6 +57,7 @@ class Document:
     c2pa: bytes | None = None
     hires: HiresFix | None = None      # a second pass over the enlarged first one (hires fix)
     refiner: Refiner | None = None     # a second model finishing the first pass's schedule
+    img2img: Img2Img | None = None     # the generation starts from an init image (and a mask: inpainting)
     extensions: tuple[Segment, ...] = ()
 
     def __post_init__(self):
@@ -67,6 +68,8 @@ class Document:
             raise ConfigError("a residual needs a generation syntax to be relative to")
         if (self.hires is not None or self.refiner is not None) and self.generation is None:
             raise ConfigError("a hires pass or a refiner needs a generation syntax (its first pass)")
+        if self.img2img is not None and self.generation is None:
+            raise ConfigError("an image-to-image pass needs a generation syntax (its prompt and schedule)")
 
     @property
     def image_size(self) -> tuple[int, int] | None:
@@ -141,7 +144,7 @@ def loads(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Document:
 
 # --- JSON ----------------------------------------------------------------------
 _GEN_KEYS = [f.name for f in Generation.FIELDS]
-_TOP_KEYS = ["model", *_GEN_KEYS, "hires", "refiner", "platform", "fingerprint", "source", *PAYLOAD_ATTRS, "extensions"]
+_TOP_KEYS = ["model", *_GEN_KEYS, "hires", "refiner", "img2img", "platform", "fingerprint", "source", *PAYLOAD_ATTRS, "extensions"]
 
 
 def document_to_dict(doc: Document) -> dict:
@@ -151,12 +154,12 @@ def document_to_dict(doc: Document) -> dict:
         out["model"] = doc.model.name if doc.model.is_registry_only else to_dict(doc.model)
     if doc.generation is not None:
         out.update(to_dict(doc.generation))
-    for attr in ("hires", "refiner", "platform", "fingerprint", "source"):
+    for attr in ("hires", "refiner", "img2img", "platform", "fingerprint", "source"):
         if getattr(doc, attr) is not None:
             out[attr] = to_dict(getattr(doc, attr))
     for attr in PAYLOAD_ATTRS:
         if getattr(doc, attr) is not None:
-            out[attr] = {"base64": base64.b64encode(getattr(doc, attr)).decode("ascii")}
+            out[attr] = bytes_to_json(getattr(doc, attr))
     if doc.extensions:
         out["extensions"] = [_extension_to_dict(s) for s in doc.extensions]
     return out
@@ -200,12 +203,12 @@ def document_from_dict(d: Any) -> Document:
     if gen_part:
         gen = from_dict(Generation, with_defaults(gen_part, model), "generation")
     values: dict[str, Any] = {"model": model, "generation": gen}
-    for attr, cls in (("hires", HiresFix), ("refiner", Refiner), ("platform", Platform), ("fingerprint", Fingerprint), ("source", Source)):
+    for attr, cls in (("hires", HiresFix), ("refiner", Refiner), ("img2img", Img2Img), ("platform", Platform), ("fingerprint", Fingerprint), ("source", Source)):
         if attr in d:
             values[attr] = from_dict(cls, d[attr], attr)
     for attr in PAYLOAD_ATTRS:
         if attr in d:
-            values[attr] = _payload_from_dict(d[attr], attr)
+            values[attr] = bytes_from_json(d[attr], attr)
     if "extensions" in d:
         values["extensions"] = tuple(_extension_from_dict(x, i) for i, x in enumerate(_as_list(d["extensions"], "extensions")))
     return Document(**values)
@@ -215,15 +218,6 @@ def _as_list(v: Any, where: str) -> list:
     if not isinstance(v, list):
         raise ConfigError(f"{where} must be a list")
     return v
-
-
-def _payload_from_dict(v: Any, where: str) -> bytes:
-    if not isinstance(v, dict) or set(v) != {"base64"} or not isinstance(v["base64"], str):
-        raise ConfigError(f"{where} must be an object {{\"base64\": \"...\"}}")
-    try:
-        return base64.b64decode(v["base64"], validate=True)
-    except binascii.Error as exc:
-        raise ConfigError(f"{where}.base64 is not valid base64: {exc}") from None
 
 
 def _extension_from_dict(x: Any, i: int) -> Segment:

@@ -238,8 +238,27 @@ def to_dict(obj: Any) -> dict:
             continue
         if f.name in defaults and v == defaults[f.name] and not f.required:
             continue
-        out[f.name] = to_dict(v) if f.kind == "msg" else v
+        out[f.name] = to_dict(v) if f.kind == "msg" else bytes_to_json(v) if f.kind == "bytes" else v
     return out
+
+
+def bytes_to_json(v: bytes) -> dict:
+    import base64
+
+    return {"base64": base64.b64encode(v).decode("ascii")}
+
+
+def bytes_from_json(v: Any, where: str) -> bytes:
+    """Bytes from their JSON form ``{"base64": "..."}`` (as the document's residual and pixels)."""
+    import base64
+    import binascii
+
+    if not isinstance(v, dict) or set(v) != {"base64"} or not isinstance(v["base64"], str):
+        raise ConfigError(f"{where} must be an object {{\"base64\": \"...\"}}")
+    try:
+        return base64.b64decode(v["base64"], validate=True)
+    except binascii.Error as exc:
+        raise ConfigError(f"{where}.base64 is not valid base64: {exc}") from None
 
 
 _JSON_TYPES = {
@@ -267,6 +286,8 @@ def from_dict(cls: type, d: Any, where: str) -> Any:
             values[name] = tuple(from_dict(f.msg, x, f"{where}.{name}[{i}]") for i, x in enumerate(v))
         elif f.kind == "msg":
             values[name] = from_dict(f.msg, v, f"{where}.{name}")
+        elif f.kind == "bytes":
+            values[name] = bytes_from_json(v, f"{where}.{name}")
         else:
             want = str if f.kind.startswith("enum:") else _JSON_TYPES[f.kind]
             if not isinstance(v, want) or (want is int and isinstance(v, bool)) or (f.kind == "number" and isinstance(v, bool)):

@@ -51,7 +51,7 @@ class Assignment:
 
 
 ASSIGNED_EXTENSIONS: dict[int, Assignment] = {
-    0x41: Assignment("img2img", "aigif-img2img"),
+    0x41: Assignment("img2img", "aigif-img2img", "deprecated"),    # core segment 0x0f says the same
     0x42: Assignment("comfyui-graph", "aigif"),
     0x43: Assignment("partial-syntax", "aigif"),
 }

@@ -27,6 +27,7 @@ SEG_STAMP_V1 = 0x08
 SEG_STAMP = 0x0E
 SEG_HIRES = 0x0B
 SEG_REFINER = 0x0D
+SEG_IMG2IMG = 0x0F
 CORE_SEGMENTS = {
     SEG_PLATFORM: "platform",
     SEG_MODEL: "model",
@@ -41,6 +42,7 @@ CORE_SEGMENTS = {
     SEG_STAMP: "stamp",
     SEG_HIRES: "hires",
     SEG_REFINER: "refiner",
+    SEG_IMG2IMG: "img2img",
 }
 CORE_RANGE = range(0x02, 0x40)          # assigned by this spec
 PUBLIC_EXTENSION_RANGE = range(0x40, 0x4000)   # assigned in spec/registry.md
@@ -338,6 +340,34 @@ def upscaler_from_tool(name: str) -> str:
     return key
 
 
+# --- inpainting: what the masked region starts from ----------------------------------------
+@dataclass(frozen=True)
+class InpaintFill:
+    """A masked-content mode: ``original`` is the init image itself (what diffusers' inpainting pipelines do);
+    the others replace the masked region first, as the tool named in ``names`` does."""
+
+    name: str
+    names: tuple[str, ...] = ()           # what other tools write (A1111 "Masked content")
+
+
+INPAINT_FILLS = {
+    0: InpaintFill("original", ("original",)),
+    1: InpaintFill("fill", ("fill",)),                          # A1111: the region filled with the image's colours
+    2: InpaintFill("latent-noise", ("latent noise",)),          # A1111: latents replaced by noise
+    3: InpaintFill("latent-nothing", ("latent nothing",)),      # A1111: latents set to zero
+    4: InpaintFill("gray", ()),                                 # ComfyUI VAEEncodeForInpaint: pixels set to 0.5
+}
+
+
+def inpaint_fill_from_tool(name: str) -> str:
+    """Our fill mode for what a tool wrote (A1111 "latent noise"); else the name itself (stored as a string)."""
+    key = name.strip()
+    for entry in INPAINT_FILLS.values():
+        if key == entry.name or key in entry.names:
+            return entry.name
+    return key
+
+
 # name-keyed views: registry name -> code
 ENUMS: dict[str, dict[int, str]] = {
     "device": DEVICES,
@@ -349,6 +379,7 @@ ENUMS: dict[str, dict[int, str]] = {
     "model": {c: m.name for c, m in MODELS.items()},
     "scheduler": {c: s.name for c, s in SCHEDULERS.items()},
     "upscaler": {c: u.name for c, u in UPSCALERS.items()},
+    "inpaint-fill": {c: f.name for c, f in INPAINT_FILLS.items()},
 }
 _CODES = {table: {name: code for code, name in names.items()} for table, names in ENUMS.items()}
 

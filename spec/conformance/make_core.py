@@ -71,6 +71,18 @@ HIRES_LANCZOS = {"model": "sd15", "prompt": "a portrait", "seed": 7, "num_infere
 REFINER = {"model": "sdxl", "prompt": "a lighthouse on a cliff", "seed": 42, "num_inference_steps": 40, "guidance_scale": 6.0,
            "scheduler": "euler", "refiner": {"model": {"name": "sd_xl_refiner_1.0", "sha256": "7440042bbd"}, "switch_at": 0.8,
                                              "aesthetic_score": 6.0, "prompt": "a lighthouse on a cliff, sharp details"}}
+TINY_PNG_64 = "iVBORw0KGgoAAAANSUhEUgAAAEAAAABACAIAAAAlC+aJAAAAUUlEQVR42u3PMQ0AMAgAMJgaJCIRWVPBQdI6aE5XXPbiOAEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAYF9HxzAAehaf9vAAAAAAElFTkSuQmCC"   # 64x64, one colour
+IMG2IMG = {"model": "sd15", "prompt": "the same street in winter, snow", "seed": 2024, "num_inference_steps": 30,
+           "guidance_scale": 7.0, "width": 512, "height": 512,
+           "img2img": {"strength": 0.6, "image": {"sha256": "5d" * 32, "name": "street.png"}}}
+INPAINT_STORED = {"model": "aigif-tiny-sd", "prompt": "a red door", "seed": 5, "num_inference_steps": 10, "guidance_scale": 7.5,
+                  "width": 64, "height": 64,
+                  "img2img": {"strength": 0.75, "inpaint": True, "image": {"png": {"base64": TINY_PNG_64}, "aigif": "house.aigif"},
+                              "mask": {"sha256": "8e" * 32, "name": "door-mask.png"}, "mask_blur": 4, "masked_padding": 32,
+                              "inpaint_model": False}}
+INPAINT_IMPORTED = {"model": "sd15", "prompt": "a cat on a sofa", "seed": 77, "num_inference_steps": 25, "guidance_scale": 7.0,
+                    "width": 512, "height": 512,
+                    "img2img": {"strength": 0.75, "inpaint": True, "mask_blur": 4, "mask_invert": True, "fill": "latent noise"}}
 ESCAPES = {"model": {"name": "my-finetune", "family": "sd1", "repo": "someone/my-finetune", "revision": "v2.0",
                      "sha256": "ab" * 32, "variant": "fp16"},
            "prompt": "日本語のプロンプト 🐱 with\nnewlines", "seed": 0, "num_inference_steps": 1, "guidance_scale": 1e-20,
@@ -119,7 +131,11 @@ def main() -> int:
         "hires-esrgan": dumps(aigif.document_from_dict(HIRES_ESRGAN)),     # a model outside the registry + its file's sha256
         "hires-lanczos": dumps(aigif.document_from_dict(HIRES_LANCZOS)),
         "refiner": dumps(aigif.document_from_dict(REFINER)),
+        "img2img": dumps(aigif.document_from_dict(IMG2IMG)),
+        "inpaint-stored": dumps(aigif.document_from_dict(INPAINT_STORED)),
+        "inpaint-imported": dumps(aigif.document_from_dict(INPAINT_IMPORTED)),
     }
+    i2i = encode_element(aigif.document_from_dict(IMG2IMG).img2img)      # 09 strength 0.6, 12 .. image
     refiner = encode_element(aigif.document_from_dict(REFINER).refiner)
     hires = encode_element(aigif.document_from_dict(HIRES).hires)
     sha_hires = encode_element(aigif.HiresFix(upscaler="4x-UltraSharp", strength=0.3, scale=2.0,
@@ -159,6 +175,15 @@ def main() -> int:
         "hires-unknown-upscaler-code": ("corrupt", segs((3, model), (5, gen), (0x0B, b"\x08\x7f" + hires[2:]))),
         "refiner-without-generation": ("corrupt", segs((0x0D, refiner), (9, b"pixels"))),
         "refiner-switch-at-one": ("corrupt", segs((3, model), (5, gen), (0x0D, refiner.replace(b"\x13\x82\x02", b"\x10\x01")))),
+        "img2img-without-generation": ("corrupt", segs((0x0F, i2i), (9, b"pixels"))),
+        "img2img-twice": ("corrupt", segs((3, model), (5, gen), (0x0F, i2i), (0x0F, i2i))),
+        "img2img-no-strength": ("corrupt", segs((3, model), (5, gen), (0x0F, i2i[i2i.index(b"\x12"):]))),
+        "img2img-strength-zero": ("corrupt", segs((3, model), (5, gen), (0x0F, b"\x08\x00" + i2i[i2i.index(b"\x12"):]))),
+        "img2img-empty-image": ("corrupt", segs((3, model), (5, gen), (0x0F, i2i[:i2i.index(b"\x12")] + b"\x12\x00"))),
+        "img2img-short-digest": ("corrupt", segs((3, model), (5, gen), (0x0F, i2i[:i2i.index(b"\x12")] + b"\x12\x22\x0a\x20\x00" + b"\x5d" * 31))),
+        "img2img-mask-without-inpaint": ("corrupt", segs((3, model), (5, gen), (0x0F, i2i + b"\x22\x04\x1a\x02m.png"[:6]))),
+        "img2img-unknown-fill-code": ("corrupt", segs((3, model), (5, gen), (0x0F, i2i + b"\x18\x01\x40\x7f"))),
+        "img2img-not-a-png": ("corrupt", segs((3, model), (5, gen), (0x0F, i2i[:i2i.index(b"\x12")] + b"\x12\x06\x12\x04GIF8"))),
         "too-many-segments": ("limit", segs((3, model), (5, gen), *[(0x40, b"")] * 1023)),
     }
     write_files(valid, invalid)

@@ -40,11 +40,6 @@ SCHEMA = {
     "png": Field("bytes", max_len=MAX_PNG_BYTES, doc="the init image, PNG"),
 }
 
-# text-to-image class -> image-to-image class (all on aigif's pipeline allowlist)
-_IMG2IMG = {
-    "StableDiffusionPipeline": "StableDiffusionImg2ImgPipeline",
-    "StableDiffusionXLPipeline": "StableDiffusionXLImg2ImgPipeline",
-}
 _PROVIDED: dict[str, Any] = {}     # image_sha256 -> PIL image supplied by the caller
 
 
@@ -115,21 +110,20 @@ def _check(data: dict) -> None:
 
 
 class Img2ImgAdapter:
-    """Engine hook: text-to-image pipeline -> image-to-image pipeline with ``image`` and ``strength``."""
+    """Engine hook: the payload becomes aigif's core image-to-image element, run by the core's code
+    (:func:`aigif.engine.img2img.img2img_call`) with the engine's generator."""
 
     pipeline = ("StableDiffusionImg2ImgPipeline", "StableDiffusionXLImg2ImgPipeline")
 
     def adapt(self, pipe: Any, call_kwargs: dict, data: dict) -> tuple[Any, dict]:
-        import diffusers
+        from aigif.engine.families import family_for_pipeline
+        from aigif.engine.img2img import img2img_call
+        from aigif.syntax.img2img import ImageRef, Img2Img
 
-        name = type(pipe).__name__
-        target = name if name in self.pipeline else _IMG2IMG.get(name)
-        if target is None:
-            raise ConfigError(f"img2img: no image-to-image pipeline for {name}; supported: {', '.join(_IMG2IMG)}")
-        if target != name:
-            bar = dict(getattr(pipe, "_progress_bar_config", {}) or {})
-            pipe = getattr(diffusers, target).from_pipe(pipe)
-            pipe.set_progress_bar_config(**bar)
+        family = family_for_pipeline(type(pipe).__name__)
+        if family is None or family.img2img not in self.pipeline:
+            raise ConfigError(f"img2img: no image-to-image pipeline for {type(pipe).__name__}; supported: "
+                              f"{', '.join(self.pipeline)}")
         if "png" in data:
             image = _decode_png(data["png"], data["width"], data["height"])
         elif data["image_sha256"] in _PROVIDED:
@@ -137,13 +131,11 @@ class Img2ImgAdapter:
         else:
             raise ModelError(f"img2img: the init image (pixel sha256 {data['image_sha256'][:16]}...) is not embedded; "
                              "supply it with aigif_img2img.provide_image(image)")
-        w, h = call_kwargs.pop("width", None), call_kwargs.pop("height", None)
+        w, h = call_kwargs.get("width"), call_kwargs.get("height")
         if (w, h) != (None, None) and (w, h) != (image.width, image.height):
             raise ConfigError(f"img2img: generation size {w}x{h} differs from the init image {image.width}x{image.height}")
-        call_kwargs.pop("latents", None)      # img2img draws its noise around the encoded init image
-        call_kwargs["image"] = image
-        call_kwargs["strength"] = data["strength"]
-        return pipe, call_kwargs
+        element = Img2Img(strength=data["strength"], image=ImageRef(sha256=data["image_sha256"]))
+        return img2img_call(pipe, family, call_kwargs, element, (image, None), call_kwargs.get("generator"))
 
 
 EXTENSION = msgpack_extension(
