@@ -84,12 +84,13 @@ def test_tool_fill_names_and_regenerable():
     gen, model = Generation(**BASE), TINY
     imported = Img2Img(0.75, inpaint=True, mask_blur=4, fill="latent noise")
     assert imported.fill == "latent-noise"
-    assert regenerable(Document(generation=gen, model=model, img2img=imported)).startswith("no: inpainting from an init image the file does not identify")
+    assert regenerable(Document(generation=gen, model=model, img2img=imported)).startswith("no: inpainting with masked content")
     named = Img2Img(0.6, ImageRef(name="photo.png"))
     assert regenerable(Document(generation=gen, model=model, img2img=named)) == \
         "no: init image photo.png not stored (decode it with --init-image / --mask)"
     assert regenerable(Document(generation=gen, model=model, img2img=inpaint())) == "yes"
-    assert regenerable(Document(generation=gen, model=model, img2img=Img2Img(0.6))).startswith("no: image-to-image from an init")
+    assert regenerable(Document(generation=gen, model=model, img2img=Img2Img(0.6))) == \
+        "no: image-to-image: init image not stored (the file does not identify it)"
 
 
 # --- regeneration ------------------------------------------------------------------------

@@ -20,8 +20,10 @@ from .base import EXIT_ERROR, EXIT_OK, app
 
 def cli_encode(images: list[Path], output: Path, *, syntax_only: bool = False, model_dirs: list[Path] | None = None,
                allow_network: bool = False, quality: int = 4, target_psnr: float = 40.0, force: bool = False,
-               recursive: bool = True, progress: bool = True, engine=None, codec=None, echo=typer.echo) -> int:
-    """Convert images (files or directories) into .aigif files; returns 0, or 1 if any file failed."""
+               recursive: bool = True, progress: bool = True, engine=None, codec=None, echo=typer.echo,
+               init_image: Path | None = None, mask: Path | None = None) -> int:
+    """Convert images (files or directories) into .aigif files; returns 0, or 1 if any file failed. *init_image* /
+    *mask*: the images an image-to-image generation started from (the tools do not store them)."""
     from ..batch import Settings, run_files
     from ..importers.decide import Options
 
@@ -36,7 +38,9 @@ def cli_encode(images: list[Path], output: Path, *, syntax_only: bool = False, m
             from ..engine import Engine
 
             engine = Engine(model_dirs=model_dirs or [], allow_network=allow_network)
-    options = Options(syntax_only=syntax_only, quality=quality, target_psnr=target_psnr)
+    if mask is not None and init_image is None:
+        raise ConfigError("--mask goes with --init-image")
+    options = Options(syntax_only=syntax_only, quality=quality, target_psnr=target_psnr, init_image=init_image, mask=mask)
 
     def say(msg: str) -> None:
         if progress and echo is typer.echo:
@@ -98,11 +102,15 @@ def encode(
     force: bool = typer.Option(False, "--force", "-f", help="Re-encode outputs that already exist."),
     recursive: bool = typer.Option(True, "--recursive/--no-recursive", help="Walk directories recursively."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    init_image: Optional[Path] = typer.Option(None, "--init-image", help="The init image of image-to-image / inpainting "
+                                              "inputs (the tools do not store it): referenced by digest, used to regenerate."),
+    mask: Optional[Path] = typer.Option(None, "--mask", help="The inpainting mask, with --init-image."),
 ) -> None:
     """Convert images made by A1111, Forge, SD.Next, Civitai, ComfyUI, SwarmUI, InvokeAI, NovelAI, Fooocus or RuinedFooocus."""
     try:
         code = cli_encode(images, output, syntax_only=syntax_only, model_dirs=model_dir, allow_network=allow_network,
-                          quality=quality, target_psnr=target_psnr, force=force, recursive=recursive, progress=progress)
+                          quality=quality, target_psnr=target_psnr, force=force, recursive=recursive, progress=progress,
+                          init_image=init_image, mask=mask)
     except AigifError as exc:
         typer.echo(f"aigif: error: {exc}", err=True)
         raise typer.Exit(EXIT_ERROR)

@@ -19,6 +19,7 @@ from ..errors import ConfigError
 from ..syntax.elements import ComponentRef, Lora
 from ..syntax.registry import code_of
 from . import forge_flow, identity, samplers
+from .img2img import a1111_img2img
 from .passes import NotMapped, a1111_hires, a1111_refiner
 from .result import Builder, Imported, to_float, to_int, valid_hash
 
@@ -35,6 +36,7 @@ BLOCKING_PREFIXES = (
     "Hires", "Denoising strength", "Face restoration", "Mask blur", "Inpaint", "Masked content",
     "ControlNet", "ADetailer", "Refiner", "Seed resize from", "Image CFG scale", "Tiled Diffusion",
     "Ultimate SD upscale", "SD upscale", "Postprocess", "Extras", "Distilled CFG Scale", "Module ",
+    "Soft inpainting", "Mask mode", "Masked area", "Noise multiplier", "VAE Encoder",
 )
 NEUTRAL = {"Variation seed strength": {"0", "0.0"}, "Sharpness": {"0", "0.0"}, "Refiner": {"None", ""},
            "Styles": {"[]", ""}, "ADM Guidance": {"(1.0, 1.0, 0.0)", "(1, 1, 0)"}, "Prompt Expansion": {""},
@@ -277,6 +279,10 @@ def map_a1111(text: str, *, tool: str = "A1111", image_size=None, metadata_bytes
         b.refiner = a1111_refiner(p)
     except NotMapped as exc:
         b.block(f"refiner: {exc}")
+    try:
+        b.img2img = a1111_img2img(p)
+    except NotMapped as exc:
+        b.block(f"image-to-image: {exc}")
     if "TI hashes" in p:
         b.block("textual-inversion embeddings (TI hashes) cannot be expressed in the syntax")
     blocking = []

@@ -16,6 +16,7 @@ from ..syntax.document import Document
 from ..syntax.registry import code_of, model_entry
 from . import samplers
 from .forge_flow import forge_params
+from .img2img import a1111_img2img_params
 from .passes import a1111_hires_params, a1111_refiner_params
 from .result import A1111_LIKE, fmt_num
 
@@ -82,6 +83,8 @@ def a1111_parameters(doc: Document) -> str:
         p.update(a1111_hires_params(doc.hires, gen))
     if doc.refiner is not None:
         p.update(a1111_refiner_params(doc.refiner))
+    if doc.img2img is not None:
+        p.update(a1111_img2img_params(doc.img2img))
     if model is not None:
         name = model.name or model.local or model.repo
         mhash = model.sha256

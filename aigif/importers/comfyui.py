@@ -3,7 +3,8 @@
 Supported: CheckpointLoaderSimple -> [LoraLoader...] -> [CLIPSetLastLayer] ->
 CLIPTextEncode (positive, negative) -> KSampler (denoise 1.0) <- EmptyLatentImage
 (batch 1) -> VAEDecode [<- VAELoader] -> SaveImage/PreviewImage, with an optional hires
-pass LatentUpscale(By) -> KSampler (denoise <= 1) before the decoder (importers.passes). The graph and the
+pass LatentUpscale(By) -> KSampler (denoise <= 1) before the decoder (importers.passes), or
+a sampler starting from an encoded LoadImage (image-to-image, inpainting: importers.img2img). The graph and the
 UI workflow are always kept in the ``comfyui-graph`` segment. Any other node, or a
 wiring the syntax cannot express, makes the syntax partial: only the main pass is
 kept (comfy_summary), marked not regenerable with the reason.
@@ -16,6 +17,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..syntax.elements import ComponentRef, Lora
 from . import comfy_flow, comfy_summary, samplers
+from .img2img import comfy_img2img_split
 from .passes import UPSCALE_NODES, NotMapped, comfy_refiner_split, comfy_split
 from .comfy_graph import is_link
 from .comfy_upscale import PASS_NODES
@@ -85,13 +87,17 @@ def map_comfyui(fields: dict[str, str], graph: dict[str, dict] | None, *, image_
             return _finish(b, fields, image_size, metadata_bytes, carrier, summary)
         one_pass, problem = as_ksampler(graph), None
         try:
+            one_pass, b.img2img = comfy_img2img_split(one_pass, image_size)
+        except NotMapped as exc:
+            raise _Unsupported(f"image-to-image: {exc}") from None
+        try:
             one_pass, b.hires = comfy_split(one_pass, image_size)
             one_pass, b.refiner = comfy_refiner_split(one_pass)
         except NotMapped as exc:
             problem, b.hires, b.refiner = f"hires or refiner pass: {exc}", None, None
         _map_graph(_Graph(one_pass), b, problem)
     except _Unsupported as exc:
-        b.hires = b.refiner = None
+        b.hires = b.refiner = b.img2img = None
         _partial(b, graph, f"ComfyUI graph: {exc}")
     except ValueError as exc:
         b.block(str(exc))

@@ -46,6 +46,8 @@ class Options:
     quality: int = DEFAULT_QUALITY
     target_psnr: float = DEFAULT_TARGET_PSNR
     close_psnr: float = DEFAULT_CLOSE_PSNR
+    init_image: Any = None       # the init image (and mask) of an image-to-image import: a path, PIL image or array
+    mask: Any = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,15 @@ def decide(imp: Imported, rgb: np.ndarray, *, engine: Regenerator | None = None,
     *resolver* (``LocalModels``) may rewrite the model reference to a checkpoint file in the
     model dirs; that reference is kept only if the regeneration matches.
     """
+    if options.init_image is not None:
+        from .img2img import with_given_images
+
+        decode_aigif = None
+        if callable(getattr(engine, "decode", None)):      # an .aigif init image: its decoded image
+            from ..engine.img2img import decode_exact
+
+            decode_aigif = lambda path: decode_exact(engine, path, engine.limits)   # noqa: E731
+        imp = with_given_images(imp, options.init_image, options.mask, decode_aigif=decode_aigif)
     source, segments = imp.source, tuple(imp.segments)
     if options.syntax_only:
         if not imp.has_syntax:
@@ -78,14 +89,14 @@ def decide(imp: Imported, rgb: np.ndarray, *, engine: Regenerator | None = None,
         if imp.partial:       # a decoder must not regenerate from part of the syntax: a critical marker says why
             segments += (partial_segment("; ".join(imp.partial)),)
         return Outcome(SYNTAX_ONLY, Document(generation=imp.generation, model=imp.model, hires=imp.hires, refiner=imp.refiner,
-                                             source=source, extensions=segments),
+                                             img2img=imp.img2img, source=source, extensions=segments),
                        reason=f"syntax only, regenerable: {imp.regenerable_reason}"
                        + (" (not verified by regeneration)" if imp.regenerable else ""))
     reason, regen = "", None
     if not imp.has_syntax:
         reason = f"not regenerable: {imp.reason}"
-    elif imp.partial:
-        reason = f"not regenerable: {'; '.join(imp.partial)}"
+    elif imp.partial or imp.img2img_reason:
+        reason = f"not regenerable: {imp.regenerable_reason.removeprefix('no: ')}"
     elif engine is None:
         reason = "no regeneration engine available"
     else:
@@ -98,10 +109,10 @@ def decide(imp: Imported, rgb: np.ndarray, *, engine: Regenerator | None = None,
                 extra.setdefault("model_name", name)
             generation, extra = _with_clip_layer(generation, extra, source.tool, model.family)
             regen_source = Source(tool=source.tool, version=source.version, extra=extra)
-        base = Document(generation=generation, model=model, hires=imp.hires, refiner=imp.refiner, source=regen_source,
-                        extensions=segments)
+        base = Document(generation=generation, model=model, hires=imp.hires, refiner=imp.refiner, img2img=imp.img2img,
+                        source=regen_source, extensions=segments)
         try:
-            regen = np.asarray(engine.regenerate(base))
+            regen = np.asarray(engine.regenerate(base, inputs=imp.inputs) if imp.inputs else engine.regenerate(base))
         except AigifError as exc:
             reason = f"cannot regenerate: {exc}"
         except Exception as exc:  # a failing pipeline is this file's problem, not the batch's
@@ -134,7 +145,8 @@ def decide(imp: Imported, rgb: np.ndarray, *, engine: Regenerator | None = None,
     codec = codec or _default_codec()
     pixels = codec.compress_pixels(rgb, options.quality)
     doc = Document(generation=imp.generation, model=imp.model if imp.generation else None, hires=imp.hires,
-                   refiner=imp.refiner, source=source, pixels=pixels, extensions=segments)
+                   refiner=imp.refiner, img2img=imp.img2img if imp.generation else None, source=source, pixels=pixels,
+                   extensions=segments)
     return Outcome(PIXELS, doc, None, None, reason)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..syntax.elements import ComponentRef, Generation, Lora, ModelRef, Source
+from ..syntax.img2img import Img2Img
 from ..syntax.passes import HiresFix, Refiner
 from ..syntax.registry import MODELS, code_of
 
@@ -41,17 +42,33 @@ class Imported:
     partial: list[str] = field(default_factory=list)   # why the kept syntax cannot regenerate the image
     hires: HiresFix | None = None    # the hires-fix second pass
     refiner: Refiner | None = None   # a second model finishing the schedule
+    img2img: Img2Img | None = None   # the generation started from an init image (and a mask)
+    inputs: Any = None               # aigif.inputs.InputImages the user gave for it (aigif encode --init-image)
 
     @property
     def regenerable(self) -> bool:
-        return self.has_syntax and not self.partial
+        return self.has_syntax and not self.partial and not self.img2img_reason
 
     @property
     def regenerable_reason(self) -> str:
         """``yes`` or ``no: <why>``, as the encode result and ``aigif info`` say it."""
         if self.regenerable:
             return "yes"
-        return "no: " + ("; ".join(self.partial) if self.has_syntax else (self.reason or "no generation syntax"))
+        why = [*self.partial, *([self.img2img_reason] if self.img2img_reason else [])]
+        return "no: " + ("; ".join(why) if self.has_syntax else (self.reason or "no generation syntax"))
+
+    @property
+    def img2img_reason(self) -> str | None:
+        """Why the image-to-image pass cannot run: images the tool did not store and the user did not give."""
+        el = self.img2img
+        if el is None:
+            return None
+        if el.fill == "original" and self.inputs is None and (el.image is None or (el.inpaint and el.mask is None) or el.missing_inputs()):
+            wanted = (("init image", el.image), ("mask", el.mask)) if el.inpaint else (("init image", el.image),)
+            names = [f"{what} {r.label}" if r is not None else what for what, r in wanted]
+            return (f"{' and '.join(names)} not stored (give {'them' if el.inpaint else 'it'}: aigif encode "
+                    f"--init-image FILE{' --mask FILE' if el.inpaint else ''})")
+        return el.not_reproducible()
 
     @property
     def source(self) -> Source:
@@ -64,7 +81,7 @@ class Imported:
     @property
     def reason(self) -> str:
         """Why no syntax was kept, or why the kept syntax cannot regenerate the image ("" when it can)."""
-        return "; ".join(self.unsupported or self.partial)
+        return "; ".join(self.unsupported or [*self.partial, *([self.img2img_reason] if self.img2img_reason else [])])
 
 
 PENDING, BLOCK = "pending", "block"
@@ -118,6 +135,7 @@ class Builder:
         self.clip_layer: int | None = None    # the tool's "n-th layer from the end" (A1111 Clip skip, ComfyUI -stop_at)
         self.hires: dict[str, Any] | None = None   # the hires element's fields (importers.passes)
         self.refiner: dict[str, Any] | None = None  # the refiner element's fields: model (dict) and switch_at
+        self.img2img: dict[str, Any] | None = None  # the img2img element's JSON form (importers.img2img)
 
     def family(self) -> str | None:
         fam = self.model.get("family")
@@ -214,6 +232,21 @@ class Builder:
             self.partial(f"a refiner on a {fam.name} base model (its pipeline cannot split the schedule)")
         return refiner
 
+    def _img2img(self) -> Img2Img | None:
+        if self.img2img is None:
+            return None
+        from ..syntax.elements import from_dict
+
+        try:
+            el = from_dict(Img2Img, self.img2img, "img2img")
+        except ConfigError as exc:
+            self.block(f"image-to-image: value out of range: {exc}")
+            return None
+        fam = self._engine_family()
+        if fam is not None and (fam.inpaint if el.inpaint else fam.img2img) is None:
+            self.partial(f"{el.kind} on {fam.name} (the engine has no such pipeline for the family)")
+        return el
+
     def _engine_family(self):
         """The engine's registration of the model's family (None when the family is not known or not registered)."""
         name = self.family()
@@ -250,7 +283,7 @@ class Builder:
             missing = [k for k in ("prompt", "seed", "num_inference_steps", "guidance_scale") if k not in self.gen]
             if missing:
                 self.block(f"the metadata lacks {', '.join(missing)}")
-        hires, refiner = self._hires(), self._refiner()    # kept with a partial syntax too: they say what was done
+        hires, refiner, img2img = self._hires(), self._refiner(), self._img2img()   # kept with a partial syntax too
         if not self.unsupported:
             try:
                 gen = Generation(**self.gen)
@@ -274,7 +307,8 @@ class Builder:
             extra = {"unsupported": list(self.unsupported), **({"raw": raw} if raw else {})}
         return Imported(self.tool, self.version, gen, model, safe_extra(extra), list(self.unsupported), metadata_bytes, carrier,
                         segments=tuple(self.segments), partial=list(self.partial_reasons) if gen is not None else [],
-                        hires=hires if gen is not None else None, refiner=refiner if gen is not None else None)
+                        hires=hires if gen is not None else None, refiner=refiner if gen is not None else None,
+                        img2img=img2img if gen is not None else None)
 
 
     def _summary(self, image_size) -> tuple[Generation, ModelRef] | None:

@@ -135,12 +135,12 @@ class Img2Img:
 
     def not_reproducible(self) -> str | None:
         """Why no decoder can run this pass from the file alone or with the images given later, or None."""
-        if self.image is None:
-            return f"{self.kind} from an init image the file does not identify"
-        if self.inpaint and self.mask is None:
-            return "inpainting with a mask the file does not identify"
         if self.fill != "original":
             return f"inpainting with masked content {self.fill!r} (the engine starts the masked region from the init image)"
+        if self.image is None:
+            return f"{self.kind}: init image not stored (the file does not identify it)"
+        if self.inpaint and self.mask is None:
+            return "inpainting: mask not stored (the file does not identify it)"
         return None
 
     def missing_inputs(self) -> list[tuple[str, ImageRef]]:
