@@ -80,7 +80,7 @@ def test_a1111_pixel_upscalers():
     from aigif.syntax.builtin import regenerable
 
     for name, ours in (("R-ESRGAN 4x+", "R-ESRGAN 4x+"), ("4x_NMKD-Siax_200k", "4x_NMKD-Siax_200k"), ("Lanczos", "lanczos"),
-                       ("Nearest", "nearest"), ("4x-UltraSharp", "4x-UltraSharp")):
+                       ("Nearest", "nearest"), ("4x-UltraSharp", "4x-UltraSharp"), ("None", "lanczos")):
         imp = a1111(f"Denoising strength: 0.3, Hires upscale: 2, Hires upscaler: {name}")
         assert imp.hires.upscaler == ours and imp.regenerable, name
     imp = a1111("Denoising strength: 0.3, Hires upscale: 2, Hires upscaler: SwinIR 4x")

@@ -304,7 +304,7 @@ UPSCALERS = {
     6: Upscaler("latent-nearest-exact", "latent", "nearest-exact", False, ("Latent (nearest-exact)", "nearest-exact")),
     7: Upscaler("latent-area", "latent", "area", False, ("area",)),
     8: Upscaler("latent-bislerp", "latent", None, False, ("bislerp",)),
-    9: Upscaler("lanczos", "pixel", "lanczos", False, ("Lanczos",)),
+    9: Upscaler("lanczos", "pixel", "lanczos", False, ("Lanczos", "None")),  # A1111 "None": a Lanczos resize
     10: Upscaler("nearest", "pixel", "nearest", False, ("Nearest",)),
     11: Upscaler("R-ESRGAN 4x+", "pixel", arch="esrgan", files=("RealESRGAN_x4plus",), scale=4),
     12: Upscaler("R-ESRGAN 4x+ Anime6B", "pixel", arch="esrgan", files=("RealESRGAN_x4plus_anime_6B",), scale=4),
