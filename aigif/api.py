@@ -233,7 +233,7 @@ def record(pipe, *, seed: int | None = None, batch_index: int | None = None, mod
     device = str(pipe.device)
     attention = _attention_of(pipe, family)
     threads = torch.get_num_threads()
-    kw = family.call_kwargs(gen)
+    kw = family.call_kwargs(gen, pipe)
     family.latent_shape(pipe, gen)   # sizes the pipeline cannot take fail here
     hires = hires_fix(hires)
     second = check_hires(family, gen, hires) if hires is not None else None

@@ -48,13 +48,13 @@ def test_flux_dev_example_maps_to_the_syntax_with_its_files():
     imp = import_image(next((FIX / "images").glob("comfyui_flux_dev.*")))
     g, m = imp.generation, imp.model
     assert (g.seed, g.num_inference_steps, g.guidance_scale, g.width, g.height) == (219670278747233, 20, 3.5, 1024, 1024)
-    assert (g.scheduler, g.scheduler_config, g.max_sequence_length) == ("flow-euler", None, 256)
+    assert (g.scheduler, g.scheduler_config, g.min_sequence_length) == ("flow-euler", None, 256)
     assert m == ModelRef(name="flux1-dev", local="diffusion_models/flux1-dev.safetensors",
                          text_encoders=(ComponentRef(local="text_encoders/clip_l.safetensors", subfolder="text_encoder"),
                                         ComponentRef(local="text_encoders/t5xxl_fp16.safetensors", subfolder="text_encoder_2")),
                          vae=ComponentRef(local="vae/ae.safetensors"))
-    # its 393-character prompt may pass the 256 T5 tokens ComfyUI pads to: said, not guessed
-    assert not imp.regenerable and "393 characters" in imp.reason and "256 T5 tokens" in imp.reason
+    # its 393-character prompt may pass the 256 T5 tokens ComfyUI pads to: the engine pads to its own length then
+    assert imp.regenerable and len(g.prompt) == 393, imp.reason
     short = import_bytes(png_with(short_flux()))
     assert short.regenerable and short.generation.prompt == "a red fox in the snow", short.reason
 
@@ -80,7 +80,7 @@ def test_flux_all_in_one_checkpoint_is_mapped_and_not_regenerable():
 def test_sd35_examples_map_cfg_negative_and_text_encoders():
     simple = import_image(next((FIX / "images").glob("comfyui_sd35.*")))
     assert simple.generation.guidance_scale == 4.01 and simple.generation.negative_prompt == ""
-    assert simple.generation.max_sequence_length == 77 and simple.model.family == "sd3"
+    assert simple.generation.min_sequence_length == 77 and simple.model.family == "sd3"
     enc = import_image(next((FIX / "images").glob("comfyui_sd35_encoders.*")))
     assert enc.model.name == "sd35-large" and enc.generation.guidance_scale == 5.45      # spare loaders are ignored
     assert [t.local for t in enc.model.text_encoders] == [f"text_encoders/{n}.safetensors" for n in ("clip_l", "clip_g", "t5xxl_fp16")]
@@ -209,7 +209,7 @@ def test_a_comfyui_flux_graph_for_the_tiny_model_regenerates_bit_exactly(comfy_d
                                   ComponentRef(local="text_encoders/t5xxl_tiny.safetensors", subfolder="text_encoder_2")),
                    vae=ComponentRef(local="vae/ae.safetensors"))
     gen = Generation(prompt="a red fox in the snow", seed=seed, num_inference_steps=3, guidance_scale=4.0, width=64,
-                     height=64, scheduler="flow-euler", max_sequence_length=256)
+                     height=64, scheduler="flow-euler", min_sequence_length=256)
     made = engine.generate(gen, ref).image
     data = png_with(tiny_graph(seed), made, SAMPLES["comfyui_flux_dev"]["fields"]["workflow"])
     imp = import_bytes(data)

@@ -32,7 +32,7 @@ def test_forge_flux_dev_maps_guidance_true_cfg_schedule_and_files():
     g, m = imp.generation, imp.model
     assert imp.tool == "Forge" and imp.regenerable, imp.reason
     assert (g.guidance_scale, g.true_cfg_scale, g.negative_prompt) == (3.0, 2.0, "blurry, lowres")
-    assert (g.seed, g.scheduler, g.max_sequence_length) == (1234567890123, "flow-euler-beta", 256)
+    assert (g.seed, g.scheduler, g.min_sequence_length) == (1234567890123, "flow-euler-beta", 256)
     assert g.scheduler_config == {"base_shift": 1.15, "max_shift": 1.15}       # Forge's constant FLUX time shift
     assert m == ModelRef(name="flux1-dev", sha256="4610115bb0", local="diffusion_models/flux1-dev.safetensors",
                          text_encoders=(ComponentRef(local="text_encoders/clip_l.safetensors", subfolder="text_encoder"),
@@ -62,7 +62,7 @@ def test_the_real_fp8_sample_says_what_changes_its_pixels():
     (forge("Steps: 20, Sampler: Euler, Schedule type: Simple, CFG scale: 1, Distilled CFG Scale: 3.5, Seed: 1, "
            "Size: 512x512, Model: flux1-dev", t5="text_encoder_x"), "Module 3: text_encoder_x"),
     (forge("Steps: 20, Sampler: Euler, Schedule type: Simple, CFG scale: 1, Distilled CFG Scale: 3.5, Seed: 1, "
-           "Size: 512x512, Model: flux1-dev", prompt="x" * 300), "300 characters"),
+           "Size: 512x512, Model: flux1-dev", prompt="x" * 600), "600 characters"),
     ("a fox\nSteps: 20, Sampler: Euler, Schedule type: Simple, CFG scale: 1, Distilled CFG Scale: 3.5, Seed: 1, "
      "Size: 512x512, Model: flux1-dev, Version: f2.0.1v1.10.1", "all-in-one FLUX.1 checkpoint"),
 ])
@@ -102,7 +102,7 @@ def test_a_forge_flux_image_of_the_tiny_model_regenerates_bit_exactly(tmp_path):
                                   ComponentRef(local="text_encoders/t5xxl_tiny.safetensors", subfolder="text_encoder_2")),
                    vae=ComponentRef(local="vae/ae.safetensors"))
     gen = Generation(prompt="a red fox in the snow", seed=77, num_inference_steps=3, guidance_scale=4.0, width=64,
-                     height=64, scheduler="flow-euler-karras", max_sequence_length=256,
+                     height=64, scheduler="flow-euler-karras", min_sequence_length=256,
                      scheduler_config={"base_shift": 1.15, "max_shift": 1.15})
     made = engine.generate(gen, ref).image
     text = forge(f"Steps: 3, Sampler: Euler, Schedule type: Karras, CFG scale: 1, Distilled CFG Scale: 4, Seed: 77, "

@@ -311,7 +311,7 @@ class Engine:
             family.latent_shape(pipe, second)
             self.limits.check(f"the hires size {second.width}x{second.height} (pixels)", second.width * second.height,
                               "max_render_pixels")
-        kw = family.call_kwargs(gen)
+        kw = family.call_kwargs(gen, pipe)
         with pinned(self.device, threads, deterministic), _attention_context(attention), torch.inference_mode():
             try:
                 pipe.scheduler = make_scheduler(loaded.scheduler_cls, loaded.scheduler_config, gen.scheduler, gen.scheduler_config)

@@ -21,6 +21,8 @@ from ..syntax.defaults import register_family_defaults
 from ..syntax.elements import Generation
 from .noise import initial_latents
 
+#: the most T5 tokens the FLUX.1 / SD 3.5 / Chroma pipelines take (``max_sequence_length`` above it is refused)
+T5_LIMIT = 512
 # optional Generation fields passed to the call when set, with their Python type
 _NUMERIC_OPTIONS = {"eta": float, "clip_skip": int, "guidance_rescale": float, "true_cfg_scale": float,
                     "max_sequence_length": int, "prompt_2": str, "prompt_3": str}
@@ -48,6 +50,7 @@ class GeneratorFamily:
     comfy_text_encoders: tuple[str, ...] = ()              # ComfyUI's usual file per text encoder (clip_l, t5xxl_fp16)
     comfy_vae: str | None = None                           # ComfyUI's usual VAE file (FLUX.1: ae)
     variants: tuple[str, ...] = ()                         # pipelines built from this one an extension adapter may return
+    t5: tuple[str, str] | None = None                      # (tokenizer attribute, prompt field) of the T5 encoder
 
     def register(self) -> "GeneratorFamily":
         """The ``aigif.extensions`` entry point contract: an object with ``register()`` registers itself."""
@@ -76,8 +79,9 @@ class GeneratorFamily:
         latents, g = initial_latents(gen.seed, gen.batch_index, self.latent_shape(pipe, gen), dtype=dtype, device=device)
         return self.pack_latents(latents), g
 
-    def call_kwargs(self, gen: Generation) -> dict:
-        """Keyword arguments of ``pipe(...)`` for one image (latents/generator/output added by the engine)."""
+    def call_kwargs(self, gen: Generation, pipe=None) -> dict:
+        """Keyword arguments of ``pipe(...)`` for one image (latents/generator/output added by the engine); *pipe* is
+        needed only by a ``min_sequence_length`` (its tokenizer counts the prompt's tokens)."""
         kw = dict(prompt=gen.prompt, num_inference_steps=gen.num_inference_steps, guidance_scale=float(gen.guidance_scale),
                   width=gen.width, height=gen.height)
         if "negative_prompt" in self.options:
@@ -93,7 +97,41 @@ class GeneratorFamily:
             kw[name] = _NUMERIC_OPTIONS[name](v)
         if kw.get("clip_skip") == 0:
             kw.pop("clip_skip")
+        if gen.min_sequence_length is not None:
+            kw["max_sequence_length"] = self.padded_length(pipe, gen)
         return kw
+
+    def padded_length(self, pipe, gen: Generation) -> int:
+        """The T5 length of a ``min_sequence_length`` (spec/engine.md 2): every T5 text the call encodes padded to at
+        least that many tokens, never truncated. They must come to one length (the pipeline pads them alike), at most
+        :data:`T5_LIMIT`; :class:`ConfigError` otherwise, or when the family has no T5 encoder."""
+        if self.t5 is None or "max_sequence_length" not in self.options:
+            raise ConfigError(f"{self.pipeline} does not take min_sequence_length (no T5 text encoder)")
+        tokenizer = getattr(pipe, self.t5[0], None)
+        if tokenizer is None:
+            raise ConfigError(f"min_sequence_length: the pipeline has no {self.t5[0]} to count the prompt's T5 tokens")
+        texts = {"prompt": getattr(gen, self.t5[1]) or gen.prompt}
+        if self.encodes_negative(gen):
+            texts["negative prompt"] = gen.negative_prompt
+        counts = {k: len(tokenizer(t).input_ids) for k, t in texts.items()}
+        lengths = {max(gen.min_sequence_length, n) for n in counts.values()}
+        if len(lengths) > 1:
+            raise ConfigError("not regenerable: the prompt and the negative prompt pad to different T5 lengths "
+                              f"({counts} tokens, padded to at least {gen.min_sequence_length}); the pipeline pads both alike")
+        length = lengths.pop()
+        if length > T5_LIMIT:
+            raise ConfigError(f"not regenerable: the {max(counts, key=counts.get)} has {max(counts.values())} T5 tokens, "
+                              f"more than the {T5_LIMIT} the pipeline takes")
+        return length
+
+    def encodes_negative(self, gen: Generation) -> bool:
+        """Whether the call encodes the negative prompt too: with true CFG (FLUX) when it is given and the scale is
+        above 1, else with classifier-free guidance (guidance_scale above 1)."""
+        if "negative_prompt" not in self.options:
+            return False
+        if "true_cfg_scale" in self.options:
+            return bool(gen.negative_prompt) and (gen.true_cfg_scale or 1.0) > 1
+        return float(gen.guidance_scale) > 1
 
 
 # --- the registry ------------------------------------------------------------------------------
@@ -231,17 +269,19 @@ register_family(PackedLatentFamily("flux1", "FluxPipeline", {}, ("negative_promp
                                    _FLOW | {"FluxTransformer2DModel"}, denoiser="transformer",
                                    text_encoders=("text_encoder", "text_encoder_2"),
                                    comfy_text_encoders=("clip_l", "t5xxl_fp16"), comfy_vae="ae",
-                                   variants=("FluxImg2ImgPipeline",), img2img="FluxImg2ImgPipeline", latent_img2img=False))
+                                   variants=("FluxImg2ImgPipeline",), img2img="FluxImg2ImgPipeline", latent_img2img=False,
+                                   t5=("tokenizer_2", "prompt_2")))
 register_family(PackedLatentFamily("chroma", "ChromaPipeline", {}, ("negative_prompt", "max_sequence_length"),
                                    (_FLOW - _CLIP) | {"ChromaTransformer2DModel"}, denoiser="transformer",
-                                   text_encoders=("text_encoder",), comfy_text_encoders=("t5xxl_fp16",), comfy_vae="ae"))
+                                   text_encoders=("text_encoder",), comfy_text_encoders=("t5xxl_fp16",), comfy_vae="ae",
+                                   t5=("tokenizer", "prompt")))
 register_family(GeneratorFamily("sd3", "StableDiffusion3Pipeline", {},
                                 ("negative_prompt", "clip_skip", "prompt_2", "prompt_3", "max_sequence_length"),
                                 _FLOW | {"SD3Transformer2DModel"}, denoiser="transformer",
                                 text_encoders=("text_encoder", "text_encoder_2", "text_encoder_3"),
                                 comfy_text_encoders=("clip_l", "clip_g", "t5xxl_fp16"),
                                 variants=("StableDiffusion3Img2ImgPipeline",), img2img="StableDiffusion3Img2ImgPipeline",
-                                latent_img2img=False))
+                                latent_img2img=False, t5=("tokenizer_3", "prompt_3")))
 
 
 # --- Qwen-Image, Z-Image and FLUX.2: Qwen2.5-VL / Qwen3 / Mistral 3 text encoders ----------------------------

@@ -56,7 +56,7 @@ def run_hires(pipe, family, first_pipe, first_kwargs: dict, gen: Generation, hir
     with quiet(True):   # from_pipe's notes on dtypes are about loading, not this pipeline
         img2img = getattr(diffusers, family.img2img).from_pipe(pipe, scheduler=scheduler, **family.load_kwargs)
     img2img.set_progress_bar_config(**bar)
-    kw = family.call_kwargs(second)
+    kw = family.call_kwargs(second, pipe)
     kw.pop("width"), kw.pop("height")                  # the size is that of the latents / the image
     out = img2img(**kw, image=image, strength=float(hires.strength), generator=seeded_generator(second.seed),
                   output_type="np")

@@ -34,7 +34,7 @@ def run_refiner(family, refiner_family, first_pipe, first_kwargs: dict, gen: Gen
         img2img = getattr(diffusers, refiner_family.img2img).from_pipe(refiner_pipe, scheduler=scheduler,
                                                                         **refiner_family.load_kwargs)
     img2img.set_progress_bar_config(**bar)
-    kw = refiner_family.call_kwargs(refiner.second_pass(gen))
+    kw = refiner_family.call_kwargs(refiner.second_pass(gen), refiner_pipe)
     kw.pop("width"), kw.pop("height")
     for name in ("aesthetic_score", "negative_aesthetic_score"):
         if getattr(refiner, name) is not None:

@@ -139,7 +139,7 @@ def map_flow(graph: dict[str, dict], b: Builder, family: str) -> None:
         b.gen["guidance_scale"] = cfg
         if negative is not None and cfg != 1.0:
             _negative(b, negative, cfg, family)
-    b.gen["max_sequence_length"] = T5_PADDING[family]
+    b.gen["min_sequence_length"] = T5_PADDING[family]
     why = long_prompt(b.gen, family)
     if why:
         b.partial(why)

@@ -9,6 +9,9 @@ never truncated.
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+from ..engine.families import T5_LIMIT, get_family
 from ..syntax.registry import code_of, model_entry
 from .result import stem
 
@@ -53,12 +56,22 @@ def constant_flux_shift(reg: str | None, mu: float | None = None) -> dict:
 
 
 def long_prompt(gen: dict, family: str) -> str | None:
-    """Why a prompt may not be reproduced: more characters than T5 tokens are padded to (a token spans at least one
-    character, so shorter prompts always fit), where the tools stop padding and diffusers truncates."""
+    """Why the T5 padding of a ``min_sequence_length`` may not be reproduced (spec/engine.md 2), or None. A T5 token
+    spans at least one character, so a text shorter than N characters has fewer than N tokens: a text of
+    ``T5_LIMIT`` characters or more may be longer than the pipeline takes, and when the call encodes a negative
+    prompt too, a text as long as the padding may pad to another length than the other one (the tools pad each
+    text on its own, diffusers both alike); the engine counts the tokens and tells."""
     n = T5_PADDING[family]
-    for key in ("prompt", "prompt_2", "negative_prompt"):
-        text = gen.get(key)
-        if text is not None and len(text) >= n:
-            return (f"the {key.replace('_', ' ')} has {len(text)} characters and may be longer than {n} T5 tokens, "
-                    "where ComfyUI and Forge stop padding and diffusers truncates")
+    fam = get_family(family)
+    texts = {"prompt": gen.get(fam.t5[1]) or gen.get("prompt", "")}
+    call = SimpleNamespace(negative_prompt=gen.get("negative_prompt", ""), true_cfg_scale=gen.get("true_cfg_scale"),
+                           guidance_scale=gen.get("guidance_scale", 1.0))
+    if fam.encodes_negative(call):
+        texts["negative prompt"] = call.negative_prompt
+    for key, text in texts.items():
+        if len(text) >= T5_LIMIT:
+            return f"the {key} has {len(text)} characters and may be longer than the {T5_LIMIT} T5 tokens diffusers takes"
+    if len(texts) > 1 and max(map(len, texts.values())) >= n:
+        return (f"the prompt or the negative prompt may be longer than {n} T5 tokens: the tool pads each to its own "
+                "length, diffusers pads both alike")
     return None

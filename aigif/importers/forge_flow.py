@@ -69,7 +69,7 @@ def map_model(p: dict, b: Builder, model_name: str | None, model_hash: str | Non
         b.gen["true_cfg_scale"] = cfg
     elif b.gen.get("negative_prompt"):
         b.extra["unused_negative_prompt"] = b.gen.pop("negative_prompt")     # CFG 1: Forge does not sample it
-    b.gen["max_sequence_length"] = flow_files.T5_PADDING["flux1"]
+    b.gen["min_sequence_length"] = flow_files.T5_PADDING["flux1"]
     why = flow_files.long_prompt(b.gen, "flux1")
     if why:
         b.partial(why)

@@ -158,6 +158,7 @@ class Generation:
     guidance_rescale: float | None = None
     true_cfg_scale: float | None = None       # FLUX / Qwen-Image: real CFG with the negative prompt
     max_sequence_length: int | None = None    # T5 / LLM prompt tokens
+    min_sequence_length: int | None = None    # T5 tokens padded to at least this many, never truncated (ComfyUI, Forge)
     prompt_2: str | None = None               # second / third text encoder's prompt, only when it differs
     prompt_3: str | None = None
 
@@ -166,7 +167,8 @@ class Generation:
               F(6, "width", "px", required=True), F(7, "height", "px", required=True, same_as="width"), F(8, "scheduler", "enum:scheduler"),
               F(9, "scheduler_config", "map"), F(10, "eta", "number"), F(11, "clip_skip", "uint"),
               F(12, "batch_index", "uint"), F(13, "guidance_rescale", "number"), F(14, "true_cfg_scale", "number"),
-              F(15, "max_sequence_length", "uint"), F(16, "prompt_2", "text"), F(17, "prompt_3", "text"))
+              F(15, "max_sequence_length", "uint"), F(16, "prompt_2", "text"), F(17, "prompt_3", "text"),
+              F(18, "min_sequence_length", "uint"))
 
     def __post_init__(self):
         _check(isinstance(self.prompt, str) and isinstance(self.negative_prompt, str), "prompt and negative_prompt must be strings")
@@ -183,6 +185,10 @@ class Generation:
                 object.__setattr__(self, name, None)
         _check(self.max_sequence_length is None or (_is_int(self.max_sequence_length) and 1 <= self.max_sequence_length <= MAX_SEQUENCE),
                f"max_sequence_length must be 1..{MAX_SEQUENCE}, got {self.max_sequence_length!r}")
+        _check(self.min_sequence_length is None or (_is_int(self.min_sequence_length) and 1 <= self.min_sequence_length <= MAX_SEQUENCE),
+               f"min_sequence_length must be 1..{MAX_SEQUENCE}, got {self.min_sequence_length!r}")
+        _check(self.min_sequence_length is None or self.max_sequence_length is None,
+               "min_sequence_length (pad, never truncate) and max_sequence_length (pad and truncate) exclude each other")
         for name in ("guidance_scale", "eta", "guidance_rescale", "true_cfg_scale"):
             v = getattr(self, name)
             _check(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf")),

@@ -45,7 +45,7 @@ FLUX_COMFYUI = {"model": {"name": "flux1-dev", "local": "diffusion_models/flux1-
                                             {"local": "text_encoders/t5xxl_fp16.safetensors", "subfolder": "text_encoder_2", "sha256": "56" * 32}],
                           "vae": {"local": "vae/ae.safetensors", "sha256": "78" * 32}},
                 "prompt": "a red fox in the snow", "seed": 123456789012345, "num_inference_steps": 20, "guidance_scale": 3.5,
-                "width": 1024, "height": 1024, "scheduler": "flow-euler-beta"}
+                "width": 1024, "height": 1024, "scheduler": "flow-euler-beta", "min_sequence_length": 256}
 FAMILY_FROM_A_PACKAGE = {"model": {"repo": "HiDream-ai/HiDream-I1-Full", "family": "aigif_hidream.hidream"}, "prompt": "a cat",
                          "seed": 1, "num_inference_steps": 50, "guidance_scale": 5.0, "width": 1024, "height": 1024}
 HIRES = {"model": "sd15", "prompt": "a castle on a hill, oil painting", "negative_prompt": "blurry", "seed": 1234,
@@ -184,6 +184,8 @@ def main() -> int:
         "img2img-mask-without-inpaint": ("corrupt", segs((3, model), (5, gen), (0x0F, i2i + b"\x22\x04\x1a\x02m.png"[:6]))),
         "img2img-unknown-fill-code": ("corrupt", segs((3, model), (5, gen), (0x0F, i2i + b"\x18\x01\x40\x7f"))),
         "img2img-not-a-png": ("corrupt", segs((3, model), (5, gen), (0x0F, i2i[:i2i.index(b"\x12")] + b"\x12\x06\x12\x04GIF8"))),
+        "both-sequence-lengths": ("corrupt", segs((3, model), (5, gen + encode_key(15, WIRE_UINT) + b"\x4d"
+                                                       + encode_key(18, WIRE_UINT) + b"\x4d"))),
         "too-many-segments": ("limit", segs((3, model), (5, gen), *[(0x40, b"")] * 1023)),
     }
     write_files(valid, invalid)
