@@ -234,7 +234,7 @@ def test_every_sd_parsers_sample_imports_with_syntax_only():
 
 
 @pytest.mark.parametrize("name, words", [
-    ("comfyui_flux_dev", "256 T5 tokens"), ("comfyui_sd35", "all-in-one SD 3.5 checkpoint"),
+    ("comfyui_sd35", "all-in-one SD 3.5 checkpoint"),
     ("comfyui_sd35_encoders", "all-in-one SD 3.5 checkpoint"),
     ("comfyui_img2img", "init image example.png not stored"),
 ])
