@@ -38,6 +38,8 @@ from .fileio import atomic_write, dump, load
 from .limits import DEFAULT_LIMITS, Limits
 from .syntax import (
     ComponentRef,
+    Detail,
+    DetailPass,
     Document,
     Extension,
     Fingerprint,
@@ -64,7 +66,7 @@ __all__ = [
     "RegistryError", "TruncatedError", "UnknownCodecError", "UnknownSegmentError", "UnsafeModelError",
     "UnsupportedVersionError", "AigifWarning", "ExtensionError", "ExtensionLoadWarning", "ExtensionPayloadWarning",
     "ImageReadError", "ImportMetadataError", "InputImageError", "LibraryError", "OutputExistsError", "ProvenanceError", "QueryError", "UnknownExtensionWarning",
-    "atomic_write", "dump", "load", "DEFAULT_LIMITS", "Limits", "ComponentRef", "Document",
+    "atomic_write", "dump", "load", "DEFAULT_LIMITS", "Limits", "ComponentRef", "Detail", "DetailPass", "Document",
     "Extension", "Fingerprint", "Generation", "HiresFix", "Refiner", "ImageRef", "Img2Img", "Lora", "ModelRef", "Platform", "Source", "document_from_dict",
     "document_to_dict", "dumps", "loads", "register_extension", "__version__",
 ]

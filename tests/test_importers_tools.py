@@ -40,8 +40,9 @@ def test_forge_flux_nf4_infotext_is_mapped_and_not_regenerable():
 def test_a1111_hires_adetailer_and_ti_keep_the_first_pass():
     imp = import_image(fx("a1111_sdxl_hires_adetailer"))
     assert imp.tool == "A1111" and not imp.regenerable
-    for words in ("ADetailer model: face_yolov8n.pt", "TI hashes"):
+    for words in ("ADetailer detail pass (detector face_yolov8n.pt) cannot be run", "TI hashes"):
         assert words in imp.reason
+    assert [p.detector for p in imp.detail.passes] == ["face_yolov8n.pt"] and imp.detail.version == "24.9.0"
     assert (imp.hires.upscaler, imp.hires.scale, imp.hires.steps, imp.hires.strength) == ("4x-UltraSharp", 1.5, 15, 0.35)
     g = imp.generation
     assert (g.width, g.height, g.num_inference_steps, g.scheduler) == (832, 1216, 30, "dpmpp-2m-karras")

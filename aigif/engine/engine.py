@@ -140,6 +140,8 @@ class Engine:
         limits.check("the LoRA count", len(doc.model.loras) + (len(doc.refiner.model.loras) if doc.refiner else 0), "max_loras")
         more = doc.hires.pixel_steps(gen) if doc.hires is not None else 0
         limits.check_regeneration(model_family(doc.model), gen.width, gen.height, gen.num_inference_steps, more)
+        if doc.detail is not None:                                   # before any model loads
+            raise ConfigError(f"not regenerable: {doc.detail.not_reproducible()}")
         # before the pipeline loads: what no engine runs, a missing or altered upscaler model, missing input images
         upscaler = pixel_upscaler(doc.hires, self.model_dirs, self.verify_weights) if doc.hires is not None else None
         images = self._input_images(gen, doc.img2img, inputs, limits)

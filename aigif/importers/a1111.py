@@ -20,6 +20,7 @@ from ..syntax.elements import ComponentRef, Lora
 from ..syntax.registry import code_of
 from . import forge_flow, identity, samplers
 from .img2img import a1111_img2img
+from .detail import a1111_detail
 from .passes import NotMapped, a1111_hires, a1111_refiner
 from .result import Builder, Imported, to_float, to_int, valid_hash
 
@@ -283,6 +284,10 @@ def map_a1111(text: str, *, tool: str = "A1111", image_size=None, metadata_bytes
         b.img2img = a1111_img2img(p)
     except NotMapped as exc:
         b.block(f"image-to-image: {exc}")
+    try:
+        b.detail = a1111_detail(p)
+    except NotMapped as exc:
+        b.block(f"ADetailer: {exc}")
     if "TI hashes" in p:
         b.block("textual-inversion embeddings (TI hashes) cannot be expressed in the syntax")
     blocking = []
@@ -296,6 +301,8 @@ def map_a1111(text: str, *, tool: str = "A1111", image_size=None, metadata_bytes
             blocks = value not in NEUTRAL[key]
         elif key.lower().startswith("refiner switch"):
             blocks = not no_refiner
+        elif key.startswith("ADetailer") and b.detail is not None:
+            blocks = False                          # kept; the detail element already makes the syntax partial
         else:
             blocks = key.startswith(BLOCKING_PREFIXES) or (tool == "Fooocus" and key in FOOOCUS_BLOCKING)
         if blocks:

@@ -15,6 +15,7 @@ from ..errors import ImportMetadataError
 from ..syntax.document import Document
 from ..syntax.registry import code_of, model_entry
 from . import samplers
+from .detail import a1111_detail_params
 from .forge_flow import forge_params
 from .img2img import a1111_img2img_params
 from .passes import a1111_hires_params, a1111_refiner_params
@@ -85,6 +86,8 @@ def a1111_parameters(doc: Document) -> str:
         p.update(a1111_refiner_params(doc.refiner))
     if doc.img2img is not None:
         p.update(a1111_img2img_params(doc.img2img))
+    if doc.detail is not None:
+        p.update(a1111_detail_params(doc.detail))
     if model is not None:
         name = model.name or model.local or model.repo
         mhash = model.sha256

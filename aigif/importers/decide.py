@@ -89,7 +89,7 @@ def decide(imp: Imported, rgb: np.ndarray, *, engine: Regenerator | None = None,
         if imp.partial:       # a decoder must not regenerate from part of the syntax: a critical marker says why
             segments += (partial_segment("; ".join(imp.partial)),)
         return Outcome(SYNTAX_ONLY, Document(generation=imp.generation, model=imp.model, hires=imp.hires, refiner=imp.refiner,
-                                             img2img=imp.img2img, source=source, extensions=segments),
+                                             img2img=imp.img2img, detail=imp.detail, source=source, extensions=segments),
                        reason=f"syntax only, regenerable: {imp.regenerable_reason}"
                        + (" (not verified by regeneration)" if imp.regenerable else ""))
     reason, regen = "", None
@@ -109,7 +109,7 @@ def decide(imp: Imported, rgb: np.ndarray, *, engine: Regenerator | None = None,
                 extra.setdefault("model_name", name)
             generation, extra = _with_clip_layer(generation, extra, source.tool, model.family)
             regen_source = Source(tool=source.tool, version=source.version, extra=extra)
-        base = Document(generation=generation, model=model, hires=imp.hires, refiner=imp.refiner, img2img=imp.img2img,
+        base = Document(generation=generation, model=model, hires=imp.hires, refiner=imp.refiner, img2img=imp.img2img, detail=imp.detail,
                         source=regen_source, extensions=segments)
         try:
             regen = np.asarray(engine.regenerate(base, inputs=imp.inputs) if imp.inputs else engine.regenerate(base))
@@ -145,7 +145,7 @@ def decide(imp: Imported, rgb: np.ndarray, *, engine: Regenerator | None = None,
     codec = codec or _default_codec()
     pixels = codec.compress_pixels(rgb, options.quality)
     doc = Document(generation=imp.generation, model=imp.model if imp.generation else None, hires=imp.hires,
-                   refiner=imp.refiner, img2img=imp.img2img if imp.generation else None, source=source, pixels=pixels,
+                   refiner=imp.refiner, img2img=imp.img2img if imp.generation else None, detail=imp.detail, source=source, pixels=pixels,
                    extensions=segments)
     return Outcome(PIXELS, doc, None, None, reason)
 

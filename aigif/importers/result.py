@@ -17,6 +17,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..syntax.elements import ComponentRef, Generation, Lora, ModelRef, Source
 from ..syntax.img2img import Img2Img
+from ..syntax.detail import Detail
 from ..syntax.passes import HiresFix, Refiner
 from ..syntax.registry import MODELS, code_of
 
@@ -44,6 +45,7 @@ class Imported:
     refiner: Refiner | None = None   # a second model finishing the schedule
     img2img: Img2Img | None = None   # the generation started from an init image (and a mask)
     inputs: Any = None               # aigif.inputs.InputImages the user gave for it (aigif encode --init-image)
+    detail: Detail | None = None     # detector + inpainting passes (ADetailer)
 
     @property
     def regenerable(self) -> bool:
@@ -136,6 +138,7 @@ class Builder:
         self.hires: dict[str, Any] | None = None   # the hires element's fields (importers.passes)
         self.refiner: dict[str, Any] | None = None  # the refiner element's fields: model (dict) and switch_at
         self.img2img: dict[str, Any] | None = None  # the img2img element's JSON form (importers.img2img)
+        self.detail: Detail | None = None           # detail passes (importers.detail)
 
     def family(self) -> str | None:
         fam = self.model.get("family")
@@ -284,6 +287,8 @@ class Builder:
             if missing:
                 self.block(f"the metadata lacks {', '.join(missing)}")
         hires, refiner, img2img = self._hires(), self._refiner(), self._img2img()   # kept with a partial syntax too
+        if self.detail is not None:
+            self.partial(self.detail.not_reproducible())
         if not self.unsupported:
             try:
                 gen = Generation(**self.gen)
@@ -308,7 +313,8 @@ class Builder:
         return Imported(self.tool, self.version, gen, model, safe_extra(extra), list(self.unsupported), metadata_bytes, carrier,
                         segments=tuple(self.segments), partial=list(self.partial_reasons) if gen is not None else [],
                         hires=hires if gen is not None else None, refiner=refiner if gen is not None else None,
-                        img2img=img2img if gen is not None else None)
+                        img2img=img2img if gen is not None else None,
+                        detail=self.detail if gen is not None else None)
 
 
     def _summary(self, image_size) -> tuple[Generation, ModelRef] | None:

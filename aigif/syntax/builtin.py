@@ -62,6 +62,8 @@ def regenerable(doc) -> str:
             return "no: " + why
         if doc.img2img.missing_message():
             return f"no: {doc.img2img.missing_message()} (decode it with --init-image / --mask)"
+    if doc.detail is not None:
+        return "no: " + doc.detail.not_reproducible()
     return "yes"
 
 

@@ -17,6 +17,7 @@ from .defaults import with_defaults
 from .elements import Fingerprint, Generation, ModelRef, Platform, Source, bytes_from_json, bytes_to_json, from_dict, to_dict
 from .extensions import check_extension_segment, extension_for
 from .img2img import Img2Img
+from .detail import Detail
 from .passes import HiresFix, Refiner
 from .schema import decode_element, encode_element
 from .stamp import decode_stamp, encode_stamp
@@ -29,6 +30,7 @@ CORE = (
     ("hires", HiresFix, registry.SEG_HIRES),
     ("refiner", Refiner, registry.SEG_REFINER),
     ("img2img", Img2Img, registry.SEG_IMG2IMG),
+    ("detail", Detail, registry.SEG_DETAIL),
     ("fingerprint", Fingerprint, registry.SEG_FINGERPRINT),
     ("source", Source, registry.SEG_SOURCE),
     ("residual", None, registry.SEG_RESIDUAL),
@@ -58,6 +60,7 @@ class Document:
     hires: HiresFix | None = None      # a second pass over the enlarged first one (hires fix)
     refiner: Refiner | None = None     # a second model finishing the first pass's schedule
     img2img: Img2Img | None = None     # the generation starts from an init image (and a mask: inpainting)
+    detail: Detail | None = None       # detector + inpainting passes over the finished image (ADetailer)
     extensions: tuple[Segment, ...] = ()
 
     def __post_init__(self):
@@ -70,6 +73,8 @@ class Document:
             raise ConfigError("a hires pass or a refiner needs a generation syntax (its first pass)")
         if self.img2img is not None and self.generation is None:
             raise ConfigError("an image-to-image pass needs a generation syntax (its prompt and schedule)")
+        if self.detail is not None and self.generation is None:
+            raise ConfigError("a detail pass needs a generation syntax (the image it details)")
 
     @property
     def image_size(self) -> tuple[int, int] | None:
@@ -144,7 +149,7 @@ def loads(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Document:
 
 # --- JSON ----------------------------------------------------------------------
 _GEN_KEYS = [f.name for f in Generation.FIELDS]
-_TOP_KEYS = ["model", *_GEN_KEYS, "hires", "refiner", "img2img", "platform", "fingerprint", "source", *PAYLOAD_ATTRS, "extensions"]
+_TOP_KEYS = ["model", *_GEN_KEYS, "hires", "refiner", "img2img", "detail", "platform", "fingerprint", "source", *PAYLOAD_ATTRS, "extensions"]
 
 
 def document_to_dict(doc: Document) -> dict:
@@ -154,7 +159,7 @@ def document_to_dict(doc: Document) -> dict:
         out["model"] = doc.model.name if doc.model.is_registry_only else to_dict(doc.model)
     if doc.generation is not None:
         out.update(to_dict(doc.generation))
-    for attr in ("hires", "refiner", "img2img", "platform", "fingerprint", "source"):
+    for attr in ("hires", "refiner", "img2img", "detail", "platform", "fingerprint", "source"):
         if getattr(doc, attr) is not None:
             out[attr] = to_dict(getattr(doc, attr))
     for attr in PAYLOAD_ATTRS:
@@ -203,7 +208,7 @@ def document_from_dict(d: Any) -> Document:
     if gen_part:
         gen = from_dict(Generation, with_defaults(gen_part, model), "generation")
     values: dict[str, Any] = {"model": model, "generation": gen}
-    for attr, cls in (("hires", HiresFix), ("refiner", Refiner), ("img2img", Img2Img), ("platform", Platform), ("fingerprint", Fingerprint), ("source", Source)):
+    for attr, cls in (("hires", HiresFix), ("refiner", Refiner), ("img2img", Img2Img), ("detail", Detail), ("platform", Platform), ("fingerprint", Fingerprint), ("source", Source)):
         if attr in d:
             values[attr] = from_dict(cls, d[attr], attr)
     for attr in PAYLOAD_ATTRS:

@@ -28,6 +28,7 @@ SEG_STAMP = 0x0E
 SEG_HIRES = 0x0B
 SEG_REFINER = 0x0D
 SEG_IMG2IMG = 0x0F
+SEG_DETAIL = 0x11
 CORE_SEGMENTS = {
     SEG_PLATFORM: "platform",
     SEG_MODEL: "model",
@@ -43,6 +44,7 @@ CORE_SEGMENTS = {
     SEG_HIRES: "hires",
     SEG_REFINER: "refiner",
     SEG_IMG2IMG: "img2img",
+    SEG_DETAIL: "detail",
 }
 CORE_RANGE = range(0x02, 0x40)          # assigned by this spec
 PUBLIC_EXTENSION_RANGE = range(0x40, 0x4000)   # assigned in spec/registry.md

@@ -83,6 +83,16 @@ INPAINT_STORED = {"model": "aigif-tiny-sd", "prompt": "a red door", "seed": 5, "
 INPAINT_IMPORTED = {"model": "sd15", "prompt": "a cat on a sofa", "seed": 77, "num_inference_steps": 25, "guidance_scale": 7.0,
                     "width": 512, "height": 512,
                     "img2img": {"strength": 0.75, "inpaint": True, "mask_blur": 4, "mask_invert": True, "fill": "latent noise"}}
+DETAIL = {"model": "sd15", "prompt": "a portrait of a woman, freckles", "seed": 42, "num_inference_steps": 25,
+          "guidance_scale": 6.5, "width": 512, "height": 768, "scheduler": "dpmpp-2m-karras",
+          "detail": {"version": "24.11.1", "passes": [
+              {"detector": "face_yolov8n.pt", "masked_padding": 32, "steps": 30, "scheduler": "euler-a",
+               "prompt": "a face, \"smiling\", detailed"},
+              {"detector": "hand_yolov8n.pt", "confidence": 0.35, "mask_k_largest": 2, "dilate_erode": -8, "x_offset": 3,
+               "mask_merge": "merge-invert", "mask_blur": 8, "strength": 0.5, "width": 768, "height": 768,
+               "guidance_scale": 5.0, "scheduler": "dpmpp-2m", "schedule_type": "Karras", "checkpoint": "hands_v2.safetensors",
+               "noise_multiplier": 1.05, "clip_skip": 2, "negative_prompt": "extra fingers", "controlnet_model": "control_v11p_sd15_inpaint",
+               "controlnet_weight": 0.8}]}}
 ESCAPES = {"model": {"name": "my-finetune", "family": "sd1", "repo": "someone/my-finetune", "revision": "v2.0",
                      "sha256": "ab" * 32, "variant": "fp16"},
            "prompt": "日本語のプロンプト 🐱 with\nnewlines", "seed": 0, "num_inference_steps": 1, "guidance_scale": 1e-20,
@@ -188,6 +198,16 @@ def main() -> int:
                                                        + encode_key(18, WIRE_UINT) + b"\x4d"))),
         "too-many-segments": ("limit", segs((3, model), (5, gen), *[(0x40, b"")] * 1023)),
     }
+    detail = encode_element(aigif.document_from_dict(DETAIL).detail)
+    one_pass = detail[2:2 + detail[1]]                       # the first pass's fields (length < 128)
+    valid["detail"] = dumps(aigif.document_from_dict(DETAIL))
+    invalid.update({
+        "detail-without-generation": ("corrupt", segs((0x11, detail), (9, b"pixels"))),
+        "detail-no-passes": ("corrupt", segs((3, model), (5, gen), (0x11, b"\x12\x04\x00\x18\x0b\x01"))),
+        "detail-strength-zero": ("corrupt", segs((3, model), (5, gen), (0x11, b"\x0a\x05\x0a\x01f\x60\x00"))),
+        "detail-bad-mask-merge": ("corrupt", segs((3, model), (5, gen), (0x11, b"\x0a\x08\x0a\x01f\x52\x03add"))),
+        "detail-too-many-passes": ("limit", segs((3, model), (5, gen), (0x11, (b"\x0a" + bytes([len(one_pass)]) + one_pass) * 17))),
+    })
     write_files(valid, invalid)
     return 0
 
