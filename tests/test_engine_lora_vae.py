@@ -306,6 +306,7 @@ def test_cli_generate_with_lora_and_vae(tmp_path, model_dir):
 
     assert parse_lora("style:0.8", [model_dir]) == Lora(name="style", weight=0.8)
     assert parse_lora("style", [model_dir]) == Lora(name="style", weight=1.0)
+    assert parse_lora("style:0.8:0", [model_dir]) == Lora(name="style", weight=0.8, text_weight=0.0)
     assert parse_lora("owner/repo:-0.5", [model_dir]) == Lora(repo="owner/repo", revision="main", weight=-0.5)
     from aigif.cli import main
 

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from aigif import Document, Generation, ModelRef, dumps, loads
+from aigif import Document, Generation, Lora, ModelRef, dumps, loads
 from aigif.errors import AigifError, ImportMetadataError, LimitError, ModelError
 from aigif.importers import (
     EXACT, PIXELS, RESIDUAL, SYNTAX_ONLY, Options, a1111_parameters, decide, encode_image, import_bytes,
@@ -105,6 +105,24 @@ def test_a1111_full_registry_model_lora_vae_clip_skip():
     assert imp.extra["prompt_syntax"] == "a1111" and imp.version == "v1.10.1"
 
 
+@pytest.mark.parametrize("tag, lora, words", [
+    ("<lora:x:0.5:1.5>", Lora(name="x", weight=1.5, text_weight=0.5), None),     # A1111: te, then unet multiplier
+    ("<lora:x:0.5:0.5>", Lora(name="x", weight=0.5), None),
+    ("<lora:x>", Lora(name="x"), None),
+    ("<lora:x:1:1:8>", None, "named or dynamic-rank"),
+    ("<lora:x:te=1>", None, "named or dynamic-rank"),
+    ("<lora:x:a:1>", None, "not a number"),
+    ("<lora:x:1> " * 17, None, "17 LoRAs, more than the 16"),
+])
+def test_a1111_lora_tags(tag, lora, words):
+    imp = map_a1111(f"a fox {tag}\nSteps: 8, Sampler: Euler, CFG scale: 7, Seed: 1, Size: 512x512, Model: m")
+    if words is None:
+        assert imp.regenerable or imp.has_syntax, imp.reason
+        assert imp.model.loras == (lora,)
+    else:
+        assert words in imp.reason, imp.reason
+
+
 @pytest.mark.parametrize("name, carrier", [("a1111_jpeg", "exif-usercomment"), ("a1111_webp", "exif-usercomment")])
 def test_a1111_exif_forms_give_the_png_syntax(name, carrier):
     png, other = import_image(fx("a1111_basic")), import_image(fx(name))
@@ -186,6 +204,20 @@ def test_comfyui_txt2img_graph():
     assert imp.metadata_bytes > 5000 and len(dumps(Document(generation=g, model=m, source=imp.source))) < 400
 
 
+def test_comfyui_lora_strengths_and_model_only_loras():
+    def model_only(g):
+        g["10"] = {"class_type": "LoraLoaderModelOnly", "inputs": {"lora_name": "sub\\add_detail.safetensors",
+                                                                   "strength_model": 0.6, "model": ["4", 0]}}
+        g["11"]["inputs"]["clip"] = ["4", 1]
+
+    for mutate, lora in ((lambda g: g["10"]["inputs"].update(strength_clip=1.0),
+                          Lora(name="add_detail", weight=0.6, weight_name="add_detail.safetensors", text_weight=1.0)),
+                         (model_only, Lora(name="add_detail", weight=0.6, weight_name="sub/add_detail.safetensors",
+                                           text_weight=0.0))):
+        imp = import_bytes(_comfy_variant(mutate))
+        assert imp.unsupported == [] and imp.model.loras == (lora,), imp.reason
+
+
 def _comfy_variant(mutate) -> bytes:
     fields = json.loads(json.dumps(SAMPLES["comfyui_txt2img"]["fields"]))
     graph = json.loads(fields["prompt"])
@@ -198,7 +230,7 @@ def _comfy_variant(mutate) -> bytes:
     (lambda g: g["3"]["inputs"].update(denoise=0.6), "denoise"),
     (lambda g: g["3"]["inputs"].update(sampler_name="dpm_adaptive"), "sampler"),
     (lambda g: g["5"]["inputs"].update(batch_size=4), "batch_size"),
-    (lambda g: g["10"]["inputs"].update(strength_clip=1.0), "strengths"),
+    (lambda g: g["11"]["inputs"].update(clip=["4", 1]), "applied differently"),
     (lambda g: g.update({"12": {"class_type": "LatentUpscale", "inputs": {}}}), "LatentUpscale"),
     (lambda g: g["6"]["inputs"].update(text=["5", 0]), "not a plain value"),
 ])
@@ -294,7 +326,7 @@ def test_no_metadata_is_a_clear_error():
 
 # --- the way back -----------------------------------------------------------------------
 A1111_TEXTS = [SAMPLES[n]["fields"]["parameters"] for n in ("a1111_basic", "a1111_full", "a1111_stealth")] + [
-    "a <lora:x:1.5> b <lora:y:0.25>\nSteps: 8, Sampler: Heun, Schedule type: Karras, CFG scale: 3.5, Seed: 18446744073709551615, Size: 1024x576, Model: m, Clip skip: 3",
+    "a <lora:x:1.5> b <lora:y:0.25> c <lora:z:0.5:-1>\nSteps: 8, Sampler: Heun, Schedule type: Karras, CFG scale: 3.5, Seed: 18446744073709551615, Size: 1024x576, Model: m, Clip skip: 3",
     "old\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 5, Size: 512x512, Model hash: 7460a6fa, Model: sd-v1-4",
     "ünïcode prompt, 猫\nNegative prompt: , \nSteps: 4, Sampler: DDIM, CFG scale: 1, Seed: 0, Size: 64x64, Model hash: 0123456789, Model: x, Eta DDIM: 0.5, Odd key: \"a, b: c\"",
 ]

@@ -1,4 +1,5 @@
 """ComfyUI FLUX.1 / SD 3.5 graphs (as ComfyUI's example workflows write them) -> syntax the engine regenerates."""
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -10,8 +11,10 @@ from PIL.PngImagePlugin import PngInfo
 
 from aigif import api
 from aigif.engine import Engine
+from aigif.errors import ImportMetadataError
 from aigif.importers import EXACT, Options, encode_image, import_bytes, import_image
 from aigif.syntax import ComponentRef, Generation, ModelRef, loads
+from aigif.syntax.elements import Lora
 
 from .comfy_layout import lay_out_tiny_flux
 
@@ -175,14 +178,62 @@ def test_what_the_engine_cannot_reproduce_is_refused_with_the_reason(change, wor
 
 def test_unknown_nodes_and_a_second_pass_keep_the_main_pass_only():
     g = short_flux()
-    g["90"] = {"class_type": "LoraLoaderModelOnly", "inputs": {"lora_name": "x.safetensors", "strength_model": 1.0,
-                                                               "model": ["12", 0]}}
+    g["90"] = {"class_type": "FreeU_V2", "inputs": {"b1": 1.3, "b2": 1.4, "s1": 0.9, "s2": 0.2, "model": ["12", 0]}}
     g["30"]["inputs"]["model"] = ["90", 0]
     imp = import_bytes(png_with(g))
-    assert not imp.regenerable and "LoraLoaderModelOnly" in imp.reason and imp.generation.seed == 219670278747233
+    assert not imp.regenerable and "FreeU_V2" in imp.reason and imp.generation.seed == 219670278747233
     g = short_flux()
     g["91"] = {"class_type": "SuperUpscaler", "inputs": {"image": ["8", 0]}}
     assert "custom node SuperUpscaler" in import_bytes(png_with(g)).reason
+
+
+# --- LoRA loaders ------------------------------------------------------------------------------------
+def with_loras(g: dict, *loras: tuple) -> dict:
+    """Chain (id, class, lora_name, strength_model, strength_clip) loaders between the FLUX example's UNETLoader (12)
+    / DualCLIPLoader (11) and ModelSamplingFlux (30) / the prompt encoder (6)."""
+    model, clip = ["12", 0], ["11", 0]
+    for node, cls, name, sm, sc in loras:
+        inputs = {"lora_name": name, "strength_model": sm, "model": model}
+        if cls == "LoraLoader":
+            inputs.update(strength_clip=sc, clip=clip)
+            clip = [node, 1]
+        g[node] = {"class_type": cls, "inputs": inputs}
+        model = [node, 0]
+    g["30"]["inputs"]["model"], g["6"]["inputs"]["clip"] = model, clip
+    return g
+
+
+def test_flux_lora_loaders_map_to_loras_with_their_text_strength():
+    g = with_loras(short_flux(), ("90", "LoraLoaderModelOnly", "flux\\style.safetensors", 0.8, None),
+                   ("91", "LoraLoader", "detail.safetensors", 0.5, 1.0), ("92", "LoraLoader", "same.safetensors", 0.7, 0.7))
+    imp = import_bytes(png_with(g))
+    assert imp.regenerable, imp.reason
+    assert imp.model.loras == (Lora(name="style", weight=0.8, weight_name="flux/style.safetensors", text_weight=0.0),
+                               Lora(name="detail", weight=0.5, weight_name="detail.safetensors", text_weight=1.0),
+                               Lora(name="same", weight=0.7, weight_name="same.safetensors"))
+    assert imp.model.name == "flux1-dev" and imp.generation.seed == 219670278747233
+    # the ModelSamplingFlux node may sit below the LoRAs too
+    g = with_loras(short_flux(), ("90", "LoraLoaderModelOnly", "style.safetensors", 1.0, None))
+    g["30"]["inputs"]["model"], g["90"]["inputs"]["model"] = ["12", 0], ["30", 0]
+    g["22"]["inputs"]["model"] = g["17"]["inputs"]["model"] = ["90", 0]
+    imp = import_bytes(png_with(g))
+    assert imp.regenerable and [lo.name for lo in imp.model.loras] == ["style"], imp.reason
+
+
+def test_flux_lora_wirings_outside_the_mapping_are_refused_with_the_reason():
+    g = with_loras(short_flux(), ("91", "LoraLoader", "detail.safetensors", 0.5, 1.0))
+    g["6"]["inputs"]["clip"] = ["11", 0]                     # the LoRA patches the model, not the prompt's encoder
+    assert "applied differently" in import_bytes(png_with(g)).reason
+    g = with_loras(short_flux(), ("91", "LoraLoader", "detail.safetensors", 0.5, 1.0))
+    g["6"]["inputs"]["clip"] = ["91", 0]
+    assert "output 0 of LoraLoader" in import_bytes(png_with(g)).reason
+    g = with_loras(short_flux(), ("91", "LoraLoaderModelOnly", "x.safetensors", "strong", None))
+    assert not import_bytes(png_with(g)).regenerable
+    g = with_loras(short_flux(), ("91", "LoraLoaderModelOnly", "x.safetensors", 1.0, None))
+    g["91"]["inputs"]["model"] = ["30", 0]
+    g["30"]["inputs"]["model"] = ["91", 0]                    # a cycle: ComfyUI refuses it, so does the import
+    with pytest.raises(ImportMetadataError, match="cycle"):
+        import_bytes(png_with(g))
 
 
 # --- end to end: a graph for the embedded FLUX model regenerates -----------------------------------
@@ -224,6 +275,29 @@ def test_a_comfyui_flux_graph_for_the_tiny_model_regenerates_bit_exactly(comfy_d
     assert full.outcome.kind == EXACT, full.outcome.reason
     doc = loads(full.data)
     assert doc.pixels is None and doc.residual is None and doc.extensions      # the graph segment stays
+
+
+def test_a_comfyui_flux_graph_with_loras_regenerates_bit_exactly(comfy_dir):
+    from .test_engine_flow_lora import make_flow_lora
+
+    (comfy_dir / "loras" / "flux").mkdir(parents=True, exist_ok=True)
+    make_flow_lora(comfy_dir / "loras" / "flux", "aigif-tiny-flux", "tiny-style.safetensors", 4)
+    make_flow_lora(comfy_dir / "loras", "aigif-tiny-flux", "tiny-detail.safetensors", 5)
+    engine = Engine(model_dirs=[comfy_dir])
+    graph = with_loras(tiny_graph(77), ("90", "LoraLoader", "flux\\tiny-style.safetensors", 0.8, 0.5),
+                       ("91", "LoraLoaderModelOnly", "tiny-detail.safetensors", -0.6, None))
+    imp = import_bytes(png_with(graph))
+    assert imp.regenerable, imp.reason
+    assert imp.model.loras == (Lora(name="tiny-style", weight=0.8, weight_name="flux/tiny-style.safetensors", text_weight=0.5),
+                               Lora(name="tiny-detail", weight=-0.6, weight_name="tiny-detail.safetensors", text_weight=0.0))
+    made = engine.generate(imp.generation, imp.model)
+    plain = engine.generate(imp.generation, dataclasses.replace(imp.model, loras=())).image
+    assert not np.array_equal(made.image, plain)
+    full = encode_image(png_with(graph, made.image), engine=engine)
+    assert full.outcome.kind == EXACT, full.outcome.reason
+    doc = loads(full.data)
+    assert doc.pixels is None and doc.residual is None and [lo.name for lo in doc.model.loras] == ["tiny-style", "tiny-detail"]
+    assert np.array_equal(np.asarray(api.decode(full.data, engine=Engine(model_dirs=[comfy_dir])).image), made.image)
 
 
 # --- hostile FLUX graphs ---------------------------------------------------------------------------

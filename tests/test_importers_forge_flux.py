@@ -117,3 +117,31 @@ def test_a_forge_flux_image_of_the_tiny_model_regenerates_bit_exactly(tmp_path):
     assert enc.outcome.kind == EXACT, enc.outcome.reason
     json.dumps(imp.extra)            # the kept keys stay plain data
     assert np.array_equal(engine.regenerate(enc.outcome.document), made)
+
+
+def test_a_forge_flux_image_with_a_lora_regenerates_bit_exactly(tmp_path):
+    """``<lora:name:w>`` + ``Lora hashes`` (AutoV3) on a FLUX.1 infotext: the LoRA is found in Lora/ and applied."""
+    from aigif.engine.digest import safetensors_data_sha256
+    from aigif.syntax.elements import Lora
+
+    from .test_engine_flow_lora import make_flow_lora
+
+    root = lay_out_tiny_flux(tmp_path, ("Stable-diffusion/aigif-tiny-flux.safetensors", "text_encoder/clip_l.safetensors",
+                                        "text_encoder/t5xxl_tiny.safetensors", "VAE/ae.safetensors"))
+    (root / "Lora").mkdir()
+    autov3 = safetensors_data_sha256(make_flow_lora(root / "Lora", "aigif-tiny-flux", "fox-style.safetensors", 6))[:12]
+    text = forge(f"Steps: 3, Sampler: Euler, Schedule type: Karras, CFG scale: 1, Distilled CFG Scale: 4, Seed: 78, "
+                 f"Size: 64x64, Model: aigif-tiny-flux, Lora hashes: \"fox-style: {autov3}\"", t5="t5xxl_tiny",
+                 prompt="a red fox in the snow <lora:fox-style:0.4:0.9>")
+    imp = map_a1111(text)
+    assert imp.generation.prompt == "a red fox in the snow "
+    assert imp.model.loras == (Lora(name="fox-style", weight=0.9, text_weight=0.4, sha256=autov3),)
+    engine = Engine(model_dirs=[root])
+    made = engine.generate(imp.generation, imp.model).image
+    info = PngInfo()
+    info.add_text("parameters", text)
+    buf = io.BytesIO()
+    Image.fromarray(made).save(buf, "PNG", pnginfo=info)
+    enc = encode_image(buf.getvalue(), engine=engine)
+    assert enc.outcome.kind == EXACT, enc.outcome.reason
+    assert "<lora:fox-style:0.4:0.9>" in a1111_parameters(enc.outcome.document)

@@ -75,7 +75,7 @@ def cli_generate(prompt: str, output: Path, *, negative_prompt: str = "", model:
                  c2pa_key: Path | None = None, hires: dict | None = None, init_image: Path | None = None,
                  mask: Path | None = None, strength: float | None = None, img2img: dict | None = None,
                  store_images: bool = False) -> int:
-    """Render one image and write its .aigif (and optionally the PNG); *loras*: ``NAME[:WEIGHT]`` in order;
+    """Render one image and write its .aigif (and optionally the PNG); *loras*: ``NAME[:WEIGHT[:TEXT_WEIGHT]]`` in order;
     *hires*: the JSON form of a hires-fix second pass; *init_image*, *mask*, *strength*, *img2img* (the element's
     other fields), *store_images*: an image-to-image or inpainting generation."""
     from .. import api
@@ -228,8 +228,9 @@ def generate(
     allow_network: bool = _NET,
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing outputs."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
-    lora: Optional[list[str]] = typer.Option(None, "--lora", help="LoRA NAME[:WEIGHT] (repeatable, applied in order): a "
-                                             ".safetensors file, a name in the model dirs, or an HF repo: owner/name or owner/name/file.safetensors."),
+    lora: Optional[list[str]] = typer.Option(None, "--lora", help="LoRA NAME[:WEIGHT[:TEXT_WEIGHT]] (repeatable, applied in "
+                                             "order; TEXT_WEIGHT: on the text encoders, default WEIGHT): a .safetensors file, a name "
+                                             "in the model dirs, or an HF repo: owner/name or owner/name/file.safetensors."),
     vae: Optional[str] = typer.Option(None, "--vae", help="VAE override: an AutoencoderKL folder or .safetensors file, a name "
                                       "in the model dirs, or an HF repo: owner/name or owner/name/subfolder."),
     hires_scale: Optional[float] = typer.Option(None, "--hires-scale", help="Hires fix: enlarge the first pass by this "

@@ -240,7 +240,7 @@ class Engine:
         loaded.digest = digest or loaded.digest
         if vae is not None:
             loaded.vae_digest = vae[1] or loaded.vae_digest
-        apply_loras(loaded.pipe, loaded.adapters, [(name, path, weight, what) for name, path, weight, what, _ in loras])
+        apply_loras(loaded.pipe, loaded.adapters, [lo[:-1] for lo in loras])
         loaded.lora_digests = tuple(d for *_, d in loras)
         return loaded
 
@@ -264,21 +264,22 @@ class Engine:
         return loc, digest
 
     def _loras(self, model: ModelRef) -> list:
-        """[(adapter name, file, weight, label, sha256)] in the file's order, each located and checked."""
+        """[(adapter name, file, weight, text-encoder weight, label, sha256)] in the file's order, each located and
+        checked."""
         self.limits.check("the LoRA count", len(model.loras), "max_loras")
         out, seen = [], {}
         for lora in model.loras:
             what = lora_label(lora)
-            w = float(lora.weight)
-            if w != w or abs(w) == float("inf"):
-                raise ConfigError(f"{what}: weight must be a finite number, got {lora.weight!r}")
+            w, tw = float(lora.weight), float(lora.weight if lora.text_weight is None else lora.text_weight)
+            if not all(abs(x) < float("inf") for x in (w, tw)):     # NaN fails too
+                raise ConfigError(f"{what}: weights must be finite numbers, got {lora.weight!r}, {lora.text_weight!r}")
             loc = locate_lora(lora, self.model_dirs, self.allow_network)
             digest = file_sha256(loc.path)          # always: it names the adapter
             if self.verify_weights:
                 check_file_digest(f"{what} ({loc.path})", lora.sha256, loc.path, digest)
             k = seen.get(digest, 0)
             seen[digest] = k + 1
-            out.append((adapter_name(digest, k), loc.path, w, what, digest))
+            out.append((adapter_name(digest, k), loc.path, w, tw, what, digest))
         return out
 
     def _input_images(self, gen: Generation, img2img: Img2Img | None, inputs: InputImages | None, limits: Limits):

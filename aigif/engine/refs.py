@@ -3,12 +3,13 @@
 ``--model`` / ``model=``: a registry name, an existing folder or file (recorded
 relative to the model dir it lies in; outside every model dir, its parent
 becomes one), or a Hugging Face repo id ``owner/name[@revision]``.
-``--lora NAME[:WEIGHT]`` and ``--vae`` also find names in the model dirs
+``--lora NAME[:WEIGHT[:TEXT_WEIGHT]]`` and ``--vae`` also find names in the model dirs
 (``Lora/``, ``VAE/``, ... subfolders). Every parser returns the reference and the
 model dirs a decoder needs (the given ones, maybe plus one).
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterable
 
@@ -54,25 +55,39 @@ def parse_model(spec: str | ModelRef | None, model_dirs: list[Path], revision: s
                       "an existing folder/file, nor a Hugging Face repo id (owner/name[@revision])")
 
 
-def _split_weight(spec: str) -> tuple[str, float]:
+def _split_weight(spec: str) -> tuple[str, float | None]:
     head, sep, tail = spec.rpartition(":")
     if sep:
         try:
             w = float(tail)
         except ValueError:
-            return spec, 1.0
+            return spec, None
         if w != w or abs(w) == float("inf"):
             raise ConfigError(f"--lora {spec!r}: the weight must be a finite number")
         return head, w
-    return spec, 1.0
+    return spec, None
+
+
+def _split_weights(spec: str) -> tuple[str, float, float | None]:
+    """``NAME[:WEIGHT[:TEXT_WEIGHT]]`` -> (NAME, WEIGHT (default 1), TEXT_WEIGHT or None)."""
+    head, last = _split_weight(spec)
+    if last is None:
+        return spec, 1.0, None
+    name, first = _split_weight(head)
+    return (head, last, None) if first is None else (name, first, last)
 
 
 def parse_lora_dirs(spec: str | Lora, model_dirs: list[Path]) -> tuple[Lora, list[Path]]:
-    """``--lora NAME[:WEIGHT]``: a file path, a name in the model dirs (also Lora/, loras/), or a hub repo
-    (``owner/name`` with pytorch_lora_weights.safetensors, or ``owner/name/file.safetensors``)."""
+    """``--lora NAME[:WEIGHT[:TEXT_WEIGHT]]``: a file path, a name in the model dirs (also Lora/, loras/), or a hub
+    repo (``owner/name`` with pytorch_lora_weights.safetensors, or ``owner/name/file.safetensors``)."""
     if isinstance(spec, Lora):
         return spec, model_dirs
-    head, weight = _split_weight(spec)
+    head, weight, text_weight = _split_weights(spec)
+    lora, dirs = _lora_of(head, spec, weight, model_dirs)
+    return (replace(lora, text_weight=text_weight) if text_weight is not None else lora), dirs
+
+
+def _lora_of(head: str, spec: str, weight: float, model_dirs: list[Path]) -> tuple[Lora, list[Path]]:
     if not head:
         raise ConfigError(f"--lora {spec!r}: give a LoRA name, file or repo")
     path = Path(head).expanduser()
@@ -113,8 +128,6 @@ def parse_request(model: str | ModelRef | None, model_dirs: Iterable[Path], *, l
                   vae: str | ComponentRef | None = None, revision: str | None = None) -> tuple[ModelRef | None, list[Path]]:
     """The model reference of a generation request with its LoRAs (in order) and VAE override,
     and the model dirs it needs. No LoRA and no VAE on no model: None (the engine's default model)."""
-    from dataclasses import replace
-
     from ..syntax.defaults import DEFAULT_MODEL
 
     ref, dirs = parse_model(model, list(model_dirs), revision)

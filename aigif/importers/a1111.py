@@ -11,6 +11,8 @@ The writing tool is told apart by its keys: ``Version: f2.0...`` (Forge), ``App:
 """
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import re
 from typing import Any
@@ -131,8 +133,9 @@ def lora_hashes(value: str) -> dict[str, str]:
     return out
 
 
-def extra_networks(prompt: str, b: Builder) -> tuple[str, list[tuple[str, float]], list[int]]:
-    """Strip ``<lora:name:w>`` tags as A1111 does; return (prompt, loras, tag offsets in the stripped prompt)."""
+def extra_networks(prompt: str, b: Builder) -> tuple[str, list[Lora], list[int]]:
+    """Strip ``<lora:name[:te[:unet]]>`` tags as A1111 does (the UNet multiplier defaults to the text encoder's);
+    return (prompt, loras without hashes, tag offsets in the stripped prompt)."""
     loras, offsets, pieces, pos, out_len = [], [], [], 0, 0
     for m in RE_EXTRA_NET.finditer(prompt):
         kind, args = m.group(1), m.group(2).split(":")
@@ -142,18 +145,19 @@ def extra_networks(prompt: str, b: Builder) -> tuple[str, list[tuple[str, float]
         if kind != "lora":
             b.block(f"extra network <{kind}:...> cannot be expressed in the syntax")
             continue
-        if len(args) > 2 or any("=" in a for a in args):
-            b.block(f"LoRA tag {m.group(0)} uses separate text-encoder/UNet weights")
+        if len(args) > 3 or any("=" in a for a in args):
+            b.block(f"LoRA tag {m.group(0)} has named or dynamic-rank arguments")
             continue
         if not args[0].strip():
             b.block(f"LoRA tag {m.group(0)} has no name")
             continue
         try:
-            weight = to_float(args[1]) if len(args) > 1 else 1.0
+            te = to_float(args[1]) if len(args) > 1 else 1.0
+            unet = to_float(args[2]) if len(args) > 2 else te
         except ValueError:
             b.block(f"LoRA tag {m.group(0)} has a weight that is not a number")
             continue
-        loras.append((args[0], weight))
+        loras.append(Lora(name=args[0], weight=unet, text_weight=None if te == unet else te))
         offsets.append(out_len)
     pieces.append(prompt[pos:])
     return "".join(pieces), loras, offsets
@@ -236,7 +240,7 @@ def map_a1111(text: str, *, tool: str = "A1111", image_size=None, metadata_bytes
     if ck:
         b.extra["civitai_checkpoint"] = ck
         model_name = model_name or ck.get("name")
-    tagged = {name for name, _ in loras}
+    tagged = {lo.name for lo in loras}
     untagged = [r.get("modelName") for r in resources if r.get("type") in ("lora", "lycoris", "locon")
                 and r.get("modelName") not in tagged]
     if untagged:
@@ -264,11 +268,11 @@ def map_a1111(text: str, *, tool: str = "A1111", image_size=None, metadata_bytes
         if vae_name or vh:
             b.vae = ComponentRef(name=vae_name or f"sha256:{vh}", sha256=vh)
     hashes = lora_hashes(p.pop("Lora hashes")) if "Lora hashes" in p else {}
-    for name, weight in loras:
-        h = hashes.pop(name, None)
-        b.loras.append(Lora(name=name, weight=weight, sha256=h if valid_hash(h) else None))
+    for lo in loras:
+        h = hashes.pop(lo.name, None)
+        b.loras.append(dataclasses.replace(lo, sha256=h) if valid_hash(h) else lo)
         if h and not valid_hash(h):
-            params.setdefault("Lora hashes", {})[name] = h
+            params.setdefault("Lora hashes", {})[lo.name] = h
     if hashes:
         params.setdefault("Lora hashes", {}).update(hashes)
     if "width" in b.gen:

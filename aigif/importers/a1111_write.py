@@ -29,7 +29,8 @@ def _quote(v: str) -> str:
 
 
 def _prompt_with_loras(prompt: str, loras, offsets) -> str:
-    tags = [f"<lora:{lo.name}:{fmt_num(lo.weight)}>" for lo in loras]
+    tags = [f"<lora:{lo.name}:{fmt_num(lo.weight)}>" if lo.text_weight is None else      # A1111: te, then unet
+            f"<lora:{lo.name}:{fmt_num(lo.text_weight)}:{fmt_num(lo.weight)}>" for lo in loras]
     if not tags:
         return prompt
     if not isinstance(offsets, list) or len(offsets) != len(tags) or any(

@@ -25,6 +25,7 @@ from ..errors import ConfigError
 from ..syntax.elements import ComponentRef
 from . import samplers
 from .comfy_graph import is_link
+from .comfy_loras import LORA_NODES, comfy_lora
 from .flow_files import ENCODERS, FAMILY_NAMES, T5_PADDING, constant_flux_shift, encoder_component, long_prompt, \
     registry_files, registry_model
 from .passes import NotMapped
@@ -35,7 +36,9 @@ SD3_SHIFT = 3.0                           # ComfyUI's and diffusers' SD 3.5 shif
 NODES = {"UNETLoader", "CheckpointLoaderSimple", "DualCLIPLoader", "TripleCLIPLoader", "VAELoader", "CLIPTextEncode",
          "CLIPTextEncodeFlux", "FluxGuidance", "ConditioningZeroOut", "ModelSamplingFlux", "ModelSamplingSD3",
          "EmptySD3LatentImage", "EmptyLatentImage", "KSampler", "SamplerCustomAdvanced", "RandomNoise", "BasicGuider",
-         "CFGGuider", "KSamplerSelect", "BasicScheduler", "VAEDecode", "SaveImage", "PreviewImage"}
+         "CFGGuider", "KSamplerSelect", "BasicScheduler", "VAEDecode", "SaveImage", "PreviewImage", *LORA_NODES}
+SHIFT_NODES = ("ModelSamplingFlux", "ModelSamplingSD3")
+MODEL_LOADERS = ("UNETLoader", "CheckpointLoaderSimple")
 # loaders that ComfyUI does not run when nothing saved uses them (examples keep spare ones in the graph)
 LOADERS = {"CLIPLoader", "DualCLIPLoader", "TripleCLIPLoader", "UNETLoader", "VAELoader", "CheckpointLoaderSimple"}
 
@@ -103,11 +106,7 @@ def map_flow(graph: dict[str, dict], b: Builder, family: str) -> None:
         raise NotMapped(f"{len(samplers_)} sampler nodes; one sampling pass (KSampler or SamplerCustomAdvanced) is mapped")
     k = samplers_[0]
     p = _sampling(g, k)
-    model, shift_node = p["model"], None
-    if g.cls(model) in ("ModelSamplingFlux", "ModelSamplingSD3"):
-        shift_node, model = model, g.link(model, "model", {"UNETLoader", "CheckpointLoaderSimple"}, 0)
-    elif g.cls(model) not in ("UNETLoader", "CheckpointLoaderSimple"):
-        raise NotMapped(f"the sampler's model comes from {g.cls(model)}")
+    model, shift_node, loras = _model_chain(g, p["model"])
     want_shift = {"flux1": "ModelSamplingFlux", "sd3": "ModelSamplingSD3"}[family]
     if shift_node is not None and g.cls(shift_node) != want_shift:
         raise NotMapped(f"{g.cls(shift_node)} on a {FAMILY_NAMES[family]} model")
@@ -150,8 +149,9 @@ def map_flow(graph: dict[str, dict], b: Builder, family: str) -> None:
         raise NotMapped(f"batch_size {g.value(lat, 'batch_size')}: the metadata does not say which image of the batch this is")
     b.gen["width"], b.gen["height"] = to_int(g.value(lat, "width")), to_int(g.value(lat, "height"))
 
-    # model files
-    reg = _model_files(g, b, family, model, pos_clip, k)
+    # model files and LoRAs
+    reg = _model_files(g, b, family, model, _clip_chain(g, pos_clip, loras), k)
+    b.loras.extend(comfy_lora(n, g.cls(n), g.value) for n in loras)
 
     # schedule: ComfyUI's sampler x scheduler through the flow table, with the graph's time shift
     shift = None
@@ -169,6 +169,37 @@ def map_flow(graph: dict[str, dict], b: Builder, family: str) -> None:
     b.gen["scheduler"] = name
     if overrides:
         b.gen["scheduler_config"] = overrides
+
+
+def _model_chain(g: _G, node: str) -> tuple[str, str | None, list[str]]:
+    """(the model loader, the ModelSampling node or None, the LoRA loaders in application order) between the
+    sampler and the loader (the graph is acyclic, checked, so the walk ends)."""
+    shift_node, loras = None, []
+    while g.cls(node) not in MODEL_LOADERS:
+        if g.cls(node) in SHIFT_NODES:
+            if shift_node is not None:
+                raise NotMapped(f"two time-shift nodes ({g.cls(shift_node)}, {g.cls(node)}) on the model")
+            shift_node = node
+        elif g.cls(node) in LORA_NODES:
+            loras.append(node)
+        else:
+            raise NotMapped(f"the sampler's model comes from {g.cls(node)}")
+        node = g.link(node, "model", {*SHIFT_NODES, *MODEL_LOADERS, *LORA_NODES}, 0)
+    return node, shift_node, loras[::-1]        # ComfyUI applies the loader nearest the model file first
+
+
+def _clip_chain(g: _G, clip: list | None, loras: list[str]) -> list | None:
+    """The text encoders' link below the ``LoraLoader`` nodes on it; they must be the model chain's ``LoraLoader``
+    nodes (one LoRA patches both sides), in the same order."""
+    on_clip = []
+    while is_link(clip) and g.cls(clip[0]) == "LoraLoader":
+        if clip[1] != 1:
+            raise NotMapped(f"a text encoder input is wired to output {clip[1]} of LoraLoader (node {clip[0]})")
+        on_clip.append(clip[0])
+        clip = g.raw(clip[0], "clip")
+    if on_clip[::-1] != [n for n in loras if g.cls(n) == "LoraLoader"]:
+        raise NotMapped("LoRAs are applied differently to the diffusion model and the text encoders")
+    return clip
 
 
 def _sampling(g: _G, k: str) -> dict[str, Any]:
@@ -191,7 +222,7 @@ def _sampling(g: _G, k: str) -> dict[str, Any]:
     if g.raw(sched, "model") != g.raw(guider, "model"):
         raise NotMapped("BasicScheduler computes its sigmas on another model than the guider samples")
     basic = g.cls(guider) == "BasicGuider"
-    model = g.link(guider, "model", {"ModelSamplingFlux", "ModelSamplingSD3", "UNETLoader", "CheckpointLoaderSimple"})
+    model = g.link(guider, "model", {*SHIFT_NODES, *MODEL_LOADERS, *LORA_NODES})
     return {"seed": g.value(noise, "noise_seed"), "steps": g.value(sched, "steps"), "scheduler": g.value(sched, "scheduler"),
             "sampler_name": g.value(select, "sampler_name"), "cfg": 1.0 if basic else g.value(guider, "cfg"), "model": model,
             "positive": g.link(guider, "conditioning" if basic else "positive", NODES),

@@ -15,11 +15,12 @@ import json
 from typing import Any
 
 from ..errors import ConfigError
-from ..syntax.elements import ComponentRef, Lora
+from ..syntax.elements import ComponentRef
 from . import comfy_flow, comfy_summary, samplers
 from .img2img import comfy_img2img_split
 from .passes import UPSCALE_NODES, NotMapped, comfy_refiner_split, comfy_split
 from .comfy_graph import is_link
+from .comfy_loras import comfy_lora
 from .comfy_upscale import PASS_NODES
 from .result import Builder, Imported, _maybe_json, stem, to_float, to_int
 
@@ -308,12 +309,5 @@ def _map_graph(g: _Graph, b: Builder, hires_problem: str | None = None) -> None:
     b.gen["scheduler"], cfg = mapped
     if cfg:
         b.gen["scheduler_config"] = cfg
-    for n in model_loras:
-        name = str(g.value(n, "lora_name"))
-        w = to_float(g.value(n, "strength_model"))
-        if g.nodes[n]["class_type"] == "LoraLoader" and to_float(g.value(n, "strength_clip")) != w:
-            raise _Unsupported(f"LoRA {name} has different UNet and CLIP strengths")
-        if g.nodes[n]["class_type"] == "LoraLoaderModelOnly":
-            raise _Unsupported(f"LoRA {name} is applied to the UNet only")
-        b.loras.append(Lora(name=stem(name), weight=w, weight_name=name))
+    b.loras.extend(comfy_lora(n, g.nodes[n]["class_type"], g.value) for n in model_loras)
     b.keep("filename_prefix", next((g.inputs(s).get("filename_prefix") for s in savers if "filename_prefix" in g.inputs(s)), None))

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
+from ..limits import DEFAULT_LIMITS
 from ..syntax.elements import ComponentRef, Generation, Lora, ModelRef, Source
 from ..syntax.img2img import Img2Img
 from ..syntax.detail import Detail
@@ -278,6 +279,9 @@ class Builder:
                 # resized or cropped after generation: the syntax still describes the generation,
                 # the regeneration check (not the mapping) decides whether the pixels match
                 self.extra["image_size"] = [image_size[0], image_size[1]]
+        if len(self.loras) > DEFAULT_LIMITS.max_loras:     # a file may list thousands; the syntax holds max_loras
+            self.block(f"{len(self.loras)} LoRAs, more than the {DEFAULT_LIMITS.max_loras} a model reference holds")
+            self.loras = []
         if not self.unsupported:
             self._apply_clip_layer()
         if not self.unsupported:

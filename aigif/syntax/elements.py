@@ -92,13 +92,15 @@ class Lora:
     sha256: str | None = None
     local: str | None = None
     weight_name: str | None = None
+    text_weight: float | None = None    # strength on the text encoder(s); None: ``weight`` (ComfyUI strength_clip)
 
     FIELDS = (F(1, "name", "str"), F(2, "weight", "number"), F(3, "repo", "str"), F(4, "revision", "hex"),
-              F(5, "sha256", "hex"), F(6, "local", "str"), F(7, "weight_name", "str"))
+              F(5, "sha256", "hex"), F(6, "local", "str"), F(7, "weight_name", "str"), F(8, "text_weight", "number"))
 
     def __post_init__(self):
         _check(any((self.name, self.repo, self.local)), "a LoRA needs a name, repo or local path")
-        _check(isinstance(self.weight, (int, float)) and not isinstance(self.weight, bool), f"lora weight must be a number, got {self.weight!r}")
+        for w in (self.weight, *([] if self.text_weight is None else [self.text_weight])):
+            _check(isinstance(w, (int, float)) and not isinstance(w, bool), f"lora weight must be a number, got {w!r}")
         _check_sha(self.sha256)
 
 

@@ -46,6 +46,12 @@ FLUX_COMFYUI = {"model": {"name": "flux1-dev", "local": "diffusion_models/flux1-
                           "vae": {"local": "vae/ae.safetensors", "sha256": "78" * 32}},
                 "prompt": "a red fox in the snow", "seed": 123456789012345, "num_inference_steps": 20, "guidance_scale": 3.5,
                 "width": 1024, "height": 1024, "scheduler": "flow-euler-beta", "min_sequence_length": 256}
+FLUX_LORAS = {"model": {"name": "flux1-dev", "local": "diffusion_models/flux1-dev.safetensors",
+                        "loras": [{"name": "fox-style", "weight": 0.8, "weight_name": "flux/fox-style.safetensors",
+                                   "text_weight": 0.0, "sha256": "9a" * 32},
+                                  {"name": "detail", "weight": 0.5, "text_weight": 1.0, "sha256": "7c6bad76eb54"}]},
+              "prompt": "a red fox in the snow", "seed": 42, "num_inference_steps": 20, "guidance_scale": 3.5,
+              "width": 1024, "height": 1024, "scheduler": "flow-euler"}
 FAMILY_FROM_A_PACKAGE = {"model": {"repo": "HiDream-ai/HiDream-I1-Full", "family": "aigif_hidream.hidream"}, "prompt": "a cat",
                          "seed": 1, "num_inference_steps": 50, "guidance_scale": 5.0, "width": 1024, "height": 1024}
 HIRES = {"model": "sd15", "prompt": "a castle on a hill, oil painting", "negative_prompt": "blurry", "seed": 1234,
@@ -130,6 +136,7 @@ def main() -> int:
         "flux": dumps(aigif.document_from_dict(FLUX)),
         "sd35": dumps(aigif.document_from_dict(SD35)),
         "flux-comfyui": dumps(aigif.document_from_dict(FLUX_COMFYUI)),
+        "flux-loras": dumps(aigif.document_from_dict(FLUX_LORAS)),
         "family-from-a-package": dumps(aigif.document_from_dict(FAMILY_FROM_A_PACKAGE)),
         "unknown-ancillary": dumps(minimal.replace(extensions=(Segment(0x4000, b"private ancillary data"),))),
         "unknown-field": segs((3, model), (5, bytes(gen_unknown_field))),
