@@ -41,6 +41,7 @@ from .syntax import (
     Detail,
     DetailPass,
     Document,
+    Embedding,
     Extension,
     Fingerprint,
     Generation,
@@ -67,7 +68,7 @@ __all__ = [
     "UnsupportedVersionError", "AigifWarning", "ExtensionError", "ExtensionLoadWarning", "ExtensionPayloadWarning",
     "ImageReadError", "ImportMetadataError", "InputImageError", "LibraryError", "OutputExistsError", "ProvenanceError", "QueryError", "UnknownExtensionWarning",
     "atomic_write", "dump", "load", "DEFAULT_LIMITS", "Limits", "ComponentRef", "Detail", "DetailPass", "Document",
-    "Extension", "Fingerprint", "Generation", "HiresFix", "Refiner", "ImageRef", "Img2Img", "Lora", "ModelRef", "Platform", "Source", "document_from_dict",
+    "Embedding", "Extension", "Fingerprint", "Generation", "HiresFix", "Refiner", "ImageRef", "Img2Img", "Lora", "ModelRef", "Platform", "Source", "document_from_dict",
     "document_to_dict", "dumps", "loads", "register_extension", "__version__",
 ]
 

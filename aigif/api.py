@@ -117,14 +117,15 @@ def generate(prompt: str, *, negative_prompt: str = "", model: str | ModelRef | 
              steps: int | None = None, guidance: float | None = None, width: int | None = None, height: int | None = None,
              scheduler: str | None = None, clip_skip: int | None = None, eta: float | None = None,
              guidance_rescale: float | None = None, loras=(), vae=None, revision: str | None = None, engine=None,
-             hires=None, init_image=None, mask=None, strength: float | None = None, img2img=None,
+             hires=None, embeddings=(), init_image=None, mask=None, strength: float | None = None, img2img=None,
              store_images: bool = False, output: str | os.PathLike | None = None, overwrite: bool = True) -> Generated:
     """Render one image with aigif's engine and return ``Generated(image, document)`` (a PIL image).
 
     Defaults follow the model (:mod:`aigif.syntax.defaults`): the embedded ``aigif-tiny-sd``
     (used when *model* is None) renders 64x64 in 10 steps; other models use their family's
     size and 50 steps. *model*: a registry name, a path, ``owner/name[@revision]`` or a
-    :class:`ModelRef` (*revision* pins a repo id); *loras*: ``"NAME[:WEIGHT]"`` strings or :class:`Lora` in order; *vae*: a
+    :class:`ModelRef` (*revision* pins a repo id); *loras*: ``"NAME[:WEIGHT]"`` strings or :class:`Lora` in order; *embeddings*: embedding
+    names (the word the prompt uses), ``.safetensors`` paths or :class:`Embedding`; *vae*: a
     name, path, repo or :class:`ComponentRef`. A path outside the engine's model dirs adds its
     folder to them. *seed* None draws a random 32-bit seed (it is recorded). *hires*: a
     :class:`HiresFix` (or its JSON dict) run as a second pass. *init_image* (a path, an .aigif,
@@ -141,7 +142,7 @@ def generate(prompt: str, *, negative_prompt: str = "", model: str | ModelRef | 
     from .syntax.defaults import check_family_name, resolve_generation
 
     eng = _engine(engine)
-    ref, dirs = parse_request(model, eng.model_dirs, loras=loras, vae=vae, revision=revision)
+    ref, dirs = parse_request(model, eng.model_dirs, loras=loras, vae=vae, revision=revision, embeddings=embeddings)
     check_family_name(getattr(ref, "family", None))
     if len(dirs) > len(eng.model_dirs):
         eng.model_dirs = dirs

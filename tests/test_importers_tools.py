@@ -37,16 +37,17 @@ def test_forge_flux_nf4_infotext_is_mapped_and_not_regenerable():
     assert imp.model.text_encoders[1].local == "text_encoders/t5xxl_fp8_e4m3fn.safetensors"
 
 
-def test_a1111_hires_adetailer_and_ti_keep_the_first_pass():
+def test_a1111_hires_adetailer_and_ti_keep_the_first_pass_and_its_embedding():
     imp = import_image(fx("a1111_sdxl_hires_adetailer"))
     assert imp.tool == "A1111" and not imp.regenerable
-    for words in ("ADetailer detail pass (detector face_yolov8n.pt) cannot be run", "TI hashes"):
+    for words in ("ADetailer detail pass (detector face_yolov8n.pt) cannot be run",):
         assert words in imp.reason
     assert [p.detector for p in imp.detail.passes] == ["face_yolov8n.pt"] and imp.detail.version == "24.9.0"
+    assert [(e.name, e.sha256) for e in imp.model.embeddings] == [("easynegative", "c74b4e810b03")]   # TI hashes
     assert (imp.hires.upscaler, imp.hires.scale, imp.hires.steps, imp.hires.strength) == ("4x-UltraSharp", 1.5, 15, 0.35)
     g = imp.generation
     assert (g.width, g.height, g.num_inference_steps, g.scheduler) == (832, 1216, 30, "dpmpp-2m-karras")
-    assert imp.extra["raw"]["parameters"] == SAMPLES["a1111_sdxl_hires_adetailer"]["fields"]["parameters"]
+    assert "raw" not in imp.extra and "TI hashes" not in imp.extra.get("params", {})      # everything mapped
 
 
 def test_civitai_resources_name_the_checkpoint():

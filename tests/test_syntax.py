@@ -248,3 +248,20 @@ def test_height_is_omitted_when_it_equals_width():
     assert 7 in {f.number for f in read_fields(encode_element(tall), "g")}
     for gen in (square, tall):
         assert loads(dumps(Document(generation=gen, model=ModelRef(name="sd15")))).generation == gen
+
+
+def test_embeddings_round_trip_and_a_nameless_one_is_corrupt():
+    from aigif.syntax import Embedding
+    from aigif.syntax.fields import WIRE_BYTES, write_field
+    from aigif.syntax.schema import decode_element, encode_element
+
+    ref = ModelRef(name="sd15", embeddings=(Embedding(name="a"), Embedding(name="b", token="embedding:b", sha256="ab" * 6)))
+    payload = encode_element(ref)
+    assert decode_element(ModelRef, payload, "model") == ref
+    assert payload.count(b"embedding:b") == 1 and payload.count(b"\x12\x01a") == 0    # a token equal to the name is left out
+    bad = bytearray(encode_element(ModelRef(name="sd15")))
+    write_field(bad, 12, WIRE_BYTES, encode_element(Embedding(name="x", sha256="ab" * 6))[3:])   # without field 1
+    with pytest.raises(CorruptError, match="name"):
+        decode_element(ModelRef, bytes(bad), "model")
+    with pytest.raises(ConfigError, match="1..256"):
+        Embedding(name="x" * 257)

@@ -74,7 +74,7 @@ def cli_generate(prompt: str, output: Path, *, negative_prompt: str = "", model:
                  vae: str | None = None, ai_label: bool = True, c2pa_cert: Path | None = None,
                  c2pa_key: Path | None = None, hires: dict | None = None, init_image: Path | None = None,
                  mask: Path | None = None, strength: float | None = None, img2img: dict | None = None,
-                 store_images: bool = False) -> int:
+                 store_images: bool = False, embeddings: list[str] | None = None) -> int:
     """Render one image and write its .aigif (and optionally the PNG); *loras*: ``NAME[:WEIGHT[:TEXT_WEIGHT]]`` in order;
     *hires*: the JSON form of a hires-fix second pass; *init_image*, *mask*, *strength*, *img2img* (the element's
     other fields), *store_images*: an image-to-image or inpainting generation."""
@@ -95,7 +95,7 @@ def cli_generate(prompt: str, output: Path, *, negative_prompt: str = "", model:
                        guidance=guidance, width=width, height=height, scheduler=scheduler, clip_skip=clip_skip, eta=eta,
                        guidance_rescale=guidance_rescale, loras=loras or (), vae=vae, engine=engine, hires=hires,
                        init_image=init_image, mask=mask, strength=strength, img2img=img2img, store_images=store_images,
-                       output=output, overwrite=force)
+                       embeddings=embeddings or (), output=output, overwrite=force)
     gen = res.document.generation
     w, h = res.document.image_size
     second = f", hires {w}x{h}" if res.document.hires is not None else ""
@@ -233,6 +233,9 @@ def generate(
                                              "in the model dirs, or an HF repo: owner/name or owner/name/file.safetensors."),
     vae: Optional[str] = typer.Option(None, "--vae", help="VAE override: an AutoencoderKL folder or .safetensors file, a name "
                                       "in the model dirs, or an HF repo: owner/name or owner/name/subfolder."),
+    embedding: Optional[list[str]] = typer.Option(None, "--embedding", help="Textual-inversion embedding (repeatable): a "
+                                                  "name in the model dirs (also embeddings/) that the prompt uses as a word, "
+                                                  "or a .safetensors file (the prompt uses its stem)."),
     hires_scale: Optional[float] = typer.Option(None, "--hires-scale", help="Hires fix: enlarge the first pass by this "
                                                 "factor and run a second (image-to-image) pass over it."),
     hires_strength: float = typer.Option(0.5, "--hires-strength", help="Hires fix: denoising strength of the second pass."),
@@ -265,7 +268,7 @@ def generate(
                                   c2pa_key=c2pa_key, hires=hires, init_image=init_image, mask=mask, strength=strength,
                                   img2img={k: v for k, v in (("mask_blur", mask_blur), ("mask_invert", mask_invert or None),
                                                              ("masked_padding", only_masked)) if v is not None} or None,
-                                  store_images=store_images))
+                                  store_images=store_images, embeddings=embedding))
 
 
 @app.command()

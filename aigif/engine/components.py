@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ModelError, UnsafeModelError
-from ..syntax.elements import ComponentRef, Lora
+from ..syntax.elements import ComponentRef, Embedding, Lora
 from .loader import UNSAFE_SUFFIXES, _inside, _resolve, locate, safe_local_path
 
 # where A1111 (models/Lora, models/VAE) and ComfyUI (models/loras, models/vae) keep them, below a model dir
 LORA_SUBDIRS = ("", "Lora", "loras", "lora", "LoRA")
 VAE_SUBDIRS = ("", "VAE", "vae")
+EMBEDDING_SUBDIRS = ("", "embeddings", "Embeddings")   # A1111 (webui/embeddings) and ComfyUI (models/embeddings)
 LORA_DEFAULT_FILE = "pytorch_lora_weights.safetensors"   # diffusers' save_lora_weights name
 VAE_CLASSES = frozenset({"AutoencoderKL"})
 
@@ -184,6 +185,23 @@ def locate_lora(lora: Lora, model_dirs, allow_network: bool) -> Located:
         return Located(hub_file(lora.repo, lora.weight_name or LORA_DEFAULT_FILE, lora.revision, allow_network, what), None, True)
     want = names[0] if names[0].endswith(".safetensors") else names[0] + ".safetensors"
     raise _not_found(what, want, model_dirs, LORA_SUBDIRS, "; or record lora.local (a path inside a model dir) or lora.repo")
+
+
+def locate_embedding(emb: Embedding, model_dirs) -> Located:
+    """``local`` (a .safetensors file inside a model dir), else ``name`` in the model dirs and their embeddings/
+    sub-folders (``.safetensors`` added when the name has no such suffix)."""
+    what = f"embedding {emb.name}"
+    if emb.local:
+        _refuse_unsafe(emb.local, what)
+        path, root = safe_local_path(emb.local, model_dirs, "embedding")
+        if not (path.is_file() and path.name.endswith(".safetensors")):
+            raise UnsafeModelError(f"{what}: {path.name} is not a .safetensors file; only safetensors embeddings are loaded")
+        return Located(path, root, True)
+    found = find_named(emb.name, model_dirs, EMBEDDING_SUBDIRS, what)
+    if found is None:
+        want = emb.name if emb.name.endswith(".safetensors") else emb.name + ".safetensors"
+        raise _not_found(what, want, model_dirs, EMBEDDING_SUBDIRS, "; or record embedding.local (a path inside a model dir)")
+    return found
 
 
 # --- VAE ----------------------------------------------------------------------------------------

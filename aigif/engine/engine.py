@@ -22,6 +22,7 @@ from ..syntax.passes import HiresFix, Refiner
 from ..inputs import InputImages
 from .adapters import apply_adapters
 from .components import check_vae_folder, locate_lora, locate_vae, lora_label, vae_label
+from .embeddings import applied as embeddings_applied, bind as bind_embeddings, check_passes, recorded as recorded_embeddings
 from .digest import check_digest, check_file_digest, file_sha256
 from .families import family_for_pipeline, get_family
 from .hires import check_hires, run_hires
@@ -66,6 +67,7 @@ class _Loaded:
     vae_digest: str | None = None
     adapters: dict = dataclasses.field(default_factory=dict)    # LoRA adapters loaded on pipe: name -> file
     lora_digests: tuple = ()                                     # sha256 of the LoRAs of the latest request
+    embeddings: tuple = ()                                       # (BoundEmbedding, sha256) of the latest request
 
 
 class Engine:
@@ -89,15 +91,9 @@ class Engine:
             # must be in place before cuBLAS creates its first handle (spec/engine.md section 4)
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
         self.model_dirs = [Path(p) for p in (model_dirs or [])] + env_model_dirs()
-        self.allow_network = allow_network
-        self.device = device
-        self.dtype = dtype
-        self.threads = threads
-        self.verify_weights = verify_weights
-        self.progress = progress
-        self.attention = attention
-        self.thresholds = thresholds
-        self.limits = limits
+        self.allow_network, self.device, self.dtype, self.threads = allow_network, device, dtype, threads
+        self.verify_weights, self.progress, self.attention = verify_weights, progress, attention
+        self.thresholds, self.limits = thresholds, limits
         self._cache = PipelineCache(cache_size)
 
     # --- public API ---------------------------------------------------------------
@@ -233,15 +229,14 @@ class Engine:
                 swap_vae(pipe, load_vae(vae[0], pipe.vae, getattr(torch, dtype), self.device, what), what)
             prepare_pipeline(pipe, attention)
             pipe.set_progress_bar_config(disable=not self.progress, leave=False, desc="diffusion steps")
-            sched = pipe.scheduler
-            return _Loaded(pipe, res, digest, type(sched).__name__, dict(sched.config), vae and vae[1])
+            return _Loaded(pipe, res, digest, type(pipe.scheduler).__name__, dict(pipe.scheduler.config), vae and vae[1])
 
         loaded = self._cache.get(key, factory)
         loaded.digest = digest or loaded.digest
-        if vae is not None:
-            loaded.vae_digest = vae[1] or loaded.vae_digest
+        loaded.vae_digest = (vae[1] if vae is not None else None) or loaded.vae_digest
         apply_loras(loaded.pipe, loaded.adapters, [lo[:-1] for lo in loras])
         loaded.lora_digests = tuple(d for *_, d in loras)
+        loaded.embeddings = bind_embeddings(model, self.model_dirs, self.verify_weights, self.limits)
         return loaded
 
     def _vae(self, model: ModelRef):
@@ -264,8 +259,7 @@ class Engine:
         return loc, digest
 
     def _loras(self, model: ModelRef) -> list:
-        """[(adapter name, file, weight, text-encoder weight, label, sha256)] in the file's order, each located and
-        checked."""
+        """[(adapter name, file, weight, text-encoder weight, label, sha256)] in order, each located and checked."""
         self.limits.check("the LoRA count", len(model.loras), "max_loras")
         out, seen = [], {}
         for lora in model.loras:
@@ -277,8 +271,7 @@ class Engine:
             digest = file_sha256(loc.path)          # always: it names the adapter
             if self.verify_weights:
                 check_file_digest(f"{what} ({loc.path})", lora.sha256, loc.path, digest)
-            k = seen.get(digest, 0)
-            seen[digest] = k + 1
+            seen[digest] = k = seen.get(digest, -1) + 1       # occurrence of this file in the list
             out.append((adapter_name(digest, k), loc.path, w, tw, what, digest))
         return out
 
@@ -315,7 +308,9 @@ class Engine:
             self.limits.check(f"the hires size {second.width}x{second.height} (pixels)", second.width * second.height,
                               "max_render_pixels")
         kw = family.call_kwargs(gen, pipe)
-        with pinned(self.device, threads, deterministic), _attention_context(attention), torch.inference_mode():
+        check_passes(loaded.embeddings, refiner, hires)
+        with pinned(self.device, threads, deterministic), _attention_context(attention), embeddings_applied(
+                pipe, family.text_encoders, [e for e, _ in loaded.embeddings], kw) as kw, torch.inference_mode():
             try:
                 pipe.scheduler = make_scheduler(loaded.scheduler_cls, loaded.scheduler_config, gen.scheduler, gen.scheduler_config)
                 latents, g = family.initial_noise(pipe, gen, getattr(torch, dtype), self.device)
@@ -356,6 +351,9 @@ class Engine:
                           for lo, d in zip(model.loras, loaded.lora_digests))
             if loras != model.loras:
                 changes["loras"] = loras
+        if model.embeddings:
+            changes["embeddings"] = recorded_embeddings(model.embeddings, loaded.embeddings,
+                                                        get_family(loaded.res.family).text_encoders)
         return self._record_base(dataclasses.replace(model, **changes) if changes else model, loaded)
 
     def _record_base(self, model: ModelRef, loaded: _Loaded) -> ModelRef:

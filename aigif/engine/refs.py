@@ -15,7 +15,7 @@ from typing import Iterable
 
 from ..errors import ConfigError
 from ..syntax import registry
-from ..syntax.elements import ComponentRef, Lora, ModelRef
+from ..syntax.elements import ComponentRef, Embedding, Lora, ModelRef
 from .components import LORA_SUBDIRS, VAE_SUBDIRS, find_named
 
 
@@ -124,10 +124,23 @@ def parse_vae(spec: str | ComponentRef | None, model_dirs: list[Path]) -> tuple[
     return ComponentRef(name=spec), model_dirs
 
 
+def parse_embedding(spec: str | Embedding, model_dirs: list[Path]) -> tuple[Embedding, list[Path]]:
+    """``--embedding NAME``: a name in the model dirs (also embeddings/), the word the prompt uses; or a
+    ``.safetensors`` path, whose stem the prompt uses."""
+    if isinstance(spec, Embedding):
+        return spec, model_dirs
+    path = Path(spec).expanduser()
+    if path.is_file():
+        rel, dirs = _as_local(path, model_dirs)
+        return Embedding(name=path.stem, local=rel), dirs
+    return Embedding(name=spec), model_dirs   # the engine says where it looked
+
+
 def parse_request(model: str | ModelRef | None, model_dirs: Iterable[Path], *, loras: Iterable[str | Lora] = (),
-                  vae: str | ComponentRef | None = None, revision: str | None = None) -> tuple[ModelRef | None, list[Path]]:
-    """The model reference of a generation request with its LoRAs (in order) and VAE override,
-    and the model dirs it needs. No LoRA and no VAE on no model: None (the engine's default model)."""
+                  vae: str | ComponentRef | None = None, revision: str | None = None,
+                  embeddings: Iterable[str | Embedding] = ()) -> tuple[ModelRef | None, list[Path]]:
+    """The model reference of a generation request with its LoRAs (in order), embeddings and VAE override,
+    and the model dirs it needs. No LoRA, embedding or VAE on no model: None (the engine's default model)."""
     from ..syntax.defaults import DEFAULT_MODEL
 
     ref, dirs = parse_model(model, list(model_dirs), revision)
@@ -135,8 +148,12 @@ def parse_request(model: str | ModelRef | None, model_dirs: Iterable[Path], *, l
     for spec in loras or ():
         lo, dirs = parse_lora_dirs(spec, dirs)
         parsed.append(lo)
+    embs = []
+    for spec in embeddings or ():
+        emb, dirs = parse_embedding(spec, dirs)
+        embs.append(emb)
     vae_ref, dirs = parse_vae(vae, dirs)
-    if parsed or vae_ref is not None:
+    if parsed or embs or vae_ref is not None:
         ref = replace(ref or ModelRef(name=DEFAULT_MODEL), vae=vae_ref or (ref.vae if ref else None),
-                      loras=(*(ref.loras if ref else ()), *parsed))
+                      loras=(*(ref.loras if ref else ()), *parsed), embeddings=(*(ref.embeddings if ref else ()), *embs))
     return ref, dirs

@@ -292,8 +292,8 @@ def map_a1111(text: str, *, tool: str = "A1111", image_size=None, metadata_bytes
         b.detail = a1111_detail(p)
     except NotMapped as exc:
         b.block(f"ADetailer: {exc}")
-    if "TI hashes" in p:
-        b.block("textual-inversion embeddings (TI hashes) cannot be expressed in the syntax")
+    for name, h in (lora_hashes(p.pop("TI hashes")) if "TI hashes" in p else {}).items():
+        b.embedding(name, h)          # 12 hex of the file's sha256; the prompt uses the name as a word
     blocking = []
     no_refiner = p.get("Refiner", "None") in NEUTRAL["Refiner"]
     for key, value in p.items():

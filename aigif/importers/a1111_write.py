@@ -122,6 +122,9 @@ def a1111_parameters(doc: Document) -> str:
     hashes.update({k: str(v) for k, v in kept_lora.items() if k not in hashes})
     if hashes:
         p["Lora hashes"] = ", ".join(f"{k}: {v}" for k, v in hashes.items())
+    ti = {e.name: e.sha256[:12] for e in (model.embeddings if model else ()) if e.sha256}
+    if ti:
+        p["TI hashes"] = ", ".join(f"{k}: {v}" for k, v in ti.items())
     for k, v in kept.items():
         if k not in p and k != "Lora hashes":
             p[k] = v if isinstance(v, str) else json.dumps(v)

@@ -25,7 +25,7 @@ from ..errors import ConfigError
 from ..syntax.elements import ComponentRef
 from . import samplers
 from .comfy_graph import is_link
-from .comfy_loras import LORA_NODES, comfy_lora
+from .comfy_networks import LORA_NODES, comfy_embeddings, comfy_lora
 from .flow_files import ENCODERS, FAMILY_NAMES, T5_PADDING, constant_flux_shift, encoder_component, long_prompt, \
     registry_files, registry_model
 from .passes import NotMapped
@@ -139,6 +139,10 @@ def map_flow(graph: dict[str, dict], b: Builder, family: str) -> None:
         if negative is not None and cfg != 1.0:
             _negative(b, negative, cfg, family)
     b.gen["min_sequence_length"] = T5_PADDING[family]
+    words = comfy_embeddings(v for k, v in b.gen.items() if "prompt" in k and isinstance(v, str))
+    if words:
+        b.partial(f"textual-inversion embeddings ({', '.join(n for n, _ in words[:3])}): the engine binds them on "
+                  "Stable Diffusion 1.x, 2.x and XL only")
     why = long_prompt(b.gen, family)
     if why:
         b.partial(why)

@@ -20,7 +20,7 @@ from . import comfy_flow, comfy_summary, samplers
 from .img2img import comfy_img2img_split
 from .passes import UPSCALE_NODES, NotMapped, comfy_refiner_split, comfy_split
 from .comfy_graph import is_link
-from .comfy_loras import comfy_lora
+from .comfy_networks import comfy_embeddings, comfy_lora
 from .comfy_upscale import PASS_NODES
 from .result import Builder, Imported, _maybe_json, stem, to_float, to_int
 
@@ -269,6 +269,8 @@ def _map_graph(g: _Graph, b: Builder, hires_problem: str | None = None) -> None:
     if [n for n in model_loras if g.nodes[n]["class_type"] == "LoraLoader"] != clip_loras:
         raise _Unsupported("LoRAs are applied differently to the UNet and the text encoder")
     b.gen["prompt"], b.gen["negative_prompt"] = texts["positive"], texts["negative"]
+    for name, token in comfy_embeddings(texts.values()):
+        b.embedding(name, token=token)
     if stop_at is not None:
         if stop_at > -1:
             raise _Unsupported(f"CLIPSetLastLayer stop_at_clip_layer {stop_at}")

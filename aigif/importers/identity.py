@@ -73,7 +73,6 @@ def identity_lines(doc) -> list[str]:
             out.append(f"Civitai model-version {ck['version_id']}")
         if ck.get("air"):
             out.append(str(ck["air"]))
-    for lo in (m.loras if m is not None else ()):
-        if lo.sha256:
-            out.append(f"LoRA {lo.name}: {hash_kind(lo.sha256)} {lo.sha256}")
+    for kind, items in (("LoRA", m.loras if m is not None else ()), ("embedding", m.embeddings if m is not None else ())):
+        out += [f"{kind} {x.name}: {hash_kind(x.sha256)} {x.sha256}" for x in items if x.sha256]
     return out

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..limits import DEFAULT_LIMITS
-from ..syntax.elements import ComponentRef, Generation, Lora, ModelRef, Source
+from ..syntax.elements import ComponentRef, Embedding, Generation, Lora, ModelRef, Source
 from ..syntax.img2img import Img2Img
 from ..syntax.detail import Detail
 from ..syntax.passes import HiresFix, Refiner
@@ -129,6 +129,7 @@ class Builder:
         self.gen: dict[str, Any] = {}
         self.model: dict[str, Any] = {}
         self.loras: list[Lora] = []
+        self.embeddings: list[Embedding] = []
         self.vae: ComponentRef | None = None
         self.extra: dict[str, Any] = {}
         self.unsupported: list[str] = []
@@ -173,6 +174,13 @@ class Builder:
         """Keep an unmapped value in Source.extra (never silently dropped)."""
         if value is not None:
             self.extra[key] = value
+
+    def embedding(self, name: str, sha: str | None = None, token: str | None = None) -> None:
+        """A textual-inversion embedding the prompts use (a hash that is not a file hash is not kept)."""
+        try:
+            self.embeddings.append(Embedding(name=name, token=token, sha256=sha if valid_hash(sha) else None))
+        except ConfigError as exc:
+            self.block(f"embedding {name[:40]!r}: {exc}")
 
     def prompt_syntax(self, syntax: str) -> None:
         """Mark that the prompts use the tool's weighting syntax, which plain diffusers reads literally."""
@@ -279,9 +287,11 @@ class Builder:
                 # resized or cropped after generation: the syntax still describes the generation,
                 # the regeneration check (not the mapping) decides whether the pixels match
                 self.extra["image_size"] = [image_size[0], image_size[1]]
-        if len(self.loras) > DEFAULT_LIMITS.max_loras:     # a file may list thousands; the syntax holds max_loras
-            self.block(f"{len(self.loras)} LoRAs, more than the {DEFAULT_LIMITS.max_loras} a model reference holds")
-            self.loras = []
+        for kind in ("loras", "embeddings"):      # a file may list thousands; the syntax holds max_loras of each
+            if len(getattr(self, kind)) > DEFAULT_LIMITS.max_loras:
+                self.block(f"{len(getattr(self, kind))} {kind.replace('loras', 'LoRAs')}, more than the "
+                           f"{DEFAULT_LIMITS.max_loras} a model reference holds")
+                setattr(self, kind, [])
         if not self.unsupported:
             self._apply_clip_layer()
         if not self.unsupported:
@@ -297,7 +307,7 @@ class Builder:
             try:
                 gen = Generation(**self.gen)
                 model = ModelRef(**{k: v for k, v in self.model.items() if v is not None},
-                                 vae=self.vae, loras=tuple(self.loras))
+                                 vae=self.vae, loras=tuple(self.loras), embeddings=tuple(self.embeddings))
             except (ConfigError, TypeError) as exc:
                 self.block(f"value out of range: {exc}")
                 gen = model = None
@@ -332,7 +342,7 @@ class Builder:
             return None
         model = {k: v for k, v in self.model.items() if v is not None} or {"name": UNNAMED_MODEL}
         try:
-            return Generation(**gen), ModelRef(**model, vae=self.vae, loras=tuple(self.loras))
+            return Generation(**gen), ModelRef(**model, vae=self.vae, loras=tuple(self.loras), embeddings=tuple(self.embeddings))
         except (ConfigError, TypeError):
             return None
 

@@ -3,7 +3,7 @@
 Imports neither torch nor diffusers, so reading a file's syntax stays fast.
 """
 from .document import Document, document_from_dict, document_to_dict, dumps, loads
-from .elements import ComponentRef, Fingerprint, Generation, Lora, ModelRef, Platform, Source
+from .elements import ComponentRef, Embedding, Fingerprint, Generation, Lora, ModelRef, Platform, Source
 from .img2img import ImageRef, Img2Img
 from .detail import Detail, DetailPass
 from .passes import HiresFix, Refiner
@@ -11,6 +11,6 @@ from .extensions import Extension, register_extension, registered_extensions, un
 
 __all__ = [
     "Document", "document_from_dict", "document_to_dict", "dumps", "loads",
-    "ComponentRef", "Detail", "DetailPass", "Fingerprint", "Generation", "HiresFix", "Refiner", "ImageRef", "Img2Img", "Lora", "ModelRef", "Platform", "Source",
+    "ComponentRef", "Detail", "DetailPass", "Embedding", "Fingerprint", "Generation", "HiresFix", "Refiner", "ImageRef", "Img2Img", "Lora", "ModelRef", "Platform", "Source",
     "Extension", "register_extension", "registered_extensions", "unregister_extension",
 ]

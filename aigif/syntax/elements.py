@@ -104,6 +104,28 @@ class Lora:
         _check_sha(self.sha256)
 
 
+@dataclass(frozen=True)
+class Embedding:
+    """A textual-inversion embedding: new token vectors bound to ``token`` wherever it stands in the prompts."""
+
+    name: str
+    token: str | None = None            # the text in the prompts it replaces; None: ``name``
+    sha256: str | None = None
+    local: str | None = None
+    text_encoders: str | None = None    # comma-separated pipeline components it was loaded into (informative)
+
+    FIELDS = (F(1, "name", "str", required=True), F(2, "token", "str", same_as="name"), F(3, "sha256", "hex"),
+              F(4, "local", "str"), F(5, "text_encoders", "str"))
+
+    def __post_init__(self):
+        _check(isinstance(self.name, str) and bool(self.name.strip()), "an embedding needs a name")
+        if self.token is None:
+            object.__setattr__(self, "token", self.name)
+        _check(isinstance(self.token, str) and bool(self.token.strip()) and len(self.token) <= 256,
+               f"an embedding's token must be 1..256 characters of text, got {self.token!r}")
+        _check_sha(self.sha256)
+
+
 def _check_sha(sha: str | None) -> None:
     _check(sha is None or (len(sha) in (10, 12, 64) and all(c in "0123456789abcdef" for c in sha)),
            f"sha256 must be 64 (or an A1111 short hash of 10/12) lower-case hex digits, got {sha!r}")
@@ -124,11 +146,12 @@ class ModelRef:
     vae: ComponentRef | None = None
     loras: tuple[Lora, ...] = ()
     text_encoders: tuple[ComponentRef, ...] = ()   # separate text encoder files (ComfyUI layout); subfolder = component
+    embeddings: tuple[Embedding, ...] = ()          # textual-inversion embeddings the prompts use
 
     FIELDS = (F(1, "name", "enum:model"), F(2, "family", "enum:family"), F(3, "repo", "str"), F(4, "revision", "hex"),
               F(5, "sha256", "hex"), F(6, "local", "str"), F(7, "variant", "str"), F(8, "weights_file", "str"),
               F(9, "vae", "msg", ComponentRef), F(10, "loras", "msg", Lora, repeated=True),
-              F(11, "text_encoders", "msg", ComponentRef, repeated=True))
+              F(11, "text_encoders", "msg", ComponentRef, repeated=True), F(12, "embeddings", "msg", Embedding, repeated=True))
 
     def __post_init__(self):
         _check(any((self.name, self.repo, self.local)), "a model needs a registry name, a repo or a local path")

@@ -52,6 +52,11 @@ FLUX_LORAS = {"model": {"name": "flux1-dev", "local": "diffusion_models/flux1-de
                                   {"name": "detail", "weight": 0.5, "text_weight": 1.0, "sha256": "7c6bad76eb54"}]},
               "prompt": "a red fox in the snow", "seed": 42, "num_inference_steps": 20, "guidance_scale": 3.5,
               "width": 1024, "height": 1024, "scheduler": "flow-euler"}
+SD15_EMBEDDINGS = {"model": {"name": "sd15", "embeddings": [
+                       {"name": "EasyNegative", "sha256": "c74b4e810b", "text_encoders": "text_encoder"},
+                       {"name": "mystyle", "token": "embedding:mystyle", "local": "embeddings/mystyle.safetensors"}]},
+                   "prompt": "a house at night, embedding:mystyle", "negative_prompt": "EasyNegative, blurry", "seed": 7,
+                   "num_inference_steps": 20, "guidance_scale": 7.0, "width": 512, "height": 512, "scheduler": "euler-a"}
 FAMILY_FROM_A_PACKAGE = {"model": {"repo": "HiDream-ai/HiDream-I1-Full", "family": "aigif_hidream.hidream"}, "prompt": "a cat",
                          "seed": 1, "num_inference_steps": 50, "guidance_scale": 5.0, "width": 1024, "height": 1024}
 HIRES = {"model": "sd15", "prompt": "a castle on a hill, oil painting", "negative_prompt": "blurry", "seed": 1234,
@@ -137,6 +142,7 @@ def main() -> int:
         "sd35": dumps(aigif.document_from_dict(SD35)),
         "flux-comfyui": dumps(aigif.document_from_dict(FLUX_COMFYUI)),
         "flux-loras": dumps(aigif.document_from_dict(FLUX_LORAS)),
+        "sd15-embeddings": dumps(aigif.document_from_dict(SD15_EMBEDDINGS)),
         "family-from-a-package": dumps(aigif.document_from_dict(FAMILY_FROM_A_PACKAGE)),
         "unknown-ancillary": dumps(minimal.replace(extensions=(Segment(0x4000, b"private ancillary data"),))),
         "unknown-field": segs((3, model), (5, bytes(gen_unknown_field))),
