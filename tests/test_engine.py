@@ -349,8 +349,9 @@ def test_model_digest_definition(tmp_path):
 
 def test_digest_cache_is_keyed_by_path_size_mtime(tmp_path, monkeypatch):
     import hashlib
+    import sqlite3
 
-    from aigif.engine import digest
+    from aigif.engine import digest, hashcache
 
     monkeypatch.setenv("AIGIF_HOME", str(tmp_path / "home"))
     f = tmp_path / "w.safetensors"
@@ -358,15 +359,14 @@ def test_digest_cache_is_keyed_by_path_size_mtime(tmp_path, monkeypatch):
     f.write_bytes(data)
     real = hashlib.sha256(data).hexdigest()
     assert digest.file_sha256(f) == real
-    cache = json.loads((tmp_path / "home" / "digests.json").read_text())
-    (key,) = [k for k in cache if k.startswith(str(f.resolve()))]
-    cache[key] = "ab" * 32                                 # prove the cache is what answers
-    (tmp_path / "home" / "digests.json").write_text(json.dumps(cache))
-    digest._MEMO.clear()
+    with sqlite3.connect(tmp_path / "home" / "hashes.sqlite") as conn:        # prove the cache is what answers
+        assert conn.execute("UPDATE hashes SET value = ? WHERE path = ? AND kind = 'sha256'",
+                            ("ab" * 32, str(f.resolve()))).rowcount == 1
+    hashcache.forget_memo()
     assert digest.file_sha256(f) == "ab" * 32
     st = f.stat()
     os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))   # touched: hashed again
-    digest._MEMO.clear()
+    hashcache.forget_memo()
     assert digest.file_sha256(f) == real
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..errors import ModelError, UnsafeModelError
 from ..syntax.elements import ComponentRef, Embedding, Lora
+from .byhash import find_by_hash
 from .loader import UNSAFE_SUFFIXES, _inside, _resolve, locate, safe_local_path
 
 # where A1111 (models/Lora, models/VAE) and ComfyUI (models/loras, models/vae) keep them, below a model dir
@@ -133,33 +134,6 @@ def hub_folder(repo: str, revision: str | None, subfolder: str | None, allow_net
     return snap / subfolder if subfolder else snap
 
 
-MAX_HASH_SCAN = 64
-
-
-def find_by_hash(recorded: str, model_dirs, subdirs: tuple[str, ...]) -> Located | None:
-    """A file known only by its hash (A1111 writes ``VAE hash`` without ``VAE`` for some files): the first
-    ``.safetensors`` file directly in the searched folders that matches (at most 64 files are hashed)."""
-    from .digest import file_digest_matches
-
-    seen = 0
-    for root in _roots(model_dirs):
-        for sub in subdirs:
-            folder = _resolve(root / sub)
-            if not _inside(folder, root) or not folder.is_dir():
-                continue
-            for p in sorted(folder.glob("*.safetensors")):
-                rp = _resolve(p)
-                if not _inside(rp, root) or not rp.is_file():
-                    continue
-                seen += 1
-                if seen > MAX_HASH_SCAN:
-                    return None
-                if file_digest_matches(recorded, rp):
-                    return Located(rp, root, True)
-    return None
-
-
-# --- LoRA --------------------------------------------------------------------------------------
 def locate_lora(lora: Lora, model_dirs, allow_network: bool) -> Located:
     """``local`` (a file, or a folder + ``weight_name``), else ``name``/``weight_name`` in the model dirs
     (also their Lora/, loras/ sub-folders), else ``repo`` + ``weight_name`` through the HF cache."""
@@ -184,7 +158,15 @@ def locate_lora(lora: Lora, model_dirs, allow_network: bool) -> Located:
     if lora.repo:
         return Located(hub_file(lora.repo, lora.weight_name or LORA_DEFAULT_FILE, lora.revision, allow_network, what), None, True)
     want = names[0] if names[0].endswith(".safetensors") else names[0] + ".safetensors"
+    if lora.sha256:                  # renamed since: the recorded hash finds it
+        return Located(*_by_hash(lora.sha256, model_dirs, LORA_SUBDIRS, f"{what} (no file {want})"), True)
     raise _not_found(what, want, model_dirs, LORA_SUBDIRS, "; or record lora.local (a path inside a model dir) or lora.repo")
+
+
+def _by_hash(recorded: str, model_dirs, subdirs: tuple[str, ...], what: str) -> tuple[Path, Path]:
+    if not model_dirs:
+        raise _not_found(what, f"a file with hash {recorded}", model_dirs, subdirs)
+    return find_by_hash(recorded, model_dirs, subdirs, what)
 
 
 def locate_embedding(emb: Embedding, model_dirs) -> Located:
@@ -200,6 +182,8 @@ def locate_embedding(emb: Embedding, model_dirs) -> Located:
     found = find_named(emb.name, model_dirs, EMBEDDING_SUBDIRS, what)
     if found is None:
         want = emb.name if emb.name.endswith(".safetensors") else emb.name + ".safetensors"
+        if emb.sha256:
+            return Located(*_by_hash(emb.sha256, model_dirs, EMBEDDING_SUBDIRS, f"{what} (no file {want})"), True)
         raise _not_found(what, want, model_dirs, EMBEDDING_SUBDIRS, "; or record embedding.local (a path inside a model dir)")
     return found
 
@@ -214,10 +198,8 @@ def locate_vae(vae: ComponentRef, model_dirs, allow_network: bool) -> Located:
         path, root = locate(vae.local, model_dirs, "VAE")    # also under vae/ aliases (Forge: VAE/)
         return _with_subfolder(Located(path, root, path.is_file()), vae, what)
     if vae.name and vae.name.startswith("sha256:") and vae.sha256:
-        found = find_by_hash(vae.sha256, model_dirs, VAE_SUBDIRS)
-        if found is not None:
-            return found
-    elif vae.name:
+        return Located(*_by_hash(vae.sha256, model_dirs, VAE_SUBDIRS, what), True)
+    if vae.name:
         found = find_named(vae.name, model_dirs, VAE_SUBDIRS, what, folders=True)
         if found is not None:
             return _with_subfolder(found, vae, what)

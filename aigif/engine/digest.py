@@ -11,64 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
 from pathlib import Path
 
 from ..errors import ModelError, ModelMismatchError
-from ..fileio import sha256_of_file
-from .paths import aigif_home
+from .hashcache import file_hash
 
-_CHUNK = 4 * 2**20
-_LOCK = threading.Lock()
-_MEMO: dict[str, str] = {}
-
-
-def _cache_file() -> Path:
-    return aigif_home() / "digests.json"
-
-
-def _key(path: Path) -> str:
-    st = path.stat()
-    return f"{path}|{st.st_size}|{st.st_mtime_ns}"
-
-
-def _load_cache() -> dict[str, str]:
-    try:
-        data = json.loads(_cache_file().read_text("utf-8"))
-        return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)} if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def _store_cache(entries: dict[str, str]) -> None:
-    from ..fileio import atomic_write
-
-    try:
-        cache = _load_cache()
-        cache.update(entries)
-        atomic_write(_cache_file(), json.dumps(cache, sort_keys=True).encode("utf-8"))
-    except OSError:
-        pass  # a read-only home only costs re-hashing
-
-
-def file_sha256(path: str | os.PathLike, *, use_cache: bool = True) -> str:
-    """sha256 hex of a file; cached by (resolved path, size, mtime) in ``$AIGIF_HOME/digests.json``."""
-    path = Path(path).resolve()
-    key = _key(path)
-    with _LOCK:
-        if key in _MEMO:
-            return _MEMO[key]
-    if use_cache:
-        hit = _load_cache().get(key)
-        if hit:
-            _MEMO[key] = hit
-            return hit
-    digest = sha256_of_file(path)
-    with _LOCK:
-        _MEMO[key] = digest
-    if use_cache and path.stat().st_size >= _CHUNK:  # small files are cheaper to hash than to cache
-        _store_cache({key: digest})
-    return digest
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 hex of a file; cached by (resolved path, size, mtime) in ``$AIGIF_HOME/hashes.sqlite``."""
+    return file_hash(path, "sha256")
 
 
 def _variant_of(filename: str) -> str | None:
@@ -142,21 +92,7 @@ def safetensors_data_sha256(path: str | os.PathLike) -> str:
     with the same tensor bytes and a different header share it. Used only to
     accept hashes that A1111 wrote (``Lora hashes``: its first 12 hex digits).
     """
-    path = Path(path).resolve()
-    key = "autov3|" + _key(path)
-    with _LOCK:
-        if key in _MEMO:
-            return _MEMO[key]
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
-        head = fh.read(8)
-    n = int.from_bytes(head, "little") if len(head) == 8 else -1
-    if n < 0 or n > size - 8:
-        raise ModelError(f"{path} is not a safetensors file (bad header length)")
-    digest = sha256_of_file(path, offset=8 + n)
-    with _LOCK:
-        _MEMO[key] = digest
-    return digest
+    return file_hash(path, "autov3")
 
 
 def file_digest_matches(recorded: str, path: str | os.PathLike, file_digest: str | None = None) -> bool:

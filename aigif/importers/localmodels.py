@@ -1,11 +1,11 @@
 """Find the checkpoint an imported image names among the user's model folders.
 
 A1111 / Fooocus name a single-file checkpoint and its AutoV2 hash (first 10 hex
-of the file's sha256); ComfyUI names the file. The engine loads single files
+of the file's sha256; AutoV3 and full sha256 are matched too); ComfyUI names the file. The engine loads single files
 only through ``ModelRef(local=..., family=...)``, so for regeneration the
 imported reference is rewritten to the file found here: matched by file stem
 and, when the metadata has a hash, by that hash (files are hashed only when
-needed; the engine's digest cache remembers them). The family is read from the
+needed; $AIGIF_HOME/hashes.sqlite remembers them). The family is read from the
 safetensors header (tensor names of the text encoders). Only ``.safetensors``
 files are considered (pickle checkpoints can run code).
 
@@ -76,28 +76,23 @@ class LocalModels:
 
     @staticmethod
     def sha256(path: Path) -> str:
-        from ..engine.digest import file_sha256
+        from ..engine.hashcache import file_hash
 
-        return file_sha256(path)
+        return file_hash(path)
 
     def find(self, name: str | None, sha: str | None, weights_file: str | None = None) -> tuple[Path, Path, str | None] | None:
-        """(file, its model dir, full sha256 if hashed) for a named / hashed checkpoint."""
+        """(file, its model dir, full sha256 if hashed) for a named / hashed checkpoint (a 12 or 64-hex hash may also
+        be the file's AutoV3; hashes are cached in $AIGIF_HOME/hashes.sqlite)."""
+        from ..engine.byhash import hash_matches
+
         sha = sha.lower() if sha else None
         wanted = {n for n in (name, stem(weights_file) if weights_file else None) if n}
         by_name = [(p, r) for p, r in self.files() if stem(p.name) in wanted]
-        for p, r in by_name:
+        for p, r in by_name + [f for f in self.files() if f not in by_name and sha]:
             if sha is None:
                 return p, r, None
-            full = self.sha256(p)
-            if full.startswith(sha):
-                return p, r, full
-        if sha:
-            for p, r in self.files():
-                if (p, r) in by_name:
-                    continue
-                full = self.sha256(p)
-                if full.startswith(sha):
-                    return p, r, full
+            if hash_matches(sha, p):
+                return p, r, self.sha256(p)
         return None
 
     def resolve(self, model: ModelRef | None) -> tuple[ModelRef, str] | None:
